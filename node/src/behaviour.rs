@@ -1,0 +1,142 @@
+//! The composed libp2p behaviour every ipm node (and the bootstrap) runs.
+
+use std::time::Duration;
+
+use ipm_protocol::limits;
+use libp2p::{
+    connection_limits::{self, ConnectionLimits},
+    dcutr, gossipsub, identify,
+    identity::Keypair,
+    kad, mdns, memory_connection_limits, ping, relay, StreamProtocol,
+};
+
+use crate::config::{Config, Role};
+
+pub use composed::{Behaviour, BehaviourEvent};
+
+/// Kademlia protocol name of the ipm overlay (never the IPFS DHT's).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipm/kad/1");
+/// Identify protocol version string shared by every ipm node.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/ipm/1";
+
+/// Agent string announced over identify: `ipm/<version>`.
+pub fn agent_version() -> String {
+    format!("ipm/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The derive macro writes `BehaviourEvent` here, one variant per field documented below.
+#[allow(missing_docs)]
+mod composed {
+    use libp2p::{
+        connection_limits, dcutr, gossipsub, identify, kad, mdns, memory_connection_limits, ping,
+        relay,
+        swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    };
+
+    /// Every protocol an ipm node speaks, driven by one swarm.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Refuses connections beyond the configured counts.
+        pub limits: connection_limits::Behaviour,
+        /// Refuses new connections when the process uses too much memory.
+        pub memory: memory_connection_limits::Behaviour,
+        /// Exchanges addresses, agent and supported protocols with every peer.
+        pub identify: identify::Behaviour,
+        /// Keeps connections alive and measures round trips.
+        pub ping: ping::Behaviour,
+        /// Peer routing over the ipm DHT.
+        pub kad: kad::Behaviour<kad::store::MemoryStore>,
+        /// Rooms: lobby, location and interest groups.
+        pub gossipsub: gossipsub::Behaviour,
+        /// LAN discovery, off with `--no-mdns`.
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// Reaches peers behind NAT through a relay.
+        pub relay_client: relay::client::Behaviour,
+        /// Serves relay circuits (bootstrap only).
+        pub relay_server: Toggle<relay::Behaviour>,
+        /// Upgrades relayed connections to direct ones by hole punching.
+        pub dcutr: dcutr::Behaviour,
+    }
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BehaviourError {
+    /// The gossipsub configuration was refused.
+    #[error("gossipsub: {0}")]
+    Gossipsub(String),
+    /// mDNS could not open its socket.
+    #[error("mdns: {0}")]
+    Mdns(#[from] std::io::Error),
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `key` with the settings of `config`.
+    pub fn new(
+        key: &Keypair,
+        relay_client: relay::client::Behaviour,
+        config: &Config,
+    ) -> Result<Self, BehaviourError> {
+        let peer_id = key.public().to_peer_id();
+
+        let gossipsub_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(config.heartbeat)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(limits::MAX_GOSSIP_LEN + 1024)
+            .duplicate_cache_time(Duration::from_secs(120))
+            .build()
+            .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub_config,
+        )
+        .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config.set_query_timeout(Duration::from_secs(30));
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Every ipm node answers DHT queries so that peers can find each other
+        // without a bootstrap being online; unreachable entries age out.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
+                .with_agent_version(agent_version())
+                .with_push_listen_addr_updates(true),
+        );
+
+        let mdns = if config.mdns {
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
+        } else {
+            None
+        };
+
+        let relay_server = match config.role {
+            Role::Bootstrap => Some(relay::Behaviour::new(peer_id, relay::Config::default())),
+            Role::Node => None,
+        };
+
+        let connection_limits = ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(4))
+            .with_max_pending_incoming(Some(64));
+
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(connection_limits),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(0.9),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            gossipsub,
+            mdns: mdns.into(),
+            relay_client,
+            relay_server: relay_server.into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+        })
+    }
+}

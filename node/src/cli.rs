@@ -1,0 +1,82 @@
+//! Command-line flags of `ipm`; every flag can also come from an `IPM_*` variable.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use libp2p::Multiaddr;
+
+const EXAMPLES: &str = "\
+Examples:
+  ipm                                   start a node with the prompt (data in the platform's data folder)
+  ipm --name alice --bootstrap /ip4/203.0.113.7/tcp/7433/p2p/12D3KooW...
+  ipm --headless --data-dir ~/.ipm-bob  run as a daemon; talk to it with ipm ctl
+  ipm ctl --data-dir ~/.ipm-bob /status one command against that daemon
+  ipm ctl --data-dir ~/.ipm-bob hello everyone
+
+Type /help at the prompt for the commands. RUST_LOG=debug shows the network's logs on stderr.";
+
+/// ipm: a peer-to-peer IP messenger. Chat rooms, private messages and files, no server needed.
+#[derive(Debug, Parser)]
+#[command(name = "ipm", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// One-off command against a running node.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    /// Flags of the node itself.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Send one prompt command to the node running on a data dir and print its answer.
+    Ctl(CtlArgs),
+}
+
+/// `ipm ctl` flags.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Data dir of the running node.
+    #[arg(long, env = "IPM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The command, exactly as typed at the prompt (e.g. /status, /history lobby 5, hello).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub words: Vec<String>,
+}
+
+/// Flags of a node.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Name shown to others (letters, digits, '_', '-', '.'); remembered in the data dir.
+    #[arg(long, env = "IPM_NAME")]
+    pub name: Option<String>,
+    /// Where identity, settings and history live [default: the platform's data folder].
+    #[arg(long, env = "IPM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on; repeat for several [default: TCP and QUIC on all interfaces, any port].
+    #[arg(long, env = "IPM_LISTEN", value_name = "MADDR", value_delimiter = ',')]
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap node to join through (its printed /p2p/ address); repeat or comma-separate.
+    #[arg(
+        long,
+        env = "IPM_BOOTSTRAP",
+        value_name = "MADDR",
+        value_delimiter = ','
+    )]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Do not look for peers on the local network.
+    #[arg(long, env = "IPM_NO_MDNS", action = ArgAction::SetTrue)]
+    pub no_mdns: bool,
+    /// Run without a prompt, as a daemon; drive it with `ipm ctl`.
+    #[arg(long, env = "IPM_HEADLESS", action = ArgAction::SetTrue)]
+    pub headless: bool,
+    /// Print events as JSON lines on stdout (logs stay on stderr).
+    #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
+    pub json: bool,
+}

@@ -1,0 +1,365 @@
+//! The one command grammar shared by the prompt, stdin and `ipm ctl`.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use libp2p::Multiaddr;
+
+use ipm_protocol::Room;
+
+/// Lines of history shown when no count is given.
+pub const DEFAULT_HISTORY: usize = 20;
+
+/// A parsed line of user input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Plain text for the current room.
+    Say(String),
+    /// Help on every command, or on one.
+    Help(Option<String>),
+    /// Connect to a peer.
+    Connect(Multiaddr),
+    /// Identity, addresses, connections, rooms.
+    Status,
+    /// Show the last `count` messages of a room (the current one when `None`).
+    History {
+        /// Which conversation.
+        room: Option<Room>,
+        /// How many lines.
+        count: usize,
+    },
+    /// Write a room's history to a text file.
+    Save {
+        /// Which conversation.
+        room: Room,
+        /// Where to.
+        path: PathBuf,
+    },
+    /// Join a room and make it current.
+    Join(Room),
+    /// Leave a room.
+    Leave(Room),
+    /// List joined rooms.
+    Rooms,
+    /// Stop the node.
+    Quit,
+}
+
+/// A command's name, aliases, usage and one-line summary.
+pub struct Spec {
+    /// The name, with its slash.
+    pub name: &'static str,
+    /// Other names for it.
+    pub aliases: &'static [&'static str],
+    /// Arguments, as shown by /help.
+    pub usage: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+/// Every command, in the order /help lists them.
+pub const SPECS: &[Spec] = &[
+    Spec {
+        name: "/help",
+        aliases: &["/?"],
+        usage: "[command]",
+        summary: "list commands, or explain one",
+    },
+    Spec {
+        name: "/join",
+        aliases: &[],
+        usage: "<lobby|geo:<geohash>|interest:<tag>>",
+        summary: "join a room and make it the current room",
+    },
+    Spec {
+        name: "/leave",
+        aliases: &[],
+        usage: "<room>",
+        summary: "leave a room",
+    },
+    Spec {
+        name: "/rooms",
+        aliases: &[],
+        usage: "",
+        summary: "list joined rooms; * marks the current one",
+    },
+    Spec {
+        name: "/status",
+        aliases: &[],
+        usage: "",
+        summary: "identity, addresses, connections, rooms and their members",
+    },
+    Spec {
+        name: "/connect",
+        aliases: &[],
+        usage: "<multiaddr|port|host:port>",
+        summary: "connect to a peer (a bare port means 127.0.0.1)",
+    },
+    Spec {
+        name: "/history",
+        aliases: &[],
+        usage: "[room] [n]",
+        summary: "show the last n messages (default 20) of a room",
+    },
+    Spec {
+        name: "/save",
+        aliases: &[],
+        usage: "<room> <file.txt>",
+        summary: "write a room's history as 'time name: text' lines",
+    },
+    Spec {
+        name: "/quit",
+        aliases: &["/exit"],
+        usage: "",
+        summary: "stop the node",
+    },
+];
+
+/// Why a line is not a valid command. The text is one line for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(String);
+
+fn usage_error(name: &str) -> ParseError {
+    let usage = spec(name).map(|s| s.usage).unwrap_or("");
+    ParseError(format!("usage: {name} {usage}"))
+}
+
+/// The spec of a command by name or alias (with or without the slash).
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    let name = if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    };
+    SPECS
+        .iter()
+        .find(|s| s.name == name || s.aliases.contains(&name.as_str()))
+}
+
+/// Parses one line. Text not starting with `/` is a message; `//` sends a literal `/`.
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(rest) = line.strip_prefix("//") {
+        return say(&format!("/{rest}"));
+    }
+    if !line.starts_with('/') {
+        return say(line);
+    }
+    let mut words = line.split_whitespace();
+    let head = words.next().unwrap_or("/");
+    let args: Vec<&str> = words.collect();
+    let Some(spec) = spec(head) else {
+        return Err(ParseError(format!(
+            "unknown command {head}: type /help for the list"
+        )));
+    };
+    let name = spec.name;
+    let room = |s: &str| Room::parse(s).map_err(|e| ParseError(e.to_string()));
+    match (name, args.as_slice()) {
+        ("/help", []) => Ok(Command::Help(None)),
+        ("/help", [cmd]) => match self::spec(cmd) {
+            Some(s) => Ok(Command::Help(Some(s.name.to_owned()))),
+            None => Err(ParseError(format!(
+                "no command {cmd}: type /help for the list"
+            ))),
+        },
+        ("/join", [r]) => Ok(Command::Join(room(r)?)),
+        ("/leave", [r]) => Ok(Command::Leave(room(r)?)),
+        ("/rooms", []) => Ok(Command::Rooms),
+        ("/status", []) => Ok(Command::Status),
+        ("/connect", [target]) => Ok(Command::Connect(parse_target(target)?)),
+        ("/history", []) => Ok(Command::History {
+            room: None,
+            count: DEFAULT_HISTORY,
+        }),
+        ("/history", [one]) => match one.parse::<usize>() {
+            Ok(count) => Ok(Command::History { room: None, count }),
+            Err(_) => Ok(Command::History {
+                room: Some(room(one)?),
+                count: DEFAULT_HISTORY,
+            }),
+        },
+        ("/history", [r, n]) => Ok(Command::History {
+            room: Some(room(r)?),
+            count: n
+                .parse()
+                .map_err(|_| ParseError(format!("'{n}' is not a count of lines")))?,
+        }),
+        ("/save", [r, path]) => Ok(Command::Save {
+            room: room(r)?,
+            path: PathBuf::from(path),
+        }),
+        ("/quit", []) => Ok(Command::Quit),
+        _ => Err(usage_error(name)),
+    }
+}
+
+fn say(text: &str) -> Result<Command, ParseError> {
+    if text.trim().is_empty() {
+        return Err(ParseError("nothing to send".into()));
+    }
+    Ok(Command::Say(text.to_owned()))
+}
+
+/// Reads a `/connect` target: a multiaddr, a bare port (127.0.0.1), or `host:port`.
+pub fn parse_target(target: &str) -> Result<Multiaddr, ParseError> {
+    let bad = |why: &str| ParseError(format!("cannot connect to '{target}': {why}"));
+    if target.starts_with('/') {
+        return target
+            .parse()
+            .map_err(|e| bad(&format!("not a multiaddr ({e})")));
+    }
+    if let Ok(port) = target.parse::<u16>() {
+        return format!("/ip4/127.0.0.1/tcp/{port}")
+            .parse()
+            .map_err(|_| bad("bad port"));
+    }
+    let (host, port) = target
+        .rsplit_once(':')
+        .ok_or_else(|| bad("use a multiaddr, a port, or host:port"))?;
+    let port: u16 = port.parse().map_err(|_| bad("the port must be 1-65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => format!("/ip4/{ip}/tcp/{port}"),
+        Ok(IpAddr::V6(ip)) => format!("/ip6/{ip}/tcp/{port}"),
+        Err(_) if !host.is_empty() && !host.contains(['/', ' ']) => {
+            format!("/dns/{host}/tcp/{port}")
+        }
+        Err(_) => return Err(bad("the host is empty")),
+    };
+    addr.parse().map_err(|_| bad("not a host name"))
+}
+
+/// Every name and alias, for tab completion.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    SPECS
+        .iter()
+        .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()))
+}
+
+/// The /help text: every command, or one in detail.
+pub fn help(command: Option<&str>) -> String {
+    match command.and_then(spec) {
+        Some(s) => {
+            let aliases = if s.aliases.is_empty() {
+                String::new()
+            } else {
+                format!("\n  also: {}", s.aliases.join(", "))
+            };
+            format!("{} {}\n  {}{}", s.name, s.usage, s.summary, aliases)
+        }
+        None => {
+            let mut out = String::from(
+                "Type text to send it to the current room (//text sends a line starting with /).\n",
+            );
+            for s in SPECS {
+                let left = format!("{} {}", s.name, s.usage);
+                out.push_str(&format!("  {left:<44} {}\n", s.summary));
+            }
+            out.push_str("Rooms: lobby, geo:<geohash>, interest:<tag>.");
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_a_message_and_double_slash_escapes() {
+        assert_eq!(parse("hello").unwrap(), Command::Say("hello".into()));
+        assert_eq!(
+            parse("//me waves").unwrap(),
+            Command::Say("/me waves".into())
+        );
+        assert!(parse("   ").is_err());
+    }
+
+    #[test]
+    fn commands_and_aliases_parse() {
+        assert_eq!(parse("/status").unwrap(), Command::Status);
+        assert_eq!(parse("/exit").unwrap(), Command::Quit);
+        assert_eq!(
+            parse("/help connect").unwrap(),
+            Command::Help(Some("/connect".into()))
+        );
+        assert_eq!(parse("/join lobby").unwrap(), Command::Join(Room::Lobby));
+        assert_eq!(
+            parse("/history lobby 5").unwrap(),
+            Command::History {
+                room: Some(Room::Lobby),
+                count: 5
+            }
+        );
+        assert_eq!(
+            parse("/history 7").unwrap(),
+            Command::History {
+                room: None,
+                count: 7
+            }
+        );
+        assert_eq!(
+            parse("/save lobby chat.txt").unwrap(),
+            Command::Save {
+                room: Room::Lobby,
+                path: "chat.txt".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_input_gives_one_line_errors() {
+        for line in [
+            "/nope",
+            "/join",
+            "/join narnia",
+            "/history lobby x",
+            "/status now",
+            "/connect",
+            "/help nope",
+        ] {
+            let err = parse(line).unwrap_err().to_string();
+            assert!(!err.is_empty() && !err.contains('\n'), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn connect_targets() {
+        assert_eq!(
+            parse_target("4001").unwrap().to_string(),
+            "/ip4/127.0.0.1/tcp/4001"
+        );
+        assert_eq!(
+            parse_target("10.0.0.2:7").unwrap().to_string(),
+            "/ip4/10.0.0.2/tcp/7"
+        );
+        assert_eq!(
+            parse_target("[::1]:7").unwrap().to_string(),
+            "/ip6/::1/tcp/7"
+        );
+        assert_eq!(
+            parse_target("boot.example:7").unwrap().to_string(),
+            "/dns/boot.example/tcp/7"
+        );
+        assert_eq!(
+            parse_target("/ip4/1.2.3.4/udp/5/quic-v1")
+                .unwrap()
+                .to_string(),
+            "/ip4/1.2.3.4/udp/5/quic-v1"
+        );
+        assert!(parse_target("host:99999").is_err());
+        assert!(parse_target("/nonsense").is_err());
+        assert!(parse_target("justahost").is_err());
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let text = help(None);
+        for s in SPECS {
+            assert!(text.contains(s.name));
+        }
+        assert!(help(Some("save")).contains("time name: text"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Network settings of one node, independent of where they came from (flags, env, tests).
+
+use std::{path::PathBuf, time::Duration};
+
+use libp2p::Multiaddr;
+
+/// What a node is for: a user's node, or the optional bootstrap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A user's node.
+    Node,
+    /// The bootstrap: relay server, always-on lobby participant.
+    Bootstrap,
+}
+
+/// Everything the network layer needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Display name announced with every message.
+    pub name: String,
+    /// Where conversation logs are kept; `None` keeps none (bootstrap, benchmarks).
+    pub history_dir: Option<PathBuf>,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap nodes dialled at start and used to join the DHT.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Whether LAN discovery runs.
+    pub mdns: bool,
+    /// User node or bootstrap.
+    pub role: Role,
+    /// Gossipsub heartbeat: short in tests, one second in real use.
+    pub heartbeat: Duration,
+    /// How many peers the node tries to keep connections to.
+    pub target_peers: usize,
+    /// Hard cap on established connections.
+    pub max_connections: u32,
+    /// How often the node walks the DHT to discover more peers.
+    pub discovery_interval: Duration,
+    /// How long an unused connection stays open.
+    pub idle_timeout: Duration,
+}
+
+impl Config {
+    /// Settings for a user's node with the given name.
+    pub fn node(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            history_dir: None,
+            listen: default_listen(0),
+            bootstrap: Vec::new(),
+            mdns: true,
+            role: Role::Node,
+            heartbeat: Duration::from_secs(1),
+            target_peers: 8,
+            max_connections: 256,
+            discovery_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Settings for a bootstrap node.
+    pub fn bootstrap() -> Self {
+        Self {
+            role: Role::Bootstrap,
+            mdns: false,
+            target_peers: 0,
+            max_connections: 4096,
+            ..Self::node("bootstrap")
+        }
+    }
+
+    /// Settings for fast in-process tests: loopback TCP, short heartbeat, no mDNS.
+    pub fn for_tests(name: impl Into<String>) -> Self {
+        Self {
+            listen: vec![loopback_tcp()],
+            mdns: false,
+            heartbeat: Duration::from_millis(100),
+            discovery_interval: Duration::from_secs(2),
+            ..Self::node(name)
+        }
+    }
+}
+
+/// TCP and QUIC on every interface at `port` (0 = any free port).
+pub fn default_listen(port: u16) -> Vec<Multiaddr> {
+    let tcp = format!("/ip4/0.0.0.0/tcp/{port}");
+    let quic = format!("/ip4/0.0.0.0/udp/{port}/quic-v1");
+    [tcp, quic].iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// TCP on 127.0.0.1 at a free port.
+pub fn loopback_tcp() -> Multiaddr {
+    Multiaddr::from(std::net::Ipv4Addr::LOCALHOST).with(libp2p::multiaddr::Protocol::Tcp(0))
+}

@@ -1,0 +1,113 @@
+//! Typed events a node reports to its frontends, and their JSON form (`--json`).
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Serialize, Serializer};
+
+use ipm_protocol::{MessageId, Room};
+
+/// Something that happened on the node, for frontends to show.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The node listens on a new address (with `/p2p/<peer id>`).
+    Listening {
+        /// The full address, ready to paste into `--bootstrap` or `/connect`.
+        addr: Multiaddr,
+    },
+    /// A first connection to a peer was established.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// The address of the connection.
+        addr: Multiaddr,
+    },
+    /// The last connection to a peer was closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The node joined a room.
+    Joined {
+        /// The room.
+        #[serde(serialize_with = "display")]
+        room: Room,
+    },
+    /// The node left a room.
+    Left {
+        /// The room.
+        #[serde(serialize_with = "display")]
+        room: Room,
+    },
+    /// A room message from another user.
+    Message {
+        /// The room it was sent to.
+        #[serde(serialize_with = "display")]
+        room: Room,
+        /// Its unique id.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The author's display name (`name` or `name#xxxx`).
+        from: String,
+        /// The author's peer id (verified by signature).
+        peer: PeerId,
+        /// The text.
+        text: String,
+    },
+    /// Something went wrong that the user should know about.
+    Error {
+        /// One line saying what.
+        message: String,
+    },
+}
+
+fn display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// An event with the time it happened, as printed by `--json`.
+#[derive(Serialize)]
+struct Stamped<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
+    ts: u64,
+}
+
+impl Event {
+    /// One line of JSON: the event's fields plus `"ts"` (ms since the epoch).
+    pub fn to_json_line(&self) -> String {
+        let stamped = Stamped {
+            event: self,
+            ts: ipm_protocol::message::now_ms(),
+        };
+        serde_json::to_string(&stamped).unwrap_or_else(|e| {
+            format!(r#"{{"event":"error","message":"unprintable event: {e}"}}"#)
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_carry_event_ts_and_fields() {
+        let peer = PeerId::random();
+        let id = MessageId::random();
+        let line = Event::Message {
+            room: Room::Lobby,
+            id,
+            from: "alice".into(),
+            peer,
+            text: "hi".into(),
+        }
+        .to_json_line();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "message");
+        assert_eq!(v["room"], "lobby");
+        assert_eq!(v["id"], id.to_string());
+        assert_eq!(v["peer"], peer.to_string());
+        assert_eq!(v["text"], "hi");
+        assert!(v["ts"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+}

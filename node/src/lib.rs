@@ -1,0 +1,87 @@
+//! ipm node library: the libp2p overlay behind the `ipm` prompt, daemon and ctl client.
+//!
+//! [`start`] builds a node from a key and a [`Config`] and returns a [`Client`] handle plus the
+//! [`EventLoop`] to spawn. Frontends only ever talk to the `Client`.
+
+pub mod behaviour;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod ctl;
+pub mod data_dir;
+pub mod emoji;
+pub mod event;
+pub mod event_loop;
+pub mod history;
+pub mod identity;
+pub mod logging;
+pub mod peers;
+pub mod prompt;
+pub mod render;
+pub mod session;
+pub mod settings;
+pub mod swarm;
+
+pub use client::{Client, NodeError};
+pub use config::{Config, Role};
+pub use event::Event;
+pub use event_loop::EventLoop;
+pub use logging::shutdown_signal;
+
+use libp2p::identity::Keypair;
+use tokio::sync::{broadcast, mpsc};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The swarm could not be built.
+    #[error(transparent)]
+    Swarm(#[from] swarm::SwarmError),
+    /// A listen address was refused.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The history folder could not be opened.
+    #[error("cannot open history in {path}: {source}")]
+    History {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How many events a slow frontend may fall behind before it misses some.
+const EVENT_BUFFER: usize = 4096;
+
+/// Builds a node; spawn the returned loop with `tokio::spawn(event_loop.run())`.
+pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartError> {
+    let peer = key.public().to_peer_id();
+    let history = match &config.history_dir {
+        Some(dir) => Some(
+            history::History::open(dir).map_err(|source| StartError::History {
+                path: dir.display().to_string(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let mut swarm = swarm::build(key, &config)?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| StartError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    let (request_tx, request_rx) = mpsc::channel(256);
+    let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
+    let client = Client::new(request_tx, event_tx.clone(), peer);
+    let event_loop = EventLoop::new(swarm, request_rx, event_tx, config, history);
+    Ok((client, event_loop))
+}

@@ -1,0 +1,301 @@
+//! `ipm`: the node with its prompt, headless daemon and `ipm ctl` client.
+
+mod cli;
+
+use std::{
+    io::{IsTerminal, Write},
+    path::Path,
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Parser;
+use libp2p::Multiaddr;
+use tokio::{
+    io::AsyncBufReadExt,
+    sync::{broadcast, mpsc},
+};
+
+use ipm_node::{
+    commands,
+    config::Config,
+    ctl::{self, CtlServer},
+    data_dir::DataDir,
+    identity, render,
+    session::{Outcome, Session},
+    settings::Settings,
+    Client, Event,
+};
+
+use cli::{Cli, CtlArgs, NodeArgs, Sub};
+
+/// How long the node waits for a bootstrap at start.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "ipm: {} (see ipm --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ipm: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Sub::Ctl(args)) => run_ctl(args).await,
+            None => run_node(cli.node).await,
+        }
+    });
+    // Do not wait for blocked stdin readers.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ipm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_data_dir(dir: Option<&Path>) -> anyhow::Result<DataDir> {
+    match dir {
+        Some(dir) => {
+            DataDir::open(dir).with_context(|| format!("cannot use data dir {}", dir.display()))
+        }
+        None => DataDir::open_default("ipm").context("cannot create the default data dir"),
+    }
+}
+
+async fn run_ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => open_data_dir(None)?.root().to_path_buf(),
+    };
+    let dir = DataDir::open(&data_dir)
+        .ok()
+        .filter(|_| data_dir.is_dir())
+        .ok_or_else(|| anyhow!("no data dir at {}", data_dir.display()))?;
+    let line = absolute_paths(&args.words.join(" "))?;
+    let reply = ctl::send(&dir.control_socket(), &data_dir, &line).await?;
+    if reply.ok {
+        if !reply.output.is_empty() {
+            println!("{}", reply.output);
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("ipm: {}", reply.output);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Makes the file of `/save` absolute, so it lands where `ipm ctl` was run, not where the
+/// daemon runs.
+fn absolute_paths(line: &str) -> anyhow::Result<String> {
+    if let Ok(commands::Command::Save { room, path }) = commands::parse(line) {
+        if path.is_relative() {
+            let abs = std::env::current_dir()?.join(path);
+            return Ok(format!("/save {room} {}", abs.display()));
+        }
+    }
+    Ok(line.to_owned())
+}
+
+fn default_name() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    let clean: String = user
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(ipm_protocol::limits::MAX_NAME_LEN)
+        .collect();
+    if ipm_protocol::validate_name(&clean).is_ok() {
+        clean
+    } else {
+        "anon".into()
+    }
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let interactive = !args.headless && !args.json && std::io::stdin().is_terminal();
+    ipm_node::logging::init(if interactive { "warn" } else { "info" });
+
+    let data_dir = open_data_dir(args.data_dir.as_deref())?;
+    let mut settings = Settings::load(&data_dir.settings())?;
+    let name = args
+        .name
+        .clone()
+        .or_else(|| settings.name.clone())
+        .unwrap_or_else(default_name);
+    ipm_protocol::validate_name(&name).map_err(|e| anyhow!("bad name '{name}': {e}"))?;
+    if settings.name.as_deref() != Some(name.as_str()) {
+        settings.name = Some(name.clone());
+        settings
+            .save(&data_dir.settings())
+            .context("cannot save settings")?;
+    }
+    let key = identity::load_or_create(&data_dir.identity_key())?;
+
+    let mut config = Config::node(name);
+    config.history_dir = Some(data_dir.history());
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    config.bootstrap = args.bootstrap.clone();
+    config.mdns = !args.no_mdns;
+
+    let ctl_server = CtlServer::bind(&data_dir.control_socket()).await?;
+    let (client, event_loop) = ipm_node::start(key, config)?;
+    let events = client.events();
+    let node = tokio::spawn(event_loop.run());
+    let session = Session::new(client.clone(), data_dir.history());
+    let (quit_tx, mut quit_rx) = mpsc::channel(1);
+    let ctl_task = tokio::spawn(ctl_server.serve(session.clone(), quit_tx));
+
+    let printer = if interactive {
+        None
+    } else {
+        Some(tokio::spawn(print_events(events.resubscribe(), args.json)))
+    };
+    if !args.bootstrap.is_empty() {
+        if let Err(e) = connect_bootstraps(&client, &args.bootstrap).await {
+            client.shutdown().await;
+            let _ = node.await;
+            return Err(e);
+        }
+    }
+
+    tokio::select! {
+        result = frontend(&args, interactive, session, &data_dir, events) => result?,
+        _ = quit_rx.recv() => {}
+        _ = ipm_node::shutdown_signal() => {}
+    }
+
+    client.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), node).await;
+    ctl_task.abort();
+    if let Some(printer) = printer {
+        printer.abort();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Dials every bootstrap; fails only when none answers.
+async fn connect_bootstraps(client: &Client, addrs: &[Multiaddr]) -> anyhow::Result<()> {
+    let attempts = addrs
+        .iter()
+        .map(|addr| client.dial_within(addr.clone(), BOOTSTRAP_TIMEOUT));
+    let results = futures::future::join_all(attempts).await;
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    if errors.len() == addrs.len() {
+        bail!("cannot reach any bootstrap: {}", errors.join("; "));
+    }
+    for e in errors {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
+
+async fn frontend(
+    args: &NodeArgs,
+    interactive: bool,
+    session: Session,
+    data_dir: &DataDir,
+    events: broadcast::Receiver<Event>,
+) -> anyhow::Result<()> {
+    if args.headless {
+        std::future::pending::<()>().await;
+        Ok(())
+    } else if interactive {
+        println!(
+            "ipm {} — /help lists the commands, Ctrl-D quits",
+            env!("CARGO_PKG_VERSION")
+        );
+        ipm_node::prompt::run(session, data_dir.prompt_history(), events).await
+    } else {
+        read_stdin(session, args.json).await
+    }
+}
+
+/// Runs commands from a non-terminal stdin, one per line, until end of input.
+async fn read_stdin(session: Session, json: bool) -> anyhow::Result<()> {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = session.run_line(&line).await;
+        let quit = matches!(result, Ok(Outcome::Quit));
+        print_reply(&result, json);
+        if quit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn print_reply(result: &Result<Outcome, String>, json: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        let value = match result {
+            Ok(outcome) => serde_json::json!({
+                "event": "reply", "ts": ipm_protocol::message::now_ms(), "ok": true,
+                "output": outcome.describe(),
+            }),
+            Err(message) => serde_json::json!({
+                "event": "error", "ts": ipm_protocol::message::now_ms(), "message": message,
+            }),
+        };
+        writeln!(out, "{value}")
+    } else {
+        match result {
+            Ok(outcome) => writeln!(out, "{}", outcome.describe()),
+            Err(message) => writeln!(out, "error: {message}"),
+        }
+    };
+    let _ = out.flush();
+}
+
+async fn print_events(mut events: broadcast::Receiver<Event>, json: bool) {
+    loop {
+        let line = match events.recv().await {
+            Ok(event) if json => event.to_json_line(),
+            Ok(event) => render::event_line(&event),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let event = Event::Error {
+                    message: format!("{n} events were dropped: output fell behind"),
+                };
+                if json {
+                    event.to_json_line()
+                } else {
+                    render::event_line(&event)
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,126 @@
+//! Lobby chat across an overlay of in-process nodes over loopback TCP.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::collections::HashSet;
+
+use ipm_node::{history::History, Event};
+use ipm_protocol::Room;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lobby_message_reaches_every_node_that_only_knows_the_bootstrap() {
+    let bootstrap = spawn_bootstrap().await;
+    let mut nodes = Vec::new();
+    for i in 0..6 {
+        nodes.push(spawn_user(&format!("user{i}"), &bootstrap.addr).await);
+    }
+    // Every node hears of at least one other lobby member before anyone speaks.
+    for node in &nodes {
+        wait_until("lobby membership", || async {
+            members(&node.client, &Room::Lobby).await >= 1
+        })
+        .await;
+    }
+    let sent = nodes[0]
+        .client
+        .publish(Room::Lobby, "hello overlay".into())
+        .await
+        .unwrap();
+    for node in nodes.iter_mut().skip(1) {
+        let (from, text) = next_event(&mut node.events, |e| match e {
+            Event::Message { id, from, text, .. } if *id == sent.id => {
+                Some((from.clone(), text.clone()))
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(from, "user0");
+        assert_eq!(text, "hello overlay");
+    }
+    // Every receiver logged it; the sender logged its own line.
+    for node in &nodes {
+        let dir = node.history.as_ref().unwrap().path();
+        let log = History::read_last(dir, "lobby", 10).unwrap();
+        assert!(log
+            .iter()
+            .any(|e| e.id == sent.id.to_string() && e.text == "hello overlay"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_sending_the_same_words_both_arrive() {
+    let bootstrap = spawn_bootstrap().await;
+    let alice = spawn_user("alice", &bootstrap.addr).await;
+    let bob = spawn_user("bob", &bootstrap.addr).await;
+    let mut carol = spawn_user("carol", &bootstrap.addr).await;
+    for node in [&alice, &bob, &carol] {
+        wait_until("lobby membership", || async {
+            members(&node.client, &Room::Lobby).await >= 1
+        })
+        .await;
+    }
+    let a = alice
+        .client
+        .publish(Room::Lobby, "same words".into())
+        .await
+        .unwrap();
+    let b = bob
+        .client
+        .publish(Room::Lobby, "same words".into())
+        .await
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    let mut seen = HashSet::new();
+    while seen.len() < 2 {
+        let (id, from) = next_event(&mut carol.events, |e| match e {
+            Event::Message { id, from, text, .. } if text == "same words" => {
+                Some((*id, from.clone()))
+            }
+            _ => None,
+        })
+        .await;
+        seen.insert((id, from));
+    }
+    let froms: HashSet<String> = seen.into_iter().map(|(_, f)| f).collect();
+    assert_eq!(froms, HashSet::from(["alice".to_owned(), "bob".to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_message_reaches_only_members_of_that_room() {
+    let bootstrap = spawn_bootstrap().await;
+    let alice = spawn_user("alice", &bootstrap.addr).await;
+    let mut bob = spawn_user("bob", &bootstrap.addr).await;
+    let mut carol = spawn_user("carol", &bootstrap.addr).await;
+    let rust = Room::parse("interest:rust").unwrap();
+    alice.client.join(rust.clone()).await.unwrap();
+    bob.client.join(rust.clone()).await.unwrap();
+    wait_until("bob in alice's view of the room", || async {
+        members(&alice.client, &rust).await >= 1
+    })
+    .await;
+    let sent = alice
+        .client
+        .publish(rust.clone(), "borrowck".into())
+        .await
+        .unwrap();
+    let room = next_event(&mut bob.events, |e| match e {
+        Event::Message { id, room, .. } if *id == sent.id => Some(room.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(room, rust);
+    // Carol hears the lobby line sent after it, and never the room line.
+    let lobby = alice
+        .client
+        .publish(Room::Lobby, "after".into())
+        .await
+        .unwrap();
+    next_event(&mut carol.events, |e| match e {
+        Event::Message { id, .. } if *id == lobby.id => Some(()),
+        Event::Message { id, .. } if *id == sent.id => panic!("carol got a room she never joined"),
+        _ => None,
+    })
+    .await;
+}

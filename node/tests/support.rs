@@ -1,0 +1,105 @@
+//! Shared helpers for the in-process tests: spawn nodes on loopback and wait for events.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::{future::Future, time::Duration};
+
+use ipm_node::{Client, Config, Event, Role};
+use libp2p::{identity::Keypair, Multiaddr};
+use tokio::sync::broadcast;
+
+/// Longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestNode {
+    pub client: Client,
+    pub events: broadcast::Receiver<Event>,
+    pub addr: Multiaddr,
+    pub history: Option<tempfile::TempDir>,
+}
+
+/// Starts a node with `config` and waits until it listens.
+pub async fn spawn(config: Config) -> TestNode {
+    let (client, event_loop) = ipm_node::start(Keypair::generate_ed25519(), config).unwrap();
+    let mut events = client.events();
+    tokio::spawn(event_loop.run());
+    let addr = next_event(&mut events, |e| match e {
+        Event::Listening { addr } => Some(addr.clone()),
+        _ => None,
+    })
+    .await;
+    TestNode {
+        client,
+        events,
+        addr,
+        history: None,
+    }
+}
+
+pub async fn spawn_bootstrap() -> TestNode {
+    let config = Config {
+        role: Role::Bootstrap,
+        target_peers: 0,
+        ..Config::for_tests("bootstrap")
+    };
+    spawn(config).await
+}
+
+/// A user node with its own history folder, joined to the overlay through `bootstrap`.
+pub async fn spawn_user(name: &str, bootstrap: &Multiaddr) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(name);
+    config.bootstrap = vec![bootstrap.clone()];
+    config.history_dir = Some(dir.path().to_path_buf());
+    let mut node = spawn(config).await;
+    node.client.dial(bootstrap.clone()).await.unwrap();
+    node.history = Some(dir);
+    node
+}
+
+/// Waits (bounded by [`WAIT`]) for the first event `pick` accepts.
+pub async fn next_event<T>(
+    events: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the awaited event did not come in time")
+}
+
+/// Re-checks `condition` whenever the node reports something (or every 50 ms) until it holds.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many peers `client` sees in `room`.
+pub async fn members(client: &Client, room: &ipm_protocol::Room) -> usize {
+    let status = client.status().await.unwrap();
+    status
+        .rooms
+        .iter()
+        .find(|r| &r.room == room)
+        .map_or(0, |r| r.members.len())
+}

@@ -1,0 +1,17 @@
+//! ipm wire protocol: rooms, positions, names, gossip payloads and the limits that bound them.
+//!
+//! This crate is pure: it performs no I/O and never blocks. Everything a peer
+//! receives from the network goes through [`decode_gossip`], which checks
+//! sizes, the protocol version and every semantic field before handing a
+//! value to the rest of ipm.
+
+pub mod geo;
+pub mod limits;
+pub mod message;
+pub mod name;
+pub mod room;
+
+pub use geo::{GeoError, Position};
+pub use message::{decode_gossip, encode_gossip, ChatMessage, DecodeError, Gossip, MessageId};
+pub use name::{validate_name, NameError};
+pub use room::{Room, RoomError};

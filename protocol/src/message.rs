@@ -1,0 +1,638 @@
+//! Gossip payloads: chat messages, their ids, and the versioned CBOR
+//! envelope they travel in.
+//!
+//! Everything received from a peer goes through [`decode_gossip`], which
+//! checks the size first, then the protocol version, then the body's shape,
+//! then every semantic field, and never panics.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::geo::is_geohash;
+use crate::limits::{MAX_GOSSIP_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, WIRE_GEOHASH_PRECISION};
+use crate::name::validate_name;
+use crate::room::shown;
+
+/// Why a gossip payload (or a message id) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload is larger than [`MAX_GOSSIP_LEN`].
+    #[error("payload is {len} bytes, at most {max} are allowed")]
+    TooLarge {
+        /// Length of the rejected payload, in bytes.
+        len: usize,
+        /// Maximum length, in bytes.
+        max: usize,
+    },
+    /// The payload is not a well-formed ipm envelope.
+    #[error("malformed payload: {}", shown(.0))]
+    Malformed(String),
+    /// The payload was written for another protocol version.
+    #[error("unsupported protocol version {0}, this ipm speaks version {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u16),
+    /// The payload is well-formed but a field breaks a protocol rule.
+    #[error("invalid message: {}", shown(.0))]
+    Invalid(String),
+}
+
+/// Unique id of a message: 16 random bytes, written as 32 lowercase hex
+/// characters and sent as a CBOR byte string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MessageId(#[serde(with = "serde_bytes")] [u8; 16]);
+
+impl MessageId {
+    /// A fresh random id.
+    pub fn random() -> MessageId {
+        MessageId(rand::random())
+    }
+
+    /// The id made of these bytes.
+    pub fn from_bytes(b: [u8; 16]) -> MessageId {
+        MessageId(b)
+    }
+
+    /// The bytes of this id.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    /// 32 lowercase hex characters.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for MessageId {
+    /// The same as [`Display`](fmt::Display): 32 lowercase hex characters.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = DecodeError;
+
+    /// Parses 32 hex characters (either case).
+    fn from_str(s: &str) -> Result<MessageId, DecodeError> {
+        let bad = || DecodeError::Invalid(format!("message id '{s}' is not 32 hex characters"));
+        let bytes = s.as_bytes();
+        if bytes.len() != 32 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 16];
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let hi = hex_value(pair[0]).ok_or_else(bad)?;
+            let lo = hex_value(pair[1]).ok_or_else(bad)?;
+            *o = (hi << 4) | lo;
+        }
+        Ok(MessageId(out))
+    }
+}
+
+/// Value of one ASCII hex digit.
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Milliseconds since the Unix epoch by the local clock (0 if the clock is
+/// before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A chat message posted to a room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Unique id, used to drop duplicates.
+    pub id: MessageId,
+    /// The sender's claimed display name (see [`validate_name`]); not
+    /// authenticated by itself.
+    pub name: String,
+    /// The text: 1 to [`MAX_TEXT_LEN`] bytes, without NUL characters.
+    pub text: String,
+    /// When the sender says it sent the message: its clock, in milliseconds
+    /// since the Unix epoch.
+    pub sent_ms: u64,
+    /// The sender's coarse position as a lowercase geohash of at most
+    /// [`WIRE_GEOHASH_PRECISION`] characters; only set in geographic rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message with a fresh random id, sent now. Nothing is checked here:
+    /// validate the name and text first, or call [`ChatMessage::validate`].
+    pub fn new(name: &str, text: &str, geo: Option<String>) -> ChatMessage {
+        ChatMessage {
+            id: MessageId::random(),
+            name: name.to_string(),
+            text: text.to_string(),
+            sent_ms: now_ms(),
+            geo,
+        }
+    }
+
+    /// Checks every protocol rule a receiver enforces: a valid name, a text
+    /// of 1 to [`MAX_TEXT_LEN`] bytes without NUL, and a `geo` (if any) of 1
+    /// to [`WIRE_GEOHASH_PRECISION`] lowercase geohash characters.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        validate_name(&self.name).map_err(|e| DecodeError::Invalid(format!("name: {e}")))?;
+        validate_text(&self.text)?;
+        if let Some(geo) = &self.geo {
+            if geo.len() > WIRE_GEOHASH_PRECISION || !is_geohash(geo) {
+                return Err(DecodeError::Invalid(format!(
+                    "geo '{geo}' is not a lowercase geohash of 1 to {WIRE_GEOHASH_PRECISION} characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a chat text: 1 to [`MAX_TEXT_LEN`] bytes, without NUL characters.
+pub fn validate_text(text: &str) -> Result<(), DecodeError> {
+    if text.is_empty() {
+        return Err(DecodeError::Invalid("text is empty".to_string()));
+    }
+    if text.len() > MAX_TEXT_LEN {
+        return Err(DecodeError::Invalid(format!(
+            "text is {} bytes, at most {MAX_TEXT_LEN} are allowed",
+            text.len()
+        )));
+    }
+    if text.contains('\0') {
+        return Err(DecodeError::Invalid(
+            "text contains a NUL character".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Everything peers gossip in a room topic. Further kinds (presence, file
+/// offers) will be added as new variants; an unknown kind fails to decode
+/// as [`DecodeError::Malformed`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Gossip {
+    /// A chat message.
+    Chat(ChatMessage),
+}
+
+impl Gossip {
+    /// Checks the semantic rules of the payload (see [`ChatMessage::validate`]).
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Gossip::Chat(msg) => msg.validate(),
+        }
+    }
+}
+
+/// The envelope as written: the protocol version, then the body.
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    v: u16,
+    body: &'a Gossip,
+}
+
+/// Only the version of an envelope; every other field is skipped.
+#[derive(Deserialize)]
+struct EnvelopeVersion {
+    v: u16,
+}
+
+/// Only the body of an envelope whose version is already checked.
+#[derive(Deserialize)]
+struct EnvelopeBody {
+    body: Gossip,
+}
+
+/// Encodes `g` as CBOR in a versioned envelope `{ v: PROTOCOL_VERSION, body }`.
+///
+/// A payload that passes [`Gossip::validate`] always encodes to at most
+/// [`MAX_GOSSIP_LEN`] bytes and decodes back to itself.
+pub fn encode_gossip(g: &Gossip) -> Vec<u8> {
+    let envelope = EnvelopeOut {
+        v: PROTOCOL_VERSION,
+        body: g,
+    };
+    // Writing these plain structs into a Vec cannot fail: there is no I/O
+    // and every map key is a string.
+    serde_cbor::to_vec(&envelope).expect("CBOR encoding into a Vec never fails")
+}
+
+/// Decodes and validates a payload received from a peer.
+///
+/// In order: the length is checked against [`MAX_GOSSIP_LEN`] before
+/// anything is parsed, then the envelope version must be
+/// [`PROTOCOL_VERSION`], then the body must decode, then it must pass
+/// [`Gossip::validate`]. Unknown envelope and message fields are ignored.
+pub fn decode_gossip(bytes: &[u8]) -> Result<Gossip, DecodeError> {
+    if bytes.len() > MAX_GOSSIP_LEN {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_GOSSIP_LEN,
+        });
+    }
+    let malformed = |e: serde_cbor::Error| DecodeError::Malformed(e.to_string());
+    let EnvelopeVersion { v } = serde_cbor::from_slice(bytes).map_err(malformed)?;
+    if v != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(v));
+    }
+    let EnvelopeBody { body } = serde_cbor::from_slice(bytes).map_err(malformed)?;
+    body.validate()?;
+    Ok(body)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::limits::MAX_NAME_LEN;
+    use proptest::prelude::*;
+    use serde_cbor::Value;
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    fn sample() -> ChatMessage {
+        ChatMessage {
+            id: MessageId::from_bytes([7; 16]),
+            name: "alice".into(),
+            text: "hello, world".into(),
+            sent_ms: 1_700_000_000_000,
+            geo: Some("u09tvw".into()),
+        }
+    }
+
+    /// Encodes an arbitrary CBOR value.
+    fn cbor(v: &Value) -> Vec<u8> {
+        serde_cbor::to_vec(v).unwrap()
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    /// The envelope of `sample()` as a generic CBOR value, to tamper with.
+    fn sample_value() -> BTreeMap<Value, Value> {
+        let bytes = encode_gossip(&Gossip::Chat(sample()));
+        match serde_cbor::from_slice(&bytes).unwrap() {
+            Value::Map(m) => m,
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    fn with_chat_field(field: &str, value: Value) -> Vec<u8> {
+        let mut env = sample_value();
+        let Some(Value::Map(body)) = env.get_mut(&text("body")) else {
+            panic!("no body")
+        };
+        let Some(Value::Map(chat)) = body.get_mut(&text("Chat")) else {
+            panic!("no chat")
+        };
+        chat.insert(text(field), value);
+        cbor(&Value::Map(env))
+    }
+
+    #[test]
+    fn round_trip() {
+        let g = Gossip::Chat(sample());
+        let bytes = encode_gossip(&g);
+        assert_eq!(decode_gossip(&bytes).unwrap(), g);
+        let mut no_geo = sample();
+        no_geo.geo = None;
+        let g = Gossip::Chat(no_geo);
+        assert_eq!(decode_gossip(&encode_gossip(&g)).unwrap(), g);
+    }
+
+    #[test]
+    fn id_is_a_byte_string() {
+        let env = sample_value();
+        let Some(Value::Map(body)) = env.get(&text("body")) else {
+            panic!()
+        };
+        let Some(Value::Map(chat)) = body.get(&text("Chat")) else {
+            panic!()
+        };
+        assert_eq!(chat.get(&text("id")), Some(&Value::Bytes(vec![7; 16])));
+        assert_eq!(env.get(&text("v")), Some(&Value::Integer(1)));
+    }
+
+    #[test]
+    fn largest_valid_message_fits() {
+        let msg = ChatMessage {
+            id: MessageId::random(),
+            name: "名".repeat(MAX_NAME_LEN / 3),
+            text: "é".repeat(MAX_TEXT_LEN / 2),
+            sent_ms: u64::MAX,
+            geo: Some("zzzzzz".into()),
+        };
+        msg.validate().unwrap();
+        let bytes = encode_gossip(&Gossip::Chat(msg.clone()));
+        assert!(bytes.len() <= MAX_GOSSIP_LEN);
+        assert_eq!(decode_gossip(&bytes).unwrap(), Gossip::Chat(msg));
+    }
+
+    #[test]
+    fn too_large_is_rejected_first() {
+        let bytes = vec![0u8; MAX_GOSSIP_LEN + 1];
+        assert_eq!(
+            decode_gossip(&bytes),
+            Err(DecodeError::TooLarge {
+                len: MAX_GOSSIP_LEN + 1,
+                max: MAX_GOSSIP_LEN
+            })
+        );
+        // Even a payload that is otherwise valid.
+        let mut msg = sample();
+        msg.text = "x".repeat(MAX_GOSSIP_LEN);
+        let bytes = encode_gossip(&Gossip::Chat(msg));
+        assert!(matches!(
+            decode_gossip(&bytes),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_version_is_rejected() {
+        let mut env = sample_value();
+        env.insert(text("v"), Value::Integer(2));
+        assert_eq!(
+            decode_gossip(&cbor(&Value::Map(env.clone()))),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        // A future version with a body this version cannot read.
+        env.insert(text("body"), text("something new"));
+        env.insert(text("v"), Value::Integer(7));
+        assert_eq!(
+            decode_gossip(&cbor(&Value::Map(env.clone()))),
+            Err(DecodeError::UnsupportedVersion(7))
+        );
+        env.insert(text("v"), Value::Integer(70_000));
+        assert!(matches!(
+            decode_gossip(&cbor(&Value::Map(env.clone()))),
+            Err(DecodeError::Malformed(_))
+        ));
+        env.remove(&text("v"));
+        assert!(matches!(
+            decode_gossip(&cbor(&Value::Map(env))),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let mut env = sample_value();
+        env.insert(text("future"), Value::Bool(true));
+        assert_eq!(
+            decode_gossip(&cbor(&Value::Map(env))).unwrap(),
+            Gossip::Chat(sample())
+        );
+        let bytes = with_chat_field("reply_to", Value::Bytes(vec![1; 16]));
+        assert_eq!(decode_gossip(&bytes).unwrap(), Gossip::Chat(sample()));
+    }
+
+    #[test]
+    fn malformed_payloads() {
+        for bytes in [
+            &b""[..],
+            &[0xff][..],
+            &[0xa0][..],  // empty map
+            &[0x01][..],  // integer
+            &b"\x80"[..], // empty array
+            &[0x7a, 0, 0, 0, 1][..],
+        ] {
+            assert!(
+                matches!(decode_gossip(bytes), Err(DecodeError::Malformed(_))),
+                "{bytes:?}"
+            );
+        }
+        let good = encode_gossip(&Gossip::Chat(sample()));
+        for cut in 0..good.len() {
+            assert!(decode_gossip(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode_gossip(&trailing),
+            Err(DecodeError::Malformed(_))
+        ));
+        // Unknown gossip kind.
+        let mut env = sample_value();
+        env.insert(
+            text("body"),
+            Value::Map([(text("Presence"), Value::Map(BTreeMap::new()))].into()),
+        );
+        assert!(matches!(
+            decode_gossip(&cbor(&Value::Map(env))),
+            Err(DecodeError::Malformed(_))
+        ));
+        // Wrong types and a short id.
+        for (field, value) in [
+            ("id", Value::Bytes(vec![1; 15])),
+            ("id", Value::Bytes(vec![1; 17])),
+            ("id", text("00000000000000000000000000000000")),
+            ("name", Value::Integer(3)),
+            ("sent_ms", Value::Integer(-1)),
+            ("geo", Value::Integer(1)),
+        ] {
+            assert!(
+                matches!(
+                    decode_gossip(&with_chat_field(field, value)),
+                    Err(DecodeError::Malformed(_))
+                ),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_fields() {
+        let cases = [
+            ("name", text("")),
+            ("name", text("a b")),
+            ("name", text(&"a".repeat(MAX_NAME_LEN + 1))),
+            ("text", text("")),
+            ("text", text(&"x".repeat(MAX_TEXT_LEN + 1))),
+            ("text", text("a\0b")),
+            ("geo", text("")),
+            ("geo", text("u09tvwx")),
+            ("geo", text("U09TV")),
+            ("geo", text("abc")),
+        ];
+        for (field, value) in cases {
+            let bytes = with_chat_field(field, value.clone());
+            assert!(
+                matches!(decode_gossip(&bytes), Err(DecodeError::Invalid(_))),
+                "{field} {value:?}"
+            );
+        }
+        // Null geo is the same as no geo.
+        let bytes = with_chat_field("geo", Value::Null);
+        let Gossip::Chat(msg) = decode_gossip(&bytes).unwrap();
+        assert_eq!(msg.geo, None);
+    }
+
+    #[test]
+    fn huge_declared_lengths_fail_fast() {
+        let start = Instant::now();
+        // A text string header declaring 4 GiB - 1 bytes, alone and as a name.
+        let header = [0x7a, 0xff, 0xff, 0xff, 0xff];
+        let mut alone = header.to_vec();
+        alone.extend_from_slice(b"abc");
+        assert!(matches!(
+            decode_gossip(&alone),
+            Err(DecodeError::Malformed(_))
+        ));
+
+        let good = encode_gossip(&Gossip::Chat(sample()));
+        let pos = good
+            .windows(6)
+            .position(|w| w == [0x65, b'a', b'l', b'i', b'c', b'e'])
+            .unwrap();
+        let mut in_name = good[..pos].to_vec();
+        in_name.extend_from_slice(&header);
+        in_name.extend_from_slice(&good[pos + 6..]);
+        assert!(matches!(
+            decode_gossip(&in_name),
+            Err(DecodeError::Malformed(_))
+        ));
+
+        // 64-bit lengths for a byte string, an array and a map.
+        for head in [0x5b, 0x7b, 0x9b, 0xbb] {
+            let mut bytes = vec![0xa2, 0x61, b'v', 0x01, 0x64, b'b', b'o', b'd', b'y', head];
+            bytes.extend_from_slice(&[0xff; 8]);
+            assert!(decode_gossip(&bytes).is_err(), "{head:#x}");
+        }
+        // Deeply nested arrays.
+        let deep = vec![0x81; MAX_GOSSIP_LEN];
+        assert!(decode_gossip(&deep).is_err());
+        assert!(start.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn new_messages_get_fresh_ids() {
+        let a = ChatMessage::new("alice", "same text", None);
+        let b = ChatMessage::new("alice", "same text", None);
+        assert_ne!(a.id, b.id);
+        assert!(a.sent_ms > 1_600_000_000_000);
+        a.validate().unwrap();
+    }
+
+    #[test]
+    fn message_id_text_form() {
+        let id = MessageId::from_bytes([
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff,
+        ]);
+        assert_eq!(id.to_string(), "00112233445566778899aabbccddeeff");
+        assert_eq!(format!("{id:?}"), "00112233445566778899aabbccddeeff");
+        assert_eq!(
+            "00112233445566778899AABBCCDDEEFF"
+                .parse::<MessageId>()
+                .unwrap(),
+            id
+        );
+        assert_eq!(id.as_bytes()[15], 0xff);
+        for bad in [
+            "",
+            "0011",
+            "00112233445566778899aabbccddeeffaa",
+            "g0112233445566778899aabbccddeeff",
+            "é0112233445566778899aabbccddeef",
+        ] {
+            assert!(
+                matches!(bad.parse::<MessageId>(), Err(DecodeError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            DecodeError::UnsupportedVersion(2).to_string(),
+            "unsupported protocol version 2, this ipm speaks version 1"
+        );
+        for e in [
+            DecodeError::TooLarge { len: 1, max: 0 },
+            DecodeError::Malformed("a\nb".into()),
+            DecodeError::Invalid("x".repeat(10_000)),
+        ] {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n') && msg.len() < 400, "{msg}");
+        }
+    }
+
+    fn arb_message() -> impl Strategy<Value = ChatMessage> {
+        (
+            any::<[u8; 16]>(),
+            "[a-zA-Z0-9_.-]{1,32}",
+            "[^\u{0}]{1,200}",
+            any::<u64>(),
+            proptest::option::of("[0-9bcdefghjkmnpqrstuvwxyz]{1,6}"),
+        )
+            .prop_map(|(id, name, text, sent_ms, geo)| ChatMessage {
+                id: MessageId::from_bytes(id),
+                name,
+                text,
+                sent_ms,
+                geo,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn gossip_round_trip(msg in arb_message()) {
+            let g = Gossip::Chat(msg);
+            let bytes = encode_gossip(&g);
+            prop_assert!(bytes.len() <= MAX_GOSSIP_LEN);
+            prop_assert_eq!(decode_gossip(&bytes).unwrap(), g);
+        }
+
+        #[test]
+        fn message_id_round_trip(bytes in any::<[u8; 16]>()) {
+            let id = MessageId::from_bytes(bytes);
+            let s = id.to_string();
+            prop_assert_eq!(s.len(), 32);
+            prop_assert_eq!(s.parse::<MessageId>().unwrap(), id);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_gossip(&bytes);
+        }
+
+        #[test]
+        fn damaged_payloads_never_panic(
+            msg in arb_message(),
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            let mut bytes = encode_gossip(&Gossip::Chat(msg));
+            for (at, b) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            let _ = decode_gossip(&bytes);
+            let end = cut.index(bytes.len());
+            prop_assert!(decode_gossip(&bytes[..end]).is_err());
+        }
+
+        #[test]
+        fn message_id_parse_never_panics(s in any::<String>()) {
+            let _ = s.parse::<MessageId>();
+        }
+    }
+}
