@@ -10,7 +10,7 @@ use libp2p::{
     multiaddr::Protocol,
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
-        ConnectionId, SwarmEvent,
+        ConnectionId, DialError, SwarmEvent,
     },
     Multiaddr, PeerId, Swarm,
 };
@@ -206,7 +206,7 @@ impl EventLoop {
             Err(e) => {
                 let _ = reply.send(Err(NodeError::Dial {
                     addr: addr.to_string(),
-                    reason: e.to_string(),
+                    reason: dial_reason(&e),
                 }));
             }
         }
@@ -348,7 +348,7 @@ impl EventLoop {
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Dial {
                         addr: addr.to_string(),
-                        reason: error.to_string(),
+                        reason: dial_reason(&error),
                     }));
                 }
             }
@@ -480,6 +480,27 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// One short line saying why a dial failed: the innermost cause of each attempt.
+fn dial_reason(error: &DialError) -> String {
+    let mut reasons: Vec<String> = match error {
+        DialError::Transport(attempts) => attempts
+            .iter()
+            .map(|(_, e)| innermost(e).to_string())
+            .collect(),
+        other => vec![innermost(other).to_string()],
+    };
+    reasons.dedup();
+    reasons.join("; ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn innermost<'a>(error: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current
 }
 
 /// The peer id at the end of an address, if any.
