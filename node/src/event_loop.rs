@@ -492,10 +492,16 @@ fn dial_reason(error: &DialError) -> String {
         other => vec![innermost(other).to_string()],
     };
     reasons.dedup();
-    reasons.join("; ").split_whitespace().collect::<Vec<_>>().join(" ")
+    reasons
+        .join("; ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-fn innermost<'a>(error: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
+fn innermost<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
     let mut current = error;
     while let Some(source) = current.source() {
         current = source;

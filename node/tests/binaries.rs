@@ -1,0 +1,331 @@
+//! End-to-end tests of the real binaries: `ipm-bootstrap` plus `ipm --headless` processes
+//! driven with `ipm ctl`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{mpsc, OnceLock},
+    time::{Duration, Instant},
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ipm() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ipm"))
+}
+
+/// `ipm-bootstrap` lives in another package; build it once, beside `ipm`.
+fn ipm_bootstrap() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "ipm-bootstrap",
+                "--bin",
+                "ipm-bootstrap",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if !cfg!(debug_assertions) {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("cargo runs");
+            assert!(status.success(), "building ipm-bootstrap failed");
+            ipm().with_file_name("ipm-bootstrap")
+        })
+        .clone()
+}
+
+/// A running process whose stdout lines arrive on a channel; killed when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("process starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The first stdout line `pick` accepts, within [`WAIT`].
+    fn wait_line<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(found) = pick(&line) {
+                        return found;
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
+    /// Waits for a JSON event satisfying `pick`.
+    fn wait_event(&self, what: &str, mut pick: impl FnMut(&serde_json::Value) -> bool) {
+        self.wait_line(what, |line| {
+            let value: serde_json::Value = serde_json::from_str(line).ok()?;
+            pick(&value).then_some(())
+        })
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn start_bootstrap(dir: &Path) -> (Proc, String) {
+    let mut cmd = Command::new(ipm_bootstrap());
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let proc = Proc::spawn(cmd);
+    let addr = proc.wait_line("bootstrap address", |line| {
+        line.strip_prefix("listening on ")
+            .filter(|a| a.contains("/p2p/"))
+            .map(str::to_owned)
+    });
+    (proc, addr)
+}
+
+fn start_node(name: &str, dir: &Path, bootstrap: &str) -> Proc {
+    let mut cmd = Command::new(ipm());
+    cmd.args(["--headless", "--json", "--no-mdns", "--name", name])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap]);
+    let proc = Proc::spawn(cmd);
+    proc.wait_event("connection to the bootstrap", |v| v["event"] == "connected");
+    proc
+}
+
+fn ctl(dir: &Path, words: &[&str]) -> Output {
+    Command::new(ipm())
+        .arg("ctl")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(words)
+        .output()
+        .expect("ipm ctl runs")
+}
+
+fn ctl_ok(dir: &Path, words: &[&str]) -> String {
+    let out = ctl(dir, words);
+    assert!(
+        out.status.success(),
+        "ipm ctl {words:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn peer_id(dir: &Path) -> String {
+    let status = ctl_ok(dir, &["/status"]);
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("peer id:"))
+        .map(|s| s.trim().to_owned())
+        .expect("status shows the peer id")
+}
+
+/// Polls `/status` until the lobby has another member (subscriptions travel after connecting).
+fn wait_for_lobby_peers(dir: &Path) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = ctl_ok(dir, &["/status"]);
+        let others = status
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("lobby ("))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        if others > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody joined the lobby:\n{status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn is_message(v: &serde_json::Value, from: &str, text: &str) -> bool {
+    v["event"] == "message" && v["from"] == from && v["text"] == text && v["room"] == "lobby"
+}
+
+#[test]
+fn three_nodes_chat_survive_kill_9_and_keep_their_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = start_bootstrap(&tmp.path().join("bootstrap"));
+    let dirs: Vec<PathBuf> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .collect();
+    let alice = start_node("alice", &dirs[0], &addr);
+    let mut bob = start_node("bob", &dirs[1], &addr);
+    let carol = start_node("carol", &dirs[2], &addr);
+    for dir in &dirs {
+        wait_for_lobby_peers(dir);
+    }
+
+    let sent = ctl_ok(&dirs[0], &["hello", "from", "alice", ":wave:"]);
+    assert!(sent.starts_with("sent "), "{sent}");
+    for node in [&bob, &carol] {
+        node.wait_event("alice's line", |v| {
+            is_message(v, "alice", "hello from alice 👋")
+        });
+    }
+
+    let bob_id = peer_id(&dirs[1]);
+    bob.kill9();
+    let bob = start_node("bob", &dirs[1], &addr);
+    assert_eq!(
+        peer_id(&dirs[1]),
+        bob_id,
+        "bob keeps his peer id across kill -9"
+    );
+    let history = ctl_ok(&dirs[1], &["/history", "lobby", "20"]);
+    assert!(history.contains("alice: hello from alice 👋"), "{history}");
+
+    wait_for_lobby_peers(&dirs[1]);
+    wait_for_lobby_peers(&dirs[2]);
+    ctl_ok(&dirs[2], &["back", "again"]);
+    bob.wait_event("carol's line after the restart", |v| {
+        is_message(v, "carol", "back again")
+    });
+
+    let saved = tmp.path().join("chat.txt");
+    let out = ctl_ok(&dirs[1], &["/save", "lobby", saved.to_str().unwrap()]);
+    assert!(out.contains("saved 2 messages"), "{out}");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with(" alice: hello from alice 👋"), "{text}");
+    assert!(lines[1].ends_with(" carol: back again"), "{text}");
+    drop(alice);
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(ipm())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ipm runs")
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    let last = err.lines().last().unwrap_or("").to_owned();
+    assert!(last.starts_with("ipm: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    last
+}
+
+#[test]
+fn bad_input_gives_a_one_line_error_and_a_nonzero_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+
+    let missing = tmp.path().join("no/parent");
+    let err = one_line_error(&run(&[
+        "--headless",
+        "--data-dir",
+        missing.to_str().unwrap(),
+    ]));
+    assert!(err.contains("does not exist"), "{err}");
+
+    let dir = tmp.path().join("lonely");
+    let err = one_line_error(&run(&[
+        "--headless",
+        "--no-mdns",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--bootstrap",
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWFns9ahtDBvZfQ2tTqkux6FC9qc6k9KvPmGbY9vnXcFNP",
+    ]));
+    assert!(err.contains("cannot reach any bootstrap"), "{err}");
+
+    let err = one_line_error(&run(&[
+        "--name",
+        "bad#name",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(err.contains("bad name"), "{err}");
+
+    let out = ctl(&dir, &["/status"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("no ipm node is running"), "{err}");
+}
+
+#[test]
+fn piped_stdin_runs_commands_until_end_of_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n");
+    let mut child = Command::new(ipm())
+        .args([
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "/help status").unwrap();
+        writeln!(stdin, "/join interest:Rust Lang").unwrap();
+        writeln!(stdin, "/join interest:rust-lang").unwrap();
+        writeln!(stdin, "/rooms").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/status"), "{text}");
+    assert!(
+        text.contains("usage: /join"),
+        "a tag with a space is two words: {text}"
+    );
+    assert!(text.contains("joined interest:rust-lang"), "{text}");
+    assert!(text.contains("* interest:rust-lang"), "{text}");
+}

@@ -1,0 +1,233 @@
+# Helpers shared by testnet/run.sh and the scenarios (sourced, never run on its own).
+#
+# Everything here talks to the testnet through docker: `ctl <node> <line>` runs
+# `ipm ctl` inside a node's container, `wait_until` polls a check with a deadline.
+
+# shellcheck shell=bash
+
+TESTNET_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$TESTNET_DIR/.." && pwd)
+COMPOSE_FILE="$TESTNET_DIR/docker-compose.yml"
+PROJECT=${IPM_TESTNET_PROJECT:-ipm-testnet}
+IMAGE=ipm-testnet:latest
+BUILD_DIR=${CARGO_TARGET_DIR_TESTNET:-$REPO_DIR/target/testnet}
+STAGING_DIR="$BUILD_DIR/image"
+# Port the bootstrap listens on (its default).
+BOOTSTRAP_PORT=7433
+# Every node of docker-compose.yml, and which network each one is on.
+NODES=(alice bob carol dave erin)
+NET_A_NODES=(alice bob carol)
+NET_B_NODES=(dave erin)
+# Longest wait for one ctl command.
+CTL_TIMEOUT=${IPM_TESTNET_CTL_TIMEOUT:-20}
+
+log() { printf '%s\n' "$*" >&2; }
+info() { printf '    %s\n' "$*" >&2; }
+die() {
+    printf 'run.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+# Records a failed check; the scenario goes on only if the caller allows it.
+fail() {
+    printf '    FAIL: %s\n' "$*" >&2
+    return 1
+}
+
+# The compose command of this machine: the `docker compose` plugin, or docker-compose.
+compose_cmd() {
+    if [[ -z ${COMPOSE_BIN:-} ]]; then
+        if docker compose version >/dev/null 2>&1; then
+            COMPOSE_BIN="docker compose"
+        elif command -v docker-compose >/dev/null 2>&1; then
+            COMPOSE_BIN="docker-compose"
+        else
+            die "neither 'docker compose' nor 'docker-compose' is installed"
+        fi
+    fi
+    printf '%s' "$COMPOSE_BIN"
+}
+
+# docker compose on the testnet's file and project. The nodes need the bootstrap's
+# address; until it is known (bootstrap not started yet, or `down`), a placeholder does.
+compose() {
+    local bin
+    bin=$(compose_cmd)
+    if [[ -z ${IPM_BOOTSTRAP_ADDR:-} ]]; then
+        IPM_BOOTSTRAP_ADDR=$(bootstrap_addr 2>/dev/null || true)
+    fi
+    IPM_BOOTSTRAP_ADDR=${IPM_BOOTSTRAP_ADDR:-/dns4/bootstrap/tcp/$BOOTSTRAP_PORT} \
+        $bin -p "$PROJECT" -f "$COMPOSE_FILE" "$@"
+}
+
+# Container id of a service (running or not); empty when it has no container.
+cid() {
+    docker ps -aq \
+        --filter "label=com.docker.compose.project=$PROJECT" \
+        --filter "label=com.docker.compose.service=$1" | head -n1
+}
+
+# Id of one of the project's docker networks (net_a, net_b).
+network_id() {
+    docker network ls -q \
+        --filter "label=com.docker.compose.project=$PROJECT" \
+        --filter "label=com.docker.compose.network=$1" | head -n1
+}
+
+is_running() {
+    local c
+    c=$(cid "$1")
+    [[ -n $c && $(docker inspect -f '{{.State.Running}}' "$c" 2>/dev/null) == true ]]
+}
+
+# The bootstrap's peer id, from the `ipm-bootstrap <version> peer id <id>` line it prints.
+bootstrap_peer_id() {
+    local c out id
+    c=$(cid bootstrap)
+    [[ -n $c ]] || return 1
+    out=$(docker logs "$c" 2>/dev/null) || return 1
+    id=$(sed -n 's/^ipm-bootstrap .* peer id \([1-9A-HJ-NP-Za-km-z]\{40,\}\)$/\1/p' <<<"$out" | tail -n1)
+    [[ -n $id ]] || return 1
+    printf '%s' "$id"
+}
+
+# The address nodes reach the bootstrap at: its service name on either network.
+bootstrap_addr() {
+    local id
+    id=$(bootstrap_peer_id) || return 1
+    printf '/dns4/bootstrap/tcp/%s/p2p/%s' "$BOOTSTRAP_PORT" "$id"
+}
+
+# `ctl <node> <line>`: one prompt command (or text to send) run by `ipm ctl` in the node's
+# container. Prints the answer; fails like ipm ctl does.
+ctl() {
+    local node=$1 c
+    shift
+    c=$(cid "$node")
+    [[ -n $c ]] || {
+        log "no container for $node"
+        return 1
+    }
+    timeout "$CTL_TIMEOUT" docker exec "$c" /ipm ctl --data-dir /data "$*"
+}
+
+# Quietly: the node's /status, or nothing.
+status_of() { ctl "$1" /status 2>/dev/null; }
+
+# The node's own peer id, from /status.
+peer_id() {
+    local out
+    out=$(status_of "$1") || return 1
+    sed -n 's/^peer id: *//p' <<<"$out" | head -n1
+}
+
+# How many other peers the node sees in the lobby (0 when it cannot tell).
+lobby_members() {
+    local out n
+    out=$(status_of "$1") || {
+        echo 0
+        return
+    }
+    n=$(sed -n 's/^  lobby (\([0-9]*\) others).*/\1/p' <<<"$out" | head -n1)
+    echo "${n:-0}"
+}
+
+# Whether node $1 has an open connection to peer id $2.
+connected_to() {
+    local out
+    out=$(status_of "$1") || return 1
+    # Connection lines: "  <name> <peer id> <address>".
+    grep -Eq "^  [^ ]+ $2 " <<<"$out"
+}
+
+# The last 100 lobby lines of a node's history (`YYYY-MM-DD HH:MM:SS name: text`).
+lobby_history() { ctl "$1" /history lobby 100 2>/dev/null; }
+
+# Whether node $1's lobby history has a line ending in "$2: $3" (author, text).
+history_has() {
+    local out
+    out=$(lobby_history "$1") || return 1
+    grep -Fq -- " $2: $3" <<<"$out"
+}
+
+# How many lobby lines of node $1 end with ": $2".
+history_count() {
+    local out
+    out=$(lobby_history "$1") || {
+        echo 0
+        return
+    }
+    grep -Fc -- ": $2" <<<"$out" || true
+}
+
+# Sends a lobby line from a node and checks the node accepted it.
+say() {
+    local node=$1 text=$2 out
+    out=$(ctl "$node" "$text") || {
+        fail "$node could not send '$text': $out"
+        return 1
+    }
+    if [[ $out != sent\ * ]]; then
+        fail "$node answered '$out' instead of 'sent ...'"
+        return 1
+    fi
+    info "$node: $out"
+}
+
+# A text no other run or scenario uses.
+unique() { printf '%s-%s-%s' "$1" "$(date +%s%N | tail -c 8)" "$RANDOM"; }
+
+# `wait_until <seconds> <what> <command...>`: runs the command every half second until it
+# succeeds (returns 0) or the deadline passes (returns 1, saying what did not happen).
+wait_until() {
+    local seconds=$1 what=$2 start now
+    shift 2
+    start=$(date +%s%N)
+    local deadline=$((start + seconds * 1000000000))
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            now=$(date +%s%N)
+            info "ok after $(((now - start) / 1000000)) ms: $what"
+            return 0
+        fi
+        now=$(date +%s%N)
+        if ((now >= deadline)); then
+            fail "not within ${seconds}s: $what"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# A node is ready when its container runs, `ipm ctl /status` answers, and it sees at least
+# one other peer in the lobby.
+node_ready() {
+    is_running "$1" && (($(lobby_members "$1") >= 1))
+}
+
+# Waits for every given node (default: all) to be ready.
+wait_ready() {
+    local seconds=$1 node
+    shift
+    local nodes=("$@")
+    ((${#nodes[@]})) || nodes=("${NODES[@]}")
+    for node in "${nodes[@]}"; do
+        wait_until "$seconds" "$node is up and sees peers in the lobby" node_ready "$node" || return 1
+    done
+}
+
+# Scenarios register themselves: `scenario <name> <one line saying what it checks>`.
+SCENARIOS=()
+declare -A SCENARIO_DOC=()
+scenario() {
+    SCENARIOS+=("$1")
+    SCENARIO_DOC[$1]=$2
+}
+
+load_scenarios() {
+    local f
+    for f in "$TESTNET_DIR"/scenarios/*.sh; do
+        # shellcheck source=/dev/null
+        source "$f"
+    done
+}
