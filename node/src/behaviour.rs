@@ -7,15 +7,24 @@ use libp2p::{
     connection_limits::{self, ConnectionLimits},
     dcutr, gossipsub, identify,
     identity::Keypair,
-    kad, mdns, memory_connection_limits, ping, relay, StreamProtocol,
+    kad, mdns, memory_connection_limits, ping, relay,
+    request_response::{self, ProtocolSupport},
+    StreamProtocol,
 };
 
 use crate::config::{Config, Role};
+
+use crate::codec::CborCodec;
 
 pub use composed::{Behaviour, BehaviourEvent};
 
 /// Kademlia protocol name of the ipm overlay (never the IPFS DHT's).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipm/kad/1");
+/// Private messages.
+pub const DIRECT_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(ipm_protocol::direct::DIRECT_PROTOCOL);
+/// File offers and chunks.
+pub const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new(ipm_protocol::file::FILE_PROTOCOL);
 /// Identify protocol version string shared by every ipm node.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/ipm/1";
 
@@ -27,11 +36,14 @@ pub fn agent_version() -> String {
 /// The derive macro writes `BehaviourEvent` here, one variant per field documented below.
 #[allow(missing_docs)]
 mod composed {
+    use ipm_protocol::{DirectRequest, DirectResponse, FileRequest, FileResponse};
     use libp2p::{
         connection_limits, dcutr, gossipsub, identify, kad, mdns, memory_connection_limits, ping,
-        relay,
+        relay, request_response,
         swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     };
+
+    use crate::codec::CborCodec;
 
     /// Every protocol an ipm node speaks, driven by one swarm.
     #[derive(NetworkBehaviour)]
@@ -56,6 +68,10 @@ mod composed {
         pub relay_server: Toggle<relay::Behaviour>,
         /// Upgrades relayed connections to direct ones by hole punching.
         pub dcutr: dcutr::Behaviour,
+        /// Private messages, `/ipm/direct/1`.
+        pub direct: request_response::Behaviour<CborCodec<DirectRequest, DirectResponse>>,
+        /// File offers and chunks, `/ipm/file/1`.
+        pub file: request_response::Behaviour<CborCodec<FileRequest, FileResponse>>,
     }
 }
 
@@ -137,6 +153,21 @@ impl Behaviour {
             relay_client,
             relay_server: relay_server.into(),
             dcutr: dcutr::Behaviour::new(peer_id),
+            direct: request_response::Behaviour::with_codec(
+                CborCodec::new(
+                    limits::MAX_DIRECT_REQUEST_LEN,
+                    limits::MAX_DIRECT_RESPONSE_LEN,
+                ),
+                [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            ),
+            file: request_response::Behaviour::with_codec(
+                CborCodec::new(limits::MAX_FILE_REQUEST_LEN, limits::MAX_FILE_RESPONSE_LEN),
+                [(FILE_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(60))
+                    .with_max_concurrent_streams(64),
+            ),
         })
     }
 }

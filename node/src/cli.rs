@@ -76,6 +76,9 @@ pub struct NodeArgs {
     /// Run without a prompt, as a daemon; drive it with `ipm ctl`.
     #[arg(long, env = "IPM_HEADLESS", action = ArgAction::SetTrue)]
     pub headless: bool,
+    /// Accept every file offered to you without asking (downloads go to DIR/downloads).
+    #[arg(long, env = "IPM_AUTO_ACCEPT", action = ArgAction::SetTrue)]
+    pub auto_accept: bool,
     /// Print events as JSON lines on stdout (logs stay on stderr).
     #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
     pub json: bool,

@@ -1,13 +1,16 @@
 //! `Client`: the cheap, cloneable handle frontends use to drive a node's event loop.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use ipm_protocol::{MessageId, Room};
+use ipm_protocol::{MessageId, Room, TransferId};
 
-use crate::event::Event;
+use crate::{
+    event::Event,
+    transfers::{hash_file, Direction, State},
+};
 
 /// Why a request to the node failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -35,6 +38,15 @@ pub enum NodeError {
     /// Joining or leaving a room failed.
     #[error("{0}")]
     Room(String),
+    /// The user string names nobody, or several people.
+    #[error("{0}")]
+    UnknownUser(String),
+    /// A file cannot be offered or a transfer cannot be found.
+    #[error("{0}")]
+    File(String),
+    /// The outbox refused the message.
+    #[error("{0}")]
+    Outbox(String),
     /// No answer in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -111,7 +123,73 @@ pub(crate) enum Request {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    ResolveUser {
+        query: String,
+        reply: oneshot::Sender<Result<PeerId, NodeError>>,
+    },
+    SendDirect {
+        to: PeerId,
+        text: String,
+        reply: oneshot::Sender<Result<DirectOutcome, NodeError>>,
+    },
+    OfferFile {
+        target: OfferTarget,
+        source: PathBuf,
+        size: u64,
+        sha256: [u8; 32],
+        reply: oneshot::Sender<Result<TransferId, NodeError>>,
+    },
+    Accept {
+        transfer: String,
+        reply: oneshot::Sender<Result<TransferView, NodeError>>,
+    },
+    Reject {
+        transfer: String,
+        reply: oneshot::Sender<Result<TransferView, NodeError>>,
+    },
+    Transfers {
+        reply: oneshot::Sender<Vec<TransferView>>,
+    },
     Shutdown,
+}
+
+/// Who a file is offered to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferTarget {
+    /// One peer (`/send-file`).
+    Peer(PeerId),
+    /// Everyone in a room (`/share`).
+    Room(Room),
+}
+
+/// What became of a private message right after `/msg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectOutcome {
+    /// The message id.
+    pub id: MessageId,
+    /// The recipient's display name.
+    pub name: String,
+    /// True when the recipient acknowledged it; false when it waits in the outbox.
+    pub delivered: bool,
+}
+
+/// One offer or transfer, as `/transfers` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferView {
+    /// The transfer id.
+    pub id: TransferId,
+    /// Incoming or outgoing.
+    pub direction: Direction,
+    /// The other side's display name (or the room of a share).
+    pub with: String,
+    /// The file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Bytes downloaded so far (incoming only).
+    pub bytes: u64,
+    /// Where it stands.
+    pub state: State,
 }
 
 /// A handle on a running node. Clone it freely; the node stops when every handle is gone.
@@ -196,6 +274,76 @@ impl Client {
     /// A snapshot of identity, addresses, peers and rooms.
     pub async fn status(&self) -> Result<Status, NodeError> {
         self.ask(|reply| Request::Status { reply }).await
+    }
+
+    /// The peer a user string names: a peer id, a name, `name#xxxx`, or a contact.
+    pub async fn resolve_user(&self, query: &str) -> Result<PeerId, NodeError> {
+        let query = query.to_owned();
+        self.ask(|reply| Request::ResolveUser { query, reply })
+            .await?
+    }
+
+    /// Sends a private message; waits briefly for the ack, then reports it as queued (it
+    /// stays in the outbox and is retried until delivered).
+    pub async fn send_direct(&self, to: PeerId, text: String) -> Result<DirectOutcome, NodeError> {
+        self.ask(|reply| Request::SendDirect { to, text, reply })
+            .await?
+    }
+
+    /// Offers the file at `path` to a peer or a room. The file is hashed here, in blocks,
+    /// off the event loop.
+    pub async fn offer_file(
+        &self,
+        target: OfferTarget,
+        path: PathBuf,
+    ) -> Result<TransferId, NodeError> {
+        let source = tokio::fs::canonicalize(&path)
+            .await
+            .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+        let hashed = source.clone();
+        let (size, sha256) = tokio::task::spawn_blocking(move || {
+            let meta = std::fs::metadata(&hashed)?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            hash_file(&hashed)
+        })
+        .await
+        .map_err(|e| NodeError::File(e.to_string()))?
+        .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+        if size > ipm_protocol::limits::MAX_FILE_SIZE {
+            return Err(NodeError::File(format!(
+                "{} is larger than 1 TiB",
+                path.display()
+            )));
+        }
+        self.ask(|reply| Request::OfferFile {
+            target,
+            source,
+            size,
+            sha256,
+            reply,
+        })
+        .await?
+    }
+
+    /// Accepts an offered file (by id or a unique prefix of it) and starts downloading.
+    pub async fn accept(&self, transfer: &str) -> Result<TransferView, NodeError> {
+        let transfer = transfer.to_owned();
+        self.ask(|reply| Request::Accept { transfer, reply })
+            .await?
+    }
+
+    /// Declines an offered file, or stops a download.
+    pub async fn reject(&self, transfer: &str) -> Result<TransferView, NodeError> {
+        let transfer = transfer.to_owned();
+        self.ask(|reply| Request::Reject { transfer, reply })
+            .await?
+    }
+
+    /// Every offer and transfer, newest first.
+    pub async fn transfers(&self) -> Result<Vec<TransferView>, NodeError> {
+        self.ask(|reply| Request::Transfers { reply }).await
     }
 
     /// Stops the node.

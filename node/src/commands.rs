@@ -20,20 +20,42 @@ pub enum Command {
     Connect(Multiaddr),
     /// Identity, addresses, connections, rooms.
     Status,
-    /// Show the last `count` messages of a room (the current one when `None`).
+    /// Show the last `count` messages of a conversation (the current room when `None`).
     History {
         /// Which conversation.
-        room: Option<Room>,
+        target: Option<Target>,
         /// How many lines.
         count: usize,
     },
-    /// Write a room's history to a text file.
+    /// Write a conversation's history to a text file.
     Save {
         /// Which conversation.
-        room: Room,
+        target: Target,
         /// Where to.
         path: PathBuf,
     },
+    /// A private message.
+    Msg {
+        /// The recipient, as the user typed it.
+        user: String,
+        /// The text.
+        text: String,
+    },
+    /// Offer a file to one user.
+    SendFile {
+        /// The recipient.
+        user: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Offer a file to the current room.
+    Share(PathBuf),
+    /// Accept an offered file (`/accept`, `/get`).
+    Accept(String),
+    /// Decline an offered file or stop a download.
+    Reject(String),
+    /// List offers and transfers.
+    Transfers,
     /// Join a room and make it current.
     Join(Room),
     /// Leave a room.
@@ -42,6 +64,34 @@ pub enum Command {
     Rooms,
     /// Stop the node.
     Quit,
+}
+
+/// A conversation: a room, or the private one with a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A room.
+    Room(Room),
+    /// A user, as typed (resolved by the node).
+    User(String),
+}
+
+impl Target {
+    /// `lobby`, `geo:…`, `interest:…` are rooms; anything else names a user.
+    pub fn parse(word: &str) -> Target {
+        match Room::parse(word) {
+            Ok(room) => Target::Room(room),
+            Err(_) => Target::User(word.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Room(room) => room.fmt(f),
+            Target::User(user) => f.write_str(user),
+        }
+    }
 }
 
 /// A command's name, aliases, usage and one-line summary.
@@ -57,61 +107,24 @@ pub struct Spec {
 }
 
 /// Every command, in the order /help lists them.
+#[rustfmt::skip]
 pub const SPECS: &[Spec] = &[
-    Spec {
-        name: "/help",
-        aliases: &["/?"],
-        usage: "[command]",
-        summary: "list commands, or explain one",
-    },
-    Spec {
-        name: "/join",
-        aliases: &[],
-        usage: "<lobby|geo:<geohash>|interest:<tag>>",
-        summary: "join a room and make it the current room",
-    },
-    Spec {
-        name: "/leave",
-        aliases: &[],
-        usage: "<room>",
-        summary: "leave a room",
-    },
-    Spec {
-        name: "/rooms",
-        aliases: &[],
-        usage: "",
-        summary: "list joined rooms; * marks the current one",
-    },
-    Spec {
-        name: "/status",
-        aliases: &[],
-        usage: "",
-        summary: "identity, addresses, connections, rooms and their members",
-    },
-    Spec {
-        name: "/connect",
-        aliases: &[],
-        usage: "<multiaddr|port|host:port>",
-        summary: "connect to a peer (a bare port means 127.0.0.1)",
-    },
-    Spec {
-        name: "/history",
-        aliases: &[],
-        usage: "[room] [n]",
-        summary: "show the last n messages (default 20) of a room",
-    },
-    Spec {
-        name: "/save",
-        aliases: &[],
-        usage: "<room> <file.txt>",
-        summary: "write a room's history as 'time name: text' lines",
-    },
-    Spec {
-        name: "/quit",
-        aliases: &["/exit"],
-        usage: "",
-        summary: "stop the node",
-    },
+    Spec { name: "/help", aliases: &["/?"], usage: "[command]", summary: "list commands, or explain one" },
+    Spec { name: "/msg", aliases: &["/send-private-message"], usage: "<user> <text>", summary: "private message; says delivered, or queued until the user is back" },
+    Spec { name: "/join", aliases: &[], usage: "<lobby|geo:<geohash>|interest:<tag>>", summary: "join a room and make it the current room" },
+    Spec { name: "/leave", aliases: &[], usage: "<room>", summary: "leave a room" },
+    Spec { name: "/rooms", aliases: &[], usage: "", summary: "list joined rooms; * marks the current one" },
+    Spec { name: "/status", aliases: &[], usage: "", summary: "identity, addresses, connections, rooms and their members" },
+    Spec { name: "/send-file", aliases: &[], usage: "<user> <path>", summary: "offer a file to a user (they /accept it)" },
+    Spec { name: "/share", aliases: &[], usage: "<path>", summary: "offer a file to everyone in the current room" },
+    Spec { name: "/get", aliases: &[], usage: "<offer-id>", summary: "download a file shared in a room" },
+    Spec { name: "/accept", aliases: &[], usage: "<transfer-id>", summary: "accept an offered file and download it" },
+    Spec { name: "/reject", aliases: &[], usage: "<transfer-id>", summary: "decline an offered file, or stop its download" },
+    Spec { name: "/transfers", aliases: &[], usage: "", summary: "offers and transfers with their state and progress" },
+    Spec { name: "/connect", aliases: &[], usage: "<multiaddr|port|host:port>", summary: "connect to a peer (a bare port means 127.0.0.1)" },
+    Spec { name: "/history", aliases: &[], usage: "[room|user] [n]", summary: "the last n messages (default 20) of a room or a private conversation" },
+    Spec { name: "/save", aliases: &[], usage: "<room|user> <file.txt>", summary: "write a conversation as 'time name: text' lines" },
+    Spec { name: "/quit", aliases: &["/exit"], usage: "", summary: "stop the node" },
 ];
 
 /// Why a line is not a valid command. The text is one line for the user.
@@ -148,6 +161,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     let mut words = line.split_whitespace();
     let head = words.next().unwrap_or("/");
     let args: Vec<&str> = words.collect();
+    let rest_after = |n: usize| rest_of_line(line, n + 1);
     let Some(spec) = spec(head) else {
         return Err(ParseError(format!(
             "unknown command {head}: type /help for the list"
@@ -169,29 +183,66 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ("/status", []) => Ok(Command::Status),
         ("/connect", [target]) => Ok(Command::Connect(parse_target(target)?)),
         ("/history", []) => Ok(Command::History {
-            room: None,
+            target: None,
             count: DEFAULT_HISTORY,
         }),
         ("/history", [one]) => match one.parse::<usize>() {
-            Ok(count) => Ok(Command::History { room: None, count }),
+            Ok(count) => Ok(Command::History {
+                target: None,
+                count,
+            }),
             Err(_) => Ok(Command::History {
-                room: Some(room(one)?),
+                target: Some(target(one)?),
                 count: DEFAULT_HISTORY,
             }),
         },
-        ("/history", [r, n]) => Ok(Command::History {
-            room: Some(room(r)?),
+        ("/history", [t, n]) => Ok(Command::History {
+            target: Some(target(t)?),
             count: n
                 .parse()
                 .map_err(|_| ParseError(format!("'{n}' is not a count of lines")))?,
         }),
-        ("/save", [r, path]) => Ok(Command::Save {
-            room: room(r)?,
-            path: PathBuf::from(path),
+        ("/save", [t, _, ..]) => Ok(Command::Save {
+            target: target(t)?,
+            path: PathBuf::from(rest_after(1)),
         }),
+        ("/msg", [user, _, ..]) => Ok(Command::Msg {
+            user: (*user).to_owned(),
+            text: rest_after(1).to_owned(),
+        }),
+        ("/send-file", [user, _, ..]) => Ok(Command::SendFile {
+            user: (*user).to_owned(),
+            path: PathBuf::from(rest_after(1)),
+        }),
+        ("/share", [_, ..]) => Ok(Command::Share(PathBuf::from(rest_after(0)))),
+        ("/get" | "/accept", [id]) => Ok(Command::Accept((*id).to_owned())),
+        ("/reject", [id]) => Ok(Command::Reject((*id).to_owned())),
+        ("/transfers", []) => Ok(Command::Transfers),
         ("/quit", []) => Ok(Command::Quit),
         _ => Err(usage_error(name)),
     }
+}
+
+/// A room word is a room; anything else names a user (checked when the command runs).
+fn target(word: &str) -> Result<Target, ParseError> {
+    match Target::parse(word) {
+        Target::Room(room) => Ok(Target::Room(room)),
+        Target::User(_) if word.contains(':') => Room::parse(word)
+            .map(Target::Room)
+            .map_err(|e| ParseError(e.to_string())),
+        user => Ok(user),
+    }
+}
+
+/// The line after its first `skip` words, spacing inside kept as typed.
+fn rest_of_line(line: &str, skip: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..skip {
+        rest = rest
+            .find(char::is_whitespace)
+            .map_or("", |i| rest[i..].trim_start());
+    }
+    rest.trim_end()
 }
 
 fn say(text: &str) -> Result<Command, ParseError> {
@@ -289,29 +340,73 @@ mod tests {
         assert_eq!(
             parse("/history lobby 5").unwrap(),
             Command::History {
-                room: Some(Room::Lobby),
+                target: Some(Target::Room(Room::Lobby)),
                 count: 5
             }
         );
         assert_eq!(
             parse("/history 7").unwrap(),
             Command::History {
-                room: None,
+                target: None,
                 count: 7
             }
         );
         assert_eq!(
-            parse("/save lobby chat.txt").unwrap(),
-            Command::Save {
-                room: Room::Lobby,
-                path: "chat.txt".into()
+            parse("/history bob").unwrap(),
+            Command::History {
+                target: Some(Target::User("bob".into())),
+                count: DEFAULT_HISTORY
             }
         );
+        assert_eq!(
+            parse("/save lobby my chat.txt").unwrap(),
+            Command::Save {
+                target: Target::Room(Room::Lobby),
+                path: "my chat.txt".into()
+            }
+        );
+        assert_eq!(
+            parse("/msg bob  hi   there ").unwrap(),
+            Command::Msg {
+                user: "bob".into(),
+                text: "hi   there".into()
+            }
+        );
+        assert_eq!(
+            parse("/send-private-message bob#x1y2 hi").unwrap(),
+            Command::Msg {
+                user: "bob#x1y2".into(),
+                text: "hi".into()
+            }
+        );
+        assert_eq!(
+            parse("/send-file bob /tmp/a b.iso").unwrap(),
+            Command::SendFile {
+                user: "bob".into(),
+                path: "/tmp/a b.iso".into()
+            }
+        );
+        assert_eq!(
+            parse("/share notes.txt").unwrap(),
+            Command::Share("notes.txt".into())
+        );
+        assert_eq!(parse("/get abcd").unwrap(), Command::Accept("abcd".into()));
+        assert_eq!(
+            parse("/reject abcd").unwrap(),
+            Command::Reject("abcd".into())
+        );
+        assert_eq!(parse("/transfers").unwrap(), Command::Transfers);
     }
 
     #[test]
     fn bad_input_gives_one_line_errors() {
         for line in [
+            "/msg bob",
+            "/msg",
+            "/send-file bob",
+            "/share",
+            "/accept",
+            "/history geo:aaa",
             "/nope",
             "/join",
             "/join narnia",

@@ -1,8 +1,10 @@
 //! Network settings of one node, independent of where they came from (flags, env, tests).
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use libp2p::Multiaddr;
+
+use crate::data_dir::DataDir;
 
 /// What a node is for: a user's node, or the optional bootstrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,8 +20,15 @@ pub enum Role {
 pub struct Config {
     /// Display name announced with every message.
     pub name: String,
-    /// Where conversation logs are kept; `None` keeps none (bootstrap, benchmarks).
-    pub history_dir: Option<PathBuf>,
+    /// Where history, the outbox, transfers and downloads are kept; `None` keeps
+    /// everything in memory and refuses file transfers (bootstrap, benchmarks).
+    pub data_dir: Option<DataDir>,
+    /// Accept every offered file without asking.
+    pub auto_accept: bool,
+    /// How long `/msg` waits for the recipient's ack before reporting "queued".
+    pub direct_wait: Duration,
+    /// Longest pause between two delivery attempts to an unreachable peer.
+    pub max_retry: Duration,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
     /// Bootstrap nodes dialled at start and used to join the DHT.
@@ -45,7 +54,10 @@ impl Config {
     pub fn node(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            history_dir: None,
+            data_dir: None,
+            auto_accept: false,
+            direct_wait: Duration::from_secs(5),
+            max_retry: Duration::from_secs(60),
             listen: default_listen(0),
             bootstrap: Vec::new(),
             mdns: true,
@@ -76,6 +88,8 @@ impl Config {
             mdns: false,
             heartbeat: Duration::from_millis(100),
             discovery_interval: Duration::from_secs(2),
+            direct_wait: Duration::from_secs(2),
+            max_retry: Duration::from_secs(2),
             ..Self::node(name)
         }
     }

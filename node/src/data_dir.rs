@@ -66,6 +66,21 @@ impl DataDir {
         self.root.join("history")
     }
 
+    /// Private messages waiting for their recipient.
+    pub fn outbox(&self) -> PathBuf {
+        self.root.join("outbox.jsonl")
+    }
+
+    /// Offers and transfers in both directions.
+    pub fn transfers(&self) -> PathBuf {
+        self.root.join("transfers.json")
+    }
+
+    /// Where received files land.
+    pub fn downloads(&self) -> PathBuf {
+        self.root.join("downloads")
+    }
+
     /// The local socket `ipm ctl` talks to.
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("ipm.sock")

@@ -3,7 +3,7 @@
 use libp2p::{Multiaddr, PeerId};
 use serde::{Serialize, Serializer};
 
-use ipm_protocol::{MessageId, Room};
+use ipm_protocol::{MessageId, Room, TransferId};
 
 /// Something that happened on the node, for frontends to show.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -52,6 +52,85 @@ pub enum Event {
         peer: PeerId,
         /// The text.
         text: String,
+    },
+    /// A private message for this node.
+    Direct {
+        /// Its unique id.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The sender's display name.
+        from: String,
+        /// The sender's peer id.
+        peer: PeerId,
+        /// The text.
+        text: String,
+    },
+    /// The recipient acknowledged a private message.
+    Delivered {
+        /// The message.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The recipient.
+        to: PeerId,
+        /// The recipient's display name.
+        name: String,
+    },
+    /// A private message could not be delivered yet; it waits in the outbox.
+    Queued {
+        /// The message.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The recipient.
+        to: PeerId,
+        /// The recipient's display name.
+        name: String,
+    },
+    /// Someone offers a file, to this node or to a room it is in.
+    FileOffer {
+        /// The transfer id to `/accept` (or `/get`).
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// The sender's display name.
+        from: String,
+        /// The sender's peer id.
+        peer: PeerId,
+        /// The sanitised file name.
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// The room a shared file was offered in.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// A download advanced.
+    FileProgress {
+        /// The transfer.
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// Bytes on disk so far.
+        bytes: u64,
+        /// Total size.
+        size: u64,
+    },
+    /// A download finished and matched its SHA-256.
+    FileReceived {
+        /// The transfer.
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// Where the file is.
+        path: std::path::PathBuf,
+        /// Size in bytes.
+        size: u64,
+        /// Its SHA-256, hex.
+        sha256: String,
+    },
+    /// A transfer ended without a file.
+    FileFailed {
+        /// The transfer.
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// Why.
+        reason: String,
     },
     /// Something went wrong that the user should know about.
     Error {

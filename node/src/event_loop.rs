@@ -1,6 +1,16 @@
 //! `EventLoop`: owns the swarm, answers `Client` requests and turns swarm events into `Event`s.
+//!
+//! Private messages live in `event_loop/direct.rs` and file transfer in `event_loop/files.rs`;
+//! this file holds the loop itself, rooms, connections and discovery.
 
-use std::collections::{BTreeSet, HashMap};
+mod direct;
+mod files;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use libp2p::{
@@ -17,15 +27,22 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use ipm_protocol::{decode_gossip, encode_gossip, ChatMessage, Gossip, MessageId, Room};
+use ipm_protocol::{
+    decode_gossip, encode_gossip, ChatMessage, FileResponse, Gossip, MessageId, Room, TransferId,
+};
 
 use crate::{
     behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL},
     client::{NodeError, PeerStatus, Published, Request, RoomStatus, Status},
     config::{Config, Role},
+    data_dir::DataDir,
+    download::FetchError,
     event::Event,
     history::{Entry, History},
+    outbox::Outbox,
     peers::{Directory, RecentIds},
+    transfers::Transfers,
+    StartError,
 };
 
 /// Most rooms a bootstrap forwards for (it joins every ipm room its peers join).
@@ -33,19 +50,90 @@ const MAX_FORWARDED_ROOMS: usize = 10_000;
 /// How many message ids are remembered to drop replays.
 const SEEN_CAPACITY: usize = 50_000;
 
+/// How often delivery deadlines and retries are checked.
+const DELIVERY_TICK: Duration = Duration::from_millis(250);
+
 type DialReply = oneshot::Sender<Result<PeerId, NodeError>>;
+
+/// What the node keeps on disk (or in memory without a data dir).
+#[derive(Debug)]
+pub(crate) struct State {
+    history: Option<History>,
+    history_dir: Option<PathBuf>,
+    outbox: Outbox,
+    transfers: Transfers,
+    downloads: Option<PathBuf>,
+}
+
+impl State {
+    /// Opens history, outbox and transfers in `dir`, or keeps them in memory.
+    pub(crate) fn open(dir: Option<&DataDir>) -> Result<Self, StartError> {
+        let Some(dir) = dir else {
+            return Ok(Self {
+                history: None,
+                history_dir: None,
+                outbox: Outbox::in_memory(),
+                transfers: Transfers::default(),
+                downloads: None,
+            });
+        };
+        let failed = |path: PathBuf| {
+            move |source| StartError::DataDir {
+                path: path.display().to_string(),
+                source,
+            }
+        };
+        let downloads = dir.downloads();
+        std::fs::create_dir_all(&downloads).map_err(failed(downloads.clone()))?;
+        Ok(Self {
+            history: Some(History::open(dir.history()).map_err(failed(dir.history()))?),
+            history_dir: Some(dir.history()),
+            outbox: Outbox::open(&dir.outbox()).map_err(failed(dir.outbox()))?,
+            transfers: Transfers::open(&dir.transfers()).map_err(failed(dir.transfers()))?,
+            downloads: Some(downloads),
+        })
+    }
+}
+
+/// Messages from the node's own tasks (downloads, file reads) back to the loop.
+#[derive(Debug)]
+pub(crate) enum Internal {
+    /// A download wants one chunk from its sender.
+    FetchChunk {
+        peer: PeerId,
+        transfer: TransferId,
+        offset: u64,
+        len: u32,
+        reply: oneshot::Sender<Result<Vec<u8>, FetchError>>,
+    },
+    /// A download ended.
+    DownloadFinished {
+        transfer: TransferId,
+        result: Result<PathBuf, String>,
+    },
+    /// A chunk asked for by a peer was read from disk.
+    ChunkRead {
+        channel: libp2p::request_response::ResponseChannel<FileResponse>,
+        response: FileResponse,
+    },
+}
 
 /// Drives one node. Run it with [`EventLoop::run`] on a tokio task.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<Event>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
     config: Config,
     rooms: BTreeSet<Room>,
-    history: Option<History>,
+    state: State,
     directory: Directory,
     seen: RecentIds<MessageId>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, DialReply)>,
+    direct: direct::Delivery,
+    files: files::Files,
+    lookups: HashMap<kad::QueryId, PeerId>,
 }
 
 impl EventLoop {
@@ -54,18 +142,24 @@ impl EventLoop {
         requests: mpsc::Receiver<Request>,
         events: broadcast::Sender<Event>,
         config: Config,
-        history: Option<History>,
+        state: State,
     ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::channel(256);
         Self {
             swarm,
             requests,
             events,
+            internal_tx,
+            internal_rx,
             config,
             rooms: BTreeSet::new(),
-            history,
+            state,
             directory: Directory::default(),
             seen: RecentIds::new(SEEN_CAPACITY),
             pending_dials: HashMap::new(),
+            direct: direct::Delivery::default(),
+            files: files::Files::default(),
+            lookups: HashMap::new(),
         }
     }
 
@@ -73,15 +167,15 @@ impl EventLoop {
     pub async fn run(mut self) {
         for addr in self.config.bootstrap.clone() {
             self.add_known_address(&addr);
-            if let Err(e) = self.swarm.dial(addr.clone()) {
-                warn!(%addr, "cannot dial bootstrap: {e}");
-            }
         }
         if let Err(e) = self.join(Room::Lobby) {
             warn!("cannot join the lobby: {e}");
         }
+        self.resume_downloads();
         let mut discovery = tokio::time::interval(self.config.discovery_interval);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut delivery = tokio::time::interval(DELIVERY_TICK);
+        delivery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -89,9 +183,12 @@ impl EventLoop {
                     Some(Request::Shutdown) | None => break,
                     Some(request) => self.on_request(request),
                 },
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
                 _ = discovery.tick() => self.discover(),
+                _ = delivery.tick() => self.retry_deliveries(Instant::now()),
             }
         }
+        self.files.stop_downloads();
         info!("node stopped");
     }
 
@@ -118,6 +215,32 @@ impl EventLoop {
             Request::Dial { addr, reply } => self.dial(addr, reply),
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Request::ResolveUser { query, reply } => {
+                let _ = reply.send(
+                    self.directory
+                        .resolve(&query)
+                        .map_err(NodeError::UnknownUser),
+                );
+            }
+            Request::SendDirect { to, text, reply } => self.send_direct(to, text, reply),
+            Request::OfferFile {
+                target,
+                source,
+                size,
+                sha256,
+                reply,
+            } => {
+                let _ = reply.send(self.offer_file(target, source, size, sha256));
+            }
+            Request::Accept { transfer, reply } => {
+                let _ = reply.send(self.accept(&transfer));
+            }
+            Request::Reject { transfer, reply } => {
+                let _ = reply.send(self.reject(&transfer));
+            }
+            Request::Transfers { reply } => {
+                let _ = reply.send(self.transfer_views());
             }
             Request::Shutdown => {}
         }
@@ -156,12 +279,39 @@ impl EventLoop {
     }
 
     fn record(&mut self, room: &Room, entry: &Entry) {
-        if let Some(history) = &mut self.history {
-            if let Err(e) = history.append(&room.slug(), entry) {
-                warn!(%room, "cannot write history: {e}");
+        self.record_in(&room.slug(), &room.to_string(), entry);
+    }
+
+    /// Appends `entry` to the log `conversation`; a failure is reported, not fatal.
+    fn record_in(&mut self, conversation: &str, shown: &str, entry: &Entry) {
+        if let Some(history) = &mut self.state.history {
+            if let Err(e) = history.append(conversation, entry) {
+                warn!(conversation, "cannot write history: {e}");
                 self.emit(Event::Error {
-                    message: format!("cannot write history of {room}: {e}"),
+                    message: format!("cannot write history of {shown}: {e}"),
                 });
+            }
+        }
+    }
+
+    fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::FetchChunk {
+                peer,
+                transfer,
+                offset,
+                len,
+                reply,
+            } => self.fetch_chunk(peer, transfer, offset, len, reply),
+            Internal::DownloadFinished { transfer, result } => {
+                self.download_finished(transfer, result)
+            }
+            Internal::ChunkRead { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .file
+                    .send_response(channel, response);
             }
         }
     }
@@ -260,8 +410,20 @@ impl EventLoop {
         }
     }
 
-    /// Dials more peers from the DHT while the node has fewer than it wants.
+    /// Re-dials lost bootstraps and dials more peers from the DHT while the node has fewer
+    /// than it wants.
     fn discover(&mut self) {
+        for addr in self.config.bootstrap.clone() {
+            if let Some(peer) = peer_of(&addr) {
+                if !self.swarm.is_connected(&peer) {
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
+        }
         if self.wants_peers() {
             self.swarm
                 .behaviour_mut()
@@ -323,6 +485,7 @@ impl EventLoop {
                         peer: peer_id,
                         addr,
                     });
+                    self.flush_outbox(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -391,6 +554,8 @@ impl EventLoop {
                 self.on_identify(peer_id, info)
             }
             BehaviourEvent::Kad(event) => self.on_kad(event),
+            BehaviourEvent::Direct(event) => self.on_direct_event(event),
+            BehaviourEvent::File(event) => self.on_file_event(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm
@@ -421,6 +586,13 @@ impl EventLoop {
         };
         let chat = match decode_gossip(&message.data) {
             Ok(Gossip::Chat(chat)) => chat,
+            Ok(Gossip::FileOffer(offer)) => {
+                if !self.rooms.contains(&room) || !self.seen.insert(offer.transfer) {
+                    return MessageAcceptance::Ignore;
+                }
+                self.directory.observe_name(source, &offer.from_name);
+                return self.on_shared_file(source, room, offer);
+            }
             Err(e) => {
                 debug!(peer = %source, "rejecting gossip: {e}");
                 return MessageAcceptance::Reject;
@@ -470,10 +642,32 @@ impl EventLoop {
         match event {
             kad::Event::RoutingUpdated { peer, .. } => self.maybe_dial(peer),
             kad::Event::OutboundQueryProgressed {
-                result: kad::QueryResult::GetClosestPeers(Ok(ok)),
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                step,
                 ..
             } => {
-                for found in ok.peers {
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                if let Some(target) = self.lookups.get(&id).copied() {
+                    if let Some(found) = peers.iter().find(|p| p.peer_id == target) {
+                        for addr in &found.addrs {
+                            self.swarm
+                                .behaviour_mut()
+                                .kad
+                                .add_address(&target, addr.clone());
+                        }
+                        self.lookups.remove(&id);
+                        self.flush_outbox(target);
+                    } else if step.last {
+                        self.lookups.remove(&id);
+                        self.report_all_queued(target);
+                    }
+                    return;
+                }
+                for found in peers {
                     self.maybe_dial(found.peer_id);
                 }
             }

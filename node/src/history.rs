@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
@@ -62,9 +62,9 @@ impl History {
         line.push(b'\n');
         let file = match self.open.entry(conversation.to_owned()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(open_for_append(&log_path(&self.dir, conversation))?)
-            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                crate::journal::open_for_append(&log_path(&self.dir, conversation))?,
+            ),
         };
         file.write_all(&line)?;
         file.flush()
@@ -106,28 +106,13 @@ impl History {
     }
 }
 
-fn log_path(dir: &Path, conversation: &str) -> PathBuf {
-    dir.join(format!("{conversation}.jsonl"))
+/// The name of the log of the private conversation with `peer`.
+pub fn direct_log(peer: &libp2p::PeerId) -> String {
+    format!("dm-{peer}")
 }
 
-/// Opens a log for appending; a torn last line left by a crash is closed with a newline
-/// so the next entry starts on a line of its own.
-fn open_for_append(path: &Path) -> io::Result<File> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)?;
-    let len = file.metadata()?.len();
-    if len > 0 {
-        file.seek(SeekFrom::Start(len - 1))?;
-        let mut last = [0u8; 1];
-        file.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n")?;
-        }
-    }
-    Ok(file)
+fn log_path(dir: &Path, conversation: &str) -> PathBuf {
+    dir.join(format!("{conversation}.jsonl"))
 }
 
 /// Reads the last `n` complete-or-torn lines of `file` without reading the whole file.
@@ -166,6 +151,7 @@ fn tail_lines(file: &mut File, n: usize) -> io::Result<Vec<Vec<u8>>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn entry(i: usize) -> Entry {
         Entry {

@@ -5,22 +5,27 @@
 
 pub mod behaviour;
 pub mod client;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod ctl;
 pub mod data_dir;
+pub mod download;
 pub mod emoji;
 pub mod event;
 pub mod event_loop;
 pub mod history;
 pub mod identity;
+pub mod journal;
 pub mod logging;
+pub mod outbox;
 pub mod peers;
 pub mod prompt;
 pub mod render;
 pub mod session;
 pub mod settings;
 pub mod swarm;
+pub mod transfers;
 
 pub use client::{Client, NodeError};
 pub use config::{Config, Role};
@@ -45,10 +50,10 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
-    /// The history folder could not be opened.
-    #[error("cannot open history in {path}: {source}")]
-    History {
-        /// The folder.
+    /// A file of the data dir could not be opened.
+    #[error("cannot open {path}: {source}")]
+    DataDir {
+        /// The file or folder.
         path: String,
         /// Why.
         source: std::io::Error,
@@ -61,15 +66,7 @@ const EVENT_BUFFER: usize = 4096;
 /// Builds a node; spawn the returned loop with `tokio::spawn(event_loop.run())`.
 pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartError> {
     let peer = key.public().to_peer_id();
-    let history = match &config.history_dir {
-        Some(dir) => Some(
-            history::History::open(dir).map_err(|source| StartError::History {
-                path: dir.display().to_string(),
-                source,
-            })?,
-        ),
-        None => None,
-    };
+    let state = event_loop::State::open(config.data_dir.as_ref())?;
     let mut swarm = swarm::build(key, &config)?;
     for addr in &config.listen {
         swarm
@@ -82,6 +79,6 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     let (request_tx, request_rx) = mpsc::channel(256);
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
     let client = Client::new(request_tx, event_tx.clone(), peer);
-    let event_loop = EventLoop::new(swarm, request_rx, event_tx, config, history);
+    let event_loop = EventLoop::new(swarm, request_rx, event_tx, config, state);
     Ok((client, event_loop))
 }

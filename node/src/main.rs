@@ -106,16 +106,24 @@ async fn run_ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Makes the file of `/save` absolute, so it lands where `ipm ctl` was run, not where the
-/// daemon runs.
+/// Makes the file of `/save`, `/send-file` and `/share` absolute, so it is the one where
+/// `ipm ctl` was run, not where the daemon runs.
 fn absolute_paths(line: &str) -> anyhow::Result<String> {
-    if let Ok(commands::Command::Save { room, path }) = commands::parse(line) {
-        if path.is_relative() {
-            let abs = std::env::current_dir()?.join(path);
-            return Ok(format!("/save {room} {}", abs.display()));
+    let absolute = |path: &Path| -> anyhow::Result<String> {
+        Ok(std::env::current_dir()?.join(path).display().to_string())
+    };
+    Ok(match commands::parse(line) {
+        Ok(commands::Command::Save { target, path }) if path.is_relative() => {
+            format!("/save {target} {}", absolute(&path)?)
         }
-    }
-    Ok(line.to_owned())
+        Ok(commands::Command::SendFile { user, path }) if path.is_relative() => {
+            format!("/send-file {user} {}", absolute(&path)?)
+        }
+        Ok(commands::Command::Share(path)) if path.is_relative() => {
+            format!("/share {}", absolute(&path)?)
+        }
+        _ => line.to_owned(),
+    })
 }
 
 fn default_name() -> String {
@@ -155,7 +163,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let key = identity::load_or_create(&data_dir.identity_key())?;
 
     let mut config = Config::node(name);
-    config.history_dir = Some(data_dir.history());
+    config.data_dir = Some(data_dir.clone());
+    config.auto_accept = args.auto_accept;
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
     }

@@ -80,6 +80,44 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// The peer a user string names: a peer id, a unique name, or `name#xxxx`.
+    pub fn resolve(&self, query: &str) -> Result<PeerId, String> {
+        let query = query.trim();
+        if let Ok(peer) = query.parse::<PeerId>() {
+            return Ok(peer);
+        }
+        let (name, suffix) = match query.split_once('#') {
+            Some((name, suffix)) => (name, Some(suffix)),
+            None => (query, None),
+        };
+        let mut matches: Vec<&PeerId> = self
+            .peers
+            .iter()
+            .filter(|(p, i)| {
+                (name.is_empty() || i.name.as_deref() == Some(name))
+                    && suffix.is_none_or(|s| short_id(p) == s)
+            })
+            .map(|(p, _)| p)
+            .collect();
+        matches.sort();
+        match matches.as_slice() {
+            [one] => Ok(**one),
+            [] => Err(format!(
+                "nobody called '{query}' is known yet: use their peer id, or wait until they show up"
+            )),
+            several => Err(format!(
+                "several users are called '{name}': say which with {}",
+                several
+                    .iter()
+                    .map(|p| format!("{name}#{}", short_id(p)))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+        }
+    }
+}
+
 /// A bounded set of recently seen message ids, to drop replays.
 #[derive(Debug)]
 pub struct RecentIds<T> {
@@ -114,6 +152,7 @@ impl<T: std::hash::Hash + Eq + Clone> RecentIds<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -128,6 +167,21 @@ mod tests {
         assert_eq!(d.display_name(&b), format!("bob#{}", short_id(&b)));
         let c = PeerId::random();
         assert_eq!(d.display_name(&c), format!("#{}", short_id(&c)));
+    }
+
+    #[test]
+    fn users_resolve_by_peer_id_name_or_suffix() {
+        let mut d = Directory::default();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        d.observe_name(a, "alice");
+        d.observe_name(b, "bob");
+        d.observe_name(c, "bob");
+        assert_eq!(d.resolve("alice"), Ok(a));
+        assert_eq!(d.resolve(&a.to_string()), Ok(a));
+        assert_eq!(d.resolve(&format!("bob#{}", short_id(&c))), Ok(c));
+        let err = d.resolve("bob").unwrap_err();
+        assert!(err.contains("several users"), "{err}");
+        assert!(d.resolve("zed").unwrap_err().contains("nobody called"));
     }
 
     #[test]

@@ -10,11 +10,13 @@ use std::{
 use ipm_protocol::{MessageId, Room};
 
 use crate::{
-    client::{Client, Status},
-    commands::{self, Command},
+    client::{Client, OfferTarget, Status, TransferView},
+    commands::{self, Command, Target},
     data_dir::write_atomic,
     emoji,
-    history::{Entry, History, MAX_READ},
+    history::{direct_log, Entry, History, MAX_READ},
+    render,
+    transfers::{Direction, State},
 };
 
 /// How long `/connect` waits for an answer.
@@ -122,12 +124,18 @@ impl Session {
                 let status = self.client.status().await.map_err(|e| e.to_string())?;
                 Ok(Outcome::Text(render_status(&status, &self.current_room())))
             }
-            Command::History { room, count } => {
-                let room = room.unwrap_or_else(|| self.current_room());
-                let entries = History::read_last(&self.history_dir, &room.slug(), count)
-                    .map_err(|e| format!("cannot read history of {room}: {e}"))?;
+            Command::History { target, count } => {
+                let (log, shown) = match target {
+                    Some(target) => self.conversation(&target).await?,
+                    None => {
+                        let room = self.current_room();
+                        (room.slug(), room.to_string())
+                    }
+                };
+                let entries = History::read_last(&self.history_dir, &log, count)
+                    .map_err(|e| format!("cannot read history of {shown}: {e}"))?;
                 if entries.is_empty() {
-                    return Ok(Outcome::Text(format!("no messages in {room} yet")));
+                    return Ok(Outcome::Text(format!("no messages in {shown} yet")));
                 }
                 Ok(Outcome::Text(
                     entries
@@ -137,12 +145,83 @@ impl Session {
                         .join("\n"),
                 ))
             }
-            Command::Save { room, path } => {
-                let count = save(&self.history_dir, &room, &path)?;
+            Command::Save { target, path } => {
+                let (log, shown) = self.conversation(&target).await?;
+                let count = save(&self.history_dir, &log, &shown, &path)?;
                 Ok(Outcome::Text(format!(
-                    "saved {count} messages of {room} to {}",
+                    "saved {count} messages of {shown} to {}",
                     path.display()
                 )))
+            }
+            Command::Msg { user, text } => {
+                let peer = self
+                    .client
+                    .resolve_user(&user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let outcome = self
+                    .client
+                    .send_direct(peer, emoji::expand(&text))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(if outcome.delivered {
+                    format!("delivered to {}", outcome.name)
+                } else {
+                    format!(
+                        "{} is not reachable now: queued, it will be delivered when they are back",
+                        outcome.name
+                    )
+                }))
+            }
+            Command::SendFile { user, path } => {
+                let peer = self
+                    .client
+                    .resolve_user(&user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let id = self
+                    .client
+                    .offer_file(OfferTarget::Peer(peer), path.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "offered {} to {user} as transfer {}; it starts when they /accept it",
+                    path.display(),
+                    render::short(&id.to_string())
+                )))
+            }
+            Command::Share(path) => {
+                let room = self.current_room();
+                let id = self
+                    .client
+                    .offer_file(OfferTarget::Room(room.clone()), path.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "shared {} in {room}; others fetch it with /get {}",
+                    path.display(),
+                    render::short(&id.to_string())
+                )))
+            }
+            Command::Accept(id) => {
+                let t = self.client.accept(&id).await.map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "downloading {} ({}) from {}",
+                    t.name,
+                    render::bytes(t.size),
+                    t.with
+                )))
+            }
+            Command::Reject(id) => {
+                let t = self.client.reject(&id).await.map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "rejected {} from {}",
+                    t.name, t.with
+                )))
+            }
+            Command::Transfers => {
+                let list = self.client.transfers().await.map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(render_transfers(&list)))
             }
             Command::Join(room) => {
                 let new = self
@@ -199,6 +278,65 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The log name and shown name of a room or a private conversation.
+    async fn conversation(&self, target: &Target) -> Result<(String, String), String> {
+        match target {
+            Target::Room(room) => Ok((room.slug(), room.to_string())),
+            Target::User(user) => {
+                let peer = self
+                    .client
+                    .resolve_user(user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((direct_log(&peer), user.clone()))
+            }
+        }
+    }
+}
+
+/// The `/transfers` table.
+pub fn render_transfers(list: &[TransferView]) -> String {
+    if list.is_empty() {
+        return "no offers or transfers yet".into();
+    }
+    let mut out = String::new();
+    for t in list {
+        let arrow = match t.direction {
+            Direction::Incoming => "from",
+            Direction::Outgoing => "to",
+        };
+        let state = match &t.state {
+            State::Offered if t.direction == Direction::Incoming => {
+                format!("offered: /accept {}", render::short(&t.id.to_string()))
+            }
+            State::Offered => "offered".into(),
+            State::Downloading => format!(
+                "downloading {}% ({} of {})",
+                render::percent(t.bytes, t.size),
+                render::bytes(t.bytes),
+                render::bytes(t.size)
+            ),
+            State::Done { path } if t.direction == Direction::Incoming => {
+                format!("received: {}", path.display())
+            }
+            State::Done { .. } => "done".into(),
+            State::Rejected => "rejected".into(),
+            State::Failed { reason } => format!("failed: {reason}"),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {} ({}) {arrow} {}  {state}",
+            render::short(&t.id.to_string()),
+            t.name,
+            render::bytes(t.size),
+            t.with
+        );
+    }
+    out.pop();
+    out
+}
+
 /// `time name: text`, local time.
 pub fn format_entry(entry: &Entry) -> String {
     format!("{} {}: {}", format_time(entry.ts), entry.from, entry.text)
@@ -216,9 +354,9 @@ pub fn format_time(ms: u64) -> String {
     }
 }
 
-fn save(history_dir: &Path, room: &Room, path: &Path) -> Result<usize, String> {
-    let entries = History::read_last(history_dir, &room.slug(), MAX_READ)
-        .map_err(|e| format!("cannot read history of {room}: {e}"))?;
+fn save(history_dir: &Path, log: &str, shown: &str, path: &Path) -> Result<usize, String> {
+    let entries = History::read_last(history_dir, log, MAX_READ)
+        .map_err(|e| format!("cannot read history of {shown}: {e}"))?;
     let mut text = String::new();
     for entry in &entries {
         text.push_str(&format_entry(entry));

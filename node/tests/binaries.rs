@@ -157,8 +157,9 @@ fn peer_id(dir: &Path) -> String {
         .expect("status shows the peer id")
 }
 
-/// Polls `/status` until the lobby has another member (subscriptions travel after connecting).
-fn wait_for_lobby_peers(dir: &Path) {
+/// Polls `/status` until the lobby has `want` other members (subscriptions travel after
+/// connecting; nodes find each other through the bootstrap's DHT and connect directly).
+fn wait_for_lobby_peers(dir: &Path, want: usize) {
     let deadline = Instant::now() + WAIT;
     loop {
         let status = ctl_ok(dir, &["/status"]);
@@ -168,7 +169,7 @@ fn wait_for_lobby_peers(dir: &Path) {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or(0);
-        if others > 0 {
+        if others >= want {
             return;
         }
         assert!(
@@ -195,7 +196,7 @@ fn three_nodes_chat_survive_kill_9_and_keep_their_identity() {
     let mut bob = start_node("bob", &dirs[1], &addr);
     let carol = start_node("carol", &dirs[2], &addr);
     for dir in &dirs {
-        wait_for_lobby_peers(dir);
+        wait_for_lobby_peers(dir, 3);
     }
 
     let sent = ctl_ok(&dirs[0], &["hello", "from", "alice", ":wave:"]);
@@ -217,8 +218,8 @@ fn three_nodes_chat_survive_kill_9_and_keep_their_identity() {
     let history = ctl_ok(&dirs[1], &["/history", "lobby", "20"]);
     assert!(history.contains("alice: hello from alice 👋"), "{history}");
 
-    wait_for_lobby_peers(&dirs[1]);
-    wait_for_lobby_peers(&dirs[2]);
+    wait_for_lobby_peers(&dirs[1], 3);
+    wait_for_lobby_peers(&dirs[2], 3);
     ctl_ok(&dirs[2], &["back", "again"]);
     bob.wait_event("carol's line after the restart", |v| {
         is_message(v, "carol", "back again")

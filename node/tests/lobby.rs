@@ -16,7 +16,12 @@ async fn lobby_message_reaches_every_node_that_only_knows_the_bootstrap() {
     for i in 0..6 {
         nodes.push(spawn_user(&format!("user{i}"), &bootstrap.addr).await);
     }
-    // Every node hears of at least one other lobby member before anyone speaks.
+    // The overlay has formed: the bootstrap knows every node is in the lobby, and every
+    // node knows someone who is.
+    wait_until("the bootstrap to see the whole lobby", || async {
+        members(&bootstrap.client, &Room::Lobby).await >= nodes.len()
+    })
+    .await;
     for node in &nodes {
         wait_until("lobby membership", || async {
             members(&node.client, &Room::Lobby).await >= 1
@@ -41,8 +46,7 @@ async fn lobby_message_reaches_every_node_that_only_knows_the_bootstrap() {
     }
     // Every receiver logged it; the sender logged its own line.
     for node in &nodes {
-        let dir = node.history.as_ref().unwrap().path();
-        let log = History::read_last(dir, "lobby", 10).unwrap();
+        let log = History::read_last(&node.history_dir(), "lobby", 10).unwrap();
         assert!(log
             .iter()
             .any(|e| e.id == sent.id.to_string() && e.text == "hello overlay"));
@@ -55,6 +59,10 @@ async fn two_users_sending_the_same_words_both_arrive() {
     let alice = spawn_user("alice", &bootstrap.addr).await;
     let bob = spawn_user("bob", &bootstrap.addr).await;
     let mut carol = spawn_user("carol", &bootstrap.addr).await;
+    wait_until("the bootstrap to see the whole lobby", || async {
+        members(&bootstrap.client, &Room::Lobby).await >= 3
+    })
+    .await;
     for node in [&alice, &bob, &carol] {
         wait_until("lobby membership", || async {
             members(&node.client, &Room::Lobby).await >= 1
@@ -93,6 +101,10 @@ async fn a_room_message_reaches_only_members_of_that_room() {
     let alice = spawn_user("alice", &bootstrap.addr).await;
     let mut bob = spawn_user("bob", &bootstrap.addr).await;
     let mut carol = spawn_user("carol", &bootstrap.addr).await;
+    wait_until("the bootstrap to see the whole lobby", || async {
+        members(&bootstrap.client, &Room::Lobby).await >= 3
+    })
+    .await;
     let rust = Room::parse("interest:rust").unwrap();
     alice.client.join(rust.clone()).await.unwrap();
     bob.client.join(rust.clone()).await.unwrap();

@@ -14,14 +14,40 @@ pub struct TestNode {
     pub client: Client,
     pub events: broadcast::Receiver<Event>,
     pub addr: Multiaddr,
-    pub history: Option<tempfile::TempDir>,
+    pub key: Keypair,
+    pub dir: Option<std::path::PathBuf>,
+    pub task: tokio::task::JoinHandle<()>,
+    /// The temporary data dir this node owns, removed when the node is dropped.
+    pub tmp: Option<tempfile::TempDir>,
+}
+
+impl TestNode {
+    /// The folder of conversation logs.
+    pub fn history_dir(&self) -> std::path::PathBuf {
+        self.dir.as_ref().unwrap().join("history")
+    }
+
+    /// Stops the node and waits until its loop has ended.
+    pub async fn stop(self) {
+        self.client.shutdown().await;
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
 
 /// Starts a node with `config` and waits until it listens.
 pub async fn spawn(config: Config) -> TestNode {
-    let (client, event_loop) = ipm_node::start(Keypair::generate_ed25519(), config).unwrap();
+    spawn_with_key(Keypair::generate_ed25519(), config).await
+}
+
+/// Starts a node with a given key (to restart "the same" node) and waits until it listens.
+pub async fn spawn_with_key(key: Keypair, config: Config) -> TestNode {
+    let dir = config.data_dir.as_ref().map(|d| d.root().to_path_buf());
+    let (client, event_loop) = ipm_node::start(key.clone(), config).unwrap();
     let mut events = client.events();
-    tokio::spawn(event_loop.run());
+    let task = tokio::spawn(event_loop.run());
     let addr = next_event(&mut events, |e| match e {
         Event::Listening { addr } => Some(addr.clone()),
         _ => None,
@@ -31,7 +57,10 @@ pub async fn spawn(config: Config) -> TestNode {
         client,
         events,
         addr,
-        history: None,
+        key,
+        dir,
+        task,
+        tmp: None,
     }
 }
 
@@ -44,15 +73,31 @@ pub async fn spawn_bootstrap() -> TestNode {
     spawn(config).await
 }
 
-/// A user node with its own history folder, joined to the overlay through `bootstrap`.
-pub async fn spawn_user(name: &str, bootstrap: &Multiaddr) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
+/// Settings of a user node keeping its state in `dir`, joining through `bootstrap`.
+pub fn user_config(name: &str, dir: &std::path::Path, bootstrap: &Multiaddr) -> Config {
     let mut config = Config::for_tests(name);
     config.bootstrap = vec![bootstrap.clone()];
-    config.history_dir = Some(dir.path().to_path_buf());
-    let mut node = spawn(config).await;
+    config.data_dir = Some(ipm_node::data_dir::DataDir::open(dir).unwrap());
+    config
+}
+
+/// A user node with its own temporary data dir, joined to the overlay through `bootstrap`.
+pub async fn spawn_user(name: &str, bootstrap: &Multiaddr) -> TestNode {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut node = start_user(Keypair::generate_ed25519(), name, tmp.path(), bootstrap).await;
+    node.tmp = Some(tmp);
+    node
+}
+
+/// Starts (or restarts) a user node with `key` and data dir `dir`.
+pub async fn start_user(
+    key: Keypair,
+    name: &str,
+    dir: &std::path::Path,
+    bootstrap: &Multiaddr,
+) -> TestNode {
+    let node = spawn_with_key(key, user_config(name, dir, bootstrap)).await;
     node.client.dial(bootstrap.clone()).await.unwrap();
-    node.history = Some(dir);
     node
 }
 

@@ -5,12 +5,18 @@
 //! sizes, the protocol version and every semantic field before handing a
 //! value to the rest of ipm.
 
+pub mod direct;
+pub mod envelope;
+pub mod file;
 pub mod geo;
 pub mod limits;
 pub mod message;
 pub mod name;
 pub mod room;
 
+pub use direct::{DirectMessage, DirectRequest, DirectResponse};
+pub use envelope::{decode, encode, Payload};
+pub use file::{FileOffer, FileRequest, FileResponse, TransferId};
 pub use geo::{GeoError, Position};
 pub use message::{decode_gossip, encode_gossip, ChatMessage, DecodeError, Gossip, MessageId};
 pub use name::{validate_name, NameError};

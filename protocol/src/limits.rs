@@ -26,3 +26,27 @@ pub const WIRE_GEOHASH_PRECISION: usize = 6;
 
 /// Largest radius, in kilometres, accepted for a geographic room search.
 pub const MAX_RADIUS_KM: f64 = 2500.0;
+
+/// Maximum length of an encoded private-message request, in bytes.
+pub const MAX_DIRECT_REQUEST_LEN: usize = 16 * 1024;
+
+/// Maximum length of an encoded private-message response, in bytes.
+pub const MAX_DIRECT_RESPONSE_LEN: usize = 1024;
+
+/// Largest piece of a file one chunk request may ask for, in bytes.
+pub const MAX_CHUNK_LEN: u32 = 1024 * 1024;
+
+/// Maximum length of an encoded file-transfer request, in bytes.
+pub const MAX_FILE_REQUEST_LEN: usize = 4 * 1024;
+
+/// Maximum length of an encoded file-transfer response: one chunk plus its envelope.
+pub const MAX_FILE_RESPONSE_LEN: usize = MAX_CHUNK_LEN as usize + 1024;
+
+/// Largest file size an offer may declare, in bytes (1 TiB).
+pub const MAX_FILE_SIZE: u64 = 1 << 40;
+
+/// Maximum length of an offered file name, in bytes.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+
+/// Maximum length of a refusal or error reason carried in a response, in bytes.
+pub const MAX_REASON_LEN: usize = 256;

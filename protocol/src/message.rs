@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::{self, Payload};
 use crate::geo::is_geohash;
 use crate::limits::{MAX_GOSSIP_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, WIRE_GEOHASH_PRECISION};
 use crate::name::validate_name;
@@ -188,6 +189,8 @@ pub fn validate_text(text: &str) -> Result<(), DecodeError> {
 pub enum Gossip {
     /// A chat message.
     Chat(ChatMessage),
+    /// A file offered to everyone in the room (`/share`).
+    FileOffer(crate::file::FileOffer),
 }
 
 impl Gossip {
@@ -195,27 +198,15 @@ impl Gossip {
     pub fn validate(&self) -> Result<(), DecodeError> {
         match self {
             Gossip::Chat(msg) => msg.validate(),
+            Gossip::FileOffer(offer) => offer.validate(),
         }
     }
 }
 
-/// The envelope as written: the protocol version, then the body.
-#[derive(Serialize)]
-struct EnvelopeOut<'a> {
-    v: u16,
-    body: &'a Gossip,
-}
-
-/// Only the version of an envelope; every other field is skipped.
-#[derive(Deserialize)]
-struct EnvelopeVersion {
-    v: u16,
-}
-
-/// Only the body of an envelope whose version is already checked.
-#[derive(Deserialize)]
-struct EnvelopeBody {
-    body: Gossip,
+impl Payload for Gossip {
+    fn validate(&self) -> Result<(), DecodeError> {
+        Gossip::validate(self)
+    }
 }
 
 /// Encodes `g` as CBOR in a versioned envelope `{ v: PROTOCOL_VERSION, body }`.
@@ -223,13 +214,7 @@ struct EnvelopeBody {
 /// A payload that passes [`Gossip::validate`] always encodes to at most
 /// [`MAX_GOSSIP_LEN`] bytes and decodes back to itself.
 pub fn encode_gossip(g: &Gossip) -> Vec<u8> {
-    let envelope = EnvelopeOut {
-        v: PROTOCOL_VERSION,
-        body: g,
-    };
-    // Writing these plain structs into a Vec cannot fail: there is no I/O
-    // and every map key is a string.
-    serde_cbor::to_vec(&envelope).expect("CBOR encoding into a Vec never fails")
+    envelope::encode(g)
 }
 
 /// Decodes and validates a payload received from a peer.
@@ -239,20 +224,7 @@ pub fn encode_gossip(g: &Gossip) -> Vec<u8> {
 /// [`PROTOCOL_VERSION`], then the body must decode, then it must pass
 /// [`Gossip::validate`]. Unknown envelope and message fields are ignored.
 pub fn decode_gossip(bytes: &[u8]) -> Result<Gossip, DecodeError> {
-    if bytes.len() > MAX_GOSSIP_LEN {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max: MAX_GOSSIP_LEN,
-        });
-    }
-    let malformed = |e: serde_cbor::Error| DecodeError::Malformed(e.to_string());
-    let EnvelopeVersion { v } = serde_cbor::from_slice(bytes).map_err(malformed)?;
-    if v != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion(v));
-    }
-    let EnvelopeBody { body } = serde_cbor::from_slice(bytes).map_err(malformed)?;
-    body.validate()?;
-    Ok(body)
+    envelope::decode(bytes, MAX_GOSSIP_LEN)
 }
 
 #[cfg(test)]
@@ -480,7 +452,9 @@ mod tests {
         }
         // Null geo is the same as no geo.
         let bytes = with_chat_field("geo", Value::Null);
-        let Gossip::Chat(msg) = decode_gossip(&bytes).unwrap();
+        let Ok(Gossip::Chat(msg)) = decode_gossip(&bytes) else {
+            panic!("not a chat message")
+        };
         assert_eq!(msg.geo, None);
     }
 

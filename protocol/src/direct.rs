@@ -1,0 +1,159 @@
+//! Private messages over `/ipm/direct/1`: one request per message, answered by an ack.
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Payload;
+use crate::limits::MAX_REASON_LEN;
+use crate::message::{validate_text, DecodeError, MessageId};
+use crate::name::validate_name;
+
+/// Request-response protocol name for private messages.
+pub const DIRECT_PROTOCOL: &str = "/ipm/direct/1";
+
+/// A private message to one peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectMessage {
+    /// Unique id; the recipient drops a second copy with the same id.
+    pub id: MessageId,
+    /// The sender's claimed display name.
+    pub name: String,
+    /// The text, with the same rules as a room message.
+    pub text: String,
+    /// When the sender wrote it, ms since the Unix epoch.
+    pub sent_ms: u64,
+    /// Whether this is an automatic away reply (never answered by another one).
+    #[serde(default)]
+    pub auto_reply: bool,
+}
+
+impl DirectMessage {
+    /// A message with a fresh id, written now.
+    pub fn new(name: &str, text: &str) -> DirectMessage {
+        DirectMessage {
+            id: MessageId::random(),
+            name: name.to_owned(),
+            text: text.to_owned(),
+            sent_ms: crate::message::now_ms(),
+            auto_reply: false,
+        }
+    }
+}
+
+/// What a sender asks on `/ipm/direct/1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DirectRequest {
+    /// Deliver this message.
+    Message(DirectMessage),
+}
+
+/// The recipient's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DirectResponse {
+    /// The message is stored (or was already): the sender may forget it.
+    Delivered {
+        /// The message acknowledged.
+        id: MessageId,
+    },
+    /// The recipient will not take the message; retrying will not help.
+    Refused {
+        /// The message refused.
+        id: MessageId,
+        /// Why, in a few words.
+        reason: String,
+    },
+}
+
+impl Payload for DirectRequest {
+    fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            DirectRequest::Message(m) => {
+                validate_name(&m.name).map_err(|e| DecodeError::Invalid(format!("name: {e}")))?;
+                validate_text(&m.text)
+            }
+        }
+    }
+}
+
+impl Payload for DirectResponse {
+    fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            DirectResponse::Delivered { .. } => Ok(()),
+            DirectResponse::Refused { reason, .. } => validate_reason(reason),
+        }
+    }
+}
+
+/// Checks a refusal or error reason: at most [`MAX_REASON_LEN`] bytes.
+pub fn validate_reason(reason: &str) -> Result<(), DecodeError> {
+    if reason.len() > MAX_REASON_LEN {
+        return Err(DecodeError::Invalid(format!(
+            "reason is {} bytes, at most {MAX_REASON_LEN} are allowed",
+            reason.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::envelope::{decode, encode};
+    use crate::limits::{MAX_DIRECT_REQUEST_LEN, MAX_DIRECT_RESPONSE_LEN, MAX_TEXT_LEN};
+    use proptest::prelude::*;
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let m = DirectRequest::Message(DirectMessage::new("alice", "hi bob"));
+        let bytes = encode(&m);
+        assert_eq!(
+            decode::<DirectRequest>(&bytes, MAX_DIRECT_REQUEST_LEN).unwrap(),
+            m
+        );
+        let r = DirectResponse::Refused {
+            id: MessageId::random(),
+            reason: "blocked".into(),
+        };
+        let bytes = encode(&r);
+        assert_eq!(
+            decode::<DirectResponse>(&bytes, MAX_DIRECT_RESPONSE_LEN).unwrap(),
+            r
+        );
+    }
+
+    #[test]
+    fn a_message_with_the_largest_text_fits_the_request_limit() {
+        let text = "é".repeat(MAX_TEXT_LEN / 2);
+        let m = DirectRequest::Message(DirectMessage::new(&"n".repeat(32), &text));
+        assert!(encode(&m).len() <= MAX_DIRECT_REQUEST_LEN);
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let mut m = DirectMessage::new("alice", "hi");
+        m.name = "al#ice".into();
+        let bytes = encode(&DirectRequest::Message(m));
+        assert!(matches!(
+            decode::<DirectRequest>(&bytes, MAX_DIRECT_REQUEST_LEN),
+            Err(DecodeError::Invalid(_))
+        ));
+        let big = vec![0u8; MAX_DIRECT_REQUEST_LEN + 1];
+        assert!(matches!(
+            decode::<DirectRequest>(&big, MAX_DIRECT_REQUEST_LEN),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        let long = DirectResponse::Refused {
+            id: MessageId::random(),
+            reason: "x".repeat(MAX_REASON_LEN + 1),
+        };
+        assert!(decode::<DirectResponse>(&encode(&long), MAX_DIRECT_RESPONSE_LEN).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<DirectRequest>(&bytes, MAX_DIRECT_REQUEST_LEN);
+            let _ = decode::<DirectResponse>(&bytes, MAX_DIRECT_RESPONSE_LEN);
+        }
+    }
+}
