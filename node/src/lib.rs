@@ -20,6 +20,7 @@ pub mod journal;
 pub mod logging;
 pub mod outbox;
 pub mod peers;
+pub mod progress;
 pub mod prompt;
 pub mod render;
 pub mod session;

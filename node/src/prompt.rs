@@ -3,20 +3,21 @@
 
 use std::{
     path::PathBuf,
-    sync::{Arc, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
 use rustyline::{
     completion::{Completer, Pair},
     error::ReadlineError,
     history::DefaultHistory,
-    Context, Editor, ExternalPrinter, Helper, Highlighter, Hinter, Validator,
+    Context, Editor, Helper, Highlighter, Hinter, Validator,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{
     commands,
     event::Event,
+    progress::{Bars, SharedPrinter},
     render,
     session::{Outcome, Session},
 };
@@ -84,7 +85,15 @@ pub async fn run(
         rooms: rooms.clone(),
     }));
     let _ = editor.load_history(&history_file);
-    let mut printer = editor.create_external_printer()?;
+    let printer: SharedPrinter = Arc::new(Mutex::new(editor.create_external_printer()?));
+    let mut bars = Bars::new(printer.clone());
+    let print = move |line: String| {
+        printer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .print(line)
+            .is_ok()
+    };
 
     let (line_tx, mut line_rx) = mpsc::channel::<LineRequest>(1);
     let prompt_session = session.clone();
@@ -104,12 +113,15 @@ pub async fn run(
                             list.retain(|r| *r != name);
                         }
                     }
-                    if printer.print(render::event_line(&event)).is_err() {
+                    // Connections are listed by /status; the prompt stays for conversation.
+                    let quiet =
+                        matches!(event, Event::Connected { .. } | Event::Disconnected { .. });
+                    if !bars.on_event(&event) && !quiet && !print(render::event_line(&event)) {
                         break;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = printer.print(format!("({n} events skipped: the prompt fell behind)"));
+                    print(format!("({n} events skipped: the prompt fell behind)"));
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }
