@@ -330,3 +330,88 @@ fn piped_stdin_runs_commands_until_end_of_input() {
     assert!(text.contains("joined interest:rust-lang"), "{text}");
     assert!(text.contains("* interest:rust-lang"), "{text}");
 }
+
+fn field(v: &serde_json::Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits for a JSON event and returns it.
+fn wait_json(
+    proc: &Proc,
+    what: &str,
+    mut pick: impl FnMut(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    proc.wait_line(what, |line| {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        pick(&value).then_some(value)
+    })
+}
+
+#[test]
+fn private_messages_and_files_between_processes_survive_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = start_bootstrap(&tmp.path().join("bootstrap"));
+    let dirs: Vec<PathBuf> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .collect();
+    let mut alice = start_node("alice", &dirs[0], &addr);
+    let mut bob = start_node("bob", &dirs[1], &addr);
+    let carol = start_node("carol", &dirs[2], &addr);
+    let alice_id = peer_id(&dirs[0]);
+    let bob_id = peer_id(&dirs[1]);
+
+    let out = ctl_ok(&dirs[0], &["/msg", &bob_id, "hi", "bob"]);
+    assert!(out.starts_with("delivered to"), "{out}");
+    let got = wait_json(&bob, "alice's private message", |v| v["event"] == "direct");
+    assert_eq!(
+        (field(&got, "text"), field(&got, "peer")),
+        ("hi bob".into(), alice_id.clone())
+    );
+    // Carol's next event about messages is a lobby line sent afterwards, never the private one.
+    wait_for_lobby_peers(&dirs[0], 1);
+    ctl_ok(&dirs[0], &["after", "the", "private", "one"]);
+    carol.wait_event("the lobby line", |v| {
+        assert_ne!(v["event"], "direct", "carol got a private message");
+        is_message(v, "alice", "after the private one")
+    });
+
+    // Bob goes away; alice's message waits in her outbox, even through her own kill -9.
+    bob.kill9();
+    let out = ctl_ok(&dirs[0], &["/msg", &bob_id, "later"]);
+    assert!(out.contains("queued"), "{out}");
+    alice.kill9();
+    alice = start_node("alice", &dirs[0], &addr);
+    bob = start_node("bob", &dirs[1], &addr);
+    let got = wait_json(&bob, "the queued message", |v| v["event"] == "direct");
+    assert_eq!(field(&got, "text"), "later");
+    wait_json(&alice, "the delivery report", |v| v["event"] == "delivered");
+    // Exactly once, also in bob's log of the conversation.
+    let history = ctl_ok(&dirs[1], &["/history", &alice_id, "10"]);
+    assert_eq!(history.matches("later").count(), 1, "{history}");
+    assert!(history.contains("alice: hi bob"), "{history}");
+
+    // A file: offered, accepted with ipm ctl, verified.
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let src = tmp.path().join("photo.jpg");
+    std::fs::write(&src, &data).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&data))
+    };
+    let out = ctl_ok(&dirs[0], &["/send-file", &bob_id, src.to_str().unwrap()]);
+    assert!(out.contains("offered"), "{out}");
+    let offer = wait_json(&bob, "the file offer", |v| v["event"] == "file_offer");
+    assert_eq!(field(&offer, "name"), "photo.jpg");
+    let id = field(&offer, "transfer");
+    let out = ctl_ok(&dirs[1], &["/accept", &id[..8]]);
+    assert!(out.starts_with("downloading photo.jpg"), "{out}");
+    let done = wait_json(&bob, "the received file", |v| {
+        v["event"] == "file_received" || v["event"] == "file_failed"
+    });
+    assert_eq!(done["event"], "file_received", "{done}");
+    assert_eq!(field(&done, "sha256"), sha);
+    assert_eq!(std::fs::read(field(&done, "path")).unwrap(), data);
+    let transfers = ctl_ok(&dirs[1], &["/transfers"]);
+    assert!(transfers.contains("received:"), "{transfers}");
+}
