@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use ipm_protocol::limits;
 use libp2p::{
+    autonat,
     connection_limits::{self, ConnectionLimits},
     dcutr, gossipsub, identify,
     identity::Keypair,
@@ -38,8 +39,8 @@ pub fn agent_version() -> String {
 mod composed {
     use ipm_protocol::{DirectRequest, DirectResponse, FileRequest, FileResponse};
     use libp2p::{
-        connection_limits, dcutr, gossipsub, identify, kad, mdns, memory_connection_limits, ping,
-        relay, request_response,
+        autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns,
+        memory_connection_limits, ping, relay, request_response,
         swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     };
 
@@ -68,10 +69,28 @@ mod composed {
         pub relay_server: Toggle<relay::Behaviour>,
         /// Upgrades relayed connections to direct ones by hole punching.
         pub dcutr: dcutr::Behaviour,
+        /// Learns whether this node is reachable from outside, and answers others' probes.
+        pub autonat: autonat::Behaviour,
         /// Private messages, `/ipm/direct/1`.
         pub direct: request_response::Behaviour<CborCodec<DirectRequest, DirectResponse>>,
         /// File offers and chunks, `/ipm/file/1`.
         pub file: request_response::Behaviour<CborCodec<FileRequest, FileResponse>>,
+    }
+}
+
+/// Relay limits of a bootstrap. libp2p's defaults (2 minutes, 128 KiB per circuit) suit
+/// hole-punching only; a bootstrap also carries whole conversations and files between peers
+/// that can never reach each other directly.
+fn relay_server_config() -> relay::Config {
+    relay::Config {
+        max_reservations: 4096,
+        max_reservations_per_peer: 4,
+        reservation_duration: Duration::from_secs(60 * 60),
+        max_circuits: 1024,
+        max_circuits_per_peer: 32,
+        max_circuit_duration: Duration::from_secs(60 * 60),
+        max_circuit_bytes: 8 << 30,
+        ..relay::Config::default()
     }
 }
 
@@ -133,7 +152,12 @@ impl Behaviour {
         };
 
         let relay_server = match config.role {
-            Role::Bootstrap => Some(relay::Behaviour::new(peer_id, relay::Config::default())),
+            Role::Bootstrap => {
+                let mut relay = relay::Behaviour::new(peer_id, relay_server_config());
+                // Serve circuits from the start: a bootstrap is deployed to be reachable.
+                relay.set_status(Some(relay::Status::Enable));
+                Some(relay)
+            }
             Role::Node => None,
         };
 
@@ -153,6 +177,7 @@ impl Behaviour {
             relay_client,
             relay_server: relay_server.into(),
             dcutr: dcutr::Behaviour::new(peer_id),
+            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
             direct: request_response::Behaviour::with_codec(
                 CborCodec::new(
                     limits::MAX_DIRECT_REQUEST_LEN,

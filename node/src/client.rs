@@ -94,6 +94,10 @@ pub struct Status {
     pub listen: Vec<Multiaddr>,
     /// Addresses other peers saw us at.
     pub external: Vec<Multiaddr>,
+    /// Whether peers can reach this node directly: `public`, `private` or `unknown`.
+    pub nat: String,
+    /// Relayed addresses this node can be reached at through a bootstrap.
+    pub relayed: Vec<Multiaddr>,
     /// Connected peers.
     pub peers: Vec<PeerStatus>,
     /// Joined rooms.

@@ -29,6 +29,9 @@ pub struct Config {
     pub direct_wait: Duration,
     /// Longest pause between two delivery attempts to an unreachable peer.
     pub max_retry: Duration,
+    /// Whether the node asks its bootstraps for a relay reservation, so that peers which
+    /// cannot reach it directly still can through the bootstrap.
+    pub use_relay: bool,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
     /// Bootstrap nodes dialled at start and used to join the DHT.
@@ -58,6 +61,7 @@ impl Config {
             auto_accept: false,
             direct_wait: Duration::from_secs(5),
             max_retry: Duration::from_secs(60),
+            use_relay: true,
             listen: default_listen(0),
             bootstrap: Vec::new(),
             mdns: true,
@@ -75,6 +79,7 @@ impl Config {
         Self {
             role: Role::Bootstrap,
             mdns: false,
+            use_relay: false,
             target_peers: 0,
             max_connections: 4096,
             ..Self::node("bootstrap")

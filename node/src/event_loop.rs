@@ -14,7 +14,9 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
+    autonat,
     core::ConnectedPoint,
+    dcutr,
     gossipsub::{self, IdentTopic, MessageAcceptance},
     identify, kad, mdns,
     multiaddr::Protocol,
@@ -134,6 +136,8 @@ pub struct EventLoop {
     direct: direct::Delivery,
     files: files::Files,
     lookups: HashMap<kad::QueryId, PeerId>,
+    relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
+    nat: autonat::NatStatus,
 }
 
 impl EventLoop {
@@ -160,6 +164,8 @@ impl EventLoop {
             direct: direct::Delivery::default(),
             files: files::Files::default(),
             lookups: HashMap::new(),
+            relay_listeners: HashMap::new(),
+            nat: autonat::NatStatus::Unknown,
         }
     }
 
@@ -396,14 +402,22 @@ impl EventLoop {
             })
             .collect();
         peers.sort_by(|a, b| a.name.cmp(&b.name));
+        let listen: Vec<Multiaddr> = self
+            .swarm
+            .listeners()
+            .map(|a| a.clone().with_p2p(local).unwrap_or_else(|a| a))
+            .collect();
+        let (relayed, listen) = listen.into_iter().partition(is_relayed);
         Status {
             peer: local,
             name: self.config.name.clone(),
-            listen: self
-                .swarm
-                .listeners()
-                .map(|a| a.clone().with_p2p(local).unwrap_or_else(|a| a))
-                .collect(),
+            listen,
+            relayed,
+            nat: match &self.nat {
+                autonat::NatStatus::Public(_) => "public".into(),
+                autonat::NatStatus::Private => "private (reachable through a relay only)".into(),
+                autonat::NatStatus::Unknown => "unknown".into(),
+            },
             external: self.swarm.external_addresses().cloned().collect(),
             peers,
             rooms,
@@ -449,6 +463,29 @@ impl EventLoop {
         }
     }
 
+    /// Asks a bootstrap that just connected for a relay reservation: peers that cannot
+    /// reach this node directly then reach it through `<bootstrap>/p2p-circuit`.
+    fn reserve_relay(&mut self, peer: PeerId) {
+        if !self.config.use_relay || self.relay_listeners.contains_key(&peer) {
+            return;
+        }
+        let Some(addr) = self
+            .config
+            .bootstrap
+            .iter()
+            .find(|a| peer_of(a) == Some(peer))
+            .cloned()
+        else {
+            return;
+        };
+        match self.swarm.listen_on(addr.with(Protocol::P2pCircuit)) {
+            Ok(id) => {
+                self.relay_listeners.insert(peer, id);
+            }
+            Err(e) => warn!(%peer, "cannot ask the bootstrap for a relay reservation: {e}"),
+        }
+    }
+
     fn add_known_address(&mut self, addr: &Multiaddr) {
         if let Some(peer) = peer_of(addr) {
             let mut plain = addr.clone();
@@ -463,6 +500,10 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
+                if self.config.role == Role::Bootstrap && !is_relayed(&address) {
+                    // A bootstrap is deployed to be reachable where it listens.
+                    self.swarm.add_external_address(address.clone());
+                }
                 let addr = address.with_p2p(self.local_peer_id()).unwrap_or_else(|a| a);
                 info!(%addr, "listening");
                 self.emit(Event::Listening { addr });
@@ -486,6 +527,7 @@ impl EventLoop {
                         addr,
                     });
                     self.flush_outbox(peer_id);
+                    self.reserve_relay(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -513,6 +555,17 @@ impl EventLoop {
                         addr: addr.to_string(),
                         reason: dial_reason(&error),
                     }));
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                let before = self.relay_listeners.len();
+                self.relay_listeners.retain(|_, id| *id != listener_id);
+                if self.relay_listeners.len() < before {
+                    debug!(?reason, "relay reservation ended");
                 }
             }
             SwarmEvent::ListenerError { error, .. } => {
@@ -554,6 +607,18 @@ impl EventLoop {
                 self.on_identify(peer_id, info)
             }
             BehaviourEvent::Kad(event) => self.on_kad(event),
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                info!(status = ?new, "reachability");
+                self.nat = new;
+            }
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => info!(peer = %remote_peer_id, "direct connection by hole punching"),
+                Err(e) => debug!(peer = %remote_peer_id, "hole punching failed: {e}"),
+            },
+            BehaviourEvent::RelayClient(event) => debug!(?event, "relay"),
             BehaviourEvent::Direct(event) => self.on_direct_event(event),
             BehaviourEvent::File(event) => self.on_file_event(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
@@ -701,6 +766,11 @@ fn innermost<'a>(
         current = source;
     }
     current
+}
+
+/// Whether an address goes through a relay.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
 /// The peer id at the end of an address, if any.

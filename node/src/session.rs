@@ -14,6 +14,7 @@ use crate::{
     commands::{self, Command, Target},
     data_dir::write_atomic,
     emoji,
+    event_loop::is_relayed,
     history::{direct_log, Entry, History, MAX_READ},
     render,
     transfers::{Direction, State},
@@ -382,15 +383,22 @@ pub fn render_status(status: &Status, current: &Room) -> String {
             let _ = writeln!(out, "  {addr}");
         }
     }
+    let _ = writeln!(out, "reachability: {}", status.nat);
+    if !status.relayed.is_empty() {
+        let _ = writeln!(out, "reachable through relay:");
+        for addr in &status.relayed {
+            let _ = writeln!(out, "  {addr}");
+        }
+    }
     let _ = writeln!(out, "connections: {}", status.peers.len());
     for p in &status.peers {
         let addr = p.addrs.first().map(ToString::to_string).unwrap_or_default();
-        let relayed = if addr.contains("/p2p-circuit") {
-            " (relayed)"
+        let how = if !p.addrs.is_empty() && p.addrs.iter().all(is_relayed) {
+            "relayed"
         } else {
-            ""
+            "direct"
         };
-        let _ = writeln!(out, "  {} {} {addr}{relayed}", p.name, p.peer);
+        let _ = writeln!(out, "  {} {} {how} {addr}", p.name, p.peer);
     }
     let _ = writeln!(out, "current room: {current}");
     let _ = write!(out, "rooms:");
