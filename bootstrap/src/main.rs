@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         cli.listen
     };
+    config.data_dir = Some(data_dir);
     let (client, event_loop) = ipm_node::start(key, config)?;
     let mut events = client.events();
     let node = tokio::spawn(event_loop.run());

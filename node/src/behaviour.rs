@@ -26,6 +26,9 @@ pub const DIRECT_PROTOCOL: StreamProtocol =
     StreamProtocol::new(ipm_protocol::direct::DIRECT_PROTOCOL);
 /// File offers and chunks.
 pub const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new(ipm_protocol::file::FILE_PROTOCOL);
+/// Mailboxes of bootstraps.
+pub const MAILBOX_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(ipm_protocol::mailbox::MAILBOX_PROTOCOL);
 /// Identify protocol version string shared by every ipm node.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/ipm/1";
 
@@ -37,7 +40,9 @@ pub fn agent_version() -> String {
 /// The derive macro writes `BehaviourEvent` here, one variant per field documented below.
 #[allow(missing_docs)]
 mod composed {
-    use ipm_protocol::{DirectRequest, DirectResponse, FileRequest, FileResponse};
+    use ipm_protocol::{
+        DirectRequest, DirectResponse, FileRequest, FileResponse, MailboxRequest, MailboxResponse,
+    };
     use libp2p::{
         autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns,
         memory_connection_limits, ping, relay, request_response,
@@ -75,6 +80,8 @@ mod composed {
         pub direct: request_response::Behaviour<CborCodec<DirectRequest, DirectResponse>>,
         /// File offers and chunks, `/ipm/file/1`.
         pub file: request_response::Behaviour<CborCodec<FileRequest, FileResponse>>,
+        /// Sealed messages for offline users, `/ipm/mailbox/1` (served by bootstraps).
+        pub mailbox: request_response::Behaviour<CborCodec<MailboxRequest, MailboxResponse>>,
     }
 }
 
@@ -192,6 +199,20 @@ impl Behaviour {
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
                     .with_max_concurrent_streams(64),
+            ),
+            mailbox: request_response::Behaviour::with_codec(
+                CborCodec::new(
+                    limits::MAX_MAILBOX_REQUEST_LEN,
+                    limits::MAX_MAILBOX_RESPONSE_LEN,
+                ),
+                [(
+                    MAILBOX_PROTOCOL,
+                    match config.role {
+                        Role::Bootstrap => ProtocolSupport::Full,
+                        Role::Node => ProtocolSupport::Outbound,
+                    },
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             ),
         })
     }

@@ -76,6 +76,11 @@ impl DataDir {
         self.root.join("transfers.json")
     }
 
+    /// Sealed messages a bootstrap keeps for offline users.
+    pub fn mailbox(&self) -> PathBuf {
+        self.root.join("mailbox.jsonl")
+    }
+
     /// Where received files land.
     pub fn downloads(&self) -> PathBuf {
         self.root.join("downloads")

@@ -75,7 +75,8 @@ pub enum Event {
         /// The recipient's display name.
         name: String,
     },
-    /// A private message could not be delivered yet; it waits in the outbox.
+    /// A private message could not be delivered yet: it waits in the outbox (`at` absent),
+    /// or, sealed, in a bootstrap's mailbox (`at` the bootstrap).
     Queued {
         /// The message.
         #[serde(serialize_with = "display")]
@@ -84,6 +85,9 @@ pub enum Event {
         to: PeerId,
         /// The recipient's display name.
         name: String,
+        /// The bootstrap whose mailbox keeps a sealed copy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at: Option<PeerId>,
     },
     /// Someone offers a file, to this node or to a room it is in.
     FileOffer {

@@ -5,6 +5,7 @@
 
 mod direct;
 mod files;
+mod mailbox;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -41,6 +42,7 @@ use crate::{
     download::FetchError,
     event::Event,
     history::{Entry, History},
+    mailbox::Mailbox,
     outbox::Outbox,
     peers::{Directory, RecentIds},
     transfers::Transfers,
@@ -65,19 +67,23 @@ pub(crate) struct State {
     outbox: Outbox,
     transfers: Transfers,
     downloads: Option<PathBuf>,
+    mailbox: Mailbox,
 }
 
 impl State {
-    /// Opens history, outbox and transfers in `dir`, or keeps them in memory.
-    pub(crate) fn open(dir: Option<&DataDir>) -> Result<Self, StartError> {
+    /// Opens what a node of `role` keeps in `dir` (a user's history, outbox and transfers;
+    /// a bootstrap's mailbox), or keeps everything in memory.
+    pub(crate) fn open(dir: Option<&DataDir>, role: Role) -> Result<Self, StartError> {
+        let in_memory = Self {
+            history: None,
+            history_dir: None,
+            outbox: Outbox::in_memory(),
+            transfers: Transfers::default(),
+            downloads: None,
+            mailbox: Mailbox::in_memory(),
+        };
         let Some(dir) = dir else {
-            return Ok(Self {
-                history: None,
-                history_dir: None,
-                outbox: Outbox::in_memory(),
-                transfers: Transfers::default(),
-                downloads: None,
-            });
+            return Ok(in_memory);
         };
         let failed = |path: PathBuf| {
             move |source| StartError::DataDir {
@@ -85,6 +91,13 @@ impl State {
                 source,
             }
         };
+        if role == Role::Bootstrap {
+            let now = ipm_protocol::message::now_ms();
+            return Ok(Self {
+                mailbox: Mailbox::open(&dir.mailbox(), now).map_err(failed(dir.mailbox()))?,
+                ..in_memory
+            });
+        }
         let downloads = dir.downloads();
         std::fs::create_dir_all(&downloads).map_err(failed(downloads.clone()))?;
         Ok(Self {
@@ -93,6 +106,7 @@ impl State {
             outbox: Outbox::open(&dir.outbox()).map_err(failed(dir.outbox()))?,
             transfers: Transfers::open(&dir.transfers()).map_err(failed(dir.transfers()))?,
             downloads: Some(downloads),
+            mailbox: Mailbox::in_memory(),
         })
     }
 }
@@ -123,6 +137,7 @@ pub(crate) enum Internal {
 /// Drives one node. Run it with [`EventLoop::run`] on a tokio task.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
+    key: libp2p::identity::Keypair,
     requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<Event>,
     internal_tx: mpsc::Sender<Internal>,
@@ -138,11 +153,14 @@ pub struct EventLoop {
     lookups: HashMap<kad::QueryId, PeerId>,
     relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
     nat: autonat::NatStatus,
+    mailbox_calls: HashMap<libp2p::request_response::OutboundRequestId, mailbox::MailboxCall>,
+    deposited: std::collections::HashSet<(MessageId, PeerId)>,
 }
 
 impl EventLoop {
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
+        key: libp2p::identity::Keypair,
         requests: mpsc::Receiver<Request>,
         events: broadcast::Sender<Event>,
         config: Config,
@@ -151,6 +169,7 @@ impl EventLoop {
         let (internal_tx, internal_rx) = mpsc::channel(256);
         Self {
             swarm,
+            key,
             requests,
             events,
             internal_tx,
@@ -166,6 +185,8 @@ impl EventLoop {
             lookups: HashMap::new(),
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,
+            mailbox_calls: HashMap::new(),
+            deposited: std::collections::HashSet::new(),
         }
     }
 
@@ -427,6 +448,7 @@ impl EventLoop {
     /// Re-dials lost bootstraps and dials more peers from the DHT while the node has fewer
     /// than it wants.
     fn discover(&mut self) {
+        self.poll_mailboxes();
         for addr in self.config.bootstrap.clone() {
             if let Some(peer) = peer_of(&addr) {
                 if !self.swarm.is_connected(&peer) {
@@ -528,6 +550,14 @@ impl EventLoop {
                     });
                     self.flush_outbox(peer_id);
                     self.reserve_relay(peer_id);
+                    if self
+                        .config
+                        .bootstrap
+                        .iter()
+                        .any(|a| peer_of(a) == Some(peer_id))
+                    {
+                        self.on_bootstrap_connected(peer_id);
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -621,6 +651,7 @@ impl EventLoop {
             BehaviourEvent::RelayClient(event) => debug!(?event, "relay"),
             BehaviourEvent::Direct(event) => self.on_direct_event(event),
             BehaviourEvent::File(event) => self.on_file_event(event),
+            BehaviourEvent::Mailbox(event) => self.on_mailbox_event(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm

@@ -18,11 +18,13 @@ pub mod history;
 pub mod identity;
 pub mod journal;
 pub mod logging;
+pub mod mailbox;
 pub mod outbox;
 pub mod peers;
 pub mod progress;
 pub mod prompt;
 pub mod render;
+pub mod sealed;
 pub mod session;
 pub mod settings;
 pub mod swarm;
@@ -67,8 +69,8 @@ const EVENT_BUFFER: usize = 4096;
 /// Builds a node; spawn the returned loop with `tokio::spawn(event_loop.run())`.
 pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartError> {
     let peer = key.public().to_peer_id();
-    let state = event_loop::State::open(config.data_dir.as_ref())?;
-    let mut swarm = swarm::build(key, &config)?;
+    let state = event_loop::State::open(config.data_dir.as_ref(), config.role)?;
+    let mut swarm = swarm::build(key.clone(), &config)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -80,6 +82,6 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     let (request_tx, request_rx) = mpsc::channel(256);
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
     let client = Client::new(request_tx, event_tx.clone(), peer);
-    let event_loop = EventLoop::new(swarm, request_rx, event_tx, config, state);
+    let event_loop = EventLoop::new(swarm, key, request_rx, event_tx, config, state);
     Ok((client, event_loop))
 }

@@ -17,8 +17,14 @@ pub fn event_line(event: &Event) -> String {
             format!("[private] {}: {}", clean(from), clean(text))
         }
         Event::Delivered { name, .. } => format!("* delivered to {}", clean(name)),
-        Event::Queued { name, .. } => format!(
+        Event::Queued { name, at: None, .. } => format!(
             "* {} is not reachable now; the message is queued and will be delivered later",
+            clean(name)
+        ),
+        Event::Queued {
+            name, at: Some(_), ..
+        } => format!(
+            "* queued at the bootstrap: {} gets the message (sealed, unreadable to the bootstrap) when they connect",
             clean(name)
         ),
         Event::FileOffer {

@@ -65,12 +65,25 @@ pub async fn spawn_with_key(key: Keypair, config: Config) -> TestNode {
 }
 
 pub async fn spawn_bootstrap() -> TestNode {
-    let config = Config {
+    spawn(bootstrap_config()).await
+}
+
+fn bootstrap_config() -> Config {
+    Config {
         role: Role::Bootstrap,
         target_peers: 0,
+        use_relay: false,
         ..Config::for_tests("bootstrap")
+    }
+}
+
+/// A bootstrap keeping its mailbox in `dir` (restart it with the same key and dir).
+pub async fn spawn_bootstrap_in(key: Keypair, dir: &std::path::Path) -> TestNode {
+    let config = Config {
+        data_dir: Some(ipm_node::data_dir::DataDir::open(dir).unwrap()),
+        ..bootstrap_config()
     };
-    spawn(config).await
+    spawn_with_key(key, config).await
 }
 
 /// Settings of a user node keeping its state in `dir`, joining through `bootstrap`.

@@ -50,3 +50,21 @@ pub const MAX_FILE_NAME_LEN: usize = 255;
 
 /// Maximum length of a refusal or error reason carried in a response, in bytes.
 pub const MAX_REASON_LEN: usize = 256;
+
+/// Largest sealed private message a mailbox stores, in bytes.
+pub const MAX_SEALED_LEN: usize = 24 * 1024;
+
+/// Most sealed messages one mailbox fetch returns.
+pub const MAX_FETCH: usize = 64;
+
+/// Most message ids one mailbox acknowledgement carries.
+pub const MAX_ACK_IDS: usize = 256;
+
+/// Maximum length of an encoded mailbox request, in bytes.
+pub const MAX_MAILBOX_REQUEST_LEN: usize = MAX_SEALED_LEN + 1024 + MAX_ACK_IDS * 20;
+
+/// Maximum length of an encoded mailbox response, in bytes.
+pub const MAX_MAILBOX_RESPONSE_LEN: usize = MAX_FETCH * (MAX_SEALED_LEN + 128) + 1024;
+
+/// Longest a mailbox keeps a message, in milliseconds (7 days).
+pub const MAX_MAILBOX_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;

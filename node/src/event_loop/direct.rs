@@ -41,6 +41,13 @@ pub(crate) struct Delivery {
     loaded_history: HashSet<PeerId>,
 }
 
+impl Delivery {
+    /// Whether message `id` was reported as queued (it missed its first delivery).
+    pub(crate) fn was_queued(&self, id: &MessageId) -> bool {
+        self.announced_queued.contains(id)
+    }
+}
+
 impl Default for Delivery {
     fn default() -> Self {
         Self {
@@ -182,7 +189,13 @@ impl EventLoop {
             }));
         }
         if self.direct.announced_queued.insert(id) {
-            self.emit(Event::Queued { id, to, name });
+            self.emit(Event::Queued {
+                id,
+                to,
+                name,
+                at: None,
+            });
+            self.deposit(id);
         }
     }
 
@@ -291,30 +304,37 @@ impl EventLoop {
     ) {
         let DirectRequest::Message(message) = request;
         let id = message.id;
-        self.directory.observe_name(peer, &message.name);
-        if self.first_time_received(peer, id) {
-            let from = self.directory.display_name(&peer);
-            let entry = Entry {
-                ts: ipm_protocol::message::now_ms(),
-                id: id.to_string(),
-                from: from.clone(),
-                peer: peer.to_string(),
-                text: message.text.clone(),
-                outgoing: false,
-            };
-            self.record_in(&conversation(&peer), &from, &entry);
-            self.emit(Event::Direct {
-                id,
-                from,
-                peer,
-                text: message.text,
-            });
-        }
+        self.receive_direct(peer, message);
         let _ = self
             .swarm
             .behaviour_mut()
             .direct
             .send_response(channel, DirectResponse::Delivered { id });
+    }
+
+    /// Shows and logs a private message from `peer` the first time its id arrives.
+    pub(super) fn receive_direct(&mut self, peer: PeerId, message: DirectMessage) {
+        let id = message.id;
+        self.directory.observe_name(peer, &message.name);
+        if !self.first_time_received(peer, id) {
+            return;
+        }
+        let from = self.directory.display_name(&peer);
+        let entry = Entry {
+            ts: ipm_protocol::message::now_ms(),
+            id: id.to_string(),
+            from: from.clone(),
+            peer: peer.to_string(),
+            text: message.text.clone(),
+            outgoing: false,
+        };
+        self.record_in(&conversation(&peer), &from, &entry);
+        self.emit(Event::Direct {
+            id,
+            from,
+            peer,
+            text: message.text,
+        });
     }
 
     /// True the first time message `id` from `peer` arrives, also across restarts: the

@@ -1,0 +1,279 @@
+//! Mailboxes: a node deposits sealed messages for offline peers at its bootstraps and fetches
+//! its own on connecting; a bootstrap keeps them (see `crate::mailbox`).
+
+use libp2p::{
+    request_response::{self, OutboundRequestId, ResponseChannel},
+    PeerId,
+};
+use tracing::{debug, warn};
+
+use ipm_protocol::{
+    limits::{MAX_DIRECT_REQUEST_LEN, MAX_FETCH, MAX_MAILBOX_TTL_MS},
+    DirectRequest, MailboxRequest, MailboxResponse, MessageId, Sealed,
+};
+
+use super::{peer_of, EventLoop};
+use crate::{config::Role, event::Event, mailbox::Stored, sealed};
+
+/// What an outbound mailbox request was for.
+#[derive(Debug)]
+pub(crate) enum MailboxCall {
+    Deposit { id: MessageId, bootstrap: PeerId },
+    Fetch,
+    Ack,
+}
+
+impl EventLoop {
+    /// The bootstraps this node is connected to.
+    fn connected_bootstraps(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .config
+            .bootstrap
+            .iter()
+            .filter_map(peer_of)
+            .filter(|p| self.swarm.is_connected(p))
+            .collect();
+        peers.sort();
+        peers.dedup();
+        peers
+    }
+
+    /// Deposits a sealed copy of waiting message `id` at every connected bootstrap.
+    pub(super) fn deposit(&mut self, id: MessageId) {
+        for bootstrap in self.connected_bootstraps() {
+            self.deposit_at(id, bootstrap);
+        }
+    }
+
+    fn deposit_at(&mut self, id: MessageId, bootstrap: PeerId) {
+        if self.config.role != Role::Node || !self.deposited.insert((id, bootstrap)) {
+            return;
+        }
+        let Some(pending) = self.state.outbox.get(&id) else {
+            return;
+        };
+        let to = pending.to;
+        let bytes = ipm_protocol::encode(&DirectRequest::Message(pending.message.clone()));
+        let sealed = match sealed::seal(&self.key, &to, &bytes) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                debug!(%to, "not depositing: {e}");
+                return;
+            }
+        };
+        let request = MailboxRequest::Deposit {
+            to: to.to_bytes(),
+            message: Sealed { id, sealed },
+            ttl_ms: MAX_MAILBOX_TTL_MS,
+        };
+        let request_id = self
+            .swarm
+            .behaviour_mut()
+            .mailbox
+            .send_request(&bootstrap, request);
+        self.mailbox_calls
+            .insert(request_id, MailboxCall::Deposit { id, bootstrap });
+    }
+
+    /// On connecting to a bootstrap: hand it what waits for others, fetch what waits for us.
+    pub(super) fn on_bootstrap_connected(&mut self, bootstrap: PeerId) {
+        if self.config.role != Role::Node {
+            return;
+        }
+        let waiting: Vec<MessageId> = self
+            .state
+            .outbox
+            .recipients()
+            .iter()
+            .flat_map(|p| self.state.outbox.for_peer(p))
+            .map(|p| p.message.id)
+            .filter(|id| self.direct.was_queued(id))
+            .collect();
+        for id in waiting {
+            self.deposit_at(id, bootstrap);
+        }
+        self.fetch_mail(bootstrap);
+    }
+
+    /// Asks a bootstrap for the messages waiting for this node.
+    pub(super) fn fetch_mail(&mut self, bootstrap: PeerId) {
+        let max = u16::try_from(MAX_FETCH).unwrap_or(u16::MAX);
+        let request_id = self
+            .swarm
+            .behaviour_mut()
+            .mailbox
+            .send_request(&bootstrap, MailboxRequest::Fetch { max });
+        self.mailbox_calls.insert(request_id, MailboxCall::Fetch);
+    }
+
+    /// Fetches mail from every connected bootstrap (run from time to time).
+    pub(super) fn poll_mailboxes(&mut self) {
+        if self.config.role == Role::Node {
+            for bootstrap in self.connected_bootstraps() {
+                self.fetch_mail(bootstrap);
+            }
+        }
+        if self.config.role == Role::Bootstrap {
+            let now = ipm_protocol::message::now_ms();
+            if let Err(e) = self.state.mailbox.expire(now) {
+                warn!("cannot expire mailbox messages: {e}");
+            }
+        }
+    }
+
+    pub(super) fn on_mailbox_event(
+        &mut self,
+        event: request_response::Event<MailboxRequest, MailboxResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.serve_mailbox(peer, request, channel),
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => self.on_mailbox_response(peer, request_id, response),
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(MailboxCall::Deposit { id, bootstrap }) =
+                    self.mailbox_calls.remove(&request_id)
+                {
+                    self.deposited.remove(&(id, bootstrap));
+                }
+                debug!(%peer, "mailbox request failed: {error}");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, "inbound mailbox request failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_mailbox_response(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        response: MailboxResponse,
+    ) {
+        match (self.mailbox_calls.remove(&request_id), response) {
+            (Some(MailboxCall::Deposit { id, bootstrap }), MailboxResponse::Stored) => {
+                if let Some(pending) = self.state.outbox.get(&id) {
+                    let to = pending.to;
+                    let name = self.directory.display_name(&to);
+                    self.emit(Event::Queued {
+                        id,
+                        to,
+                        name,
+                        at: Some(bootstrap),
+                    });
+                }
+            }
+            (Some(MailboxCall::Deposit { id, bootstrap }), MailboxResponse::Refused(reason)) => {
+                debug!(%bootstrap, %id, "mailbox refused the message: {reason}");
+            }
+            (Some(MailboxCall::Fetch), MailboxResponse::Messages { messages, more }) => {
+                let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+                for message in messages {
+                    self.open_mail(message);
+                }
+                if !ids.is_empty() {
+                    let request_id = self
+                        .swarm
+                        .behaviour_mut()
+                        .mailbox
+                        .send_request(&peer, MailboxRequest::Ack { ids });
+                    self.mailbox_calls.insert(request_id, MailboxCall::Ack);
+                }
+                if more {
+                    self.fetch_mail(peer);
+                }
+            }
+            (call, response) => debug!(%peer, ?call, ?response, "unexpected mailbox answer"),
+        }
+    }
+
+    /// Opens one sealed message and delivers it like a direct one (duplicates dropped).
+    fn open_mail(&mut self, message: Sealed) {
+        let (sender, bytes) = match sealed::open(&self.key, &message.sealed) {
+            Ok(opened) => opened,
+            Err(e) => {
+                debug!("dropping mailbox message {}: {e}", message.id);
+                return;
+            }
+        };
+        match ipm_protocol::decode::<DirectRequest>(&bytes, MAX_DIRECT_REQUEST_LEN) {
+            Ok(DirectRequest::Message(direct)) if direct.id == message.id => {
+                self.receive_direct(sender, direct);
+            }
+            Ok(_) => debug!(
+                "dropping mailbox message {}: its id does not match",
+                message.id
+            ),
+            Err(e) => debug!("dropping mailbox message {}: {e}", message.id),
+        }
+    }
+
+    /// The bootstrap's side: keep, hand over, forget.
+    fn serve_mailbox(
+        &mut self,
+        peer: PeerId,
+        request: MailboxRequest,
+        channel: ResponseChannel<MailboxResponse>,
+    ) {
+        let response = if self.config.role != Role::Bootstrap {
+            MailboxResponse::Refused("this node keeps no mailbox".into())
+        } else {
+            match request {
+                MailboxRequest::Deposit {
+                    to,
+                    message,
+                    ttl_ms,
+                } => match PeerId::from_bytes(&to) {
+                    Ok(to) => {
+                        let stored = Stored {
+                            from: peer,
+                            to,
+                            message,
+                            expires_ms: ipm_protocol::message::now_ms().saturating_add(ttl_ms),
+                        };
+                        match self.state.mailbox.deposit(stored) {
+                            Ok(()) => MailboxResponse::Stored,
+                            Err(e) => MailboxResponse::Refused(e.to_string()),
+                        }
+                    }
+                    Err(_) => MailboxResponse::Refused("the recipient is not a peer id".into()),
+                },
+                MailboxRequest::Fetch { max } => {
+                    let (messages, more) = self
+                        .state
+                        .mailbox
+                        .waiting_for(&peer, usize::from(max).min(MAX_FETCH));
+                    MailboxResponse::Messages { messages, more }
+                }
+                MailboxRequest::Ack { ids } => match self.state.mailbox.acknowledge(&peer, &ids) {
+                    Ok(n) => MailboxResponse::Acked(u32::try_from(n).unwrap_or(u32::MAX)),
+                    Err(e) => MailboxResponse::Refused(format!("storage failed: {e}")),
+                },
+            }
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .mailbox
+            .send_response(channel, response);
+    }
+}
