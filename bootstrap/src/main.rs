@@ -26,6 +26,9 @@ struct Cli {
     /// Address to listen on; repeat for several [default: TCP and QUIC on all interfaces, port 7433].
     #[arg(long, env = "IPM_LISTEN", value_name = "MADDR", value_delimiter = ',')]
     listen: Vec<Multiaddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9100).
+    #[arg(long, env = "IPM_METRICS", value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +83,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.listen
     };
     config.data_dir = Some(data_dir);
+    let metrics_listener = match cli.metrics {
+        Some(addr) => Some(
+            ipm_node::metrics::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let (client, event_loop) = ipm_node::start(key, config)?;
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(ipm_node::metrics::serve(listener, client.metrics()));
+    }
     let mut events = client.events();
     let node = tokio::spawn(event_loop.run());
     println!(

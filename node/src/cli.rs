@@ -79,6 +79,9 @@ pub struct NodeArgs {
     /// Accept every file offered to you without asking (downloads go to DIR/downloads).
     #[arg(long, env = "IPM_AUTO_ACCEPT", action = ArgAction::SetTrue)]
     pub auto_accept: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
+    #[arg(long, env = "IPM_METRICS", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Print events as JSON lines on stdout (logs stay on stderr).
     #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
     pub json: bool,

@@ -1,6 +1,12 @@
 //! `Client`: the cheap, cloneable handle frontends use to drive a node's event loop.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use libp2p::metrics::Registry;
 
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -197,11 +203,18 @@ pub struct TransferView {
 }
 
 /// A handle on a running node. Clone it freely; the node stops when every handle is gone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
     peer: PeerId,
+    metrics: Arc<Mutex<Registry>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("peer", &self.peer).finish()
+    }
 }
 
 impl Client {
@@ -209,12 +222,19 @@ impl Client {
         requests: mpsc::Sender<Request>,
         events: broadcast::Sender<Event>,
         peer: PeerId,
+        metrics: Arc<Mutex<Registry>>,
     ) -> Self {
         Self {
             requests,
             events,
             peer,
+            metrics,
         }
+    }
+
+    /// The node's metrics, for [`crate::metrics::serve`].
+    pub fn metrics(&self) -> Arc<Mutex<Registry>> {
+        self.metrics.clone()
     }
 
     /// This node's peer id.

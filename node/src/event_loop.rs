@@ -14,6 +14,7 @@ use std::{
 };
 
 use futures::StreamExt;
+use libp2p::metrics::Recorder;
 use libp2p::{
     autonat,
     core::ConnectedPoint,
@@ -43,6 +44,7 @@ use crate::{
     event::Event,
     history::{Entry, History},
     mailbox::Mailbox,
+    metrics::Metrics,
     outbox::Outbox,
     peers::{Directory, RecentIds},
     transfers::Transfers,
@@ -155,6 +157,7 @@ pub struct EventLoop {
     nat: autonat::NatStatus,
     mailbox_calls: HashMap<libp2p::request_response::OutboundRequestId, mailbox::MailboxCall>,
     deposited: std::collections::HashSet<(MessageId, PeerId)>,
+    metrics: Metrics,
 }
 
 impl EventLoop {
@@ -165,6 +168,7 @@ impl EventLoop {
         events: broadcast::Sender<Event>,
         config: Config,
         state: State,
+        metrics: Metrics,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(256);
         Self {
@@ -187,6 +191,7 @@ impl EventLoop {
             nat: autonat::NatStatus::Unknown,
             mailbox_calls: HashMap::new(),
             deposited: std::collections::HashSet::new(),
+            metrics,
         }
     }
 
@@ -293,6 +298,7 @@ impl EventLoop {
             Err(e) => return Err(NodeError::Publish(format!("{e:?}"))),
         }
         self.seen.insert(chat.id);
+        self.metrics.count_sent("room");
         let entry = Entry {
             ts: chat.sent_ms,
             id: chat.id.to_string(),
@@ -519,6 +525,7 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.metrics.libp2p.record(&event);
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -609,6 +616,15 @@ impl EventLoop {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match &event {
+            BehaviourEvent::Gossipsub(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Identify(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Kad(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Ping(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::RelayServer(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Dcutr(e) => self.metrics.libp2p.record(e),
+            _ => {}
+        }
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -710,6 +726,7 @@ impl EventLoop {
             };
             self.record(&room, &entry);
         }
+        self.metrics.count_received("room");
         self.emit(Event::Message {
             room,
             id: chat.id,

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod journal;
 pub mod logging;
 pub mod mailbox;
+pub mod metrics;
 pub mod outbox;
 pub mod peers;
 pub mod progress;
@@ -81,7 +82,8 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     }
     let (request_tx, request_rx) = mpsc::channel(256);
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
-    let client = Client::new(request_tx, event_tx.clone(), peer);
-    let event_loop = EventLoop::new(swarm, key, request_rx, event_tx, config, state);
+    let metrics = metrics::Metrics::new();
+    let client = Client::new(request_tx, event_tx.clone(), peer, metrics.registry());
+    let event_loop = EventLoop::new(swarm, key, request_rx, event_tx, config, state, metrics);
     Ok((client, event_loop))
 }

@@ -172,12 +172,23 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     config.mdns = !args.no_mdns;
 
     let ctl_server = CtlServer::bind(&data_dir.control_socket()).await?;
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(
+            ipm_node::metrics::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let (client, event_loop) = ipm_node::start(key, config)?;
     let events = client.events();
     let node = tokio::spawn(event_loop.run());
     let session = Session::new(client.clone(), data_dir.history());
     let (quit_tx, mut quit_rx) = mpsc::channel(1);
     let ctl_task = tokio::spawn(ctl_server.serve(session.clone(), quit_tx));
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(ipm_node::metrics::serve(listener, client.metrics()));
+    }
 
     let printer = if interactive {
         None

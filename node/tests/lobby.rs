@@ -136,3 +136,40 @@ async fn a_room_message_reaches_only_members_of_that_room() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_the_node_does() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bootstrap = spawn_bootstrap().await;
+    let alice = spawn_user("alice", &bootstrap.addr).await;
+    wait_until("lobby membership", || async {
+        members(&alice.client, &Room::Lobby).await >= 1
+    })
+    .await;
+    alice
+        .client
+        .publish(Room::Lobby, "counted".into())
+        .await
+        .unwrap();
+    let listener = ipm_node::metrics::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ipm_node::metrics::serve(listener, alice.client.metrics()));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains(r#"ipm_messages_sent_total{kind="room"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.contains("ipm_libp2p_swarm_connections_established"),
+        "{body}"
+    );
+}

@@ -99,6 +99,7 @@ impl EventLoop {
             .waiting_user
             .insert(message.id, (reply, deadline));
         self.direct.retry.remove(&to);
+        self.metrics.count_sent("direct");
         self.flush_outbox(to);
     }
 
@@ -138,6 +139,9 @@ impl EventLoop {
         for id in late {
             self.report_queued(id);
         }
+        self.metrics
+            .outbox
+            .set(i64::try_from(self.state.outbox.len()).unwrap_or(i64::MAX));
         for peer in self.state.outbox.recipients() {
             let due = self
                 .direct
@@ -329,6 +333,7 @@ impl EventLoop {
             outgoing: false,
         };
         self.record_in(&conversation(&peer), &from, &entry);
+        self.metrics.count_received("direct");
         self.emit(Event::Direct {
             id,
             from,

@@ -217,6 +217,7 @@ impl EventLoop {
         };
         match ipm_protocol::decode::<DirectRequest>(&bytes, MAX_DIRECT_REQUEST_LEN) {
             Ok(DirectRequest::Message(direct)) if direct.id == message.id => {
+                self.metrics.count_received("mailbox");
                 self.receive_direct(sender, direct);
             }
             Ok(_) => debug!(
@@ -270,6 +271,9 @@ impl EventLoop {
                 },
             }
         };
+        self.metrics
+            .mailbox
+            .set(i64::try_from(self.state.mailbox.len()).unwrap_or(i64::MAX));
         let _ = self
             .swarm
             .behaviour_mut()
