@@ -75,7 +75,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => DataDir::open_default("ipm-bootstrap")
                 .context("cannot create the default data dir")?,
         };
-    let key = identity::load_or_create(&data_dir.identity_key())?;
+    let passphrase = std::env::var("IPM_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let key = identity::load_or_create(&data_dir.identity_key(), passphrase.as_deref())?;
     let mut config = Config::bootstrap();
     config.listen = if cli.listen.is_empty() {
         config::default_listen(DEFAULT_PORT)

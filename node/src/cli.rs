@@ -82,6 +82,10 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, env = "IPM_METRICS", value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Protect the identity file with a new passphrase (asked at the terminal); later runs
+    /// ask for it, or read IPM_PASSPHRASE.
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub protect: bool,
     /// Print events as JSON lines on stdout (logs stay on stderr).
     #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
     pub json: bool,

@@ -160,7 +160,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             .save(&data_dir.settings())
             .context("cannot save settings")?;
     }
-    let key = identity::load_or_create(&data_dir.identity_key())?;
+    let key = load_identity(&data_dir, args.protect, interactive_terminal())?;
 
     let mut config = Config::node(name);
     config.data_dir = Some(data_dir.clone());
@@ -216,6 +216,56 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         printer.abort();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn interactive_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Loads (or creates) the identity, asking for its passphrase when it is sealed: from
+/// `IPM_PASSPHRASE`, else at the terminal. `--protect` seals it with a new passphrase.
+fn load_identity(
+    data_dir: &DataDir,
+    protect: bool,
+    terminal: bool,
+) -> anyhow::Result<libp2p::identity::Keypair> {
+    let path = data_dir.identity_key();
+    if protect {
+        if !terminal {
+            bail!("--protect asks for the new passphrase at the terminal");
+        }
+        let key = if identity::is_protected(&path) {
+            let current = rpassword::prompt_password("current passphrase: ")?;
+            identity::load_or_create(&path, Some(&current))?
+        } else {
+            identity::load_or_create(&path, None)?
+        };
+        let first = rpassword::prompt_password("new passphrase: ")?;
+        let second = rpassword::prompt_password("repeat it: ")?;
+        if first != second {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+        if first.is_empty() {
+            bail!("an empty passphrase protects nothing; nothing was changed");
+        }
+        identity::save(&path, &key, Some(&first))?;
+        eprintln!(
+            "identity {} is now protected by the new passphrase",
+            key.public().to_peer_id()
+        );
+        return Ok(key);
+    }
+    let passphrase = match std::env::var("IPM_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => Some(p),
+        None if identity::is_protected(&path) && terminal => Some(rpassword::prompt_password(
+            format!("passphrase for {}: ", path.display()),
+        )?),
+        None => None,
+    };
+    Ok(identity::load_or_create(&path, passphrase.as_deref())?)
 }
 
 /// Dials every bootstrap; fails only when none answers.
