@@ -1,4 +1,5 @@
-//! ipm wire protocol: rooms, positions, names, gossip payloads and the limits that bound them.
+//! ipm wire protocol: rooms, positions, names and name records, gossip payloads (chat, presence)
+//! and the limits that bound them.
 //!
 //! This crate is pure: it performs no I/O and never blocks. Everything a peer
 //! receives from the network goes through [`decode_gossip`], which checks
@@ -9,9 +10,13 @@ pub mod geo;
 pub mod limits;
 pub mod message;
 pub mod name;
+pub mod name_record;
+pub mod presence;
 pub mod room;
 
 pub use geo::{GeoError, Position};
 pub use message::{decode_gossip, encode_gossip, ChatMessage, DecodeError, Gossip, MessageId};
 pub use name::{validate_name, NameError};
+pub use name_record::{NameRecord, NameRecordError};
+pub use presence::Presence;
 pub use room::{Room, RoomError};
