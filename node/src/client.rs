@@ -7,7 +7,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use ipm_protocol::{MessageId, Room};
 
-use crate::event::Event;
+use crate::{event::Event, peers::ResolveError, people::PeopleRequest};
 
 /// Why a request to the node failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +38,23 @@ pub enum NodeError {
     /// No answer in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// A location group needs the own position.
+    #[error("no location set: use /geo <lat,lon|geohash> or start ipm with --geo")]
+    NoPosition,
+    /// A typed user could not be found.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// A contact, block or setting was refused.
+    #[error("{0}")]
+    Refused(String),
+    /// A change could not be written to the data dir.
+    #[error("cannot save {what}: {reason}")]
+    Save {
+        /// Which file.
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The result of sending a room message.
@@ -111,6 +128,7 @@ pub(crate) enum Request {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    People(PeopleRequest),
     Shutdown,
 }
 
@@ -145,7 +163,7 @@ impl Client {
         self.events.subscribe()
     }
 
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Request,
     ) -> Result<T, NodeError> {

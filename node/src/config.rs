@@ -2,7 +2,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use ipm_protocol::Position;
 use libp2p::Multiaddr;
+
+use crate::data_dir::DataDir;
 
 /// What a node is for: a user's node, or the optional bootstrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +41,16 @@ pub struct Config {
     pub discovery_interval: Duration,
     /// How long an unused connection stays open.
     pub idle_timeout: Duration,
+    /// Where settings.json and contacts.json live; `None` keeps neither (tests, bootstrap).
+    pub data_dir: Option<DataDir>,
+    /// The own position, for location groups and distances.
+    pub position: Option<Position>,
+    /// The own interests (normalised tags), joined by `/join-interest`.
+    pub interests: Vec<String>,
+    /// How often the node announces its presence (name, rooms, coarse location, away text).
+    pub presence_interval: Duration,
+    /// How long a peer may stay silent before it counts as offline.
+    pub presence_timeout: Duration,
 }
 
 impl Config {
@@ -55,6 +68,11 @@ impl Config {
             max_connections: 256,
             discovery_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            data_dir: None,
+            position: None,
+            interests: Vec::new(),
+            presence_interval: Duration::from_secs(10),
+            presence_timeout: Duration::from_secs(30),
         }
     }
 
@@ -76,6 +94,8 @@ impl Config {
             mdns: false,
             heartbeat: Duration::from_millis(100),
             discovery_interval: Duration::from_secs(2),
+            presence_interval: Duration::from_millis(200),
+            presence_timeout: Duration::from_secs(3),
             ..Self::node(name)
         }
     }

@@ -1,4 +1,10 @@
 //! `EventLoop`: owns the swarm, answers `Client` requests and turns swarm events into `Event`s.
+//!
+//! Rooms and people (location groups, presence, name records, contacts) live in the child
+//! modules `people` and `name_records`.
+
+mod name_records;
+mod people;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -6,7 +12,9 @@ use futures::StreamExt;
 use libp2p::{
     core::ConnectedPoint,
     gossipsub::{self, IdentTopic, MessageAcceptance},
-    identify, kad, mdns,
+    identify,
+    identity::Keypair,
+    kad, mdns,
     multiaddr::Protocol,
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
@@ -28,6 +36,8 @@ use crate::{
     peers::{Directory, RecentIds},
 };
 
+use people::PeopleState;
+
 /// Most rooms a bootstrap forwards for (it joins every ipm room its peers join).
 const MAX_FORWARDED_ROOMS: usize = 10_000;
 /// How many message ids are remembered to drop replays.
@@ -46,6 +56,7 @@ pub struct EventLoop {
     directory: Directory,
     seen: RecentIds<MessageId>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, DialReply)>,
+    people: PeopleState,
 }
 
 impl EventLoop {
@@ -55,7 +66,10 @@ impl EventLoop {
         events: broadcast::Sender<Event>,
         config: Config,
         history: Option<History>,
+        directory: Directory,
+        key: Keypair,
     ) -> Self {
+        let people = PeopleState::new(key, &config);
         Self {
             swarm,
             requests,
@@ -63,9 +77,10 @@ impl EventLoop {
             config,
             rooms: BTreeSet::new(),
             history,
-            directory: Directory::default(),
+            directory,
             seen: RecentIds::new(SEEN_CAPACITY),
             pending_dials: HashMap::new(),
+            people,
         }
     }
 
@@ -80,8 +95,11 @@ impl EventLoop {
         if let Err(e) = self.join(Room::Lobby) {
             warn!("cannot join the lobby: {e}");
         }
+        self.start_people();
         let mut discovery = tokio::time::interval(self.config.discovery_interval);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut presence = tokio::time::interval(self.config.presence_interval);
+        presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -90,6 +108,7 @@ impl EventLoop {
                     Some(request) => self.on_request(request),
                 },
                 _ = discovery.tick() => self.discover(),
+                _ = presence.tick() => self.on_presence_tick(),
             }
         }
         info!("node stopped");
@@ -119,15 +138,16 @@ impl EventLoop {
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Request::People(request) => self.on_people_request(request),
             Request::Shutdown => {}
         }
     }
 
     fn publish(&mut self, room: Room, text: String) -> Result<Published, NodeError> {
-        if !self.rooms.contains(&room) {
+        if !self.is_subscribed(&room) {
             return Err(NodeError::NotInRoom(room.to_string()));
         }
-        let chat = ChatMessage::new(&self.config.name, &text, None);
+        let chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
         let bytes = encode_gossip(&Gossip::Chat(chat.clone()));
         // Receivers apply exactly these rules; refuse here what they would reject.
         decode_gossip(&bytes).map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
@@ -181,8 +201,11 @@ impl EventLoop {
     }
 
     fn leave(&mut self, room: Room) -> Result<bool, NodeError> {
-        let topic = IdentTopic::new(room.topic());
-        self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        // The location group keeps its own cells.
+        if !self.people.group_covers(&room) {
+            let topic = IdentTopic::new(room.topic());
+            self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        }
         let was = self.rooms.remove(&room);
         if was {
             self.emit(Event::Left { room });
@@ -375,6 +398,11 @@ impl EventLoop {
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
+                if self.people.is_presence_topic(&topic) =>
+            {
+                self.on_presence_subscriber()
+            }
             // The bootstrap forwards every ipm room so that peers which only know it still
             // hear each other.
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
@@ -415,21 +443,36 @@ impl EventLoop {
         let Some(source) = message.source else {
             return MessageAcceptance::Reject;
         };
+        if self.people.is_presence_topic(&message.topic) {
+            return self.on_presence(source, &message.data);
+        }
         let room = match Room::from_topic(message.topic.as_str()) {
             Ok(room) => room,
             Err(_) => return MessageAcceptance::Reject,
         };
         let chat = match decode_gossip(&message.data) {
             Ok(Gossip::Chat(chat)) => chat,
+            Ok(Gossip::Presence(_)) => {
+                debug!(peer = %source, "rejecting presence sent to a room");
+                return MessageAcceptance::Reject;
+            }
             Err(e) => {
                 debug!(peer = %source, "rejecting gossip: {e}");
                 return MessageAcceptance::Reject;
             }
         };
-        if !self.rooms.contains(&room) || !self.seen.insert(chat.id) {
+        if !self.is_subscribed(&room) || !self.seen.insert(chat.id) {
             return MessageAcceptance::Ignore;
         }
-        self.directory.observe_name(source, &chat.name);
+        self.observe_name(source, &chat.name);
+        // Blocked authors and geo lines from beyond the radius are not shown, but still
+        // forwarded: the verdict is about validity, not about this user's taste.
+        if self.directory.is_blocked(&source) {
+            return MessageAcceptance::Accept;
+        }
+        let Some((room, distance_km)) = self.geo_view(&room, chat.geo.as_deref()) else {
+            return MessageAcceptance::Accept;
+        };
         let from = self.directory.display_name(&source);
         if self.config.role == Role::Node {
             let entry = Entry {
@@ -448,6 +491,7 @@ impl EventLoop {
             from,
             peer: source,
             text: chat.text,
+            distance_km,
         });
         MessageAcceptance::Accept
     }
@@ -468,7 +512,29 @@ impl EventLoop {
 
     fn on_kad(&mut self, event: kad::Event) {
         match event {
-            kad::Event::RoutingUpdated { peer, .. } => self.maybe_dial(peer),
+            kad::Event::RoutingUpdated { peer, .. } => {
+                self.maybe_dial(peer);
+                self.maybe_claim_name();
+            }
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => self.on_inbound_record(source, record),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                ..
+            } => self.on_get_record(id, result, step.last),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::PutRecord(result),
+                ..
+            } => self.on_put_record(id, result),
             kad::Event::OutboundQueryProgressed {
                 result: kad::QueryResult::GetClosestPeers(Ok(ok)),
                 ..

@@ -7,15 +7,20 @@ pub mod behaviour;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod contacts;
 pub mod ctl;
 pub mod data_dir;
 pub mod emoji;
 pub mod event;
 pub mod event_loop;
+pub mod geo_group;
 pub mod history;
 pub mod identity;
 pub mod logging;
+pub mod names;
 pub mod peers;
+pub mod people;
+pub mod presence;
 pub mod prompt;
 pub mod render;
 pub mod session;
@@ -53,6 +58,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The contacts file could not be read.
+    #[error("cannot read contacts: {0}")]
+    Contacts(std::io::Error),
 }
 
 /// How many events a slow frontend may fall behind before it misses some.
@@ -70,7 +78,12 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
         ),
         None => None,
     };
-    let mut swarm = swarm::build(key, &config)?;
+    let contacts = match &config.data_dir {
+        Some(dir) => contacts::ContactBook::load(&dir.contacts()).map_err(StartError::Contacts)?,
+        None => contacts::ContactBook::default(),
+    };
+    let directory = peers::Directory::new(names::NameBook::new(config.presence_interval), contacts);
+    let mut swarm = swarm::build(key.clone(), &config)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -82,6 +95,6 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     let (request_tx, request_rx) = mpsc::channel(256);
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
     let client = Client::new(request_tx, event_tx.clone(), peer);
-    let event_loop = EventLoop::new(swarm, request_rx, event_tx, config, history);
+    let event_loop = EventLoop::new(swarm, request_rx, event_tx, config, history, directory, key);
     Ok((client, event_loop))
 }

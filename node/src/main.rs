@@ -146,8 +146,19 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| settings.name.clone())
         .unwrap_or_else(default_name);
     ipm_protocol::validate_name(&name).map_err(|e| anyhow!("bad name '{name}': {e}"))?;
-    if settings.name.as_deref() != Some(name.as_str()) {
-        settings.name = Some(name.clone());
+    let before = settings.clone();
+    settings.name = Some(name.clone());
+    settings.position = args.geo.or(settings.position);
+    if !args.interest.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        settings.interests = args
+            .interest
+            .iter()
+            .filter(|tag| seen.insert(*tag))
+            .cloned()
+            .collect();
+    }
+    if settings != before {
         settings
             .save(&data_dir.settings())
             .context("cannot save settings")?;
@@ -161,6 +172,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     config.bootstrap = args.bootstrap.clone();
     config.mdns = !args.no_mdns;
+    config.position = settings.position;
+    config.interests = settings.interests;
+    config.data_dir = Some(data_dir.clone());
 
     let ctl_server = CtlServer::bind(&data_dir.control_socket()).await?;
     let (client, event_loop) = ipm_node::start(key, config)?;

@@ -1,4 +1,8 @@
 //! Runs parsed commands against a node; every frontend (prompt, stdin, ctl) goes through here.
+//!
+//! Commands about rooms and people live in the child module `people`.
+
+mod people;
 
 use std::{
     fmt::Write as _,
@@ -14,6 +18,7 @@ use crate::{
     commands::{self, Command},
     data_dir::write_atomic,
     emoji,
+    geo_group::CurrentRoom,
     history::{Entry, History, MAX_READ},
 };
 
@@ -57,7 +62,7 @@ impl Outcome {
 pub struct Session {
     client: Client,
     history_dir: PathBuf,
-    current: Arc<Mutex<Room>>,
+    current: Arc<Mutex<CurrentRoom>>,
 }
 
 impl Session {
@@ -66,7 +71,7 @@ impl Session {
         Self {
             client,
             history_dir,
-            current: Arc::new(Mutex::new(Room::Lobby)),
+            current: Arc::new(Mutex::new(CurrentRoom::Room(Room::Lobby))),
         }
     }
 
@@ -75,8 +80,13 @@ impl Session {
         &self.client
     }
 
-    /// The room plain text goes to.
+    /// The room plain text goes to (for the location group: its own cell).
     pub fn current_room(&self) -> Room {
+        self.current().room()
+    }
+
+    /// The current room, or the location group.
+    pub fn current(&self) -> CurrentRoom {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -84,7 +94,11 @@ impl Session {
     }
 
     fn set_current(&self, room: Room) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = room;
+        self.set_current_room(CurrentRoom::Room(room));
+    }
+
+    fn set_current_room(&self, current: CurrentRoom) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current;
     }
 
     /// Parses and runs one line of input.
@@ -120,7 +134,9 @@ impl Session {
             }
             Command::Status => {
                 let status = self.client.status().await.map_err(|e| e.to_string())?;
-                Ok(Outcome::Text(render_status(&status, &self.current_room())))
+                let mut text = render_status(&status, &self.current_room());
+                text.push_str(&self.status_of_people().await?);
+                Ok(Outcome::Text(text))
             }
             Command::History { room, count } => {
                 let room = room.unwrap_or_else(|| self.current_room());
@@ -180,20 +196,30 @@ impl Session {
             }
             Command::Rooms => {
                 let status = self.client.status().await.map_err(|e| e.to_string())?;
-                let current = self.current_room();
-                if status.rooms.is_empty() {
+                let current = match self.current() {
+                    CurrentRoom::Room(room) => Some(room),
+                    CurrentRoom::Geo(_) => None,
+                };
+                let group = self.group_line().await?;
+                if status.rooms.is_empty() && group.is_none() {
                     return Ok(Outcome::Text("in no room: /join lobby".into()));
                 }
                 let lines: Vec<String> = status
                     .rooms
                     .iter()
                     .map(|r| {
-                        let mark = if r.room == current { '*' } else { ' ' };
+                        let mark = if current.as_ref() == Some(&r.room) {
+                            '*'
+                        } else {
+                            ' '
+                        };
                         format!("{mark} {} ({} others)", r.room, r.members.len())
                     })
+                    .chain(group)
                     .collect();
                 Ok(Outcome::Text(lines.join("\n")))
             }
+            Command::People(command) => self.run_people(command).await,
             Command::Quit => Ok(Outcome::Quit),
         }
     }

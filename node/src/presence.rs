@@ -1,0 +1,151 @@
+//! Who is online: the last presence each peer announced, and who has fallen silent.
+//!
+//! Plain data and functions; the caller passes the time, so tests need no clock.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use ipm_protocol::Presence;
+use libp2p::PeerId;
+
+/// The last announcement of one peer and when it arrived.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    /// What the peer announced.
+    pub presence: Presence,
+    /// When it arrived, by the local clock.
+    pub at: Instant,
+}
+
+/// The online peers: whoever announced itself less than `timeout` ago.
+#[derive(Debug)]
+pub struct PresenceTable {
+    seen: HashMap<PeerId, Seen>,
+    timeout: Duration,
+}
+
+impl PresenceTable {
+    /// A table in which peers silent for longer than `timeout` are offline.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            seen: HashMap::new(),
+            timeout,
+        }
+    }
+
+    /// Records an announcement of `peer` received at `now`. An announcement
+    /// sent before the one already held (gossip may reorder) only refreshes
+    /// the time. Returns true when the peer was not online before.
+    pub fn observe(&mut self, peer: PeerId, presence: Presence, now: Instant) -> bool {
+        let timeout = self.timeout;
+        match self.seen.get_mut(&peer) {
+            Some(seen) => {
+                let was_online = now.saturating_duration_since(seen.at) <= timeout;
+                if presence.sent_ms >= seen.presence.sent_ms {
+                    seen.presence = presence;
+                }
+                seen.at = seen.at.max(now);
+                !was_online
+            }
+            None => {
+                self.seen.insert(peer, Seen { presence, at: now });
+                true
+            }
+        }
+    }
+
+    /// Forgets every peer silent for longer than the timeout at `now` and
+    /// returns them with their last announcement.
+    pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Presence)> {
+        let timeout = self.timeout;
+        let gone: Vec<PeerId> = self
+            .seen
+            .iter()
+            .filter(|(_, s)| now.saturating_duration_since(s.at) > timeout)
+            .map(|(p, _)| *p)
+            .collect();
+        gone.into_iter()
+            .filter_map(|p| self.seen.remove(&p).map(|s| (p, s.presence)))
+            .collect()
+    }
+
+    /// The peers online at `now`, in no particular order.
+    pub fn online(&self, now: Instant) -> impl Iterator<Item = (&PeerId, &Presence)> {
+        let timeout = self.timeout;
+        self.seen
+            .iter()
+            .filter(move |(_, s)| now.saturating_duration_since(s.at) <= timeout)
+            .map(|(p, s)| (p, &s.presence))
+    }
+
+    /// The last announcement of `peer`, if it is online at `now`.
+    pub fn get(&self, peer: &PeerId, now: Instant) -> Option<&Presence> {
+        self.seen
+            .get(peer)
+            .filter(|s| now.saturating_duration_since(s.at) <= self.timeout)
+            .map(|s| &s.presence)
+    }
+}
+
+/// Whether an extra announcement (for a newcomer) may go out at `now`: at
+/// most one per `min_gap`.
+pub fn extra_announcement_due(last: Option<Instant>, now: Instant, min_gap: Duration) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= min_gap)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ipm_protocol::Room;
+
+    fn presence(name: &str, sent_ms: u64) -> Presence {
+        Presence {
+            sent_ms,
+            ..Presence::new(name, vec![Room::Lobby], None, None, None)
+        }
+    }
+
+    #[test]
+    fn silent_peers_drop_out() {
+        let t0 = Instant::now();
+        let mut table = PresenceTable::new(Duration::from_secs(30));
+        let (a, b) = (PeerId::random(), PeerId::random());
+        assert!(table.observe(a, presence("alice", 1), t0));
+        assert!(table.observe(b, presence("bob", 1), t0));
+        assert!(!table.observe(a, presence("alice", 2), t0 + Duration::from_secs(20)));
+        let at = t0 + Duration::from_secs(31);
+        assert_eq!(table.online(at).count(), 1);
+        assert!(table.get(&b, at).is_none());
+        let gone = table.expire(at);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, b);
+        assert_eq!(gone[0].1.name, "bob");
+        assert!(table.expire(at).is_empty());
+        assert_eq!(table.get(&a, at).unwrap().name, "alice");
+        // Back after falling silent counts as new.
+        let late = t0 + Duration::from_secs(100);
+        assert!(table.observe(a, presence("alice", 3), late));
+    }
+
+    #[test]
+    fn an_older_announcement_does_not_replace_a_newer_one() {
+        let t0 = Instant::now();
+        let mut table = PresenceTable::new(Duration::from_secs(30));
+        let a = PeerId::random();
+        table.observe(a, presence("new", 10), t0);
+        table.observe(a, presence("old", 5), t0 + Duration::from_secs(1));
+        assert_eq!(table.get(&a, t0).unwrap().name, "new");
+    }
+
+    #[test]
+    fn extra_announcements_are_rate_limited() {
+        let t0 = Instant::now();
+        let gap = Duration::from_secs(2);
+        assert!(extra_announcement_due(None, t0, gap));
+        assert!(!extra_announcement_due(Some(t0), t0 + Duration::from_secs(1), gap));
+        assert!(extra_announcement_due(Some(t0), t0 + gap, gap));
+    }
+}
