@@ -40,6 +40,9 @@ pub struct Me {
     pub position: Option<Position>,
     /// The location group, when joined.
     pub group: Option<GeoGroup>,
+    /// Peers subscribed to the group's own cell: they receive our group lines (and show them
+    /// when we are within their radius).
+    pub group_peers: usize,
     /// Own interests.
     pub interests: Vec<String>,
     /// Own away text, when away.

@@ -19,7 +19,12 @@ pub struct TestNode {
 
 /// Starts a node with `config` and waits until it listens.
 pub async fn spawn(config: Config) -> TestNode {
-    let (client, event_loop) = ipm_node::start(Keypair::generate_ed25519(), config).unwrap();
+    spawn_keyed(Keypair::generate_ed25519(), config).await
+}
+
+/// Starts a node with `key` and `config` and waits until it listens.
+pub async fn spawn_keyed(key: Keypair, config: Config) -> TestNode {
+    let (client, event_loop) = ipm_node::start(key, config).unwrap();
     let mut events = client.events();
     tokio::spawn(event_loop.run());
     let addr = next_event(&mut events, |e| match e {
@@ -46,8 +51,13 @@ pub async fn spawn_bootstrap() -> TestNode {
 
 /// A user node with its own history folder, joined to the overlay through `bootstrap`.
 pub async fn spawn_user(name: &str, bootstrap: &Multiaddr) -> TestNode {
+    spawn_user_with(Config::for_tests(name), bootstrap).await
+}
+
+/// A user node started from `config` with its own history folder, joined to the overlay
+/// through `bootstrap`.
+pub async fn spawn_user_with(mut config: Config, bootstrap: &Multiaddr) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests(name);
     config.bootstrap = vec![bootstrap.clone()];
     config.history_dir = Some(dir.path().to_path_buf());
     let mut node = spawn(config).await;
@@ -102,4 +112,14 @@ pub async fn members(client: &Client, room: &ipm_protocol::Room) -> usize {
         .iter()
         .find(|r| &r.room == room)
         .map_or(0, |r| r.members.len())
+}
+
+/// Waits until `client` lists the online user `peer` shown as `name`: its presence arrived
+/// and, for a plain name, the DHT confirmed the name is registered to it.
+pub async fn wait_for_user(client: &Client, peer: libp2p::PeerId, name: &str) {
+    wait_until(&format!("{peer} shown as {name}"), || async {
+        let people = client.people().await.unwrap();
+        people.users.iter().any(|u| u.peer == peer && u.name == name)
+    })
+    .await;
 }

@@ -327,6 +327,15 @@ impl EventLoop {
             (_, OwnClaim::Taken { owner, .. }) => ClaimStatus::Taken { owner: *owner },
             _ => ClaimStatus::Pending,
         };
+        let group_peers = me.group.as_ref().map_or(0, |group| {
+            let hash = IdentTopic::new(group.room().topic()).hash();
+            self.swarm
+                .behaviour()
+                .gossipsub
+                .all_peers()
+                .filter(|(_, topics)| topics.contains(&&hash))
+                .count()
+        });
         People {
             me: Me {
                 peer: self.local_peer_id(),
@@ -334,6 +343,7 @@ impl EventLoop {
                 claim,
                 position: me.position,
                 group: me.group.clone(),
+                group_peers,
                 interests: me.interests.clone(),
                 away: me.away.clone(),
             },
