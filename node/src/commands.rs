@@ -325,7 +325,9 @@ pub fn help(command: Option<&str>) -> String {
                 out.push_str(&format!("  {left:<44} {}\n", s.summary));
             }
             out.push_str("Rooms: lobby, geo:<geohash>, interest:<tag>.\n");
-            out.push_str("A user is a name, name#xxxx (end of the peer id), a contact or a peer id.");
+            out.push_str(
+                "A user is a name, name#xxxx (end of the peer id), a contact or a peer id.",
+            );
             out
         }
     }

@@ -98,7 +98,7 @@ impl EventLoop {
         self.start_people();
         let mut discovery = tokio::time::interval(self.config.discovery_interval);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut presence = tokio::time::interval(self.config.presence_interval);
+        let mut presence = tokio::time::interval(self.config.presence_interval / 4);
         presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -401,7 +401,7 @@ impl EventLoop {
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
                 if self.people.is_presence_topic(&topic) =>
             {
-                self.on_presence_subscriber()
+                self.announce_soon()
             }
             // The bootstrap forwards every ipm room so that peers which only know it still
             // hear each other.

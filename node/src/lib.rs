@@ -82,7 +82,12 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
         Some(dir) => contacts::ContactBook::load(&dir.contacts()).map_err(StartError::Contacts)?,
         None => contacts::ContactBook::default(),
     };
-    let directory = peers::Directory::new(names::NameBook::new(config.presence_interval), contacts);
+    // Names not found are looked up again after a second (or a presence interval, if
+    // shorter), then less and less often.
+    let recheck = config
+        .presence_interval
+        .min(std::time::Duration::from_secs(1));
+    let directory = peers::Directory::new(names::NameBook::new(recheck), contacts);
     let mut swarm = swarm::build(key.clone(), &config)?;
     for addr in &config.listen {
         swarm

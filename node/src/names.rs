@@ -57,10 +57,10 @@ struct Lookup {
     repeats: u32,
 }
 
-/// Most doublings of the wait between lookups of a name nobody owns.
-const MAX_BACKOFF_DOUBLINGS: u32 = 5;
-/// How many base intervals an owned name waits before it is checked again.
-const OWNER_RECHECK_FACTOR: u32 = 10;
+/// Most doublings of the wait between lookups of a name nobody owns (256 times the base).
+const MAX_BACKOFF_DOUBLINGS: u32 = 8;
+/// How long a name found owned is trusted before it is looked up again.
+pub const OWNER_RECHECK: Duration = Duration::from_secs(600);
 
 /// What this node knows about registered names.
 #[derive(Debug)]
@@ -71,8 +71,8 @@ pub struct NameBook {
 
 impl NameBook {
     /// A book that looks a name up again `recheck` after an unanswered or
-    /// negative lookup (doubling up to 32 times that while the answer stays
-    /// the same), and ten times that after a name was found owned.
+    /// negative lookup (doubling up to 256 times that while the answer stays
+    /// the same), and [`OWNER_RECHECK`] after a name was found owned.
     pub fn new(recheck: Duration) -> Self {
         Self {
             lookups: HashMap::new(),
@@ -107,7 +107,7 @@ impl NameBook {
 
     fn wait(&self, lookup: &Lookup) -> Duration {
         match lookup.answer {
-            Some(Registration::Owner { .. }) => self.recheck * OWNER_RECHECK_FACTOR,
+            Some(Registration::Owner { .. }) => OWNER_RECHECK,
             _ => self.recheck * 2u32.pow(lookup.repeats.min(MAX_BACKOFF_DOUBLINGS)),
         }
     }
@@ -282,7 +282,10 @@ mod tests {
         let mut book = NameBook::new(s);
         assert!(book.needs_lookup("bob", t0));
         book.started("bob", t0);
-        assert!(!book.needs_lookup("bob", t0 + s * 100), "one lookup at a time");
+        assert!(
+            !book.needs_lookup("bob", t0 + s * 100),
+            "one lookup at a time"
+        );
         book.settle("bob", &[], t0);
         assert!(!book.needs_lookup("bob", t0 + s / 2));
         assert!(book.needs_lookup("bob", t0 + s));
@@ -293,8 +296,8 @@ mod tests {
         // An owner is checked rarely.
         book.started("bob", t0 + s * 3);
         book.settle("bob", &[record(1, "bob")], t0 + s * 3);
-        assert!(!book.needs_lookup("bob", t0 + s * 12));
-        assert!(book.needs_lookup("bob", t0 + s * 13));
+        assert!(!book.needs_lookup("bob", t0 + s * 3 + OWNER_RECHECK / 2));
+        assert!(book.needs_lookup("bob", t0 + s * 3 + OWNER_RECHECK));
     }
 
     #[test]

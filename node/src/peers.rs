@@ -237,7 +237,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn directory() -> Directory {
-        Directory::new(NameBook::new(Duration::from_secs(10)), ContactBook::default())
+        Directory::new(
+            NameBook::new(Duration::from_secs(10)),
+            ContactBook::default(),
+        )
     }
 
     fn key(seed: u8) -> Keypair {
@@ -256,7 +259,11 @@ mod tests {
         let (bob, impostor) = (key(1), key(2));
         let (b, i) = (bob.public().to_peer_id(), impostor.public().to_peer_id());
         d.observe_name(b, "bob");
-        assert_eq!(d.display_name(&b), format!("bob#{}", short_id(&b)), "not registered yet");
+        assert_eq!(
+            d.display_name(&b),
+            format!("bob#{}", short_id(&b)),
+            "not registered yet"
+        );
         register(&mut d, &bob, "bob");
         assert_eq!(d.display_name(&b), "bob");
         d.observe_name(i, "bob");
@@ -292,7 +299,11 @@ mod tests {
         d.observe_name(b, "bob");
         d.observe_name(o, "bob");
         d.observe_name(c, "carol");
-        assert_eq!(d.resolve_user("carol"), Ok(c), "an unregistered but unique name");
+        assert_eq!(
+            d.resolve_user("carol"),
+            Ok(c),
+            "an unregistered but unique name"
+        );
         assert_eq!(d.resolve_user(&c.to_string()), Ok(c));
         let stranger = PeerId::random();
         assert_eq!(d.resolve_user(&stranger.to_string()), Ok(stranger));
@@ -307,14 +318,23 @@ mod tests {
         assert_eq!(d.resolve_user(&format!("#{}", short_id(&c))), Ok(c));
         register(&mut d, &bob, "bob");
         assert_eq!(d.resolve_user("bob"), Ok(b), "the registered owner");
-        assert_eq!(d.resolve_user("dave"), Err(ResolveError::Unknown("dave".into())));
-        assert_eq!(d.resolve_user("bob#zzzz"), Err(ResolveError::Unknown("bob#zzzz".into())));
+        assert_eq!(
+            d.resolve_user("dave"),
+            Err(ResolveError::Unknown("dave".into()))
+        );
+        assert_eq!(
+            d.resolve_user("bob#zzzz"),
+            Err(ResolveError::Unknown("bob#zzzz".into()))
+        );
         assert_eq!(d.resolve_user("  "), Err(ResolveError::Empty));
         // A contact never seen online still resolves by petname and suffix.
         let offline = PeerId::random();
         d.contacts.add("zed", offline, None).unwrap();
         assert_eq!(d.resolve_user("zed"), Ok(offline));
-        assert_eq!(d.resolve_user(&format!("zed#{}", short_id(&offline))), Ok(offline));
+        assert_eq!(
+            d.resolve_user(&format!("zed#{}", short_id(&offline))),
+            Ok(offline)
+        );
         for e in [
             ResolveError::Empty,
             ResolveError::Unknown("x".into()),

@@ -89,10 +89,19 @@ impl PresenceTable {
     }
 }
 
-/// Whether an extra announcement (for a newcomer) may go out at `now`: at
-/// most one per `min_gap`.
-pub fn extra_announcement_due(last: Option<Instant>, now: Instant, min_gap: Duration) -> bool {
-    last.is_none_or(|at| now.saturating_duration_since(at) >= min_gap)
+/// Whether the node should announce itself at `now`, given its last announcement: once per
+/// `interval`, or sooner when an extra announcement is `wanted` (a newcomer should hear of
+/// us), but never more than four times per interval.
+pub fn announcement_due(
+    last: Option<Instant>,
+    now: Instant,
+    interval: Duration,
+    wanted: bool,
+) -> bool {
+    last.is_none_or(|at| {
+        let since = now.saturating_duration_since(at);
+        since >= interval || (wanted && since >= interval / 4)
+    })
 }
 
 #[cfg(test)]
@@ -141,11 +150,14 @@ mod tests {
     }
 
     #[test]
-    fn extra_announcements_are_rate_limited() {
+    fn announcements_are_periodic_and_extra_ones_rate_limited() {
         let t0 = Instant::now();
-        let gap = Duration::from_secs(2);
-        assert!(extra_announcement_due(None, t0, gap));
-        assert!(!extra_announcement_due(Some(t0), t0 + Duration::from_secs(1), gap));
-        assert!(extra_announcement_due(Some(t0), t0 + gap, gap));
+        let interval = Duration::from_secs(10);
+        let s = Duration::from_secs;
+        assert!(announcement_due(None, t0, interval, false));
+        assert!(!announcement_due(Some(t0), t0 + s(9), interval, false));
+        assert!(announcement_due(Some(t0), t0 + s(10), interval, false));
+        assert!(!announcement_due(Some(t0), t0 + s(2), interval, true));
+        assert!(announcement_due(Some(t0), t0 + s(3), interval, true));
     }
 }

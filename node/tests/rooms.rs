@@ -5,11 +5,8 @@
 mod support;
 
 use ipm_node::{
-    contacts::ContactBook,
-    data_dir::DataDir,
-    session::Session,
-    settings::Settings,
-    Client, Config, Event,
+    contacts::ContactBook, data_dir::DataDir, session::Session, settings::Settings, Client, Config,
+    Event,
 };
 use ipm_protocol::{Position, Room};
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
@@ -120,7 +117,10 @@ async fn location_group_reaches_neighbours_within_the_radius_but_not_lyon() {
     assert_eq!(from, "alice");
     let d = distance.unwrap();
     assert!((d - 3.0).abs() < 1.0, "{d}");
-    assert_eq!(room, bob.client.people().await.unwrap().me.group.unwrap().room());
+    assert_eq!(
+        room,
+        bob.client.people().await.unwrap().me.group.unwrap().room()
+    );
 
     run(&alice_s, "/join lobby").await;
     run(&alice_s, "after").await;
@@ -213,8 +213,14 @@ async fn users_lists_online_users_with_rooms_distances_and_away_texts() {
         .unwrap();
     assert!((carol_d - 392.0).abs() < 5.0, "{carol_d}");
     let text = run(&alice_s, "/list-users").await;
-    let bob_line = text.lines().find(|l| l.trim_start().starts_with("bob ")).unwrap();
-    assert!(bob_line.contains(&bob.client.peer_id().to_string()), "{text}");
+    let bob_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("bob "))
+        .unwrap();
+    assert!(
+        bob_line.contains(&bob.client.peer_id().to_string()),
+        "{text}"
+    );
     assert!(bob_line.contains(" km"), "{text}");
     assert!(bob_line.contains("interest:rust"), "{text}");
     assert!(bob_line.contains("(away: lunch)"), "{text}");
@@ -354,7 +360,10 @@ async fn blocks_and_contacts_are_kept_across_a_restart() {
     .await;
     assert_eq!(from, "buddy");
     let contacts = run(&alice_s, "/contacts").await;
-    assert!(contacts.contains("buddy") && contacts.contains("online"), "{contacts}");
+    assert!(
+        contacts.contains("buddy") && contacts.contains("online"),
+        "{contacts}"
+    );
     assert!(contacts.contains("blocked:"), "{contacts}");
 
     // The files hold them, and a restarted node still applies them.
@@ -401,7 +410,10 @@ async fn location_and_interests_are_remembered_in_the_settings() {
     // Moving while in the location group moves the group.
     run(&s, "/join-geo 10").await;
     let out = run(&s, "/geo 45.7640,4.8357").await;
-    assert!(out.contains("the location group moved to geo:u05k"), "{out}");
+    assert!(
+        out.contains("the location group moved to geo:u05k"),
+        "{out}"
+    );
     assert_eq!(s.current().to_string(), "geo:u05k (10.0 km)");
     let out = run(&s, "/geo off").await;
     assert!(out.contains("left the location group"), "{out}");

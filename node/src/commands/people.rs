@@ -152,9 +152,18 @@ mod tests {
     #[test]
     fn location_commands() {
         let paris = Position::new(48.8566, 2.3522).unwrap();
-        assert_eq!(people("/geo 48.8566,2.3522"), PeopleCommand::SetGeo(Some(paris)));
-        assert_eq!(people("/geo 48.8566, 2.3522"), PeopleCommand::SetGeo(Some(paris)));
-        assert!(matches!(people("/geo u09tvw"), PeopleCommand::SetGeo(Some(_))));
+        assert_eq!(
+            people("/geo 48.8566,2.3522"),
+            PeopleCommand::SetGeo(Some(paris))
+        );
+        assert_eq!(
+            people("/geo 48.8566, 2.3522"),
+            PeopleCommand::SetGeo(Some(paris))
+        );
+        assert!(matches!(
+            people("/geo u09tvw"),
+            PeopleCommand::SetGeo(Some(_))
+        ));
         assert_eq!(people("/geo off"), PeopleCommand::SetGeo(None));
         assert_eq!(people("/geo"), PeopleCommand::ListGeo);
         assert_eq!(people("/list-geo"), PeopleCommand::ListGeo);
@@ -189,11 +198,20 @@ mod tests {
                 target: ContactTarget::Addr(addr.parse().unwrap())
             }
         );
-        assert_eq!(people("/contacts remove ally"), PeopleCommand::RemoveContact("ally".into()));
-        assert_eq!(people("/block bob#abcd"), PeopleCommand::Block(Some("bob#abcd".into())));
+        assert_eq!(
+            people("/contacts remove ally"),
+            PeopleCommand::RemoveContact("ally".into())
+        );
+        assert_eq!(
+            people("/block bob#abcd"),
+            PeopleCommand::Block(Some("bob#abcd".into()))
+        );
         assert_eq!(people("/block"), PeopleCommand::Block(None));
         assert_eq!(people("/unblock bob"), PeopleCommand::Unblock("bob".into()));
-        assert_eq!(people("/away gone fishing"), PeopleCommand::Away(Some("gone fishing".into())));
+        assert_eq!(
+            people("/away gone fishing"),
+            PeopleCommand::Away(Some("gone fishing".into()))
+        );
         assert_eq!(people("/away"), PeopleCommand::Away(None));
         assert_eq!(people("/back"), PeopleCommand::Back);
     }
@@ -220,6 +238,9 @@ mod tests {
             let err = parse(line).unwrap_err().to_string();
             assert!(!err.is_empty() && !err.contains('\n'), "{line}: {err}");
         }
-        assert!(parse("/join-geo 0").unwrap_err().to_string().contains("bad radius"));
+        assert!(parse("/join-geo 0")
+            .unwrap_err()
+            .to_string()
+            .contains("bad radius"));
     }
 }

@@ -38,8 +38,7 @@ impl EventLoop {
     /// Records the name `peer` used and looks it up in the DHT when due.
     pub(super) fn observe_name(&mut self, peer: PeerId, name: &str) {
         self.directory.observe_name(peer, name);
-        if self.config.role == Role::Node
-            && self.directory.names.needs_lookup(name, Instant::now())
+        if self.config.role == Role::Node && self.directory.names.needs_lookup(name, Instant::now())
         {
             self.start_lookup(name, false);
         }
@@ -136,6 +135,7 @@ impl EventLoop {
                 }
             }
             ClaimStep::GiveWay(owner) => {
+                self.announce(now);
                 if !self.people.told_taken {
                     self.people.told_taken = true;
                     let name = &self.config.name;
@@ -162,7 +162,9 @@ impl EventLoop {
             debug!("storing the own name record failed: {result:?}");
         }
         let retry = self.config.presence_interval;
-        self.people.claim.put_done(stored, Instant::now(), retry);
+        let now = Instant::now();
+        self.people.claim.put_done(stored, now, retry);
+        self.announce(now);
     }
 
     /// Stores a record another peer put here only when it is a valid name record and does

@@ -28,7 +28,7 @@ use crate::{
     geo_group::{distance_to_cell, GeoGroup},
     names::OwnClaim,
     people::{ClaimStatus, ContactEntry, Me, People, PeopleRequest, User},
-    presence::{extra_announcement_due, PresenceTable},
+    presence::{announcement_due, PresenceTable},
     settings::Settings,
 };
 
@@ -43,6 +43,11 @@ pub(super) struct PeopleState {
     away: Option<String>,
     table: PresenceTable,
     last_announce: Option<Instant>,
+    /// Whether an announcement before the next periodic one is wanted (a newcomer).
+    announce_wanted: bool,
+    /// When the node started: the first announcement waits for the name claim to settle,
+    /// but not longer than one presence interval from here.
+    started: Instant,
     /// Where the claim of the own name stands.
     pub(super) claim: OwnClaim,
     /// Running DHT lookups of names.
@@ -64,6 +69,8 @@ impl PeopleState {
             away: None,
             table: PresenceTable::new(config.presence_timeout),
             last_announce: None,
+            announce_wanted: false,
+            started: Instant::now(),
             claim: OwnClaim::Idle { next_try: None },
             queries: HashMap::new(),
             put_query: None,
@@ -141,36 +148,58 @@ impl EventLoop {
         }
     }
 
-    /// Drops silent users, announces this node and retries the name claim.
+    /// Runs four times per presence interval: drops silent users, announces this node when
+    /// due and retries the name claim.
     pub(super) fn on_presence_tick(&mut self) {
         let now = Instant::now();
         for (peer, _) in self.people.table.expire(now) {
             let name = self.directory.display_name(&peer);
             self.emit(Event::UserOffline { peer, name });
         }
-        if self.config.role == Role::Node {
+        self.announce_if_due(now);
+        self.maybe_claim_name();
+    }
+
+    /// A peer joined the presence topic, or announced itself for the first time: let it know
+    /// about us now rather than at the next periodic announcement (at most four times per
+    /// interval; a wanted announcement that has to wait goes out at a later tick).
+    pub(super) fn announce_soon(&mut self) {
+        self.people.announce_wanted = true;
+        self.announce_if_due(Instant::now());
+    }
+
+    fn announce_if_due(&mut self, now: Instant) {
+        if announcement_due(
+            self.people.last_announce,
+            now,
+            self.config.presence_interval,
+            self.people.announce_wanted,
+        ) {
             self.announce(now);
-            self.maybe_claim_name();
         }
     }
 
-    /// A peer joined the presence topic: let it know about us soon rather than at the next
-    /// tick (at most a few times per interval).
-    pub(super) fn on_presence_subscriber(&mut self) {
-        let now = Instant::now();
-        if self.config.role == Role::Node
-            && extra_announcement_due(
-                self.people.last_announce,
-                now,
-                self.config.presence_interval / 4,
-            )
+    /// Announces this node on the presence topic. The first announcement waits until the name
+    /// claim has settled (at most one interval), so that peers who look the name up on
+    /// hearing of us find the record.
+    pub(super) fn announce(&mut self, now: Instant) {
+        let settled = matches!(
+            self.people.claim,
+            OwnClaim::Registered | OwnClaim::Taken { .. }
+        );
+        if self.config.role != Role::Node
+            || !(settled
+                || now.saturating_duration_since(self.people.started)
+                    >= self.config.presence_interval)
         {
-            self.announce(now);
+            return;
         }
-    }
-
-    fn announce(&mut self, now: Instant) {
-        let rooms = self.rooms.iter().take(MAX_PRESENCE_ROOMS).cloned().collect();
+        let rooms = self
+            .rooms
+            .iter()
+            .take(MAX_PRESENCE_ROOMS)
+            .cloned()
+            .collect();
         let presence = Presence::new(
             &self.config.name,
             rooms,
@@ -187,6 +216,7 @@ impl EventLoop {
             Err(e) => debug!("cannot announce presence: {e}"),
         }
         self.people.last_announce = Some(now);
+        self.people.announce_wanted = false;
     }
 
     /// Checks and records a presence announcement.
@@ -209,6 +239,7 @@ impl EventLoop {
         if self.people.table.observe(source, presence, Instant::now()) {
             let name = self.directory.display_name(&source);
             self.emit(Event::UserOnline { peer: source, name });
+            self.announce_soon();
         }
         MessageAcceptance::Accept
     }
@@ -462,4 +493,3 @@ impl EventLoop {
         }
     }
 }
-

@@ -197,10 +197,10 @@ impl Session {
             } else {
                 ' '
             };
-            let members = people.users.iter().filter(|u| u.in_group).count();
             format!(
-                "{mark} location group {} ({members} others in range)",
-                describe_group(&group)
+                "{mark} location group {} ({} others)",
+                describe_group(&group),
+                people.me.group_peers
             )
         }))
     }

@@ -1,5 +1,8 @@
 //! Shared helpers for the in-process tests: spawn nodes on loopback and wait for events.
-#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+//! `procs` holds the helpers for tests of the real binaries.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod procs;
 
 use std::{future::Future, time::Duration};
 
@@ -119,7 +122,10 @@ pub async fn members(client: &Client, room: &ipm_protocol::Room) -> usize {
 pub async fn wait_for_user(client: &Client, peer: libp2p::PeerId, name: &str) {
     wait_until(&format!("{peer} shown as {name}"), || async {
         let people = client.people().await.unwrap();
-        people.users.iter().any(|u| u.peer == peer && u.name == name)
+        people
+            .users
+            .iter()
+            .any(|u| u.peer == peer && u.name == name)
     })
     .await;
 }
