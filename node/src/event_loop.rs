@@ -196,6 +196,7 @@ impl EventLoop {
         let new = self.rooms.insert(room.clone());
         if new {
             self.emit(Event::Joined { room });
+            self.announce_soon();
         }
         Ok(new)
     }
@@ -209,6 +210,7 @@ impl EventLoop {
         let was = self.rooms.remove(&room);
         if was {
             self.emit(Event::Left { room });
+            self.announce_soon();
         }
         Ok(was)
     }

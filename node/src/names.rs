@@ -112,6 +112,11 @@ impl NameBook {
         }
     }
 
+    /// Whether a lookup of `name` is running.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.lookups.get(&name_key(name)).is_some_and(|l| l.running)
+    }
+
     /// Notes that a lookup of `name` started at `now`.
     pub fn started(&mut self, name: &str, now: Instant) {
         let lookup = self.lookups.entry(name_key(name)).or_insert(Lookup {
@@ -282,6 +287,7 @@ mod tests {
         let mut book = NameBook::new(s);
         assert!(book.needs_lookup("bob", t0));
         book.started("bob", t0);
+        assert!(book.is_running("bob") && book.is_running("BOB"));
         assert!(
             !book.needs_lookup("bob", t0 + s * 100),
             "one lookup at a time"

@@ -170,8 +170,14 @@ async fn interest_group_line_reaches_only_shared_interests() {
     let (room, from, _) = message(&mut bob, "borrowck").await;
     assert_eq!((room, from.as_str()), (rust.clone(), "alice"));
 
+    wait_until("bob among the members in /status", || async {
+        run(&alice_s, "/status")
+            .await
+            .contains("members of interest:rust: bob")
+    })
+    .await;
     let status = run(&alice_s, "/status").await;
-    assert!(status.contains("members of interest:rust: bob"), "{status}");
+    assert!(status.contains("current room: interest:rust"), "{status}");
     assert!(status.contains("interests: rust"), "{status}");
 
     // A new interest is normalised, remembered and joined.
@@ -253,11 +259,12 @@ async fn silent_users_drop_out() {
     let (mut alice, _) = user("alice", None, &[], &bootstrap.addr).await;
     let (carol, _) = user("carol", None, &[], &bootstrap.addr).await;
     let carol_id = carol.client.peer_id();
-    next_event(&mut alice.events, |e| match e {
-        Event::UserOnline { peer, .. } if *peer == carol_id => Some(()),
+    let name = next_event(&mut alice.events, |e| match e {
+        Event::UserOnline { peer, name } if *peer == carol_id => Some(name.clone()),
         _ => None,
     })
     .await;
+    assert_eq!(name, "carol", "reported once her name record was found");
     carol.client.shutdown().await;
     next_event(&mut alice.events, |e| match e {
         Event::UserOffline { peer, .. } if *peer == carol_id => Some(()),

@@ -104,6 +104,7 @@ impl EventLoop {
                     .directory
                     .names
                     .settle(&query.name, &query.records, now);
+                self.name_settled(&query.name);
                 if query.own {
                     self.own_name_checked(&found, now);
                 }

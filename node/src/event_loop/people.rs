@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 use ipm_protocol::{
     decode_gossip, encode_gossip,
     limits::{MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION},
+    name_record::name_key,
     presence::validate_away,
     room::{normalize_tag, presence_topic},
     validate_name, Gossip, Position, Presence, Room,
@@ -56,6 +57,9 @@ pub(super) struct PeopleState {
     pub(super) put_query: Option<QueryId>,
     /// Whether the user was told that the name is taken.
     pub(super) told_taken: bool,
+    /// Users who came online while their name was being looked up: they are reported once
+    /// the lookup settles, under the name it allows.
+    unreported: HashMap<PeerId, String>,
 }
 
 impl PeopleState {
@@ -75,6 +79,7 @@ impl PeopleState {
             queries: HashMap::new(),
             put_query: None,
             told_taken: false,
+            unreported: HashMap::new(),
         }
     }
 
@@ -153,8 +158,10 @@ impl EventLoop {
     pub(super) fn on_presence_tick(&mut self) {
         let now = Instant::now();
         for (peer, _) in self.people.table.expire(now) {
-            let name = self.directory.display_name(&peer);
-            self.emit(Event::UserOffline { peer, name });
+            if self.people.unreported.remove(&peer).is_none() {
+                let name = self.directory.display_name(&peer);
+                self.emit(Event::UserOffline { peer, name });
+            }
         }
         self.announce_if_due(now);
         self.maybe_claim_name();
@@ -236,12 +243,37 @@ impl EventLoop {
             return MessageAcceptance::Accept;
         }
         self.observe_name(source, &presence.name);
+        let name = presence.name.clone();
         if self.people.table.observe(source, presence, Instant::now()) {
-            let name = self.directory.display_name(&source);
-            self.emit(Event::UserOnline { peer: source, name });
+            if self.directory.names.is_running(&name) {
+                self.people.unreported.insert(source, name);
+            } else {
+                self.report_online(source);
+            }
             self.announce_soon();
         }
         MessageAcceptance::Accept
+    }
+
+    fn report_online(&mut self, peer: PeerId) {
+        let name = self.directory.display_name(&peer);
+        self.emit(Event::UserOnline { peer, name });
+    }
+
+    /// A lookup of `name` settled: report the users who came online waiting for it.
+    pub(super) fn name_settled(&mut self, name: &str) {
+        let key = name_key(name);
+        let waiting: Vec<PeerId> = self
+            .people
+            .unreported
+            .iter()
+            .filter(|(_, n)| name_key(n) == key)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in waiting {
+            self.people.unreported.remove(&peer);
+            self.report_online(peer);
+        }
     }
 
     pub(super) fn on_people_request(&mut self, request: PeopleRequest) {
