@@ -61,6 +61,8 @@ struct Lookup {
 const MAX_BACKOFF_DOUBLINGS: u32 = 8;
 /// How long a name found owned is trusted before it is looked up again.
 pub const OWNER_RECHECK: Duration = Duration::from_secs(600);
+/// Most names remembered; past that, the name looked up longest ago is forgotten.
+pub const MAX_TRACKED_NAMES: usize = 4096;
 
 /// What this node knows about registered names.
 #[derive(Debug)]
@@ -119,7 +121,19 @@ impl NameBook {
 
     /// Notes that a lookup of `name` started at `now`.
     pub fn started(&mut self, name: &str, now: Instant) {
-        let lookup = self.lookups.entry(name_key(name)).or_insert(Lookup {
+        let key = name_key(name);
+        if !self.lookups.contains_key(&key) && self.lookups.len() >= MAX_TRACKED_NAMES {
+            let oldest = self
+                .lookups
+                .iter()
+                .filter(|(_, l)| !l.running)
+                .min_by_key(|(_, l)| l.started)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.lookups.remove(&oldest);
+            }
+        }
+        let lookup = self.lookups.entry(key).or_insert(Lookup {
             answer: None,
             started: now,
             running: true,
@@ -304,6 +318,22 @@ mod tests {
         book.settle("bob", &[record(1, "bob")], t0 + s * 3);
         assert!(!book.needs_lookup("bob", t0 + s * 3 + OWNER_RECHECK / 2));
         assert!(book.needs_lookup("bob", t0 + s * 3 + OWNER_RECHECK));
+    }
+
+    #[test]
+    fn the_book_forgets_the_oldest_name_when_full() {
+        let t0 = Instant::now();
+        let mut book = NameBook::new(Duration::from_secs(1));
+        for i in 0..MAX_TRACKED_NAMES {
+            let name = format!("n{i}");
+            book.started(&name, t0 + Duration::from_millis(i as u64));
+            book.settle(&name, &[], t0);
+        }
+        book.started("newcomer", t0 + Duration::from_secs(3600));
+        assert_eq!(book.lookups.len(), MAX_TRACKED_NAMES);
+        assert!(book.is_running("newcomer"));
+        assert!(book.registration("n0").is_none(), "the oldest went");
+        assert!(book.registration("n1").is_some());
     }
 
     #[test]

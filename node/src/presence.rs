@@ -10,6 +10,10 @@ use std::{
 use ipm_protocol::Presence;
 use libp2p::PeerId;
 
+/// Most users tracked at once; announcements of further newcomers are ignored until some
+/// fall silent.
+pub const MAX_ONLINE_USERS: usize = 10_000;
+
 /// The last announcement of one peer and when it arrived.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seen {
@@ -37,9 +41,11 @@ impl PresenceTable {
 
     /// Records an announcement of `peer` received at `now`. An announcement
     /// sent before the one already held (gossip may reorder) only refreshes
-    /// the time. Returns true when the peer was not online before.
+    /// the time. Returns true when the peer was not online before. A newcomer is ignored
+    /// while [`MAX_ONLINE_USERS`] are tracked.
     pub fn observe(&mut self, peer: PeerId, presence: Presence, now: Instant) -> bool {
         let timeout = self.timeout;
+        let full = self.seen.len() >= MAX_ONLINE_USERS;
         match self.seen.get_mut(&peer) {
             Some(seen) => {
                 let was_online = now.saturating_duration_since(seen.at) <= timeout;
@@ -49,6 +55,7 @@ impl PresenceTable {
                 seen.at = seen.at.max(now);
                 !was_online
             }
+            None if full => false,
             None => {
                 self.seen.insert(peer, Seen { presence, at: now });
                 true

@@ -25,6 +25,8 @@ use crate::{
 
 /// How long to wait before looking at a name held by someone else again.
 const TAKEN_RECHECK: Duration = Duration::from_secs(300);
+/// Most name lookups running at once; a name seen meanwhile is looked up when seen again.
+const MAX_RUNNING_LOOKUPS: usize = 32;
 
 /// A running lookup of one name.
 pub(super) struct NameQuery {
@@ -53,7 +55,7 @@ impl EventLoop {
     }
 
     fn start_lookup(&mut self, name: &str, own: bool) -> bool {
-        if !self.dht_has_peers() {
+        if self.people.queries.len() >= MAX_RUNNING_LOOKUPS || !self.dht_has_peers() {
             return false;
         }
         let key = RecordKey::new(&name_key(name));
