@@ -5,12 +5,14 @@
 
 # shellcheck shell=bash
 
+shopt -s extglob
+
 TESTNET_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$TESTNET_DIR/.." && pwd)
 COMPOSE_FILE="$TESTNET_DIR/docker-compose.yml"
 PROJECT=${IPM_TESTNET_PROJECT:-ipm-testnet}
 IMAGE=ipm-testnet:latest
-BUILD_DIR=${CARGO_TARGET_DIR_TESTNET:-$REPO_DIR/target/testnet}
+BUILD_DIR=${IPM_TESTNET_TARGET_DIR:-$REPO_DIR/target/testnet}
 STAGING_DIR="$BUILD_DIR/image"
 # Port the bootstrap listens on (its default).
 BOOTSTRAP_PORT=7433
@@ -74,6 +76,26 @@ network_id() {
         --filter "label=com.docker.compose.network=$1" | head -n1
 }
 
+# Docker's name of one of the project's networks.
+network_name() {
+    local id
+    id=$(network_id "$1")
+    [[ -n $id ]] || return 1
+    docker network inspect -f '{{.Name}}' "$id"
+}
+
+# The compose network (net_a, net_b) a node lives on.
+home_network() {
+    local n
+    for n in "${NET_B_NODES[@]}"; do
+        [[ $n == "$1" ]] && {
+            echo net_b
+            return
+        }
+    done
+    echo net_a
+}
+
 is_running() {
     local c
     c=$(cid "$1")
@@ -90,6 +112,21 @@ bootstrap_peer_id() {
     [[ -n $id ]] || return 1
     printf '%s' "$id"
 }
+
+# How many times the bootstrap container has printed its peer id (once per start).
+bootstrap_starts() {
+    local c out
+    c=$(cid bootstrap)
+    [[ -n $c ]] || {
+        echo 0
+        return
+    }
+    out=$(docker logs "$c" 2>/dev/null) || true
+    grep -c '^ipm-bootstrap .* peer id ' <<<"$out" || true
+}
+
+# Whether the bootstrap has started more than $1 times.
+bootstrap_started_after() { (($(bootstrap_starts) > $1)); }
 
 # The address nodes reach the bootstrap at: its service name on either network.
 bootstrap_addr() {
@@ -132,22 +169,45 @@ lobby_members() {
     echo "${n:-0}"
 }
 
+# `not <command...>`: succeeds when the command fails (for wait_until).
+not() { ! "$@"; }
+
 # Whether node $1 has an open connection to peer id $2.
 connected_to() {
     local out
     out=$(status_of "$1") || return 1
-    # Connection lines: "  <name> <peer id> <address>".
+    # Connection lines: "  <name> <peer id> [direct|relayed] <address>".
     grep -Eq "^  [^ ]+ $2 " <<<"$out"
+}
+
+# Whether node $1 has a direct (not relayed) connection to peer id $2.
+directly_connected_to() {
+    local out
+    out=$(status_of "$1") || return 1
+    local line
+    while IFS= read -r line; do
+        if [[ $line =~ ^\ \ [^\ ]+\ $2\  && $line != *relayed* && $line != *p2p-circuit* ]]; then
+            return 0
+        fi
+    done <<<"$out"
+    return 1
 }
 
 # The last 100 lobby lines of a node's history (`YYYY-MM-DD HH:MM:SS name: text`).
 lobby_history() { ctl "$1" /history lobby 100 2>/dev/null; }
 
-# Whether node $1's lobby history has a line ending in "$2: $3" (author, text).
+# Whether node $1's lobby history has a line by author $2 with text $3. The author may be
+# shown as "name#xxxx" (the end of its peer id) while the node has not yet checked that
+# the name belongs to it.
 history_has() {
-    local out
+    local out line
     out=$(lobby_history "$1") || return 1
-    grep -Fq -- " $2: $3" <<<"$out"
+    while IFS= read -r line; do
+        if [[ $line == *" $2: $3" || $line == *" $2#"+([!: ])": $3" ]]; then
+            return 0
+        fi
+    done <<<"$out"
+    return 1
 }
 
 # How many lobby lines of node $1 end with ": $2".
@@ -177,13 +237,34 @@ say() {
 # A text no other run or scenario uses.
 unique() { printf '%s-%s-%s' "$1" "$(date +%s%N | tail -c 8)" "$RANDOM"; }
 
+# `poll_until <seconds> <command...>`: runs the command every half second until it succeeds
+# (returns 0) or the deadline passes (returns 1). Silent; sets POLL_MS to the time taken.
+poll_until() {
+    local seconds=$1 start now
+    shift
+    start=$(date +%s%N)
+    local deadline=$((start + seconds * 1000000000))
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            POLL_MS=$((($(date +%s%N) - start) / 1000000))
+            return 0
+        fi
+        now=$(date +%s%N)
+        if ((now >= deadline)); then
+            POLL_MS=$(((now - start) / 1000000))
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
 # `wait_until <seconds> <what> <command...>`: runs the command every half second until it
 # succeeds (returns 0) or the deadline passes (returns 1, saying what did not happen).
 wait_until() {
     local seconds=$1 what=$2 start now
     shift 2
     start=$(date +%s%N)
-    local deadline=$((start + seconds * 1000000000))
+    local deadline=$((start + seconds * 1000000000)) told=0
     while true; do
         if "$@" >/dev/null 2>&1; then
             now=$(date +%s%N)
@@ -195,24 +276,54 @@ wait_until() {
             fail "not within ${seconds}s: $what"
             return 1
         fi
+        if ((!told && now - start > 5000000000)); then
+            info "waiting (up to ${seconds}s): $what"
+            told=1
+        fi
         sleep 0.5
     done
 }
 
-# A node is ready when its container runs, `ipm ctl /status` answers, and it sees at least
-# one other peer in the lobby.
+# A node is ready when its container runs, `ipm ctl /status` answers, it is connected to
+# the bootstrap (peer id $2) and it sees at least one other peer in the lobby.
 node_ready() {
-    is_running "$1" && (($(lobby_members "$1") >= 1))
+    is_running "$1" && connected_to "$1" "$2" && (($(lobby_members "$1") >= 1))
 }
 
 # Waits for every given node (default: all) to be ready.
 wait_ready() {
-    local seconds=$1 node
+    local seconds=$1 node boot
     shift
     local nodes=("$@")
     ((${#nodes[@]})) || nodes=("${NODES[@]}")
+    wait_until 30 "the bootstrap runs and printed its peer id" bootstrap_peer_id || return 1
+    boot=$(bootstrap_peer_id)
     for node in "${nodes[@]}"; do
-        wait_until "$seconds" "$node is up and sees peers in the lobby" node_ready "$node" || return 1
+        wait_until "$seconds" "$node is up, connected to the bootstrap and in the lobby with others" \
+            node_ready "$node" "$boot" || return 1
+    done
+}
+
+# Puts the testnet back as docker-compose.yml describes it after a scenario that failed
+# half-way: every container running, every node on its network.
+restore_testnet() {
+    local svc c net
+    for svc in bootstrap "${NODES[@]}"; do
+        c=$(cid "$svc")
+        [[ -n $c ]] || continue
+        if [[ $svc != bootstrap ]]; then
+            net=$(network_name "$(home_network "$svc")") || continue
+            local nets
+            nets=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}} {{$k}} {{end}}' "$c")
+            if [[ $nets != *" $net "* ]]; then
+                log "  restoring: reconnecting $svc to $net"
+                docker network connect --alias "$svc" "$net" "$c" || true
+            fi
+        fi
+        if ! is_running "$svc"; then
+            log "  restoring: starting $svc"
+            docker start "$c" >/dev/null || true
+        fi
     done
 }
 

@@ -80,6 +80,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .filter(|p| !p.is_empty());
     let key = identity::load_or_create(&data_dir.identity_key(), passphrase.as_deref())?;
     let mut config = Config::bootstrap();
+    let mut cli = cli;
+    cli.listen.retain(|a| !a.is_empty());
     config.listen = if cli.listen.is_empty() {
         config::default_listen(DEFAULT_PORT)
     } else {

@@ -137,6 +137,9 @@ impl Behaviour {
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(30));
+        // Only valid name records are stored, and the first claim of a name wins: the event
+        // loop checks every inbound record before putting it in the store.
+        kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Every ipm node answers DHT queries so that peers can find each other

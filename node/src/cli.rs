@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use ipm_protocol::{room::normalize_tag, Position};
 use libp2p::Multiaddr;
 
 const EXAMPLES: &str = "\
 Examples:
   ipm                                   start a node with the prompt (data in the platform's data folder)
   ipm --name alice --bootstrap /ip4/203.0.113.7/tcp/7433/p2p/12D3KooW...
+  ipm --geo 48.8566,2.3522 --interest rust,chess   location and interests for /join-geo, /join-interest
   ipm --headless --data-dir ~/.ipm-bob  run as a daemon; talk to it with ipm ctl
   ipm ctl --data-dir ~/.ipm-bob /status one command against that daemon
   ipm ctl --data-dir ~/.ipm-bob hello everyone
@@ -70,6 +72,19 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub bootstrap: Vec<Multiaddr>,
+    /// Your location, for location groups and distances: LAT,LON in degrees or a geohash.
+    /// Remembered in the data dir; only a cell of about 1 km travels to others.
+    #[arg(long, env = "IPM_GEO", value_name = "LAT,LON|GEOHASH", value_parser = parse_position)]
+    pub geo: Option<Position>,
+    /// An interest (e.g. rust); repeat or comma-separate. Remembered; /join-interest joins them.
+    #[arg(
+        long,
+        env = "IPM_INTEREST",
+        value_name = "TAG",
+        value_delimiter = ',',
+        value_parser = parse_interest
+    )]
+    pub interest: Vec<String>,
     /// Do not look for peers on the local network.
     #[arg(long, env = "IPM_NO_MDNS", action = ArgAction::SetTrue)]
     pub no_mdns: bool,
@@ -89,4 +104,14 @@ pub struct NodeArgs {
     /// Print events as JSON lines on stdout (logs stay on stderr).
     #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
     pub json: bool,
+}
+
+/// Reads `--geo`.
+fn parse_position(s: &str) -> Result<Position, String> {
+    Position::parse(s).map_err(|e| e.to_string())
+}
+
+/// Reads one `--interest` tag, normalised.
+fn parse_interest(s: &str) -> Result<String, String> {
+    normalize_tag(s).map_err(|e| e.to_string())
 }

@@ -15,6 +15,8 @@ use ipm_protocol::{MessageId, Room, TransferId};
 
 use crate::{
     event::Event,
+    peers::ResolveError,
+    people::PeopleRequest,
     transfers::{hash_file, Direction, State},
 };
 
@@ -56,6 +58,23 @@ pub enum NodeError {
     /// No answer in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// A location group needs the own position.
+    #[error("no location set: use /geo <lat,lon|geohash> or start ipm with --geo")]
+    NoPosition,
+    /// A typed user could not be found.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// A contact, block or setting was refused.
+    #[error("{0}")]
+    Refused(String),
+    /// A change could not be written to the data dir.
+    #[error("cannot save {what}: {reason}")]
+    Save {
+        /// Which file.
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The result of sending a room message.
@@ -133,10 +152,6 @@ pub(crate) enum Request {
     Status {
         reply: oneshot::Sender<Status>,
     },
-    ResolveUser {
-        query: String,
-        reply: oneshot::Sender<Result<PeerId, NodeError>>,
-    },
     SendDirect {
         to: PeerId,
         text: String,
@@ -160,6 +175,7 @@ pub(crate) enum Request {
     Transfers {
         reply: oneshot::Sender<Vec<TransferView>>,
     },
+    People(PeopleRequest),
     Shutdown,
 }
 
@@ -247,7 +263,7 @@ impl Client {
         self.events.subscribe()
     }
 
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Request,
     ) -> Result<T, NodeError> {
@@ -298,13 +314,6 @@ impl Client {
     /// A snapshot of identity, addresses, peers and rooms.
     pub async fn status(&self) -> Result<Status, NodeError> {
         self.ask(|reply| Request::Status { reply }).await
-    }
-
-    /// The peer a user string names: a peer id, a name, `name#xxxx`, or a contact.
-    pub async fn resolve_user(&self, query: &str) -> Result<PeerId, NodeError> {
-        let query = query.to_owned();
-        self.ask(|reply| Request::ResolveUser { query, reply })
-            .await?
     }
 
     /// Sends a private message; waits briefly for the ack, then reports it as queued (it

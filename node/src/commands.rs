@@ -6,6 +6,10 @@ use libp2p::Multiaddr;
 
 use ipm_protocol::Room;
 
+mod people;
+
+pub use people::{ContactTarget, PeopleCommand};
+
 /// Lines of history shown when no count is given.
 pub const DEFAULT_HISTORY: usize = 20;
 
@@ -62,6 +66,8 @@ pub enum Command {
     Leave(Room),
     /// List joined rooms.
     Rooms,
+    /// Rooms and people: location and interest groups, users, contacts, blocks, away.
+    People(PeopleCommand),
     /// Stop the node.
     Quit,
 }
@@ -112,8 +118,18 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "/help", aliases: &["/?"], usage: "[command]", summary: "list commands, or explain one" },
     Spec { name: "/msg", aliases: &["/send-private-message"], usage: "<user> <text>", summary: "private message; says delivered, or queued until the user is back" },
     Spec { name: "/join", aliases: &[], usage: "<lobby|geo:<geohash>|interest:<tag>>", summary: "join a room and make it the current room" },
-    Spec { name: "/leave", aliases: &[], usage: "<room>", summary: "leave a room" },
+    Spec { name: "/leave", aliases: &[], usage: "<room|geo>", summary: "leave a room, or the location group (geo)" },
     Spec { name: "/rooms", aliases: &[], usage: "", summary: "list joined rooms; * marks the current one" },
+    Spec { name: "/join-geo", aliases: &[], usage: "[radius_km]", summary: "join the location group: everyone within radius_km (default 10) of you" },
+    Spec { name: "/join-interest", aliases: &[], usage: "[tag]", summary: "join the interest group of tag, or of each of your interests" },
+    Spec { name: "/geo", aliases: &[], usage: "[<lat,lon|geohash>|off]", summary: "set your location (remembered), forget it with off, or show it" },
+    Spec { name: "/list-geo", aliases: &[], usage: "", summary: "show your latitude, longitude, geohash and active radius" },
+    Spec { name: "/users", aliases: &["/list-users"], usage: "", summary: "online users: name, peer id, rooms, distance, away text" },
+    Spec { name: "/contacts", aliases: &[], usage: "[add <name> <user|peer-id|multiaddr> | remove <name>]", summary: "list contacts, give a user a petname, or remove one" },
+    Spec { name: "/block", aliases: &[], usage: "[user]", summary: "drop a user's messages (remembered); no user: list blocked users" },
+    Spec { name: "/unblock", aliases: &[], usage: "<user>", summary: "show a blocked user's messages again" },
+    Spec { name: "/away", aliases: &[], usage: "[text]", summary: "tell others you are away; private messages get one automatic reply" },
+    Spec { name: "/back", aliases: &[], usage: "", summary: "clear the away text" },
     Spec { name: "/status", aliases: &[], usage: "", summary: "identity, addresses, connections, rooms and their members" },
     Spec { name: "/send-file", aliases: &[], usage: "<user> <path>", summary: "offer a file to a user (they /accept it)" },
     Spec { name: "/share", aliases: &[], usage: "<path>", summary: "offer a file to everyone in the current room" },
@@ -178,6 +194,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             ))),
         },
         ("/join", [r]) => Ok(Command::Join(room(r)?)),
+        ("/leave", ["geo"]) => Ok(Command::People(PeopleCommand::LeaveGeo)),
         ("/leave", [r]) => Ok(Command::Leave(room(r)?)),
         ("/rooms", []) => Ok(Command::Rooms),
         ("/status", []) => Ok(Command::Status),
@@ -219,6 +236,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ("/reject", [id]) => Ok(Command::Reject((*id).to_owned())),
         ("/transfers", []) => Ok(Command::Transfers),
         ("/quit", []) => Ok(Command::Quit),
+        (name, args) if people::handles(name) => people::parse(name, args).map(Command::People),
         _ => Err(usage_error(name)),
     }
 }
@@ -307,7 +325,10 @@ pub fn help(command: Option<&str>) -> String {
                 let left = format!("{} {}", s.name, s.usage);
                 out.push_str(&format!("  {left:<44} {}\n", s.summary));
             }
-            out.push_str("Rooms: lobby, geo:<geohash>, interest:<tag>.");
+            out.push_str("Rooms: lobby, geo:<geohash>, interest:<tag>.\n");
+            out.push_str(
+                "A user is a name, name#xxxx (end of the peer id), a contact or a peer id.",
+            );
             out
         }
     }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ipm_protocol::Position;
 use libp2p::Multiaddr;
 
 use crate::data_dir::DataDir;
@@ -20,8 +21,9 @@ pub enum Role {
 pub struct Config {
     /// Display name announced with every message.
     pub name: String,
-    /// Where history, the outbox, transfers and downloads are kept; `None` keeps
-    /// everything in memory and refuses file transfers (bootstrap, benchmarks).
+    /// Where history, the outbox, transfers, downloads, settings and contacts are kept (a
+    /// bootstrap keeps its mailbox there); `None` keeps everything in memory and refuses
+    /// file transfers (tests, benchmarks).
     pub data_dir: Option<DataDir>,
     /// Accept every offered file without asking.
     pub auto_accept: bool,
@@ -50,6 +52,14 @@ pub struct Config {
     pub discovery_interval: Duration,
     /// How long an unused connection stays open.
     pub idle_timeout: Duration,
+    /// The own position, for location groups and distances.
+    pub position: Option<Position>,
+    /// The own interests (normalised tags), joined by `/join-interest`.
+    pub interests: Vec<String>,
+    /// How often the node announces its presence (name, rooms, coarse location, away text).
+    pub presence_interval: Duration,
+    /// How long a peer may stay silent before it counts as offline.
+    pub presence_timeout: Duration,
 }
 
 impl Config {
@@ -71,6 +81,10 @@ impl Config {
             max_connections: 256,
             discovery_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            position: None,
+            interests: Vec::new(),
+            presence_interval: Duration::from_secs(10),
+            presence_timeout: Duration::from_secs(30),
         }
     }
 
@@ -95,6 +109,8 @@ impl Config {
             discovery_interval: Duration::from_secs(2),
             direct_wait: Duration::from_secs(2),
             max_retry: Duration::from_secs(2),
+            presence_interval: Duration::from_millis(200),
+            presence_timeout: Duration::from_secs(3),
             ..Self::node(name)
         }
     }

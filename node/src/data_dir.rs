@@ -61,6 +61,11 @@ impl DataDir {
         self.root.join("settings.json")
     }
 
+    /// Contacts (petnames) and blocked peers.
+    pub fn contacts(&self) -> PathBuf {
+        self.root.join("contacts.json")
+    }
+
     /// One append-only log per conversation.
     pub fn history(&self) -> PathBuf {
         self.root.join("history")

@@ -52,6 +52,23 @@ pub enum Event {
         peer: PeerId,
         /// The text.
         text: String,
+        /// How far the author is, when both positions are known (geo rooms).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        distance_km: Option<f64>,
+    },
+    /// A user announced itself for the first time, or again after falling silent.
+    UserOnline {
+        /// The user.
+        peer: PeerId,
+        /// How it is shown.
+        name: String,
+    },
+    /// A user fell silent for longer than the presence timeout.
+    UserOffline {
+        /// The user.
+        peer: PeerId,
+        /// How it is shown.
+        name: String,
     },
     /// A private message for this node.
     Direct {
@@ -183,6 +200,7 @@ mod tests {
             from: "alice".into(),
             peer,
             text: "hi".into(),
+            distance_km: None,
         }
         .to_json_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -192,5 +210,30 @@ mod tests {
         assert_eq!(v["peer"], peer.to_string());
         assert_eq!(v["text"], "hi");
         assert!(v["ts"].as_u64().unwrap() > 1_600_000_000_000);
+        assert!(v.get("distance_km").is_none());
+    }
+
+    #[test]
+    fn geo_messages_carry_the_distance() {
+        let line = Event::Message {
+            room: Room::Geo("u09t".into()),
+            id: MessageId::random(),
+            from: "bob".into(),
+            peer: PeerId::random(),
+            text: "hi".into(),
+            distance_km: Some(3.0),
+        }
+        .to_json_line();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["room"], "geo:u09t");
+        assert_eq!(v["distance_km"], 3.0);
+        let line = Event::UserOnline {
+            peer: PeerId::random(),
+            name: "bob".into(),
+        }
+        .to_json_line();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "user_online");
+        assert_eq!(v["name"], "bob");
     }
 }

@@ -1,7 +1,12 @@
 //! `EventLoop`: owns the swarm, answers `Client` requests and turns swarm events into `Event`s.
 //!
-//! Private messages live in `event_loop/direct.rs` and file transfer in `event_loop/files.rs`;
-//! this file holds the loop itself, rooms, connections and discovery.
+//! Private messages live in `event_loop/direct.rs`, file transfer in `event_loop/files.rs`,
+//! mailboxes in `event_loop/mailbox.rs`, rooms and people (location groups, presence, name
+//! records, contacts) in `event_loop/people.rs` and `event_loop/name_records.rs`; this file
+//! holds the loop itself, rooms, connections and discovery.
+
+mod name_records;
+mod people;
 
 mod direct;
 mod files;
@@ -22,6 +27,7 @@ use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance},
     identify, kad, mdns,
     multiaddr::Protocol,
+    ping,
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
         ConnectionId, DialError, SwarmEvent,
@@ -50,6 +56,8 @@ use crate::{
     transfers::Transfers,
     StartError,
 };
+
+use people::PeopleState;
 
 /// Most rooms a bootstrap forwards for (it joins every ipm room its peers join).
 const MAX_FORWARDED_ROOMS: usize = 10_000;
@@ -158,19 +166,36 @@ pub struct EventLoop {
     mailbox_calls: HashMap<libp2p::request_response::OutboundRequestId, mailbox::MailboxCall>,
     deposited: std::collections::HashSet<(MessageId, PeerId)>,
     metrics: Metrics,
+    people: PeopleState,
+    bootstrap_redial: HashMap<PeerId, (Instant, u32)>,
+}
+
+/// Everything an event loop is built from.
+pub(crate) struct Parts {
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) key: libp2p::identity::Keypair,
+    pub(crate) requests: mpsc::Receiver<Request>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) config: Config,
+    pub(crate) state: State,
+    pub(crate) directory: Directory,
+    pub(crate) metrics: Metrics,
 }
 
 impl EventLoop {
-    pub(crate) fn new(
-        swarm: Swarm<Behaviour>,
-        key: libp2p::identity::Keypair,
-        requests: mpsc::Receiver<Request>,
-        events: broadcast::Sender<Event>,
-        config: Config,
-        state: State,
-        metrics: Metrics,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let Parts {
+            swarm,
+            key,
+            requests,
+            events,
+            config,
+            state,
+            directory,
+            metrics,
+        } = parts;
         let (internal_tx, internal_rx) = mpsc::channel(256);
+        let people = PeopleState::new(key.clone(), &config);
         Self {
             swarm,
             key,
@@ -181,7 +206,7 @@ impl EventLoop {
             config,
             rooms: BTreeSet::new(),
             state,
-            directory: Directory::default(),
+            directory,
             seen: RecentIds::new(SEEN_CAPACITY),
             pending_dials: HashMap::new(),
             direct: direct::Delivery::default(),
@@ -192,6 +217,8 @@ impl EventLoop {
             mailbox_calls: HashMap::new(),
             deposited: std::collections::HashSet::new(),
             metrics,
+            people,
+            bootstrap_redial: HashMap::new(),
         }
     }
 
@@ -204,10 +231,13 @@ impl EventLoop {
             warn!("cannot join the lobby: {e}");
         }
         self.resume_downloads();
+        self.start_people();
         let mut discovery = tokio::time::interval(self.config.discovery_interval);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut delivery = tokio::time::interval(DELIVERY_TICK);
         delivery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut presence = tokio::time::interval(self.config.presence_interval / 4);
+        presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -217,7 +247,12 @@ impl EventLoop {
                 },
                 Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
                 _ = discovery.tick() => self.discover(),
-                _ = delivery.tick() => self.retry_deliveries(Instant::now()),
+                _ = delivery.tick() => {
+                    let now = Instant::now();
+                    self.retry_deliveries(now);
+                    self.redial_bootstraps(now);
+                }
+                _ = presence.tick() => self.on_presence_tick(),
             }
         }
         self.files.stop_downloads();
@@ -248,13 +283,6 @@ impl EventLoop {
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Request::ResolveUser { query, reply } => {
-                let _ = reply.send(
-                    self.directory
-                        .resolve(&query)
-                        .map_err(NodeError::UnknownUser),
-                );
-            }
             Request::SendDirect { to, text, reply } => self.send_direct(to, text, reply),
             Request::OfferFile {
                 target,
@@ -274,15 +302,16 @@ impl EventLoop {
             Request::Transfers { reply } => {
                 let _ = reply.send(self.transfer_views());
             }
+            Request::People(request) => self.on_people_request(request),
             Request::Shutdown => {}
         }
     }
 
     fn publish(&mut self, room: Room, text: String) -> Result<Published, NodeError> {
-        if !self.rooms.contains(&room) {
+        if !self.is_subscribed(&room) {
             return Err(NodeError::NotInRoom(room.to_string()));
         }
-        let chat = ChatMessage::new(&self.config.name, &text, None);
+        let chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
         let bytes = encode_gossip(&Gossip::Chat(chat.clone()));
         // Receivers apply exactly these rules; refuse here what they would reject.
         decode_gossip(&bytes).map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
@@ -359,16 +388,21 @@ impl EventLoop {
         let new = self.rooms.insert(room.clone());
         if new {
             self.emit(Event::Joined { room });
+            self.announce_soon();
         }
         Ok(new)
     }
 
     fn leave(&mut self, room: Room) -> Result<bool, NodeError> {
-        let topic = IdentTopic::new(room.topic());
-        self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        // The location group keeps its own cells.
+        if !self.people.group_covers(&room) {
+            let topic = IdentTopic::new(room.topic());
+            self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        }
         let was = self.rooms.remove(&room);
         if was {
             self.emit(Event::Left { room });
+            self.announce_soon();
         }
         Ok(was)
     }
@@ -451,21 +485,41 @@ impl EventLoop {
         }
     }
 
-    /// Re-dials lost bootstraps and dials more peers from the DHT while the node has fewer
-    /// than it wants.
-    fn discover(&mut self) {
-        self.poll_mailboxes();
+    /// Re-dials bootstraps the node is not connected to, with a growing pause (1 s up to
+    /// 30 s) so that a restarted bootstrap is found again within seconds.
+    fn redial_bootstraps(&mut self, now: Instant) {
         for addr in self.config.bootstrap.clone() {
-            if let Some(peer) = peer_of(&addr) {
-                if !self.swarm.is_connected(&peer) {
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(vec![addr])
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .build();
-                    let _ = self.swarm.dial(opts);
-                }
+            let Some(peer) = peer_of(&addr) else {
+                continue;
+            };
+            if self.swarm.is_connected(&peer) {
+                self.bootstrap_redial.remove(&peer);
+                continue;
+            }
+            let (due, attempts) = self
+                .bootstrap_redial
+                .get(&peer)
+                .copied()
+                .unwrap_or((now, 0));
+            if due > now {
+                continue;
+            }
+            let pause = Duration::from_secs(1 << attempts.min(5)).min(Duration::from_secs(30));
+            self.bootstrap_redial
+                .insert(peer, (now + pause, attempts + 1));
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, "not redialling the bootstrap: {e}");
             }
         }
+    }
+
+    /// Dials more peers from the DHT while the node has fewer than it wants.
+    fn discover(&mut self) {
+        self.poll_mailboxes();
         if self.wants_peers() {
             self.swarm
                 .behaviour_mut()
@@ -529,8 +583,13 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
-                if self.config.role == Role::Bootstrap && !is_relayed(&address) {
-                    // A bootstrap is deployed to be reachable where it listens.
+                // A bootstrap is deployed to be reachable where it listens (loopback only when
+                // it was told to listen there, not as one interface of 0.0.0.0).
+                let explicit_loopback = self.config.listen.iter().any(is_loopback);
+                if self.config.role == Role::Bootstrap
+                    && !is_relayed(&address)
+                    && (!is_loopback(&address) || explicit_loopback)
+                {
                     self.swarm.add_external_address(address.clone());
                 }
                 let addr = address.with_p2p(self.local_peer_id()).unwrap_or_else(|a| a);
@@ -637,6 +696,11 @@ impl EventLoop {
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
+                if self.people.is_presence_topic(&topic) =>
+            {
+                self.announce_soon()
+            }
             // The bootstrap forwards every ipm room so that peers which only know it still
             // hear each other.
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
@@ -653,6 +717,16 @@ impl EventLoop {
                 self.on_identify(peer_id, info)
             }
             BehaviourEvent::Kad(event) => self.on_kad(event),
+            // A peer that stopped answering pings is gone (its network vanished): close the
+            // connection now instead of when the kernel gives up on it.
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e),
+            }) => {
+                debug!(%peer, "ping failed, closing the connection: {e}");
+                self.swarm.close_connection(connection);
+            }
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
                 info!(status = ?new, "reachability");
                 self.nat = new;
@@ -692,6 +766,9 @@ impl EventLoop {
         let Some(source) = message.source else {
             return MessageAcceptance::Reject;
         };
+        if self.people.is_presence_topic(&message.topic) {
+            return self.on_presence(source, &message.data);
+        }
         let room = match Room::from_topic(message.topic.as_str()) {
             Ok(room) => room,
             Err(_) => return MessageAcceptance::Reject,
@@ -702,18 +779,30 @@ impl EventLoop {
                 if !self.rooms.contains(&room) || !self.seen.insert(offer.transfer) {
                     return MessageAcceptance::Ignore;
                 }
-                self.directory.observe_name(source, &offer.from_name);
+                self.observe_name(source, &offer.from_name);
                 return self.on_shared_file(source, room, offer);
+            }
+            Ok(Gossip::Presence(_)) => {
+                debug!(peer = %source, "rejecting presence sent to a room");
+                return MessageAcceptance::Reject;
             }
             Err(e) => {
                 debug!(peer = %source, "rejecting gossip: {e}");
                 return MessageAcceptance::Reject;
             }
         };
-        if !self.rooms.contains(&room) || !self.seen.insert(chat.id) {
+        if !self.is_subscribed(&room) || !self.seen.insert(chat.id) {
             return MessageAcceptance::Ignore;
         }
-        self.directory.observe_name(source, &chat.name);
+        self.observe_name(source, &chat.name);
+        // Blocked authors and geo lines from beyond the radius are not shown, but still
+        // forwarded: the verdict is about validity, not about this user's taste.
+        if self.directory.is_blocked(&source) {
+            return MessageAcceptance::Accept;
+        }
+        let Some((room, distance_km)) = self.geo_view(&room, chat.geo.as_deref()) else {
+            return MessageAcceptance::Accept;
+        };
         let from = self.directory.display_name(&source);
         if self.config.role == Role::Node {
             let entry = Entry {
@@ -733,6 +822,7 @@ impl EventLoop {
             from,
             peer: source,
             text: chat.text,
+            distance_km,
         });
         MessageAcceptance::Accept
     }
@@ -753,7 +843,29 @@ impl EventLoop {
 
     fn on_kad(&mut self, event: kad::Event) {
         match event {
-            kad::Event::RoutingUpdated { peer, .. } => self.maybe_dial(peer),
+            kad::Event::RoutingUpdated { peer, .. } => {
+                self.maybe_dial(peer);
+                self.maybe_claim_name();
+            }
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => self.on_inbound_record(source, record),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                ..
+            } => self.on_get_record(id, result, step.last),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::PutRecord(result),
+                ..
+            } => self.on_put_record(id, result),
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
@@ -829,9 +941,20 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// The address a connection is shown under; an inbound relayed connection is shown under
+/// the relay circuit it came through.
 fn remote_addr(endpoint: &ConnectedPoint) -> Multiaddr {
     match endpoint {
         ConnectedPoint::Dialer { address, .. } => address.clone(),
+        ConnectedPoint::Listener { local_addr, .. } if is_relayed(local_addr) => local_addr.clone(),
         ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
     }
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }

@@ -8,20 +8,25 @@ pub mod client;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod contacts;
 pub mod ctl;
 pub mod data_dir;
 pub mod download;
 pub mod emoji;
 pub mod event;
 pub mod event_loop;
+pub mod geo_group;
 pub mod history;
 pub mod identity;
 pub mod journal;
 pub mod logging;
 pub mod mailbox;
 pub mod metrics;
+pub mod names;
 pub mod outbox;
 pub mod peers;
+pub mod people;
+pub mod presence;
 pub mod progress;
 pub mod prompt;
 pub mod render;
@@ -62,6 +67,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The contacts file could not be read.
+    #[error("cannot read contacts: {0}")]
+    Contacts(std::io::Error),
 }
 
 /// How many events a slow frontend may fall behind before it misses some.
@@ -71,6 +79,16 @@ const EVENT_BUFFER: usize = 4096;
 pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartError> {
     let peer = key.public().to_peer_id();
     let state = event_loop::State::open(config.data_dir.as_ref(), config.role)?;
+    let contacts = match &config.data_dir {
+        Some(dir) => contacts::ContactBook::load(&dir.contacts()).map_err(StartError::Contacts)?,
+        None => contacts::ContactBook::default(),
+    };
+    // Names not found are looked up again after a second (or a presence interval, if
+    // shorter), then less and less often.
+    let recheck = config
+        .presence_interval
+        .min(std::time::Duration::from_secs(1));
+    let directory = peers::Directory::new(names::NameBook::new(recheck), contacts);
     let mut swarm = swarm::build(key.clone(), &config)?;
     for addr in &config.listen {
         swarm
@@ -84,6 +102,15 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
     let metrics = metrics::Metrics::new();
     let client = Client::new(request_tx, event_tx.clone(), peer, metrics.registry());
-    let event_loop = EventLoop::new(swarm, key, request_rx, event_tx, config, state, metrics);
+    let event_loop = EventLoop::new(event_loop::Parts {
+        swarm,
+        key,
+        requests: request_rx,
+        events: event_tx,
+        config,
+        state,
+        directory,
+        metrics,
+    });
     Ok((client, event_loop))
 }

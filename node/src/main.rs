@@ -142,7 +142,10 @@ fn default_name() -> String {
     }
 }
 
-async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
+    // An empty IPM_BOOTSTRAP or IPM_LISTEN means none.
+    args.bootstrap.retain(|a| !a.is_empty());
+    args.listen.retain(|a| !a.is_empty());
     let interactive = !args.headless && !args.json && std::io::stdin().is_terminal();
     ipm_node::logging::init(if interactive { "warn" } else { "info" });
 
@@ -154,8 +157,19 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| settings.name.clone())
         .unwrap_or_else(default_name);
     ipm_protocol::validate_name(&name).map_err(|e| anyhow!("bad name '{name}': {e}"))?;
-    if settings.name.as_deref() != Some(name.as_str()) {
-        settings.name = Some(name.clone());
+    let before = settings.clone();
+    settings.name = Some(name.clone());
+    settings.position = args.geo.or(settings.position);
+    if !args.interest.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        settings.interests = args
+            .interest
+            .iter()
+            .filter(|tag| seen.insert(*tag))
+            .cloned()
+            .collect();
+    }
+    if settings != before {
         settings
             .save(&data_dir.settings())
             .context("cannot save settings")?;
@@ -170,6 +184,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     config.bootstrap = args.bootstrap.clone();
     config.mdns = !args.no_mdns;
+    config.position = settings.position;
+    config.interests = settings.interests;
+    config.data_dir = Some(data_dir.clone());
 
     let ctl_server = CtlServer::bind(&data_dir.control_socket()).await?;
     let metrics_listener = match args.metrics {

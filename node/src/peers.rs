@@ -1,13 +1,16 @@
-//! What the node knows about other peers: claimed names, agents, connections.
+//! What the node knows about other peers: claimed and registered names, contacts, blocks,
+//! agents, connections; how each peer is shown, and how typed users are found.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use libp2p::{Multiaddr, PeerId};
 
+use crate::{contacts::ContactBook, names::NameBook};
+
 /// Facts about one peer.
 #[derive(Clone, Debug, Default)]
 pub struct PeerInfo {
-    /// The last name the peer used in a signed message.
+    /// The last name the peer used in a signed message or announcement.
     pub name: Option<String>,
     /// Its identify agent string.
     pub agent: Option<String>,
@@ -15,10 +18,33 @@ pub struct PeerInfo {
     pub connections: Vec<Multiaddr>,
 }
 
-/// Everyone this node has heard of.
-#[derive(Debug, Default)]
+/// Why a typed user could not be found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// Nothing was typed.
+    #[error("no user given: use a name, name#xxxx, a contact or a peer id")]
+    Empty,
+    /// Nobody known matches.
+    #[error("unknown user '{0}': /users lists who is online, /contacts your contacts")]
+    Unknown(String),
+    /// Several known peers match.
+    #[error("'{typed}' could be {}: type one of them", .candidates.join(" or "))]
+    Ambiguous {
+        /// What was typed.
+        typed: String,
+        /// How each match is shown (`name#xxxx`).
+        candidates: Vec<String>,
+    },
+}
+
+/// Everyone this node has heard of, and how to show them.
+#[derive(Debug)]
 pub struct Directory {
     peers: HashMap<PeerId, PeerInfo>,
+    /// What the DHT says about names.
+    pub names: NameBook,
+    /// The user's contacts and blocked peers.
+    pub contacts: ContactBook,
 }
 
 /// The last four characters of a peer id, used to tell apart users with the same name.
@@ -28,6 +54,15 @@ pub fn short_id(peer: &PeerId) -> String {
 }
 
 impl Directory {
+    /// A directory knowing the user's `contacts`, checking names with `names`.
+    pub fn new(names: NameBook, contacts: ContactBook) -> Self {
+        Self {
+            peers: HashMap::new(),
+            names,
+            contacts,
+        }
+    }
+
     /// Records that `peer` signed a message as `name`.
     pub fn observe_name(&mut self, peer: PeerId, name: &str) {
         let info = self.peers.entry(peer).or_default();
@@ -60,60 +95,102 @@ impl Directory {
         self.peers.get(peer)
     }
 
-    /// How `peer` is shown: its name when no other known peer uses it, `name#xxxx`
-    /// when the name is shared, and `#xxxx` when no name is known.
+    /// The name `peer` last used, if any.
+    pub fn name_of(&self, peer: &PeerId) -> Option<&str> {
+        self.peers.get(peer).and_then(|i| i.name.as_deref())
+    }
+
+    /// Whether messages from `peer` are dropped (`/block`).
+    pub fn is_blocked(&self, peer: &PeerId) -> bool {
+        self.contacts.is_blocked(peer)
+    }
+
+    /// How `peer` is shown:
+    /// - a contact by its petname;
+    /// - otherwise by its name alone when the DHT record for that name names
+    ///   this peer and no contact has that petname;
+    /// - otherwise as `name#xxxx` (the last four characters of the peer id),
+    ///   or `#xxxx` when no name is known.
     pub fn display_name(&self, peer: &PeerId) -> String {
-        match self.peers.get(peer).and_then(|i| i.name.as_deref()) {
-            Some(name) => {
-                let shared = self
-                    .peers
-                    .iter()
-                    .any(|(p, i)| p != peer && i.name.as_deref() == Some(name));
-                if shared {
-                    format!("{name}#{}", short_id(peer))
-                } else {
-                    name.to_owned()
-                }
+        if let Some(petname) = self.contacts.petname(peer) {
+            return petname.to_owned();
+        }
+        match self.name_of(peer) {
+            Some(name)
+                if self.names.owner_of(name) == Some(*peer)
+                    && self.contacts.get(name).is_none() =>
+            {
+                name.to_owned()
             }
+            Some(name) => format!("{name}#{}", short_id(peer)),
             None => format!("#{}", short_id(peer)),
         }
     }
-}
 
-impl Directory {
-    /// The peer a user string names: a peer id, a unique name, or `name#xxxx`.
-    pub fn resolve(&self, query: &str) -> Result<PeerId, String> {
-        let query = query.trim();
-        if let Ok(peer) = query.parse::<PeerId>() {
+    /// Every peer heard of or kept as a contact.
+    fn known(&self) -> impl Iterator<Item = PeerId> + '_ {
+        let contacts = self
+            .contacts
+            .contacts()
+            .map(|(_, c)| c.peer)
+            .filter(|p| !self.peers.contains_key(p));
+        self.peers.keys().copied().chain(contacts)
+    }
+
+    /// Finds the peer a user typed: a peer id, a contact's petname, a
+    /// registered name, a name only one known peer uses, `name#xxxx` or
+    /// `#xxxx`. The one resolver every command naming a user goes through.
+    pub fn resolve_user(&self, typed: &str) -> Result<PeerId, ResolveError> {
+        let typed = typed.trim();
+        if typed.is_empty() {
+            return Err(ResolveError::Empty);
+        }
+        if let Ok(peer) = typed.parse::<PeerId>() {
             return Ok(peer);
         }
-        let (name, suffix) = match query.split_once('#') {
-            Some((name, suffix)) => (name, Some(suffix)),
-            None => (query, None),
+        let candidates: Vec<PeerId> = match typed.rsplit_once('#') {
+            Some((name, suffix)) => self
+                .known()
+                .filter(|p| short_id(p) == suffix)
+                .filter(|p| {
+                    name.is_empty()
+                        || self.name_of(p) == Some(name)
+                        || self.contacts.petname(p) == Some(name)
+                })
+                .collect(),
+            None => {
+                if let Some(contact) = self.contacts.get(typed) {
+                    return Ok(contact.peer);
+                }
+                if let Some(owner) = self.names.owner_of(typed) {
+                    return Ok(owner);
+                }
+                self.known()
+                    .filter(|p| self.name_of(p) == Some(typed))
+                    .collect()
+            }
         };
-        let mut matches: Vec<&PeerId> = self
-            .peers
-            .iter()
-            .filter(|(p, i)| {
-                (name.is_empty() || i.name.as_deref() == Some(name))
-                    && suffix.is_none_or(|s| short_id(p) == s)
-            })
-            .map(|(p, _)| p)
-            .collect();
-        matches.sort();
-        match matches.as_slice() {
-            [one] => Ok(**one),
-            [] => Err(format!(
-                "nobody called '{query}' is known yet: use their peer id, or wait until they show up"
-            )),
-            several => Err(format!(
-                "several users are called '{name}': say which with {}",
-                several
+        match candidates.as_slice() {
+            [] => Err(ResolveError::Unknown(typed.to_owned())),
+            [peer] => Ok(*peer),
+            many => {
+                let mut shown: Vec<String> = many
                     .iter()
-                    .map(|p| format!("{name}#{}", short_id(p)))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )),
+                    .map(|p| {
+                        let name = self
+                            .contacts
+                            .petname(p)
+                            .or_else(|| self.name_of(p))
+                            .unwrap_or("");
+                        format!("{name}#{}", short_id(p))
+                    })
+                    .collect();
+                shown.sort();
+                Err(ResolveError::Ambiguous {
+                    typed: typed.to_owned(),
+                    candidates: shown,
+                })
+            }
         }
     }
 }
@@ -155,33 +232,136 @@ impl<T: std::hash::Hash + Eq + Clone> RecentIds<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use ipm_protocol::NameRecord;
+    use libp2p::identity::Keypair;
+    use std::time::{Duration, Instant};
+
+    fn directory() -> Directory {
+        Directory::new(
+            NameBook::new(Duration::from_secs(10)),
+            ContactBook::default(),
+        )
+    }
+
+    fn key(seed: u8) -> Keypair {
+        Keypair::ed25519_from_bytes([seed; 32]).unwrap()
+    }
+
+    /// Makes the DHT say `name` belongs to the owner of `key`.
+    fn register(d: &mut Directory, key: &Keypair, name: &str) {
+        let record = NameRecord::sign(key, name, 1).unwrap();
+        d.names.settle(name, &[record], Instant::now());
+    }
 
     #[test]
-    fn shared_names_get_a_suffix() {
-        let mut d = Directory::default();
-        let (a, b) = (PeerId::random(), PeerId::random());
-        d.observe_name(a, "bob");
-        assert_eq!(d.display_name(&a), "bob");
+    fn only_a_registered_owner_is_shown_by_name_alone() {
+        let mut d = directory();
+        let (bob, impostor) = (key(1), key(2));
+        let (b, i) = (bob.public().to_peer_id(), impostor.public().to_peer_id());
         d.observe_name(b, "bob");
-        assert_eq!(d.display_name(&a), format!("bob#{}", short_id(&a)));
-        assert_eq!(d.display_name(&b), format!("bob#{}", short_id(&b)));
+        assert_eq!(
+            d.display_name(&b),
+            format!("bob#{}", short_id(&b)),
+            "not registered yet"
+        );
+        register(&mut d, &bob, "bob");
+        assert_eq!(d.display_name(&b), "bob");
+        d.observe_name(i, "bob");
+        assert_eq!(d.display_name(&b), "bob");
+        assert_eq!(d.display_name(&i), format!("bob#{}", short_id(&i)));
         let c = PeerId::random();
         assert_eq!(d.display_name(&c), format!("#{}", short_id(&c)));
     }
 
     #[test]
-    fn users_resolve_by_peer_id_name_or_suffix() {
-        let mut d = Directory::default();
-        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        d.observe_name(a, "alice");
+    fn contacts_are_shown_by_petname_and_shadow_that_name() {
+        let mut d = directory();
+        let (bob, friend) = (key(1), key(3));
+        let (b, f) = (bob.public().to_peer_id(), friend.public().to_peer_id());
         d.observe_name(b, "bob");
-        d.observe_name(c, "bob");
-        assert_eq!(d.resolve("alice"), Ok(a));
-        assert_eq!(d.resolve(&a.to_string()), Ok(a));
-        assert_eq!(d.resolve(&format!("bob#{}", short_id(&c))), Ok(c));
-        let err = d.resolve("bob").unwrap_err();
-        assert!(err.contains("several users"), "{err}");
-        assert!(d.resolve("zed").unwrap_err().contains("nobody called"));
+        register(&mut d, &bob, "bob");
+        d.observe_name(f, "robert");
+        d.contacts.add("bob", f, None).unwrap();
+        assert_eq!(d.display_name(&f), "bob");
+        assert_eq!(d.display_name(&b), format!("bob#{}", short_id(&b)));
+        assert_eq!(d.resolve_user("bob"), Ok(f), "the user's own petname wins");
+    }
+
+    #[test]
+    fn resolve_finds_names_suffixes_contacts_and_peer_ids() {
+        let mut d = directory();
+        let (bob, other, carol) = (key(1), key(2), key(4));
+        let (b, o, c) = (
+            bob.public().to_peer_id(),
+            other.public().to_peer_id(),
+            carol.public().to_peer_id(),
+        );
+        d.observe_name(b, "bob");
+        d.observe_name(o, "bob");
+        d.observe_name(c, "carol");
+        assert_eq!(
+            d.resolve_user("carol"),
+            Ok(c),
+            "an unregistered but unique name"
+        );
+        assert_eq!(d.resolve_user(&c.to_string()), Ok(c));
+        let stranger = PeerId::random();
+        assert_eq!(d.resolve_user(&stranger.to_string()), Ok(stranger));
+        match d.resolve_user("bob") {
+            Err(ResolveError::Ambiguous { candidates, .. }) => {
+                assert_eq!(candidates.len(), 2);
+                assert!(candidates.contains(&format!("bob#{}", short_id(&b))));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.resolve_user(&format!("bob#{}", short_id(&o))), Ok(o));
+        assert_eq!(d.resolve_user(&format!("#{}", short_id(&c))), Ok(c));
+        register(&mut d, &bob, "bob");
+        assert_eq!(d.resolve_user("bob"), Ok(b), "the registered owner");
+        assert_eq!(
+            d.resolve_user("dave"),
+            Err(ResolveError::Unknown("dave".into()))
+        );
+        assert_eq!(
+            d.resolve_user("bob#zzzz"),
+            Err(ResolveError::Unknown("bob#zzzz".into()))
+        );
+        assert_eq!(d.resolve_user("  "), Err(ResolveError::Empty));
+        // A contact never seen online still resolves by petname and suffix.
+        let offline = PeerId::random();
+        d.contacts.add("zed", offline, None).unwrap();
+        assert_eq!(d.resolve_user("zed"), Ok(offline));
+        assert_eq!(
+            d.resolve_user(&format!("zed#{}", short_id(&offline))),
+            Ok(offline)
+        );
+        for e in [
+            ResolveError::Empty,
+            ResolveError::Unknown("x".into()),
+            ResolveError::Ambiguous {
+                typed: "bob".into(),
+                candidates: vec!["bob#aaaa".into(), "bob#bbbb".into()],
+            },
+        ] {
+            assert!(!e.to_string().contains('\n'));
+        }
+        assert_eq!(
+            ResolveError::Ambiguous {
+                typed: "bob".into(),
+                candidates: vec!["bob#aaaa".into(), "bob#bbbb".into()],
+            }
+            .to_string(),
+            "'bob' could be bob#aaaa or bob#bbbb: type one of them"
+        );
+    }
+
+    #[test]
+    fn blocked_peers_are_reported() {
+        let mut d = directory();
+        let p = PeerId::random();
+        assert!(!d.is_blocked(&p));
+        d.contacts.block(p);
+        assert!(d.is_blocked(&p));
     }
 
     #[test]

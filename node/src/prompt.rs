@@ -22,9 +22,10 @@ use crate::{
     session::{Outcome, Session},
 };
 
-/// Tab completion of command names and room names.
+/// Tab completion of command names, room names and the names of online users.
 #[derive(Helper, Highlighter, Hinter, Validator)]
 struct PromptHelper {
+    /// Joined rooms and online users.
     rooms: Arc<RwLock<Vec<String>>>,
 }
 
@@ -104,13 +105,19 @@ pub async fn run(
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let Event::Joined { room } | Event::Left { room } = &event {
+                    let word = match &event {
+                        Event::Joined { room } | Event::Left { room } => Some(room.to_string()),
+                        Event::UserOnline { name, .. } | Event::UserOffline { name, .. } => {
+                            Some(name.clone())
+                        }
+                        _ => None,
+                    };
+                    if let Some(word) = word {
                         let mut list = rooms.write().unwrap_or_else(PoisonError::into_inner);
-                        let name = room.to_string();
-                        if matches!(event, Event::Joined { .. }) {
-                            list.push(name);
+                        if matches!(event, Event::Joined { .. } | Event::UserOnline { .. }) {
+                            list.push(word);
                         } else {
-                            list.retain(|r| *r != name);
+                            list.retain(|w| *w != word);
                         }
                     }
                     // Connections are listed by /status; the prompt stays for conversation.
@@ -143,7 +150,7 @@ fn read_lines(
     lines: mpsc::Sender<LineRequest>,
 ) {
     loop {
-        let prompt = format!("[{}]> ", session.current_room());
+        let prompt = format!("[{}]> ", session.current());
         match editor.readline(&prompt) {
             Ok(line) => {
                 if line.trim().is_empty() {

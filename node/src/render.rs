@@ -1,6 +1,6 @@
 //! How events look to a person (the prompt and the plain-text daemon output).
 
-use crate::event::Event;
+use crate::{event::Event, geo_group::format_km};
 
 /// One human-readable line for `event`.
 pub fn event_line(event: &Event) -> String {
@@ -10,6 +10,18 @@ pub fn event_line(event: &Event) -> String {
         Event::Disconnected { peer } => format!("* disconnected from {peer}"),
         Event::Joined { room } => format!("* joined {room}"),
         Event::Left { room } => format!("* left {room}"),
+        Event::Message {
+            room,
+            from,
+            text,
+            distance_km: Some(d),
+            ..
+        } => format!(
+            "[{room}] {} ({}): {}",
+            clean(from),
+            format_km(*d),
+            clean(text)
+        ),
         Event::Message {
             room, from, text, ..
         } => format!("[{room}] {}: {}", clean(from), clean(text)),
@@ -76,6 +88,8 @@ pub fn event_line(event: &Event) -> String {
                 clean(reason)
             )
         }
+        Event::UserOnline { name, .. } => format!("* {} is online", clean(name)),
+        Event::UserOffline { name, .. } => format!("* {} went offline", clean(name)),
         Event::Error { message } => format!("error: {}", clean(message)),
     }
 }
@@ -127,6 +141,7 @@ mod tests {
             from: "alice".into(),
             peer: PeerId::random(),
             text: "hi 😄".into(),
+            distance_km: None,
         });
         assert_eq!(line, "[lobby] alice: hi 😄");
     }
@@ -149,5 +164,18 @@ mod tests {
         assert_eq!(bytes(2 << 30), "2.0 GiB");
         assert_eq!(percent(1, 3), 33);
         assert_eq!(percent(0, 0), 100);
+    }
+
+    #[test]
+    fn geo_messages_show_the_distance() {
+        let line = event_line(&Event::Message {
+            room: Room::Geo("u09t".into()),
+            id: MessageId::random(),
+            from: "bob".into(),
+            peer: PeerId::random(),
+            text: "hi".into(),
+            distance_km: Some(2.96),
+        });
+        assert_eq!(line, "[geo:u09t] bob (3.0 km): hi");
     }
 }

@@ -1,4 +1,8 @@
 //! Runs parsed commands against a node; every frontend (prompt, stdin, ctl) goes through here.
+//!
+//! Commands about rooms and people live in the child module `people`.
+
+mod people;
 
 use std::{
     fmt::Write as _,
@@ -15,6 +19,7 @@ use crate::{
     data_dir::write_atomic,
     emoji,
     event_loop::is_relayed,
+    geo_group::CurrentRoom,
     history::{direct_log, Entry, History, MAX_READ},
     render,
     transfers::{Direction, State},
@@ -60,7 +65,7 @@ impl Outcome {
 pub struct Session {
     client: Client,
     history_dir: PathBuf,
-    current: Arc<Mutex<Room>>,
+    current: Arc<Mutex<CurrentRoom>>,
 }
 
 impl Session {
@@ -69,7 +74,7 @@ impl Session {
         Self {
             client,
             history_dir,
-            current: Arc::new(Mutex::new(Room::Lobby)),
+            current: Arc::new(Mutex::new(CurrentRoom::Room(Room::Lobby))),
         }
     }
 
@@ -78,8 +83,13 @@ impl Session {
         &self.client
     }
 
-    /// The room plain text goes to.
+    /// The room plain text goes to (for the location group: its own cell).
     pub fn current_room(&self) -> Room {
+        self.current().room()
+    }
+
+    /// The current room, or the location group.
+    pub fn current(&self) -> CurrentRoom {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -87,7 +97,11 @@ impl Session {
     }
 
     fn set_current(&self, room: Room) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = room;
+        self.set_current_room(CurrentRoom::Room(room));
+    }
+
+    fn set_current_room(&self, current: CurrentRoom) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current;
     }
 
     /// Parses and runs one line of input.
@@ -123,7 +137,9 @@ impl Session {
             }
             Command::Status => {
                 let status = self.client.status().await.map_err(|e| e.to_string())?;
-                Ok(Outcome::Text(render_status(&status, &self.current_room())))
+                let mut text = render_status(&status, &self.current_room());
+                text.push_str(&self.status_of_people().await?);
+                Ok(Outcome::Text(text))
             }
             Command::History { target, count } => {
                 let (log, shown) = match target {
@@ -260,20 +276,30 @@ impl Session {
             }
             Command::Rooms => {
                 let status = self.client.status().await.map_err(|e| e.to_string())?;
-                let current = self.current_room();
-                if status.rooms.is_empty() {
+                let current = match self.current() {
+                    CurrentRoom::Room(room) => Some(room),
+                    CurrentRoom::Geo(_) => None,
+                };
+                let group = self.group_line().await?;
+                if status.rooms.is_empty() && group.is_none() {
                     return Ok(Outcome::Text("in no room: /join lobby".into()));
                 }
                 let lines: Vec<String> = status
                     .rooms
                     .iter()
                     .map(|r| {
-                        let mark = if r.room == current { '*' } else { ' ' };
+                        let mark = if current.as_ref() == Some(&r.room) {
+                            '*'
+                        } else {
+                            ' '
+                        };
                         format!("{mark} {} ({} others)", r.room, r.members.len())
                     })
+                    .chain(group)
                     .collect();
                 Ok(Outcome::Text(lines.join("\n")))
             }
+            Command::People(command) => self.run_people(command).await,
             Command::Quit => Ok(Outcome::Quit),
         }
     }

@@ -2,183 +2,14 @@
 //! driven with `ipm ctl`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    sync::{mpsc, OnceLock},
-    time::{Duration, Instant},
+    path::PathBuf,
+    process::{Command, Output, Stdio},
 };
 
-const WAIT: Duration = Duration::from_secs(30);
-
-fn ipm() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ipm"))
-}
-
-/// `ipm-bootstrap` lives in another package; build it once, beside `ipm`.
-fn ipm_bootstrap() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "ipm-bootstrap",
-                "--bin",
-                "ipm-bootstrap",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if !cfg!(debug_assertions) {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("cargo runs");
-            assert!(status.success(), "building ipm-bootstrap failed");
-            ipm().with_file_name("ipm-bootstrap")
-        })
-        .clone()
-}
-
-/// A running process whose stdout lines arrive on a channel; killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("process starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The first stdout line `pick` accepts, within [`WAIT`].
-    fn wait_line<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(found) = pick(&line) {
-                        return found;
-                    }
-                }
-                Err(_) => panic!("timed out waiting for {what}"),
-            }
-        }
-    }
-
-    /// Waits for a JSON event satisfying `pick`.
-    fn wait_event(&self, what: &str, mut pick: impl FnMut(&serde_json::Value) -> bool) {
-        self.wait_line(what, |line| {
-            let value: serde_json::Value = serde_json::from_str(line).ok()?;
-            pick(&value).then_some(())
-        })
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn start_bootstrap(dir: &Path) -> (Proc, String) {
-    let mut cmd = Command::new(ipm_bootstrap());
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
-    let proc = Proc::spawn(cmd);
-    let addr = proc.wait_line("bootstrap address", |line| {
-        line.strip_prefix("listening on ")
-            .filter(|a| a.contains("/p2p/"))
-            .map(str::to_owned)
-    });
-    (proc, addr)
-}
-
-fn start_node(name: &str, dir: &Path, bootstrap: &str) -> Proc {
-    let mut cmd = Command::new(ipm());
-    cmd.args(["--headless", "--json", "--no-mdns", "--name", name])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap]);
-    let proc = Proc::spawn(cmd);
-    proc.wait_event("connection to the bootstrap", |v| v["event"] == "connected");
-    proc
-}
-
-fn ctl(dir: &Path, words: &[&str]) -> Output {
-    Command::new(ipm())
-        .arg("ctl")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(words)
-        .output()
-        .expect("ipm ctl runs")
-}
-
-fn ctl_ok(dir: &Path, words: &[&str]) -> String {
-    let out = ctl(dir, words);
-    assert!(
-        out.status.success(),
-        "ipm ctl {words:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn peer_id(dir: &Path) -> String {
-    let status = ctl_ok(dir, &["/status"]);
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("peer id:"))
-        .map(|s| s.trim().to_owned())
-        .expect("status shows the peer id")
-}
-
-/// Polls `/status` until the lobby has `want` other members (subscriptions travel after
-/// connecting; nodes find each other through the bootstrap's DHT and connect directly).
-fn wait_for_lobby_peers(dir: &Path, want: usize) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = ctl_ok(dir, &["/status"]);
-        let others = status
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("lobby ("))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
-        if others >= want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nobody joined the lobby:\n{status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::procs::*;
 
 fn is_message(v: &serde_json::Value, from: &str, text: &str) -> bool {
     v["event"] == "message" && v["from"] == from && v["text"] == text && v["room"] == "lobby"
@@ -198,6 +29,8 @@ fn three_nodes_chat_survive_kill_9_and_keep_their_identity() {
     for dir in &dirs {
         wait_for_lobby_peers(dir, 3);
     }
+    wait_for_users(&dirs[1], &["alice"]);
+    wait_for_users(&dirs[2], &["alice"]);
 
     let sent = ctl_ok(&dirs[0], &["hello", "from", "alice", ":wave:"]);
     assert!(sent.starts_with("sent "), "{sent}");
@@ -220,6 +53,7 @@ fn three_nodes_chat_survive_kill_9_and_keep_their_identity() {
 
     wait_for_lobby_peers(&dirs[1], 3);
     wait_for_lobby_peers(&dirs[2], 3);
+    wait_for_users(&dirs[1], &["carol"]);
     ctl_ok(&dirs[2], &["back", "again"]);
     bob.wait_event("carol's line after the restart", |v| {
         is_message(v, "carol", "back again")
@@ -369,7 +203,11 @@ fn private_messages_and_files_between_processes_survive_kill_9() {
         ("hi bob".into(), alice_id.clone())
     );
     // Carol's next event about messages is a lobby line sent afterwards, never the private one.
-    wait_for_lobby_peers(&dirs[0], 1);
+    for dir in &dirs {
+        wait_for_lobby_peers(dir, 3);
+    }
+    // Carol shows alice by her plain name once the DHT confirmed it.
+    wait_for_users(&dirs[2], &["alice"]);
     ctl_ok(&dirs[0], &["after", "the", "private", "one"]);
     carol.wait_event("the lobby line", |v| {
         assert_ne!(v["event"], "direct", "carol got a private message");
@@ -389,7 +227,12 @@ fn private_messages_and_files_between_processes_survive_kill_9() {
     // Exactly once, also in bob's log of the conversation.
     let history = ctl_ok(&dirs[1], &["/history", &alice_id, "10"]);
     assert_eq!(history.matches("later").count(), 1, "{history}");
-    assert!(history.contains("alice: hi bob"), "{history}");
+    // Until bob's node has checked alice's name record, she is shown as alice#xxxx.
+    let first = history.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(" alice") && first.ends_with(": hi bob"),
+        "{history}"
+    );
 
     // A file: offered, accepted with ipm ctl, verified.
     let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();

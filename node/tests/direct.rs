@@ -21,6 +21,8 @@ async fn a_private_message_reaches_only_its_recipient_and_is_acknowledged() {
     let mut bob = spawn_user("bob", &bootstrap.addr).await;
     let mut carol = spawn_user("carol", &bootstrap.addr).await;
     let bob_id = bob.client.peer_id();
+    // Bob has checked alice's name, so he shows and logs her plainly as "alice".
+    wait_for_user(&bob.client, alice.client.peer_id(), "alice").await;
 
     let outcome = alice
         .client

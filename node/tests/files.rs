@@ -73,7 +73,7 @@ async fn an_accepted_file_arrives_with_the_same_sha256_and_never_overwrites() {
             "holiday photos (1).bin"
         };
         assert_eq!(got.file_name().unwrap().to_str().unwrap(), expected);
-        assert!(got.starts_with(bob.dir.as_ref().unwrap().join("downloads")));
+        assert!(got.starts_with(bob.dir.join("downloads")));
     }
 }
 
@@ -102,7 +102,7 @@ async fn a_file_changed_after_the_offer_is_detected_and_not_kept() {
     })
     .await;
     assert!(reason.contains("sha256 mismatch"), "{reason}");
-    let downloads = bob.dir.as_ref().unwrap().join("downloads");
+    let downloads = bob.dir.join("downloads");
     assert!(!downloads.join("report.pdf").exists());
 }
 

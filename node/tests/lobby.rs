@@ -28,6 +28,10 @@ async fn lobby_message_reaches_every_node_that_only_knows_the_bootstrap() {
         })
         .await;
     }
+    let user0 = nodes[0].client.peer_id();
+    for node in nodes.iter().skip(1) {
+        wait_for_user(&node.client, user0, "user0").await;
+    }
     let sent = nodes[0]
         .client
         .publish(Room::Lobby, "hello overlay".into())
@@ -69,6 +73,8 @@ async fn two_users_sending_the_same_words_both_arrive() {
         })
         .await;
     }
+    wait_for_user(&carol.client, alice.client.peer_id(), "alice").await;
+    wait_for_user(&carol.client, bob.client.peer_id(), "bob").await;
     let a = alice
         .client
         .publish(Room::Lobby, "same words".into())

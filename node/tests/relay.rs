@@ -31,7 +31,7 @@ async fn spawn_unreachable(
         events,
         addr,
         key: Keypair::generate_ed25519(),
-        dir: Some(dir.to_path_buf()),
+        dir: dir.to_path_buf(),
         task,
         tmp: None,
     }

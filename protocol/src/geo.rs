@@ -9,7 +9,7 @@ use std::fmt;
 
 use geohash::{Coord, Direction};
 
-use crate::limits::{MAX_GEOHASH_LEN, MAX_RADIUS_KM};
+use crate::limits::{MAX_GEOHASH_LEN, MAX_RADIUS_KM, WIRE_GEOHASH_PRECISION};
 use crate::room::shown;
 
 /// Mean earth radius used for every distance, in kilometres.
@@ -259,12 +259,56 @@ pub fn precision_for_radius(radius_km: f64, lat: f64) -> Result<usize, GeoError>
 pub fn covering_cells(pos: &Position, radius_km: f64) -> Result<Vec<String>, GeoError> {
     let pos = Position::new(pos.lat, pos.lon)?;
     let precision = precision_for_radius(radius_km, pos.lat)?;
-    let own = pos.geohash(precision);
-    let (touches_north, touches_south) = match geohash::decode_bbox(&own) {
+    Ok(cell_and_neighbours(&pos.geohash(precision)))
+}
+
+/// Latitude at which location groups measure their cells: the precision of
+/// a group depends on its radius only (see [`group_precision`]), so that
+/// everyone who picks the same radius lands on cells of the same size.
+pub const GROUP_REFERENCE_LAT: f64 = 60.0;
+
+/// The geohash precision of a location group of `radius_km`, the same for
+/// every user wherever they are: [`precision_for_radius`] at
+/// [`GROUP_REFERENCE_LAT`], capped at [`WIRE_GEOHASH_PRECISION`] so that a
+/// group's topic never reveals more than the coarse position sent with
+/// each message.
+///
+/// This gives six bands (cell sizes are height x width at 45° latitude):
+///
+/// | radius up to | precision | cell             |
+/// |--------------|-----------|------------------|
+/// | 0.6 km       | 6         | 0.6 x 0.9 km     |
+/// | 2.4 km       | 5         | 4.9 x 3.5 km     |
+/// | 19.4 km      | 4         | 19.5 x 27.6 km   |
+/// | 74.8 km      | 3         | 156 x 111 km     |
+/// | 513 km       | 2         | 625 x 885 km     |
+/// | 2500 km      | 1         | 5004 x 3538 km   |
+///
+/// Cells are at least `radius_km` high and wide up to 60° of latitude, so
+/// there the 3x3 block of [`group_cells`] holds every point within the
+/// radius; further towards the poles cells get narrower and a group may miss
+/// people near the east and west edge of its radius.
+pub fn group_precision(radius_km: f64) -> Result<usize, GeoError> {
+    Ok(precision_for_radius(radius_km, GROUP_REFERENCE_LAT)?.min(WIRE_GEOHASH_PRECISION))
+}
+
+/// The cells of a location group of `radius_km` around `pos`: the own cell
+/// at [`group_precision`] first, then its neighbours as in
+/// [`covering_cells`].
+pub fn group_cells(pos: &Position, radius_km: f64) -> Result<Vec<String>, GeoError> {
+    let pos = Position::new(pos.lat, pos.lon)?;
+    let precision = group_precision(radius_km)?;
+    Ok(cell_and_neighbours(&pos.geohash(precision)))
+}
+
+/// `own` followed by its eight neighbours, without duplicates and without
+/// neighbours beyond a pole.
+fn cell_and_neighbours(own: &str) -> Vec<String> {
+    let (touches_north, touches_south) = match geohash::decode_bbox(own) {
         Ok(rect) => (rect.max().y >= 90.0, rect.min().y <= -90.0),
         Err(_) => (false, false),
     };
-    let mut cells = vec![own.clone()];
+    let mut cells = vec![own.to_string()];
     for dir in [
         Direction::N,
         Direction::NE,
@@ -279,13 +323,13 @@ pub fn covering_cells(pos: &Position, radius_km: f64) -> Result<Vec<String>, Geo
         if (dlat > 0.0 && touches_north) || (dlat < 0.0 && touches_south) {
             continue;
         }
-        if let Ok(cell) = geohash::neighbor(&own, dir) {
+        if let Ok(cell) = geohash::neighbor(own, dir) {
             if !cells.contains(&cell) {
                 cells.push(cell);
             }
         }
     }
-    Ok(cells)
+    cells
 }
 
 #[cfg(test)]
@@ -590,6 +634,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn group_bands_depend_on_the_radius_only() {
+        for (radius, precision) in [
+            (0.01, 6),
+            (0.6, 6),
+            (0.62, 5),
+            (2.4, 5),
+            (2.5, 4),
+            (10.0, 4),
+            (19.4, 4),
+            (19.5, 3),
+            (74.8, 3),
+            (75.0, 2),
+            (513.0, 2),
+            (514.0, 1),
+            (MAX_RADIUS_KM, 1),
+        ] {
+            assert_eq!(group_precision(radius).unwrap(), precision, "{radius} km");
+        }
+        assert!(matches!(group_precision(0.0), Err(GeoError::BadRadius(_))));
+        // Paris and Lyon pick the same cell size for the same radius.
+        let lyon = Position::new(45.7640, 4.8357).unwrap();
+        let cells_paris = group_cells(&PARIS, 10.0).unwrap();
+        let cells_lyon = group_cells(&lyon, 10.0).unwrap();
+        assert_eq!(cells_paris[0], "u09t");
+        assert_eq!(cells_paris[0].len(), cells_lyon[0].len());
+        assert!(!cells_paris.contains(&cells_lyon[0]));
+        assert_eq!(cells_paris.len(), 9);
+    }
+
+    #[test]
+    fn group_cells_cover_a_pair_across_a_border() {
+        let radius = 10.0;
+        let p = group_precision(radius).unwrap();
+        let rect = geohash::decode_bbox(&PARIS.geohash(p)).unwrap();
+        let half = 0.1 / (EARTH_RADIUS_KM.to_radians() * PARIS.lat.to_radians().cos());
+        let west = Position::new(PARIS.lat, rect.max().x - half).unwrap();
+        let east = Position::new(PARIS.lat, rect.max().x + half).unwrap();
+        assert_ne!(west.geohash(p), east.geohash(p));
+        assert!(group_cells(&west, radius)
+            .unwrap()
+            .contains(&east.geohash(p)));
+        assert!(group_cells(&east, radius)
+            .unwrap()
+            .contains(&west.geohash(p)));
+    }
+
     proptest! {
         #[test]
         fn points_within_radius_are_covered(
@@ -605,6 +696,22 @@ mod tests {
             prop_assert!(a.distance_km(&b) < radius);
             let p = precision_for_radius(radius, a.lat).unwrap();
             let cells = covering_cells(&a, radius).unwrap();
+            prop_assert!(cells.contains(&b.geohash(p)), "{} {} r={} p={} {:?}", a, b, radius, p, cells);
+        }
+
+        #[test]
+        fn group_cells_cover_the_radius_up_to_60_degrees(
+            lat in -59.0f64..59.0,
+            lon in -180.0f64..180.0,
+            radius in 0.01f64..2500.0,
+            bearing in 0.0f64..360.0,
+            frac in 0.0f64..1.0,
+        ) {
+            let a = Position::new(lat, lon).unwrap();
+            let b = destination(&a, bearing, radius * frac * 0.999);
+            prop_assume!(b.lat.abs() <= 59.0);
+            let p = group_precision(radius).unwrap();
+            let cells = group_cells(&a, radius).unwrap();
             prop_assert!(cells.contains(&b.geohash(p)), "{} {} r={} p={} {:?}", a, b, radius, p, cells);
         }
 

@@ -1,4 +1,5 @@
-//! ipm wire protocol: rooms, positions, names, gossip payloads and the limits that bound them.
+//! ipm wire protocol: rooms, positions, names and name records, gossip payloads (chat, presence)
+//! and the limits that bound them.
 //!
 //! This crate is pure: it performs no I/O and never blocks. Everything a peer
 //! receives from the network goes through [`decode_gossip`], which checks
@@ -13,6 +14,8 @@ pub mod limits;
 pub mod mailbox;
 pub mod message;
 pub mod name;
+pub mod name_record;
+pub mod presence;
 pub mod room;
 
 pub use direct::{DirectMessage, DirectRequest, DirectResponse};
@@ -22,4 +25,6 @@ pub use geo::{GeoError, Position};
 pub use mailbox::{MailboxRequest, MailboxResponse, Sealed};
 pub use message::{decode_gossip, encode_gossip, ChatMessage, DecodeError, Gossip, MessageId};
 pub use name::{validate_name, NameError};
+pub use name_record::{NameRecord, NameRecordError};
+pub use presence::Presence;
 pub use room::{Room, RoomError};

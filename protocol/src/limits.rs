@@ -68,3 +68,23 @@ pub const MAX_MAILBOX_RESPONSE_LEN: usize = MAX_FETCH * (MAX_SEALED_LEN + 128) +
 
 /// Longest a mailbox keeps a message, in milliseconds (7 days).
 pub const MAX_MAILBOX_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Maximum length of an away text carried in presence, in bytes (UTF-8).
+pub const MAX_AWAY_LEN: usize = 256;
+
+/// Maximum number of rooms one presence announcement lists.
+pub const MAX_PRESENCE_ROOMS: usize = 64;
+
+/// Maximum length of an encoded name record, in bytes. Larger values are
+/// rejected before any parsing.
+pub const MAX_NAME_RECORD_LEN: usize = 1024;
+
+/// Maximum length of a public key (protobuf encoding) in a name record.
+pub const MAX_PUBLIC_KEY_LEN: usize = 128;
+
+/// Maximum length of a signature in a name record.
+pub const MAX_SIGNATURE_LEN: usize = 128;
+
+/// How far in the future a name record's issue time may lie, in
+/// milliseconds, before the record is refused (tolerated clock skew).
+pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;

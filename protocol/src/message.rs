@@ -15,6 +15,7 @@ use crate::envelope::{self, Payload};
 use crate::geo::is_geohash;
 use crate::limits::{MAX_GOSSIP_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, WIRE_GEOHASH_PRECISION};
 use crate::name::validate_name;
+use crate::presence::Presence;
 use crate::room::shown;
 
 /// Why a gossip payload (or a message id) was rejected.
@@ -182,23 +183,27 @@ pub fn validate_text(text: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Everything peers gossip in a room topic. Further kinds (presence, file
-/// offers) will be added as new variants; an unknown kind fails to decode
-/// as [`DecodeError::Malformed`].
+/// Everything peers gossip in a room topic or the presence topic. Further
+/// kinds (file offers) will be added as new variants; an unknown kind fails
+/// to decode as [`DecodeError::Malformed`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Gossip {
     /// A chat message.
     Chat(ChatMessage),
     /// A file offered to everyone in the room (`/share`).
     FileOffer(crate::file::FileOffer),
+    /// A presence announcement (only on the presence topic).
+    Presence(Presence),
 }
 
 impl Gossip {
-    /// Checks the semantic rules of the payload (see [`ChatMessage::validate`]).
+    /// Checks the semantic rules of the payload (see [`ChatMessage::validate`]
+    /// and [`Presence::validate`]).
     pub fn validate(&self) -> Result<(), DecodeError> {
         match self {
             Gossip::Chat(msg) => msg.validate(),
             Gossip::FileOffer(offer) => offer.validate(),
+            Gossip::Presence(presence) => presence.validate(),
         }
     }
 }
@@ -400,16 +405,21 @@ mod tests {
             decode_gossip(&trailing),
             Err(DecodeError::Malformed(_))
         ));
-        // Unknown gossip kind.
-        let mut env = sample_value();
-        env.insert(
-            text("body"),
-            Value::Map([(text("Presence"), Value::Map(BTreeMap::new()))].into()),
-        );
-        assert!(matches!(
-            decode_gossip(&cbor(&Value::Map(env))),
-            Err(DecodeError::Malformed(_))
-        ));
+        // Unknown gossip kind, and a known kind without its fields.
+        for kind in ["Unknown", "Presence"] {
+            let mut env = sample_value();
+            env.insert(
+                text("body"),
+                Value::Map([(text(kind), Value::Map(BTreeMap::new()))].into()),
+            );
+            assert!(
+                matches!(
+                    decode_gossip(&cbor(&Value::Map(env))),
+                    Err(DecodeError::Malformed(_))
+                ),
+                "{kind}"
+            );
+        }
         // Wrong types and a short id.
         for (field, value) in [
             ("id", Value::Bytes(vec![1; 15])),

@@ -118,6 +118,12 @@ fn topic_prefix() -> String {
     format!("/ipm/{PROTOCOL_VERSION}/")
 }
 
+/// The gossipsub topic every node subscribes to for presence announcements:
+/// `/ipm/1/presence`. It is not a room: [`Room::from_topic`] refuses it.
+pub fn presence_topic() -> String {
+    format!("{}presence", topic_prefix())
+}
+
 impl Room {
     /// A geographic room for the cell `hash`: 1 to [`MAX_GEOHASH_LEN`]
     /// characters of the geohash alphabet, in any case (stored lowercase).
@@ -234,6 +240,15 @@ impl FromStr for Room {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn presence_topic_is_not_a_room() {
+        assert_eq!(presence_topic(), "/ipm/1/presence");
+        assert!(matches!(
+            Room::from_topic(&presence_topic()),
+            Err(RoomError::NotIpmTopic(_))
+        ));
+    }
 
     #[test]
     fn topics() {

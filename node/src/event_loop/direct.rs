@@ -39,6 +39,7 @@ pub(crate) struct Delivery {
     retry: HashMap<PeerId, (Instant, u32)>,
     received: RecentIds<MessageId>,
     loaded_history: HashSet<PeerId>,
+    auto_replied: HashSet<PeerId>,
 }
 
 impl Delivery {
@@ -58,6 +59,7 @@ impl Default for Delivery {
             retry: HashMap::new(),
             received: RecentIds::new(SEEN_DIRECT),
             loaded_history: HashSet::new(),
+            auto_replied: HashSet::new(),
         }
     }
 }
@@ -65,42 +67,73 @@ impl Default for Delivery {
 impl EventLoop {
     /// `/msg`: writes the message to the outbox and history, then tries to deliver it.
     pub(super) fn send_direct(&mut self, to: PeerId, text: String, reply: OutcomeReply) {
-        if to == self.local_peer_id() {
-            let _ = reply.send(Err(NodeError::UnknownUser(
-                "that is you: private messages go to other users".into(),
-            )));
-            return;
-        }
         let message = DirectMessage::new(&self.config.name, &text);
+        let id = message.id;
+        match self.enqueue_direct(to, message) {
+            Ok(()) => {
+                let deadline = Instant::now() + self.config.direct_wait;
+                self.direct.waiting_user.insert(id, (reply, deadline));
+                self.flush_outbox(to);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Checks `message`, writes it to the outbox and the conversation's log; the caller
+    /// then flushes the outbox.
+    fn enqueue_direct(&mut self, to: PeerId, message: DirectMessage) -> Result<(), NodeError> {
+        if to == self.local_peer_id() {
+            return Err(NodeError::UnknownUser(
+                "that is you: private messages go to other users".into(),
+            ));
+        }
         let request = DirectRequest::Message(message.clone());
-        if let Err(e) = ipm_protocol::decode::<DirectRequest>(
+        ipm_protocol::decode::<DirectRequest>(
             &ipm_protocol::encode(&request),
             ipm_protocol::limits::MAX_DIRECT_REQUEST_LEN,
-        ) {
-            let _ = reply.send(Err(NodeError::InvalidMessage(e.to_string())));
-            return;
-        }
-        if let Err(e) = self.state.outbox.add(to, message.clone()) {
-            let _ = reply.send(Err(NodeError::Outbox(e.to_string())));
-            return;
-        }
+        )
+        .map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
+        self.state
+            .outbox
+            .add(to, message.clone())
+            .map_err(|e| NodeError::Outbox(e.to_string()))?;
         let entry = Entry {
             ts: message.sent_ms,
             id: message.id.to_string(),
             from: self.config.name.clone(),
             peer: self.local_peer_id().to_string(),
-            text: message.text.clone(),
+            text: message.text,
             outgoing: true,
         };
         let name = self.directory.display_name(&to);
         self.record_in(&conversation(&to), &name, &entry);
-        let deadline = Instant::now() + self.config.direct_wait;
-        self.direct
-            .waiting_user
-            .insert(message.id, (reply, deadline));
         self.direct.retry.remove(&to);
         self.metrics.count_sent("direct");
-        self.flush_outbox(to);
+        Ok(())
+    }
+
+    /// While away, answers the first private message of each sender with the away text
+    /// (never an automatic reply, so two away users do not talk forever).
+    fn auto_reply(&mut self, peer: PeerId, incoming: &DirectMessage) {
+        let Some(away) = self.away_text().map(str::to_owned) else {
+            return;
+        };
+        if incoming.auto_reply || !self.direct.auto_replied.insert(peer) {
+            return;
+        }
+        let mut reply = DirectMessage::new(&self.config.name, &format!("[away] {away}"));
+        reply.auto_reply = true;
+        match self.enqueue_direct(peer, reply) {
+            Ok(()) => self.flush_outbox(peer),
+            Err(e) => debug!(%peer, "no away reply: {e}"),
+        }
+    }
+
+    /// Forgets who got the away reply (the away text changed).
+    pub(super) fn reset_auto_replies(&mut self) {
+        self.direct.auto_replied.clear();
     }
 
     /// Sends every waiting message for `peer` that is not already on the wire. Sending to a
@@ -319,10 +352,15 @@ impl EventLoop {
     /// Shows and logs a private message from `peer` the first time its id arrives.
     pub(super) fn receive_direct(&mut self, peer: PeerId, message: DirectMessage) {
         let id = message.id;
-        self.directory.observe_name(peer, &message.name);
+        if self.directory.is_blocked(&peer) {
+            debug!(%peer, "dropping a private message from a blocked user");
+            return;
+        }
+        self.observe_name(peer, &message.name);
         if !self.first_time_received(peer, id) {
             return;
         }
+        self.auto_reply(peer, &message);
         let from = self.directory.display_name(&peer);
         let entry = Entry {
             ts: ipm_protocol::message::now_ms(),

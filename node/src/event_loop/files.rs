@@ -145,6 +145,9 @@ impl EventLoop {
         room: Option<String>,
         mut offer: FileOffer,
     ) -> Result<(), String> {
+        if self.directory.is_blocked(&peer) {
+            return Err("refused".into());
+        }
         offer.name = sanitize_file_name(&offer.name).ok_or("the file name is unusable")?;
         let direct = room.is_none();
         let transfer = Transfer {
@@ -488,7 +491,7 @@ impl EventLoop {
     ) {
         let response = match request {
             FileRequest::Offer(offer) => {
-                self.directory.observe_name(peer, &offer.from_name);
+                self.observe_name(peer, &offer.from_name);
                 match self.remember_offer(peer, None, offer) {
                     Ok(()) => FileResponse::Noted,
                     Err(reason) => FileResponse::Error(reason),

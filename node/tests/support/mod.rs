@@ -1,5 +1,8 @@
 //! Shared helpers for the in-process tests: spawn nodes on loopback and wait for events.
-#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+//! `procs` holds the helpers for tests of the real binaries.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod procs;
 
 use std::{future::Future, time::Duration};
 
@@ -15,7 +18,7 @@ pub struct TestNode {
     pub events: broadcast::Receiver<Event>,
     pub addr: Multiaddr,
     pub key: Keypair,
-    pub dir: Option<std::path::PathBuf>,
+    pub dir: std::path::PathBuf,
     pub task: tokio::task::JoinHandle<()>,
     /// The temporary data dir this node owns, removed when the node is dropped.
     pub tmp: Option<tempfile::TempDir>,
@@ -24,7 +27,7 @@ pub struct TestNode {
 impl TestNode {
     /// The folder of conversation logs.
     pub fn history_dir(&self) -> std::path::PathBuf {
-        self.dir.as_ref().unwrap().join("history")
+        self.dir.join("history")
     }
 
     /// Stops the node and waits until its loop has ended.
@@ -43,8 +46,15 @@ pub async fn spawn(config: Config) -> TestNode {
 }
 
 /// Starts a node with a given key (to restart "the same" node) and waits until it listens.
+/// A node without a data dir gets an empty temporary folder to read history from.
 pub async fn spawn_with_key(key: Keypair, config: Config) -> TestNode {
-    let dir = config.data_dir.as_ref().map(|d| d.root().to_path_buf());
+    let (dir, tmp) = match config.data_dir.as_ref() {
+        Some(d) => (d.root().to_path_buf(), None),
+        None => {
+            let tmp = tempfile::tempdir().unwrap();
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
     let (client, event_loop) = ipm_node::start(key.clone(), config).unwrap();
     let mut events = client.events();
     let task = tokio::spawn(event_loop.run());
@@ -60,7 +70,7 @@ pub async fn spawn_with_key(key: Keypair, config: Config) -> TestNode {
         key,
         dir,
         task,
-        tmp: None,
+        tmp,
     }
 }
 
@@ -96,8 +106,17 @@ pub fn user_config(name: &str, dir: &std::path::Path, bootstrap: &Multiaddr) -> 
 
 /// A user node with its own temporary data dir, joined to the overlay through `bootstrap`.
 pub async fn spawn_user(name: &str, bootstrap: &Multiaddr) -> TestNode {
+    spawn_user_with(Config::for_tests(name), bootstrap).await
+}
+
+/// A user node started from `config` with its own temporary data dir, joined to the overlay
+/// through `bootstrap`.
+pub async fn spawn_user_with(mut config: Config, bootstrap: &Multiaddr) -> TestNode {
     let tmp = tempfile::tempdir().unwrap();
-    let mut node = start_user(Keypair::generate_ed25519(), name, tmp.path(), bootstrap).await;
+    config.bootstrap = vec![bootstrap.clone()];
+    config.data_dir = Some(ipm_node::data_dir::DataDir::open(tmp.path()).unwrap());
+    let mut node = spawn_with_key(Keypair::generate_ed25519(), config).await;
+    node.client.dial(bootstrap.clone()).await.unwrap();
     node.tmp = Some(tmp);
     node
 }
@@ -160,4 +179,17 @@ pub async fn members(client: &Client, room: &ipm_protocol::Room) -> usize {
         .iter()
         .find(|r| &r.room == room)
         .map_or(0, |r| r.members.len())
+}
+
+/// Waits until `client` lists the online user `peer` shown as `name`: its presence arrived
+/// and, for a plain name, the DHT confirmed the name is registered to it.
+pub async fn wait_for_user(client: &Client, peer: libp2p::PeerId, name: &str) {
+    wait_until(&format!("{peer} shown as {name}"), || async {
+        let people = client.people().await.unwrap();
+        people
+            .users
+            .iter()
+            .any(|u| u.peer == peer && u.name == name)
+    })
+    .await;
 }

@@ -1,0 +1,199 @@
+//! Name records in the event loop: claiming the own name in the DHT, looking up the names
+//! others use, and admitting the records other peers ask this node to store.
+
+use std::time::{Duration, Instant};
+
+use libp2p::{
+    kad::{self, store::RecordStore, GetRecordOk, PeerRecord, QueryId, Quorum, RecordKey},
+    PeerId,
+};
+use tracing::{debug, info};
+
+use ipm_protocol::{
+    message::now_ms,
+    name_record::{admit, name_key, NAME_KEY_PREFIX},
+    NameRecord,
+};
+
+use super::EventLoop;
+use crate::{
+    config::Role,
+    event::Event,
+    names::{ClaimStep, OwnClaim},
+    peers::short_id,
+};
+
+/// How long to wait before looking at a name held by someone else again.
+const TAKEN_RECHECK: Duration = Duration::from_secs(300);
+/// Most name lookups running at once; a name seen meanwhile is looked up when seen again.
+const MAX_RUNNING_LOOKUPS: usize = 32;
+
+/// A running lookup of one name.
+pub(super) struct NameQuery {
+    name: String,
+    records: Vec<NameRecord>,
+    /// Whether it is the check before claiming the own name.
+    own: bool,
+}
+
+impl EventLoop {
+    /// Records the name `peer` used and looks it up in the DHT when due.
+    pub(super) fn observe_name(&mut self, peer: PeerId, name: &str) {
+        self.directory.observe_name(peer, name);
+        if self.config.role == Role::Node && self.directory.names.needs_lookup(name, Instant::now())
+        {
+            self.start_lookup(name, false);
+        }
+    }
+
+    fn dht_has_peers(&mut self) -> bool {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .any(|bucket| bucket.num_entries() > 0)
+    }
+
+    fn start_lookup(&mut self, name: &str, own: bool) -> bool {
+        if self.people.queries.len() >= MAX_RUNNING_LOOKUPS || !self.dht_has_peers() {
+            return false;
+        }
+        let key = RecordKey::new(&name_key(name));
+        let id = self.swarm.behaviour_mut().kad.get_record(key);
+        self.directory.names.started(name, Instant::now());
+        self.people.queries.insert(
+            id,
+            NameQuery {
+                name: name.to_owned(),
+                records: Vec::new(),
+                own,
+            },
+        );
+        true
+    }
+
+    /// Starts claiming the own name when it is due and the DHT has peers.
+    pub(super) fn maybe_claim_name(&mut self) {
+        if self.config.role != Role::Node || !self.people.claim.due(Instant::now()) {
+            return;
+        }
+        let name = self.config.name.clone();
+        if self.start_lookup(&name, true) {
+            self.people.claim = OwnClaim::Checking;
+        }
+    }
+
+    pub(super) fn on_get_record(
+        &mut self,
+        id: QueryId,
+        result: Result<GetRecordOk, kad::GetRecordError>,
+        last: bool,
+    ) {
+        let Some(query) = self.people.queries.get_mut(&id) else {
+            return;
+        };
+        if let Ok(GetRecordOk::FoundRecord(PeerRecord { record, peer })) = result {
+            match NameRecord::decode(record.key.as_ref(), &record.value) {
+                Ok(found) if found.key() == name_key(&query.name) => query.records.push(found),
+                Ok(_) => debug!(?peer, "a lookup returned a record of another name"),
+                Err(e) => debug!(?peer, "ignoring a bad name record: {e}"),
+            }
+        }
+        if last {
+            if let Some(query) = self.people.queries.remove(&id) {
+                let now = Instant::now();
+                let found = self
+                    .directory
+                    .names
+                    .settle(&query.name, &query.records, now);
+                self.name_settled(&query.name);
+                if query.own {
+                    self.own_name_checked(&found, now);
+                }
+            }
+        }
+    }
+
+    fn own_name_checked(&mut self, found: &crate::names::Registration, now: Instant) {
+        let me = self.local_peer_id();
+        match self.people.claim.checked(found, me, now, TAKEN_RECHECK) {
+            ClaimStep::Put => {
+                self.people.told_taken = false;
+                let record = NameRecord::sign(&self.people.key, &self.config.name, now_ms())
+                    .map(|r| kad::Record::new(RecordKey::new(&r.key()), r.encode()));
+                let put = record.map_err(|e| e.to_string()).and_then(|record| {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .put_record(record, Quorum::One)
+                        .map_err(|e| e.to_string())
+                });
+                match put {
+                    Ok(id) => self.people.put_query = Some(id),
+                    Err(e) => {
+                        debug!("cannot store the own name record: {e}");
+                        let retry = self.config.presence_interval;
+                        self.people.claim.put_done(false, now, retry);
+                    }
+                }
+            }
+            ClaimStep::GiveWay(owner) => {
+                self.announce(now);
+                if !self.people.told_taken {
+                    self.people.told_taken = true;
+                    let name = &self.config.name;
+                    self.emit(Event::Error {
+                        message: format!(
+                            "the name {name} is registered to another peer ({owner}); others see you as {name}#{}",
+                            short_id(&me)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_put_record(&mut self, id: QueryId, result: kad::PutRecordResult) {
+        if self.people.put_query != Some(id) {
+            return;
+        }
+        self.people.put_query = None;
+        let stored = result.is_ok();
+        if stored {
+            info!(name = %self.config.name, "name registered in the DHT");
+        } else {
+            debug!("storing the own name record failed: {result:?}");
+        }
+        let retry = self.config.presence_interval;
+        let now = Instant::now();
+        self.people.claim.put_done(stored, now, retry);
+        self.announce(now);
+    }
+
+    /// Stores a record another peer put here only when it is a valid name record and does
+    /// not take a name already held by someone else (the first claim wins).
+    pub(super) fn on_inbound_record(&mut self, source: PeerId, record: kad::Record) {
+        let key = record.key.to_vec();
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        let verdict = if key.starts_with(NAME_KEY_PREFIX.as_bytes()) {
+            NameRecord::decode(&key, &record.value)
+                .and_then(|incoming| {
+                    let held = store
+                        .get(&record.key)
+                        .and_then(|r| NameRecord::decode(&key, &r.value).ok());
+                    admit(&incoming, held.as_ref(), now_ms())
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            Err("not an ipm name record".to_owned())
+        };
+        match verdict {
+            Ok(()) => {
+                if let Err(e) = store.put(record) {
+                    debug!(peer = %source, "cannot store a name record: {e}");
+                }
+            }
+            Err(reason) => debug!(peer = %source, "refusing a DHT record: {reason}"),
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Which names are registered to whom: what DHT lookups of signed name records found, when to
+//! look again, and the state of this node's own claim.
+//!
+//! Plain data and functions; the caller passes the time and runs the lookups.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use ipm_protocol::{name_record::name_key, NameRecord};
+use libp2p::PeerId;
+
+/// What the DHT says about a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Exactly one peer holds a valid record for the name.
+    Owner {
+        /// The owner.
+        peer: PeerId,
+        /// The name exactly as the owner registered it.
+        name: String,
+    },
+    /// Valid records of several peers were found: nobody is shown by this name.
+    Contested(Vec<PeerId>),
+    /// No valid record was found.
+    Unregistered,
+}
+
+impl Registration {
+    /// What a set of verified records for one name says.
+    pub fn from_records(records: &[NameRecord]) -> Self {
+        let mut peers: Vec<PeerId> = records.iter().map(|r| r.peer).collect();
+        peers.sort();
+        peers.dedup();
+        match (peers.as_slice(), records.first()) {
+            ([], _) | (_, None) => Registration::Unregistered,
+            ([peer], Some(record)) => Registration::Owner {
+                peer: *peer,
+                name: record.name.clone(),
+            },
+            _ => Registration::Contested(peers),
+        }
+    }
+}
+
+/// The lookups of one name.
+#[derive(Clone, Debug)]
+struct Lookup {
+    /// The last answer, once a lookup has finished.
+    answer: Option<Registration>,
+    /// When the last lookup started.
+    started: Instant,
+    /// Whether a lookup is running.
+    running: bool,
+    /// How many lookups in a row gave the same answer (for the backoff).
+    repeats: u32,
+}
+
+/// Most doublings of the wait between lookups of a name nobody owns (256 times the base).
+const MAX_BACKOFF_DOUBLINGS: u32 = 8;
+/// How long a name found owned is trusted before it is looked up again.
+pub const OWNER_RECHECK: Duration = Duration::from_secs(600);
+/// Most names remembered; past that, the name looked up longest ago is forgotten.
+pub const MAX_TRACKED_NAMES: usize = 4096;
+
+/// What this node knows about registered names.
+#[derive(Debug)]
+pub struct NameBook {
+    lookups: HashMap<Vec<u8>, Lookup>,
+    recheck: Duration,
+}
+
+impl NameBook {
+    /// A book that looks a name up again `recheck` after an unanswered or
+    /// negative lookup (doubling up to 256 times that while the answer stays
+    /// the same), and [`OWNER_RECHECK`] after a name was found owned.
+    pub fn new(recheck: Duration) -> Self {
+        Self {
+            lookups: HashMap::new(),
+            recheck,
+        }
+    }
+
+    /// What the last finished lookup of `name` found.
+    pub fn registration(&self, name: &str) -> Option<&Registration> {
+        self.lookups
+            .get(&name_key(name))
+            .and_then(|l| l.answer.as_ref())
+    }
+
+    /// The peer `name` (exactly as written) is registered to, if one is.
+    pub fn owner_of(&self, name: &str) -> Option<PeerId> {
+        match self.registration(name) {
+            Some(Registration::Owner { peer, name: held }) if held == name => Some(*peer),
+            _ => None,
+        }
+    }
+
+    /// Whether `name` should be looked up at `now`: never looked up, or the
+    /// wait after the last lookup is over, and no lookup is running.
+    pub fn needs_lookup(&self, name: &str, now: Instant) -> bool {
+        match self.lookups.get(&name_key(name)) {
+            None => true,
+            Some(l) if l.running => false,
+            Some(l) => now.saturating_duration_since(l.started) >= self.wait(l),
+        }
+    }
+
+    fn wait(&self, lookup: &Lookup) -> Duration {
+        match lookup.answer {
+            Some(Registration::Owner { .. }) => OWNER_RECHECK,
+            _ => self.recheck * 2u32.pow(lookup.repeats.min(MAX_BACKOFF_DOUBLINGS)),
+        }
+    }
+
+    /// Whether a lookup of `name` is running.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.lookups.get(&name_key(name)).is_some_and(|l| l.running)
+    }
+
+    /// Notes that a lookup of `name` started at `now`.
+    pub fn started(&mut self, name: &str, now: Instant) {
+        let key = name_key(name);
+        if !self.lookups.contains_key(&key) && self.lookups.len() >= MAX_TRACKED_NAMES {
+            let oldest = self
+                .lookups
+                .iter()
+                .filter(|(_, l)| !l.running)
+                .min_by_key(|(_, l)| l.started)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.lookups.remove(&oldest);
+            }
+        }
+        let lookup = self.lookups.entry(key).or_insert(Lookup {
+            answer: None,
+            started: now,
+            running: true,
+            repeats: 0,
+        });
+        lookup.started = now;
+        lookup.running = true;
+    }
+
+    /// Records the verified records a lookup of `name` found and returns
+    /// what they say.
+    pub fn settle(&mut self, name: &str, records: &[NameRecord], now: Instant) -> Registration {
+        let answer = Registration::from_records(records);
+        let lookup = self.lookups.entry(name_key(name)).or_insert(Lookup {
+            answer: None,
+            started: now,
+            running: false,
+            repeats: 0,
+        });
+        lookup.repeats = if lookup.answer.as_ref() == Some(&answer) {
+            lookup.repeats.saturating_add(1)
+        } else {
+            0
+        };
+        lookup.answer = Some(answer.clone());
+        lookup.running = false;
+        answer
+    }
+}
+
+/// Where this node's claim of its own name stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnClaim {
+    /// Not claimed yet; try at `next_try` (or as soon as the DHT has peers).
+    Idle {
+        /// When to try next.
+        next_try: Option<Instant>,
+    },
+    /// Looking the name up before claiming it.
+    Checking,
+    /// Storing the record in the DHT.
+    Putting,
+    /// The record is stored; kad republishes it.
+    Registered,
+    /// Another peer holds the name; look again at `next_try`.
+    Taken {
+        /// The holder.
+        owner: PeerId,
+        /// When to look again.
+        next_try: Instant,
+    },
+}
+
+/// What to do after the pre-claim lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimStep {
+    /// Nobody else holds the name: store our record.
+    Put,
+    /// Someone else holds it: leave it.
+    GiveWay(PeerId),
+}
+
+impl OwnClaim {
+    /// Whether a claim attempt should start at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        match self {
+            OwnClaim::Idle { next_try } => next_try.is_none_or(|t| now >= t),
+            OwnClaim::Taken { next_try, .. } => now >= *next_try,
+            OwnClaim::Checking | OwnClaim::Putting | OwnClaim::Registered => false,
+        }
+    }
+
+    /// Decides, from what the lookup of our own name found, whether to put
+    /// our record; `retry` is how long to wait before looking again when the
+    /// name is held by someone else.
+    pub fn checked(
+        &mut self,
+        found: &Registration,
+        me: PeerId,
+        now: Instant,
+        retry: Duration,
+    ) -> ClaimStep {
+        let other = match found {
+            Registration::Owner { peer, .. } if *peer != me => Some(*peer),
+            Registration::Contested(peers) => peers.iter().find(|p| **p != me).copied(),
+            _ => None,
+        };
+        match other {
+            Some(owner) => {
+                *self = OwnClaim::Taken {
+                    owner,
+                    next_try: now + retry,
+                };
+                ClaimStep::GiveWay(owner)
+            }
+            None => {
+                *self = OwnClaim::Putting;
+                ClaimStep::Put
+            }
+        }
+    }
+
+    /// Records the end of the put: registered, or idle until `now + retry`.
+    pub fn put_done(&mut self, stored: bool, now: Instant, retry: Duration) {
+        *self = if stored {
+            OwnClaim::Registered
+        } else {
+            OwnClaim::Idle {
+                next_try: Some(now + retry),
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    const T: u64 = 1_700_000_000_000;
+
+    fn record(seed: u8, name: &str) -> NameRecord {
+        let key = Keypair::ed25519_from_bytes([seed; 32]).unwrap();
+        NameRecord::sign(&key, name, T).unwrap()
+    }
+
+    #[test]
+    fn one_owner_several_claimants_or_none() {
+        let bob = record(1, "bob");
+        let other = record(2, "bob");
+        assert_eq!(
+            Registration::from_records(&[bob.clone(), bob.clone()]),
+            Registration::Owner {
+                peer: bob.peer,
+                name: "bob".into()
+            }
+        );
+        let mut both = vec![bob.peer, other.peer];
+        both.sort();
+        assert_eq!(
+            Registration::from_records(&[other.clone(), bob.clone()]),
+            Registration::Contested(both)
+        );
+        assert_eq!(Registration::from_records(&[]), Registration::Unregistered);
+    }
+
+    #[test]
+    fn owners_are_matched_by_exact_name() {
+        let t0 = Instant::now();
+        let mut book = NameBook::new(Duration::from_secs(10));
+        let bob = record(1, "Bob");
+        assert_eq!(book.owner_of("Bob"), None);
+        book.started("Bob", t0);
+        book.settle("Bob", std::slice::from_ref(&bob), t0);
+        assert_eq!(book.owner_of("Bob"), Some(bob.peer));
+        assert_eq!(book.owner_of("bob"), None, "same key, not the same name");
+        assert!(book.registration("BOB").is_some());
+    }
+
+    #[test]
+    fn lookups_back_off_while_the_answer_stays_the_same() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(10);
+        let mut book = NameBook::new(s);
+        assert!(book.needs_lookup("bob", t0));
+        book.started("bob", t0);
+        assert!(book.is_running("bob") && book.is_running("BOB"));
+        assert!(
+            !book.needs_lookup("bob", t0 + s * 100),
+            "one lookup at a time"
+        );
+        book.settle("bob", &[], t0);
+        assert!(!book.needs_lookup("bob", t0 + s / 2));
+        assert!(book.needs_lookup("bob", t0 + s));
+        book.started("bob", t0 + s);
+        book.settle("bob", &[], t0 + s);
+        assert!(!book.needs_lookup("bob", t0 + s * 2), "waits twice as long");
+        assert!(book.needs_lookup("bob", t0 + s * 3));
+        // An owner is checked rarely.
+        book.started("bob", t0 + s * 3);
+        book.settle("bob", &[record(1, "bob")], t0 + s * 3);
+        assert!(!book.needs_lookup("bob", t0 + s * 3 + OWNER_RECHECK / 2));
+        assert!(book.needs_lookup("bob", t0 + s * 3 + OWNER_RECHECK));
+    }
+
+    #[test]
+    fn the_book_forgets_the_oldest_name_when_full() {
+        let t0 = Instant::now();
+        let mut book = NameBook::new(Duration::from_secs(1));
+        for i in 0..MAX_TRACKED_NAMES {
+            let name = format!("n{i}");
+            book.started(&name, t0 + Duration::from_millis(i as u64));
+            book.settle(&name, &[], t0);
+        }
+        book.started("newcomer", t0 + Duration::from_secs(3600));
+        assert_eq!(book.lookups.len(), MAX_TRACKED_NAMES);
+        assert!(book.is_running("newcomer"));
+        assert!(book.registration("n0").is_none(), "the oldest went");
+        assert!(book.registration("n1").is_some());
+    }
+
+    #[test]
+    fn own_claim_gives_way_to_an_earlier_owner() {
+        let t0 = Instant::now();
+        let retry = Duration::from_secs(60);
+        let me = record(1, "bob").peer;
+        let mut claim = OwnClaim::Idle { next_try: None };
+        assert!(claim.due(t0));
+        claim = OwnClaim::Checking;
+        assert!(!claim.due(t0));
+        assert_eq!(
+            claim.checked(&Registration::Unregistered, me, t0, retry),
+            ClaimStep::Put
+        );
+        assert_eq!(claim, OwnClaim::Putting);
+        claim.put_done(false, t0, retry);
+        assert!(!claim.due(t0) && claim.due(t0 + retry));
+        claim.put_done(true, t0, retry);
+        assert_eq!(claim, OwnClaim::Registered);
+
+        let mine = Registration::Owner {
+            peer: me,
+            name: "bob".into(),
+        };
+        let mut claim = OwnClaim::Checking;
+        assert_eq!(claim.checked(&mine, me, t0, retry), ClaimStep::Put);
+
+        let owner = record(2, "bob").peer;
+        let theirs = Registration::Owner {
+            peer: owner,
+            name: "bob".into(),
+        };
+        let mut claim = OwnClaim::Checking;
+        assert_eq!(
+            claim.checked(&theirs, me, t0, retry),
+            ClaimStep::GiveWay(owner)
+        );
+        assert!(!claim.due(t0) && claim.due(t0 + retry));
+        let mut claim = OwnClaim::Checking;
+        assert_eq!(
+            claim.checked(&Registration::Contested(vec![me, owner]), me, t0, retry),
+            ClaimStep::GiveWay(owner)
+        );
+    }
+}
