@@ -1,8 +1,11 @@
 //! `EventLoop`: owns the swarm, answers `Client` requests and turns swarm events into `Event`s.
 //!
-//! Rooms and people (location groups, presence, name records, contacts) live in the child
-//! modules `people` and `name_records`.
+//! Rooms and people live in the child modules: `location` (the location group),
+//! `announcements` (presence), `name_records` (names in the DHT) and `people` (their state,
+//! contacts, blocks, away).
 
+mod announcements;
+mod location;
 mod name_records;
 mod people;
 
