@@ -2,14 +2,14 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs, io,
+    io,
     path::Path,
 };
 
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
-use crate::data_dir::write_atomic;
+use crate::data_dir::{read_json, write_atomic};
 
 /// Largest contacts file accepted.
 const MAX_CONTACTS_FILE: u64 = 1024 * 1024;
@@ -51,35 +51,17 @@ pub struct ContactBook {
 impl ContactBook {
     /// Reads `path`; a missing file is an empty book.
     pub fn load(path: &Path) -> io::Result<Self> {
-        match fs::metadata(path) {
-            Ok(meta) if meta.len() > MAX_CONTACTS_FILE => Err(io::Error::new(
+        let book: ContactBook = read_json(path, MAX_CONTACTS_FILE, "contacts")?.unwrap_or_default();
+        match book
+            .contacts
+            .keys()
+            .find(|n| ipm_protocol::validate_name(n).is_err())
+        {
+            Some(bad) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{} is larger than {MAX_CONTACTS_FILE} bytes",
-                    path.display()
-                ),
+                format!("{} holds a bad petname {bad:?}", path.display()),
             )),
-            Ok(_) => {
-                let book: ContactBook = serde_json::from_slice(&fs::read(path)?).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not a valid contacts file: {e}", path.display()),
-                    )
-                })?;
-                if let Some(bad) = book
-                    .contacts
-                    .keys()
-                    .find(|n| ipm_protocol::validate_name(n).is_err())
-                {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} holds a bad petname {bad:?}", path.display()),
-                    ));
-                }
-                Ok(book)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e),
+            None => Ok(book),
         }
     }
 
@@ -211,11 +193,11 @@ mod tests {
     fn bad_files_give_clear_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("contacts.json");
-        fs::write(&path, "{not json").unwrap();
+        std::fs::write(&path, "{not json").unwrap();
         let err = ContactBook::load(&path).unwrap_err().to_string();
-        assert!(err.contains("not a valid contacts file"), "{err}");
+        assert!(err.contains("is not valid contacts"), "{err}");
         let peer = PeerId::random();
-        fs::write(
+        std::fs::write(
             &path,
             format!(r#"{{"contacts": {{"a b": {{"peer": "{peer}"}}}}}}"#),
         )

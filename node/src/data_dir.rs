@@ -102,6 +102,27 @@ impl DataDir {
     }
 }
 
+/// Reads the JSON file `path` of at most `max_len` bytes, describing its content as `what`
+/// in errors (e.g. "settings"); `Ok(None)` when it does not exist.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    max_len: u64,
+    what: &str,
+) -> io::Result<Option<T>> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > max_len => Err(invalid(format!(
+            "{} is larger than {max_len} bytes",
+            path.display()
+        ))),
+        Ok(_) => serde_json::from_slice(&fs::read(path)?)
+            .map(Some)
+            .map_err(|e| invalid(format!("{} is not valid {what}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content:
 /// a temporary file beside it is written, synced, then renamed over it.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {

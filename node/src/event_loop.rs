@@ -1,10 +1,13 @@
 //! `EventLoop`: owns the swarm, answers `Client` requests and turns swarm events into `Event`s.
 //!
 //! Private messages live in `event_loop/direct.rs`, file transfer in `event_loop/files.rs`,
-//! mailboxes in `event_loop/mailbox.rs`, rooms and people (location groups, presence, name
-//! records, contacts) in `event_loop/people.rs` and `event_loop/name_records.rs`; this file
-//! holds the loop itself, rooms, connections and discovery.
+//! mailboxes in `event_loop/mailbox.rs`; rooms and people in `location` (the location
+//! group), `announcements` (presence), `name_records` (names in the DHT) and `people` (their
+//! state, contacts, blocks, away). This file holds the loop itself, rooms, connections and
+//! discovery.
 
+mod announcements;
+mod location;
 mod name_records;
 mod people;
 

@@ -98,8 +98,8 @@ pub struct People {
 }
 
 impl People {
-    /// The names of the online users in `room`, or in our location group when `room` is its
-    /// own cell and `geo` is set.
+    /// The online users in `room`, or, when `geo` is set, in our location group (whose own
+    /// cell `room` is).
     pub fn members(&self, room: &Room, geo: bool) -> Vec<&User> {
         self.users
             .iter()

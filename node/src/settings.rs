@@ -1,11 +1,11 @@
 //! Settings remembered between runs: the user's name, location and interests.
 
-use std::{fs, io, path::Path};
+use std::{io, path::Path};
 
 use ipm_protocol::{room::normalize_tag, Position};
 use serde::{Deserialize, Serialize};
 
-use crate::data_dir::write_atomic;
+use crate::data_dir::{read_json, write_atomic};
 
 /// Largest settings file accepted.
 const MAX_SETTINGS_FILE: u64 = 64 * 1024;
@@ -27,33 +27,15 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings file; a missing file gives the defaults.
     pub fn load(path: &Path) -> io::Result<Self> {
-        match fs::metadata(path) {
-            Ok(meta) if meta.len() > MAX_SETTINGS_FILE => Err(io::Error::new(
+        let settings: Settings =
+            read_json(path, MAX_SETTINGS_FILE, "settings")?.unwrap_or_default();
+        settings.check().map_err(|e| {
+            io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{} is larger than {MAX_SETTINGS_FILE} bytes",
-                    path.display()
-                ),
-            )),
-            Ok(_) => {
-                let bytes = fs::read(path)?;
-                let settings: Settings = serde_json::from_slice(&bytes).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not valid settings: {e}", path.display()),
-                    )
-                })?;
-                settings.check().map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not valid settings: {e}", path.display()),
-                    )
-                })?;
-                Ok(settings)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e),
-        }
+                format!("{} is not valid settings: {e}", path.display()),
+            )
+        })?;
+        Ok(settings)
     }
 
     /// Writes the settings atomically.
@@ -127,7 +109,7 @@ mod tests {
             r#"{"position": {"lat": 91, "lon": 0}}"#,
             r#"{"interests": ["Rust Lang"]}"#,
         ] {
-            fs::write(&path, bad).unwrap();
+            std::fs::write(&path, bad).unwrap();
             let err = Settings::load(&path).unwrap_err().to_string();
             assert!(err.contains("not valid settings"), "{err}");
         }

@@ -17,6 +17,10 @@ const PARIS: (f64, f64) = (48.8566, 2.3522);
 const PARIS_EAST: (f64, f64) = (48.8566, 2.3931);
 /// About 390 km from PARIS.
 const LYON: (f64, f64) = (45.7640, 4.8357);
+/// 14.5 km east of PARIS, in the cell east of PARIS's.
+const DAVE: (f64, f64) = (48.8566, 2.55);
+/// In PARIS's cell, 7 km from DAVE.
+const GINA: (f64, f64) = (48.8566, 2.455);
 
 fn at((lat, lon): (f64, f64)) -> Position {
     Position::new(lat, lon).unwrap()
@@ -90,25 +94,26 @@ async fn location_group_reaches_neighbours_within_the_radius_but_not_lyon() {
     let (alice, alice_s) = user("alice", Some(at(PARIS)), &[], &bootstrap.addr).await;
     let (mut bob, bob_s) = user("bob", Some(at(PARIS_EAST)), &[], &bootstrap.addr).await;
     let (mut carol, carol_s) = user("carol", Some(at(LYON)), &[], &bootstrap.addr).await;
-    // 18 km east of alice: inside a neighbouring cell of hers, outside her 10 km radius.
-    let (mut dave, dave_s) = user("dave", Some(at((48.8566, 2.598))), &[], &bootstrap.addr).await;
-    for s in [&alice_s, &bob_s, &carol_s, &dave_s] {
+    // Dave is 14.5 km east of alice, in a neighbouring cell: he listens to her cell but she
+    // is beyond his 10 km radius. Gina, in alice's cell, is 7 km from dave.
+    let (mut dave, dave_s) = user("dave", Some(at(DAVE)), &[], &bootstrap.addr).await;
+    let (gina, gina_s) = user("gina", Some(at(GINA)), &[], &bootstrap.addr).await;
+    for s in [&alice_s, &bob_s, &carol_s, &dave_s, &gina_s] {
         let out = run(s, "/join-geo 10").await;
         assert!(out.contains("joined the location group"), "{out}");
     }
     let alice_group = alice.client.people().await.unwrap().me.group.unwrap();
     assert_eq!(alice_group.own_cell(), "u09t");
+    assert_eq!(at(GINA).geohash(4), "u09t");
     let dave_group = dave.client.people().await.unwrap().me.group.unwrap();
     assert!(dave_group.cells().contains(&"u09t".to_owned()));
     assert_ne!(dave_group.own_cell(), "u09t");
+    assert!(at(PARIS).distance_km(&at(DAVE)) > 14.0);
     wait_in_group(&alice.client, bob.client.peer_id()).await;
     wait_in_group(&bob.client, alice.client.peer_id()).await;
     wait_for_user(&bob.client, alice.client.peer_id(), "alice").await;
-    wait_until("dave listens to alice's cell", || async {
-        let people = alice.client.people().await.unwrap();
-        people.me.group_peers >= 2
-    })
-    .await;
+    wait_in_group(&gina.client, dave.client.peer_id()).await;
+    wait_in_group(&dave.client, gina.client.peer_id()).await;
 
     let out = run(&alice_s, "bonjour :wave:").await;
     assert!(out.contains("to geo:u09t"), "{out}");
@@ -120,11 +125,24 @@ async fn location_group_reaches_neighbours_within_the_radius_but_not_lyon() {
         room,
         bob.client.people().await.unwrap().me.group.unwrap().room()
     );
+    // Dave hears gina's line in the same cell, never alice's.
+    run(&gina_s, "tout près").await;
+    next_event(&mut dave.events, |e| match e {
+        Event::Message { text, .. } if text == "bonjour 👋" => panic!("dave heard alice"),
+        Event::Message {
+            text, distance_km, ..
+        } if text == "tout près" => {
+            let d = distance_km.unwrap();
+            assert!((d - 7.0).abs() < 1.0, "{d}");
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
 
     run(&alice_s, "/join lobby").await;
     run(&alice_s, "after").await;
     hears_after_but_never(&mut carol, "after", "bonjour 👋").await;
-    hears_after_but_never(&mut dave, "after", "bonjour 👋").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,23 +1,20 @@
-//! Rooms and people in the event loop: the location group and its distance filter, interests,
-//! presence announcements, contacts, blocks and the away text.
+//! Rooms and people in the event loop: their state, the requests frontends send about them,
+//! interests, contacts, blocks and the away text, and saving them in the data dir.
 
 use std::{collections::HashMap, time::Instant};
 
 use libp2p::{
-    gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash},
+    gossipsub::{IdentTopic, TopicHash},
     identity::Keypair,
     kad::QueryId,
     PeerId,
 };
-use tracing::{debug, warn};
+use tracing::warn;
 
 use ipm_protocol::{
-    decode_gossip, encode_gossip,
-    limits::{MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION},
-    name_record::name_key,
     presence::validate_away,
     room::{normalize_tag, presence_topic},
-    validate_name, Gossip, Position, Presence, Room,
+    validate_name, Position, Room,
 };
 
 use super::{name_records::NameQuery, EventLoop};
@@ -25,11 +22,10 @@ use crate::{
     client::NodeError,
     config::{Config, Role},
     contacts::ContactBook,
-    event::Event,
     geo_group::{distance_to_cell, GeoGroup},
     names::OwnClaim,
     people::{ClaimStatus, ContactEntry, Me, People, PeopleRequest, User},
-    presence::{announcement_due, PresenceTable},
+    presence::PresenceTable,
     settings::Settings,
 };
 
@@ -37,18 +33,18 @@ use crate::{
 pub(super) struct PeopleState {
     /// Signs the own name record.
     pub(super) key: Keypair,
-    presence_topic: IdentTopic,
-    position: Option<Position>,
-    group: Option<GeoGroup>,
-    interests: Vec<String>,
-    away: Option<String>,
-    table: PresenceTable,
-    last_announce: Option<Instant>,
+    pub(super) presence_topic: IdentTopic,
+    pub(super) position: Option<Position>,
+    pub(super) group: Option<GeoGroup>,
+    pub(super) interests: Vec<String>,
+    pub(super) away: Option<String>,
+    pub(super) table: PresenceTable,
+    pub(super) last_announce: Option<Instant>,
     /// Whether an announcement before the next periodic one is wanted (a newcomer).
-    announce_wanted: bool,
+    pub(super) announce_wanted: bool,
     /// When the node started: the first announcement waits for the name claim to settle,
     /// but not longer than one presence interval from here.
-    started: Instant,
+    pub(super) started: Instant,
     /// Where the claim of the own name stands.
     pub(super) claim: OwnClaim,
     /// Running DHT lookups of names.
@@ -59,7 +55,7 @@ pub(super) struct PeopleState {
     pub(super) told_taken: bool,
     /// Users who came online while their name was being looked up: they are reported once
     /// the lookup settles, under the name it allows.
-    unreported: HashMap<PeerId, String>,
+    pub(super) unreported: HashMap<PeerId, String>,
 }
 
 impl PeopleState {
@@ -115,165 +111,6 @@ impl EventLoop {
     /// private-message auto-reply uses it.
     pub fn away_text(&self) -> Option<&str> {
         self.people.away.as_deref()
-    }
-
-    /// Whether the node listens to `room`: joined with `/join`, or a cell of the group.
-    pub(super) fn is_subscribed(&self, room: &Room) -> bool {
-        self.rooms.contains(room) || self.people.group_covers(room)
-    }
-
-    /// The coarse position to send with a line to `room`: only in geo rooms, only when the
-    /// own position is known.
-    pub(super) fn wire_geo(&self, room: &Room) -> Option<String> {
-        match room {
-            Room::Geo(_) => self
-                .people
-                .position
-                .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
-            _ => None,
-        }
-    }
-
-    /// How a line that arrived in `room` from a sender at `geo` is shown: the room to show
-    /// and log it under and the sender's distance, or `None` when it is not shown (a group
-    /// cell, and the sender is beyond the radius or gave no position).
-    pub(super) fn geo_view(&self, room: &Room, geo: Option<&str>) -> Option<(Room, Option<f64>)> {
-        match &self.people.group {
-            Some(group) if group.covers(room) && !self.rooms.contains(room) => group
-                .admits(geo)
-                .map(|distance| (group.room(), Some(distance))),
-            _ => {
-                let distance = self
-                    .people
-                    .position
-                    .zip(geo)
-                    .and_then(|(me, cell)| distance_to_cell(&me, cell));
-                Some((room.clone(), distance))
-            }
-        }
-    }
-
-    /// Runs four times per presence interval: drops silent users, announces this node when
-    /// due and retries the name claim.
-    pub(super) fn on_presence_tick(&mut self) {
-        let now = Instant::now();
-        for (peer, _) in self.people.table.expire(now) {
-            if self.people.unreported.remove(&peer).is_none() {
-                let name = self.directory.display_name(&peer);
-                self.emit(Event::UserOffline { peer, name });
-            }
-        }
-        self.announce_if_due(now);
-        self.maybe_claim_name();
-    }
-
-    /// A peer joined the presence topic, or announced itself for the first time: let it know
-    /// about us now rather than at the next periodic announcement (at most four times per
-    /// interval; a wanted announcement that has to wait goes out at a later tick).
-    pub(super) fn announce_soon(&mut self) {
-        self.people.announce_wanted = true;
-        self.announce_if_due(Instant::now());
-    }
-
-    fn announce_if_due(&mut self, now: Instant) {
-        if announcement_due(
-            self.people.last_announce,
-            now,
-            self.config.presence_interval,
-            self.people.announce_wanted,
-        ) {
-            self.announce(now);
-        }
-    }
-
-    /// Announces this node on the presence topic. The first announcement waits until the name
-    /// claim has settled (at most one interval), so that peers who look the name up on
-    /// hearing of us find the record.
-    pub(super) fn announce(&mut self, now: Instant) {
-        let settled = matches!(
-            self.people.claim,
-            OwnClaim::Registered | OwnClaim::Taken { .. }
-        );
-        if self.config.role != Role::Node
-            || !(settled
-                || now.saturating_duration_since(self.people.started)
-                    >= self.config.presence_interval)
-        {
-            return;
-        }
-        let rooms = self
-            .rooms
-            .iter()
-            .take(MAX_PRESENCE_ROOMS)
-            .cloned()
-            .collect();
-        let presence = Presence::new(
-            &self.config.name,
-            rooms,
-            self.people
-                .position
-                .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
-            self.people.group.as_ref().map(|g| g.own_cell().to_owned()),
-            self.people.away.clone(),
-        );
-        let bytes = encode_gossip(&Gossip::Presence(presence));
-        let topic = self.people.presence_topic.clone();
-        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
-            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => debug!("cannot announce presence: {e}"),
-        }
-        self.people.last_announce = Some(now);
-        self.people.announce_wanted = false;
-    }
-
-    /// Checks and records a presence announcement.
-    pub(super) fn on_presence(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
-        let presence = match decode_gossip(data) {
-            Ok(Gossip::Presence(presence)) => presence,
-            Ok(Gossip::Chat(_) | Gossip::FileOffer(_)) => {
-                debug!(peer = %source, "rejecting a room payload sent to the presence topic");
-                return MessageAcceptance::Reject;
-            }
-            Err(e) => {
-                debug!(peer = %source, "rejecting presence: {e}");
-                return MessageAcceptance::Reject;
-            }
-        };
-        if self.config.role != Role::Node || source == self.local_peer_id() {
-            return MessageAcceptance::Accept;
-        }
-        self.observe_name(source, &presence.name);
-        let name = presence.name.clone();
-        if self.people.table.observe(source, presence, Instant::now()) {
-            if self.directory.names.is_running(&name) {
-                self.people.unreported.insert(source, name);
-            } else {
-                self.report_online(source);
-            }
-            self.announce_soon();
-        }
-        MessageAcceptance::Accept
-    }
-
-    fn report_online(&mut self, peer: PeerId) {
-        let name = self.directory.display_name(&peer);
-        self.emit(Event::UserOnline { peer, name });
-    }
-
-    /// A lookup of `name` settled: report the users who came online waiting for it.
-    pub(super) fn name_settled(&mut self, name: &str) {
-        let key = name_key(name);
-        let waiting: Vec<PeerId> = self
-            .people
-            .unreported
-            .iter()
-            .filter(|(_, n)| name_key(n) == key)
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in waiting {
-            self.people.unreported.remove(&peer);
-            self.report_online(peer);
-        }
     }
 
     pub(super) fn on_people_request(&mut self, request: PeopleRequest) {
@@ -416,46 +253,6 @@ impl EventLoop {
         }
     }
 
-    fn set_position(&mut self, position: Option<Position>) -> Result<Option<GeoGroup>, NodeError> {
-        let group = match (&self.people.group, position) {
-            (Some(group), Some(position)) => Some(
-                GeoGroup::new(position, group.radius_km)
-                    .map_err(|e| NodeError::Refused(e.to_string()))?,
-            ),
-            _ => None,
-        };
-        self.save_settings(|s| s.position = position)?;
-        self.people.position = position;
-        self.replace_group(group);
-        Ok(self.people.group.clone())
-    }
-
-    fn join_geo(&mut self, radius_km: f64) -> Result<GeoGroup, NodeError> {
-        let position = self.people.position.ok_or(NodeError::NoPosition)?;
-        let group =
-            GeoGroup::new(position, radius_km).map_err(|e| NodeError::Refused(e.to_string()))?;
-        self.replace_group(Some(group.clone()));
-        Ok(group)
-    }
-
-    /// Moves the subscriptions from the current group's cells to those of `group`, keeping
-    /// rooms joined with `/join`, and tells the others.
-    fn replace_group(&mut self, group: Option<GeoGroup>) {
-        let old = std::mem::replace(&mut self.people.group, group);
-        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-        for room in old.iter().flat_map(GeoGroup::rooms) {
-            if !self.rooms.contains(&room) && !self.people.group_covers(&room) {
-                gossipsub.unsubscribe(&IdentTopic::new(room.topic()));
-            }
-        }
-        for room in self.people.group.iter().flat_map(GeoGroup::rooms) {
-            if let Err(e) = gossipsub.subscribe(&IdentTopic::new(room.topic())) {
-                warn!(%room, "cannot join a cell of the location group: {e:?}");
-            }
-        }
-        self.announce(Instant::now());
-    }
-
     fn add_interest(&mut self, tag: &str) -> Result<bool, NodeError> {
         let tag = normalize_tag(tag).map_err(|e| NodeError::Refused(e.to_string()))?;
         if self.people.interests.contains(&tag) {
@@ -516,7 +313,10 @@ impl EventLoop {
         Ok(result)
     }
 
-    fn save_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<(), NodeError> {
+    pub(super) fn save_settings(
+        &self,
+        change: impl FnOnce(&mut Settings),
+    ) -> Result<(), NodeError> {
         match &self.config.data_dir {
             Some(dir) => Settings::update(&dir.settings(), change).map_err(|e| NodeError::Save {
                 what: dir.settings().display().to_string(),

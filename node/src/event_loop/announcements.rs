@@ -1,0 +1,145 @@
+//! Presence in the event loop: announcing this node, hearing others announce themselves,
+//! and reporting who comes online and who falls silent.
+
+use std::time::Instant;
+
+use libp2p::{
+    gossipsub::{self, MessageAcceptance},
+    PeerId,
+};
+use tracing::debug;
+
+use ipm_protocol::{
+    decode_gossip, encode_gossip,
+    limits::{MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION},
+    name_record::name_key,
+    Gossip, Presence,
+};
+
+use super::EventLoop;
+use crate::{config::Role, event::Event, names::OwnClaim, presence::announcement_due};
+
+impl EventLoop {
+    /// Runs four times per presence interval: drops silent users, announces this node when
+    /// due and retries the name claim.
+    pub(super) fn on_presence_tick(&mut self) {
+        let now = Instant::now();
+        for (peer, _) in self.people.table.expire(now) {
+            if self.people.unreported.remove(&peer).is_none() {
+                let name = self.directory.display_name(&peer);
+                self.emit(Event::UserOffline { peer, name });
+            }
+        }
+        self.announce_if_due(now);
+        self.maybe_claim_name();
+    }
+
+    /// A peer joined the presence topic, or announced itself for the first time: let it know
+    /// about us now rather than at the next periodic announcement (at most four times per
+    /// interval; a wanted announcement that has to wait goes out at a later tick).
+    pub(super) fn announce_soon(&mut self) {
+        self.people.announce_wanted = true;
+        self.announce_if_due(Instant::now());
+    }
+
+    fn announce_if_due(&mut self, now: Instant) {
+        if announcement_due(
+            self.people.last_announce,
+            now,
+            self.config.presence_interval,
+            self.people.announce_wanted,
+        ) {
+            self.announce(now);
+        }
+    }
+
+    /// Announces this node on the presence topic. The first announcement waits until the name
+    /// claim has settled (at most one interval), so that peers who look the name up on
+    /// hearing of us find the record.
+    pub(super) fn announce(&mut self, now: Instant) {
+        let settled = matches!(
+            self.people.claim,
+            OwnClaim::Registered | OwnClaim::Taken { .. }
+        );
+        if self.config.role != Role::Node
+            || !(settled
+                || now.saturating_duration_since(self.people.started)
+                    >= self.config.presence_interval)
+        {
+            return;
+        }
+        let rooms = self
+            .rooms
+            .iter()
+            .take(MAX_PRESENCE_ROOMS)
+            .cloned()
+            .collect();
+        let presence = Presence::new(
+            &self.config.name,
+            rooms,
+            self.people
+                .position
+                .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
+            self.people.group.as_ref().map(|g| g.own_cell().to_owned()),
+            self.people.away.clone(),
+        );
+        let bytes = encode_gossip(&Gossip::Presence(presence));
+        let topic = self.people.presence_topic.clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(e) => debug!("cannot announce presence: {e}"),
+        }
+        self.people.last_announce = Some(now);
+        self.people.announce_wanted = false;
+    }
+
+    /// Checks and records a presence announcement.
+    pub(super) fn on_presence(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
+        let presence = match decode_gossip(data) {
+            Ok(Gossip::Presence(presence)) => presence,
+            Ok(Gossip::Chat(_) | Gossip::FileOffer(_)) => {
+                debug!(peer = %source, "rejecting a chat line sent to the presence topic");
+                return MessageAcceptance::Reject;
+            }
+            Err(e) => {
+                debug!(peer = %source, "rejecting presence: {e}");
+                return MessageAcceptance::Reject;
+            }
+        };
+        if self.config.role != Role::Node || source == self.local_peer_id() {
+            return MessageAcceptance::Accept;
+        }
+        self.observe_name(source, &presence.name);
+        let name = presence.name.clone();
+        if self.people.table.observe(source, presence, Instant::now()) {
+            if self.directory.names.is_running(&name) {
+                self.people.unreported.insert(source, name);
+            } else {
+                self.report_online(source);
+            }
+            self.announce_soon();
+        }
+        MessageAcceptance::Accept
+    }
+
+    fn report_online(&mut self, peer: PeerId) {
+        let name = self.directory.display_name(&peer);
+        self.emit(Event::UserOnline { peer, name });
+    }
+
+    /// A lookup of `name` settled: report the users who came online waiting for it.
+    pub(super) fn name_settled(&mut self, name: &str) {
+        let key = name_key(name);
+        let waiting: Vec<PeerId> = self
+            .people
+            .unreported
+            .iter()
+            .filter(|(_, n)| name_key(n) == key)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in waiting {
+            self.people.unreported.remove(&peer);
+            self.report_online(peer);
+        }
+    }
+}
