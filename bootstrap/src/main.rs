@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use libp2p::Multiaddr;
 
-use ipm_node::{config, data_dir::DataDir, identity, Config, Event};
+use ipm_node::{config, data_dir::DataDir, identity, program, Config, Event};
 
 /// Port the bootstrap listens on unless told otherwise (TCP and QUIC).
 const DEFAULT_PORT: u16 = 7433;
@@ -32,37 +32,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "ipm-bootstrap: {} (see ipm-bootstrap --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ipm-bootstrap: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(run(cli));
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ipm-bootstrap: {e:#}");
-            ExitCode::FAILURE
-        }
+    match program::parse_args::<Cli>("ipm-bootstrap") {
+        Ok(cli) => program::run("ipm-bootstrap", async {
+            run(cli).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Err(code) => code,
     }
 }
 

@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod peers;
 pub mod people;
 pub mod presence;
+pub mod program;
 pub mod progress;
 pub mod prompt;
 pub mod render;

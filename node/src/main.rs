@@ -10,7 +10,6 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context};
-use clap::Parser;
 use libp2p::Multiaddr;
 use tokio::{
     io::AsyncBufReadExt,
@@ -22,7 +21,7 @@ use ipm_node::{
     config::Config,
     ctl::{self, CtlServer},
     data_dir::DataDir,
-    identity, render,
+    identity, program, render,
     session::{Outcome, Session},
     settings::Settings,
     Client, Event,
@@ -34,45 +33,16 @@ use cli::{Cli, CtlArgs, NodeArgs, Sub};
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match program::parse_args::<Cli>("ipm") {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "ipm: {} (see ipm --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ipm: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    program::run("ipm", async {
         match cli.command {
             Some(Sub::Ctl(args)) => run_ctl(args).await,
             None => run_node(cli.node).await,
         }
-    });
-    // Do not wait for blocked stdin readers.
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("ipm: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn open_data_dir(dir: Option<&Path>) -> anyhow::Result<DataDir> {
