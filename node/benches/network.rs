@@ -25,6 +25,7 @@ use support::{
 };
 
 fn main() {
+    machine::init();
     let settings = Settings::from_env();
     let started = Instant::now();
     let limits = machine::raise_fd_limit(settings.fd_limit_wanted());

@@ -22,7 +22,7 @@ use super::{
 /// Nodes started at once: the bootstrap accepts at most 64 pending connections.
 const START_BATCH: usize = 10;
 /// Longest the overlay may take to form before measuring starts anyway.
-const READY_WAIT: Duration = Duration::from_secs(120);
+const READY_WAIT: Duration = Duration::from_secs(60);
 /// Gossipsub heartbeats to let meshes settle once every node sees its room peers.
 const SETTLE: Duration = Duration::from_secs(3);
 /// How long stragglers are waited for after the last message.
@@ -37,7 +37,7 @@ pub struct Overlay {
     /// Description of how the overlay formed, for the report.
     pub shape: Value,
     /// CPU cores this process keeps busy while the overlay is idle.
-    pub idle_cores: f64,
+    pub idle_cores: Option<f64>,
 }
 
 impl Overlay {
@@ -45,6 +45,7 @@ impl Overlay {
     /// the bootstrap, like `ipm --bootstrap`, and finds the others through the DHT.
     pub async fn build(n: usize) -> Overlay {
         let started = Instant::now();
+        let max_connections = connection_cap(n);
         let bootstrap = nodes::spawn(bootstrap_config()).await;
         let mut all: Vec<Node> = Vec::with_capacity(n);
         let indexes: Vec<usize> = (0..n).collect();
@@ -52,6 +53,7 @@ impl Overlay {
             let spawned = futures::future::join_all(batch.iter().map(|i| {
                 let config = Config {
                     bootstrap: vec![bootstrap.addr.clone()],
+                    max_connections,
                     ..user_config(&format!("n{i}"), loopback_tcp())
                 };
                 let boot = bootstrap.addr.clone();
@@ -86,10 +88,8 @@ impl Overlay {
         // What the idle overlay costs: the CPU of this process while nothing is sent.
         let cpu_before = machine::process_cpu();
         tokio::time::sleep(SETTLE).await;
-        let idle_cores = machine::process_cpu()
-            .saturating_sub(cpu_before)
-            .as_secs_f64()
-            / SETTLE.as_secs_f64();
+        let idle_cores =
+            machine::cpu_since(cpu_before).map(|cpu| cpu.as_secs_f64() / SETTLE.as_secs_f64());
 
         let mut peers = Vec::with_capacity(n);
         for node in &all {
@@ -98,6 +98,7 @@ impl Overlay {
         let bootstrap_peers = bootstrap.client.status().await.map_or(0, |s| s.peers.len());
         let members = lobby_members(&all).await;
         let shape = json!({
+            "max_connections_per_node": max_connections,
             "started_s": round(started_all.as_secs_f64(), 1),
             "ready": ready,
             "ready_s": round(ready_after.as_secs_f64(), 1),
@@ -106,8 +107,10 @@ impl Overlay {
             "peers_max": peers.iter().max(),
             "lobby_members_min": members.iter().min(),
             "nodes_with_fewer_than_4_lobby_peers": members.iter().filter(|m| **m < 4).count(),
-            "idle_cpu_cores": round(idle_cores, 2),
+            "idle_cpu_cores": opt(idle_cores, 2),
             "bootstrap_peers": bootstrap_peers,
+            "open_fds": std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()),
+            "rss_mb": machine::own_rss_kb().map(|kb| kb / 1024),
         });
         Overlay {
             bootstrap,
@@ -123,6 +126,33 @@ impl Overlay {
         all.push(self.bootstrap);
         nodes::stop_all(all).await;
     }
+}
+
+/// Connections opened and closed so far, over all nodes.
+fn churn(nodes: &[Node]) -> (u64, u64) {
+    nodes.iter().fold((0, 0), |(c, d), node| {
+        let log = node.log.lock().unwrap();
+        (c + log.connects, d + log.disconnects)
+    })
+}
+
+/// The real `max_connections` of a node, lowered only when `n` nodes holding that many
+/// connections could exhaust this process's file descriptors (each in-process connection
+/// uses one per end; some are kept for listeners, files and dials in progress).
+fn connection_cap(n: usize) -> u32 {
+    let real = Config::node("").max_connections;
+    let Ok((soft, _)) = rlimit::Resource::NOFILE.get() else {
+        return real;
+    };
+    let spare = soft.saturating_sub(3000 + 2 * n as u64) / n.max(1) as u64;
+    let cap = u32::try_from(spare).unwrap_or(u32::MAX).clamp(16, real);
+    if cap < real {
+        println!(
+            "  {n:>4} nodes: max_connections lowered from {real} to {cap} per node to stay \
+             within {soft} open files"
+        );
+    }
+    cap
 }
 
 async fn lobby_members(nodes: &[Node]) -> Vec<usize> {
@@ -152,6 +182,7 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
     let mut ticker = tokio::time::interval(settings.message_gap.max(Duration::from_millis(1)));
     let cpu_before = machine::process_cpu();
     let publishing = Instant::now();
+    let churn_before = churn(&overlay.nodes);
     for m in 0..settings.messages {
         ticker.tick().await;
         let publisher = rng.gen_range(0..n);
@@ -184,8 +215,9 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let busy = machine::process_cpu().saturating_sub(cpu_before);
+    let busy = machine::cpu_since(cpu_before);
     let window = publishing.elapsed();
+    let churn_after = churn(&overlay.nodes);
 
     let mut latencies: Vec<Duration> = Vec::with_capacity(expected);
     let mut duplicates = 0usize;
@@ -236,11 +268,15 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
         "duplicates_per_node": round(duplicates as f64 / n as f64, 2),
         "publish_errors": publish_errors,
         "events_missed": lagged,
-        "cpu_cores_busy": round(busy.as_secs_f64() / window.as_secs_f64(), 2),
+        "connects_while_sending": churn_after.0 - churn_before.0,
+        "disconnects_while_sending": churn_after.1 - churn_before.1,
+        "cpu_cores_busy": opt(busy.map(|b| b.as_secs_f64() / window.as_secs_f64()), 2),
         // Above what the idle overlay costs anyway.
-        "cpu_ms_per_message": round(
-            (busy.as_secs_f64() - overlay.idle_cores * window.as_secs_f64()).max(0.0) * 1000.0
-                / sent.len().max(1) as f64,
+        "cpu_ms_per_message": opt(
+            busy.zip(overlay.idle_cores).map(|(busy, idle)| {
+                (busy.as_secs_f64() - idle * window.as_secs_f64()).max(0.0) * 1000.0
+                    / sent.len().max(1) as f64
+            }),
             1
         ),
         "overlay": overlay.shape.clone(),

@@ -113,7 +113,7 @@ async fn ipm_transfer(
         .await
         .ok_or_else(|| format!("no file after {}s", limit.as_secs()))?;
         let elapsed = started.elapsed();
-        let cpu = machine::process_cpu().saturating_sub(cpu_before);
+        let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
         let (got, got_sha) = outcome?;
         let size = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
         let _ = std::fs::remove_file(&got);
@@ -134,7 +134,7 @@ async fn raw_copy(src: &Path, dst: &Path) -> Result<Copy, String> {
     let elapsed = baseline::raw_tcp_copy(src, dst)
         .await
         .map_err(|e| e.to_string())?;
-    let cpu = machine::process_cpu().saturating_sub(cpu_before);
+    let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
     let _ = std::fs::remove_file(dst);
     Ok(Copy { elapsed, cpu })
 }

@@ -54,37 +54,99 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
     field_kb(&status, "VmRSS:")
 }
 
-/// Raises the soft limit on open files towards `wanted` (never above the hard limit) and
-/// reports what it was and what it is now.
+/// Raises the limit on open files to `wanted` when it is lower: the soft limit up to the
+/// hard one, and the hard one too when the process may (root). Reports before and after.
 pub fn raise_fd_limit(wanted: u64) -> Value {
-    let before = rlimit::Resource::NOFILE.get().ok();
-    let after = match rlimit::increase_nofile_limit(wanted) {
-        Ok(now) => Some(now),
-        Err(e) => {
-            eprintln!("cannot raise the open-files limit: {e}");
-            None
+    use rlimit::Resource;
+    let before = Resource::NOFILE.get().ok();
+    let mut note = String::new();
+    if let Some((soft, hard)) = before {
+        if soft < wanted {
+            let result = if hard >= wanted {
+                Resource::NOFILE.set(wanted, hard)
+            } else {
+                Resource::NOFILE
+                    .set(wanted, wanted)
+                    .or_else(|_| Resource::NOFILE.set(hard, hard))
+            };
+            if let Err(e) = result {
+                note = format!("cannot raise the open-files limit: {e}");
+                eprintln!("{note}");
+            }
         }
-    };
+    }
+    let after = Resource::NOFILE.get().ok();
+    if let Some((soft, _)) = after {
+        if soft < wanted {
+            eprintln!(
+                "open-files limit {soft} is below the {wanted} the largest overlay may need: \
+                 its nodes may fail to connect"
+            );
+        }
+    }
     json!({
         "wanted": wanted,
         "soft_before": before.map(|(soft, _)| soft),
-        "hard": before.map(|(_, hard)| hard),
-        "soft_now": after,
+        "hard_before": before.map(|(_, hard)| hard),
+        "soft_now": after.map(|(soft, _)| soft),
+        "hard_now": after.map(|(_, hard)| hard),
+        "note": note,
     })
 }
 
+/// `/proc/self/stat` and `/proc/self/status`, opened once at start: a large overlay may use
+/// every file descriptor the process may have, and these must still be readable then.
+struct SelfFiles {
+    stat: std::fs::File,
+    status: std::fs::File,
+}
+
+static SELF_FILES: std::sync::OnceLock<Option<std::sync::Mutex<SelfFiles>>> =
+    std::sync::OnceLock::new();
+
+/// Opens the files [`process_cpu`] and [`own_rss_kb`] read; call before anything else.
+pub fn init() {
+    clock_ticks();
+    SELF_FILES.get_or_init(|| {
+        let stat = std::fs::File::open("/proc/self/stat").ok()?;
+        let status = std::fs::File::open("/proc/self/status").ok()?;
+        Some(std::sync::Mutex::new(SelfFiles { stat, status }))
+    });
+}
+
+fn read_again(file: &mut std::fs::File) -> Option<String> {
+    use std::io::{Read, Seek};
+    file.seek(std::io::SeekFrom::Start(0)).ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// CPU time (user + system) this process has used so far, from `/proc/self/stat`.
-pub fn process_cpu() -> std::time::Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+pub fn process_cpu() -> Option<std::time::Duration> {
+    let files = SELF_FILES.get()?.as_ref()?;
+    let stat = read_again(&mut files.lock().ok()?.stat)?;
     // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line; what follows the name starts at 3.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    std::time::Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(std::time::Duration::from_secs_f64(
+        (utime + stime) as f64 / clock_ticks() as f64,
+    ))
+}
+
+/// CPU time used since `before` (a [`process_cpu`] reading).
+pub fn cpu_since(before: Option<std::time::Duration>) -> Option<std::time::Duration> {
+    Some(process_cpu()?.saturating_sub(before?))
+}
+
+/// Resident set size of this process in KiB.
+pub fn own_rss_kb() -> Option<u64> {
+    let files = SELF_FILES.get()?.as_ref()?;
+    let status = read_again(&mut files.lock().ok()?.status)?;
+    field_kb(&status, "VmRSS:")
 }
 
 fn clock_ticks() -> u64 {

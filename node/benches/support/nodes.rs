@@ -25,6 +25,10 @@ pub struct Log {
     pub delivered: HashMap<MessageId, Instant>,
     /// Events this log missed because it fell behind (should stay 0).
     pub lagged: u64,
+    /// First connections to a peer (`Connected` events) so far.
+    pub connects: u64,
+    /// Last connections to a peer closed (`Disconnected` events) so far.
+    pub disconnects: u64,
 }
 
 impl Log {
@@ -33,7 +37,9 @@ impl Log {
         match event {
             Event::Connected { peer, .. } => {
                 self.ever_connected.insert(peer);
+                self.connects += 1;
             }
+            Event::Disconnected { .. } => self.disconnects += 1,
             Event::Message { text, .. } => self.messages.push((text, now)),
             Event::Delivered { id, .. } => {
                 self.delivered.insert(id, now);

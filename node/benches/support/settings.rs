@@ -46,7 +46,8 @@ pub struct Settings {
     pub fanout_nodes: Vec<usize>,
     /// `IPM_BENCH_MESSAGES`: lobby messages per overlay (default 100).
     pub messages: usize,
-    /// `IPM_BENCH_MESSAGE_GAP_MS`: pause between two lobby messages (default 100 ms).
+    /// `IPM_BENCH_MESSAGE_GAP_MS`: pause between two lobby messages (default 250 ms: four a
+    /// second, a busy room).
     pub message_gap: Duration,
     /// `IPM_BENCH_DIRECT_MESSAGES`: private messages for the round trip (default 200).
     pub direct_messages: usize,
@@ -103,7 +104,7 @@ impl Settings {
             file_mb: var("IPM_BENCH_FILE_MB", 1024u64).max(1),
             fanout_nodes,
             messages: var("IPM_BENCH_MESSAGES", 100usize).max(1),
-            message_gap: Duration::from_millis(var("IPM_BENCH_MESSAGE_GAP_MS", 100u64)),
+            message_gap: Duration::from_millis(var("IPM_BENCH_MESSAGE_GAP_MS", 250u64)),
             direct_messages: var("IPM_BENCH_DIRECT_MESSAGES", 200usize).max(1),
             first_contacts: var("IPM_BENCH_FIRST_CONTACTS", 40usize).max(1),
             direct_nodes: var("IPM_BENCH_DIRECT_NODES", 50usize).max(3),
@@ -116,8 +117,9 @@ impl Settings {
         self.only.is_empty() || self.only.contains(&section)
     }
 
-    /// File descriptors the largest overlay may need: two per in-process connection, a node
-    /// keeping about a dozen, plus the bootstrap's, listeners and files.
+    /// File descriptors the largest overlay may need. In one process each connection holds
+    /// one descriptor per end, and a node may hold up to 256 connections (`max_connections`);
+    /// a 200-node overlay was seen to use about 86 per node, over 17 000 descriptors.
     pub fn fd_limit_wanted(&self) -> u64 {
         let largest = self
             .fanout_nodes
@@ -125,8 +127,8 @@ impl Settings {
             .copied()
             .max()
             .unwrap_or(0)
-            .max(100) as u64;
-        largest * 64 + 1024
+            .max(100);
+        largest as u64 * 256 + 1024
     }
 
     /// One line per knob, for the top of the output.
