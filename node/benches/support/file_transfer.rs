@@ -1,0 +1,327 @@
+//! File transfer: one file between two in-process nodes over TCP and over QUIC, next to a
+//! plain TCP copy and scp of the same bytes, all over loopback.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use ipm_node::{client::OfferTarget, Event};
+use libp2p::Multiaddr;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{
+    baseline, machine,
+    nodes::{self, loopback_quic, loopback_tcp, user_config},
+    report::round,
+    settings::Settings,
+    stats::mbps,
+};
+
+/// Writes `bytes` of pseudo-random (incompressible) data to `path`; returns its SHA-256, hex.
+fn write_test_file(path: &Path, bytes: u64) -> String {
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut hasher = Sha256::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n]).unwrap();
+        hasher.update(&block[..n]);
+        left -= n as u64;
+    }
+    file.flush().unwrap();
+    file.get_ref().sync_all().unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// One measured copy: wall time and the CPU this process spent during it.
+struct Copy {
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Copy {
+    fn json(&self, bytes: u64) -> Value {
+        json!({
+            "seconds": round(self.elapsed.as_secs_f64(), 2),
+            "mbps": round(mbps(bytes, self.elapsed), 0),
+            "cpu_cores_busy": round(self.cpu.as_secs_f64() / self.elapsed.as_secs_f64(), 2),
+        })
+    }
+}
+
+/// Sends `path` from one node to another that both listen only on `listen`, and waits for
+/// the receiver's verified file. The node checks the SHA-256; so does this function.
+async fn ipm_transfer(
+    path: &Path,
+    bytes: u64,
+    sha256: &str,
+    listen: Multiaddr,
+    base: &Path,
+) -> Result<Copy, String> {
+    let sender = nodes::spawn_with_data_dir(user_config("sender", listen.clone()), base).await;
+    let receiver = nodes::spawn_with_data_dir(user_config("receiver", listen), base).await;
+    let result = async {
+        receiver
+            .client
+            .dial_within(sender.addr.clone(), Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut events = receiver.client.events();
+        let id = sender
+            .client
+            .offer_file(OfferTarget::Peer(receiver.peer()), path.to_owned())
+            .await
+            .map_err(|e| e.to_string())?;
+        nodes::wait_event(&mut events, Duration::from_secs(20), |e| match e {
+            Event::FileOffer { transfer, .. } if *transfer == id => Some(()),
+            _ => None,
+        })
+        .await
+        .ok_or("the offer did not arrive")?;
+        // At least 2 MB/s, or give up.
+        let limit = Duration::from_secs(60 + bytes / 2_000_000);
+        let cpu_before = machine::process_cpu();
+        let started = Instant::now();
+        receiver
+            .client
+            .accept(&id.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = nodes::wait_event(&mut events, limit, |e| match e {
+            Event::FileReceived {
+                transfer,
+                path,
+                sha256,
+                ..
+            } if *transfer == id => Some(Ok((path.clone(), sha256.clone()))),
+            Event::FileFailed { transfer, reason } if *transfer == id => Some(Err(reason.clone())),
+            _ => None,
+        })
+        .await
+        .ok_or_else(|| format!("no file after {}s", limit.as_secs()))?;
+        let elapsed = started.elapsed();
+        let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
+        let (got, got_sha) = outcome?;
+        let size = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
+        let _ = std::fs::remove_file(&got);
+        if got_sha != sha256 || size != bytes {
+            return Err(format!(
+                "received {size} bytes with sha256 {got_sha}, expected {bytes} bytes with {sha256}"
+            ));
+        }
+        Ok(Copy { elapsed, cpu })
+    }
+    .await;
+    nodes::stop_all(vec![sender, receiver]).await;
+    result
+}
+
+async fn raw_copy(src: &Path, dst: &Path) -> Result<Copy, String> {
+    let cpu_before = machine::process_cpu();
+    let elapsed = baseline::raw_tcp_copy(src, dst)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
+    let _ = std::fs::remove_file(dst);
+    Ok(Copy { elapsed, cpu })
+}
+
+fn show(name: &str, bytes: u64, result: &Result<Copy, String>) -> Value {
+    match result {
+        Ok(copy) => {
+            println!(
+                "  {name:<16} {:>8.0} Mbit/s  ({:.2} s, {:.2} cores busy in this process)",
+                mbps(bytes, copy.elapsed),
+                copy.elapsed.as_secs_f64(),
+                copy.cpu.as_secs_f64() / copy.elapsed.as_secs_f64()
+            );
+            copy.json(bytes)
+        }
+        Err(e) => {
+            println!("  {name:<16} failed: {e}");
+            json!({ "error": e })
+        }
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Value {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => json!(round(a / b, 2)),
+        _ => Value::Null,
+    }
+}
+
+fn skipped<T>() -> Result<T, String> {
+    Err("skipped (IPM_BENCH_FILE_METHODS)".to_owned())
+}
+
+/// Where the files of one round live: RAM (tmpfs) shows the network path alone, disk adds
+/// what the storage costs (every copy ends with an fsync).
+struct Medium {
+    name: &'static str,
+    base: PathBuf,
+}
+
+fn is_tmpfs(dir: &str) -> bool {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let mut f = l.split_whitespace();
+            (f.nth(1), f.next()) == (Some(dir), Some("tmpfs"))
+        })
+}
+
+fn media(settings: &Settings) -> Vec<Medium> {
+    let wanted = |name: &str| settings.file_media.iter().any(|m| m == name);
+    let mut media = Vec::new();
+    if wanted("ram") && is_tmpfs("/dev/shm") {
+        media.push(Medium {
+            name: "ram",
+            base: PathBuf::from("/dev/shm"),
+        });
+    }
+    if wanted("disk") || media.is_empty() {
+        media.push(Medium {
+            name: "disk",
+            base: std::env::temp_dir(),
+        });
+    }
+    media
+}
+
+/// One round of every copy with source and destination on `medium`.
+async fn round_on(
+    settings: &Settings,
+    medium: &Medium,
+    bytes: u64,
+) -> serde_json::Map<String, Value> {
+    println!("  -- files in {} ({})", medium.base.display(), medium.name);
+    let dir = tempfile::Builder::new()
+        .prefix("ipm-bench-files-")
+        .tempdir_in(&medium.base)
+        .unwrap();
+    let src: PathBuf = dir.path().join("payload.bin");
+    let sha256 = {
+        let src = src.clone();
+        tokio::task::spawn_blocking(move || write_test_file(&src, bytes))
+            .await
+            .unwrap()
+    };
+    let dst = dir.path().join("copy.bin");
+    let base = &medium.base;
+    let raw = if settings.copies("raw") {
+        raw_copy(&src, &dst).await
+    } else {
+        skipped()
+    };
+    let tcp = if settings.copies("tcp") {
+        ipm_transfer(&src, bytes, &sha256, loopback_tcp(), base).await
+    } else {
+        skipped()
+    };
+    let quic = if settings.copies("quic") {
+        ipm_transfer(&src, bytes, &sha256, loopback_quic(), base).await
+    } else {
+        skipped()
+    };
+    let scp = if !settings.copies("scp") {
+        skipped()
+    } else {
+        let (src, dst) = (src.clone(), dst.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = baseline::scp(&src, &dst);
+            let _ = std::fs::remove_file(&dst);
+            result
+        })
+        .await
+        .unwrap()
+    };
+    let raw_json = show("raw TCP", bytes, &raw);
+    let tcp_json = show("ipm TCP", bytes, &tcp);
+    let quic_json = show("ipm QUIC", bytes, &quic);
+    let (scp_json, scp_cipher) = match &scp {
+        Ok(s) => {
+            let copy = Ok(Copy {
+                elapsed: s.elapsed,
+                cpu: Duration::ZERO,
+            });
+            (show("scp", bytes, &copy), Value::from(s.cipher.clone()))
+        }
+        Err(e) => {
+            println!("  scp              not measured: {e}");
+            (json!({ "error": e }), Value::Null)
+        }
+    };
+    let rate = |r: &Result<Copy, String>| r.as_ref().ok().map(|c| mbps(bytes, c.elapsed));
+    let scp_rate = scp.as_ref().ok().map(|s| mbps(bytes, s.elapsed));
+    let num = |v: Option<f64>| v.map_or(Value::Null, |v| json!(round(v, 0)));
+    let out = json!({
+        "medium": medium.name,
+        "dir": medium.base.display().to_string(),
+        "sha256_checked": tcp.is_ok() && quic.is_ok(),
+        "tcp_mbps": num(rate(&tcp)),
+        "quic_mbps": num(rate(&quic)),
+        "raw_tcp_mbps": num(rate(&raw)),
+        "scp_mbps": num(scp_rate),
+        "tcp_vs_raw": ratio(rate(&tcp), rate(&raw)),
+        "quic_vs_raw": ratio(rate(&quic), rate(&raw)),
+        "tcp_vs_scp": ratio(rate(&tcp), scp_rate),
+        "scp_cipher": scp_cipher,
+        "details": {
+            "tcp": tcp_json,
+            "quic": quic_json,
+            "raw_tcp": raw_json,
+            "scp": scp_json,
+        },
+    });
+    match out {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The `file_transfer` section: the first medium (RAM when /dev/shm is a tmpfs) gives the
+/// headline figures, the others are reported as `on_<medium>`.
+pub async fn run(settings: &Settings) -> Value {
+    let bytes = settings.file_mb * 1024 * 1024;
+    println!("\n== file transfer: {} MiB over loopback", settings.file_mb);
+    let raw_memory = baseline::raw_tcp_memory(bytes)
+        .await
+        .map(|elapsed| Copy {
+            elapsed,
+            cpu: Duration::ZERO,
+        })
+        .map_err(|e| e.to_string());
+    show("raw TCP, no file", bytes, &raw_memory);
+    let mut out = serde_json::Map::new();
+    out.insert("file_mb".into(), json!(settings.file_mb));
+    out.insert(
+        "raw_tcp_memory_mbps".into(),
+        raw_memory
+            .as_ref()
+            .map_or(Value::Null, |c| json!(round(mbps(bytes, c.elapsed), 0))),
+    );
+    for (i, medium) in media(settings).iter().enumerate() {
+        let round = round_on(settings, medium, bytes).await;
+        if i == 0 {
+            out.extend(round);
+        } else {
+            out.insert(format!("on_{}", medium.name), Value::Object(round));
+        }
+    }
+    Value::Object(out)
+}
