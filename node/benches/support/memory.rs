@@ -51,8 +51,12 @@ fn start_daemon(settings: &Settings, dir: &std::path::Path) -> Result<(Daemon, M
         .arg("--listen")
         .arg(loopback_quic().to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stdout(Stdio::piped());
+    let log = dir.join("stderr.log");
+    match std::fs::File::create(&log) {
+        Ok(file) => cmd.stderr(file),
+        Err(_) => cmd.stderr(Stdio::null()),
+    };
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("IPM_") {
             cmd.env_remove(key);
@@ -93,9 +97,13 @@ fn start_daemon(settings: &Settings, dir: &std::path::Path) -> Result<(Daemon, M
             }
         }
     });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "ipm did not report a TCP listen address".to_owned())?;
+    let addr = addr_rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        format!(
+            "ipm did not report a TCP listen address within 60 s ({})",
+            said.lines().last().unwrap_or("nothing on stderr")
+        )
+    })?;
     let addr = addr
         .parse()
         .map_err(|e| format!("bad address {addr}: {e}"))?;
@@ -120,6 +128,8 @@ pub async fn run(settings: &Settings) -> Value {
         "\n== memory of `ipm --headless` ({})",
         settings.ipm_bin.display()
     );
+    // Let the nodes of earlier sections finish closing first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let dir = tempfile::Builder::new()
         .prefix("ipm-bench-daemon-")
         .tempdir()
