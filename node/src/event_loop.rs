@@ -12,6 +12,7 @@ mod name_records;
 mod people;
 
 mod direct;
+mod exchange;
 mod files;
 mod mailbox;
 

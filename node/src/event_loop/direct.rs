@@ -14,7 +14,10 @@ use tracing::debug;
 
 use ipm_protocol::{DirectMessage, DirectRequest, DirectResponse, MessageId};
 
-use super::EventLoop;
+use super::{
+    exchange::{exchange, Exchange},
+    EventLoop,
+};
 use crate::{
     client::{DirectOutcome, NodeError},
     event::Event,
@@ -240,34 +243,26 @@ impl EventLoop {
         &mut self,
         event: request_response::Event<DirectRequest, DirectResponse>,
     ) {
-        match event {
-            request_response::Event::Message {
+        match exchange("direct", event) {
+            Exchange::Request {
                 peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                channel,
             } => self.on_direct_request(peer, request, channel),
-            request_response::Event::Message {
+            Exchange::Response {
                 peer,
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
+                request_id,
+                response,
             } => {
                 if let Some(id) = self.direct.in_flight.remove(&request_id) {
                     self.direct.sending.remove(&id);
                     self.on_direct_response(peer, id, response);
                 }
             }
-            request_response::Event::OutboundFailure {
+            Exchange::Failed {
                 peer,
                 request_id,
                 error,
-                ..
             } => {
                 if let Some(id) = self.direct.in_flight.remove(&request_id) {
                     self.direct.sending.remove(&id);
@@ -281,10 +276,7 @@ impl EventLoop {
                     }
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, "inbound private message failed: {error}");
-            }
-            request_response::Event::ResponseSent { .. } => {}
+            Exchange::Done => {}
         }
     }
 

@@ -19,7 +19,10 @@ use ipm_protocol::{
     TransferId,
 };
 
-use super::{EventLoop, Internal};
+use super::{
+    exchange::{exchange, Exchange},
+    EventLoop, Internal,
+};
 use crate::{
     client::{NodeError, OfferTarget, TransferView},
     download::{self, FetchError, Job},
@@ -408,23 +411,16 @@ impl EventLoop {
         &mut self,
         event: request_response::Event<FileRequest, FileResponse>,
     ) {
-        match event {
-            request_response::Event::Message {
+        match exchange("file", event) {
+            Exchange::Request {
                 peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                channel,
             } => self.on_file_request(peer, request, channel),
-            request_response::Event::Message {
+            Exchange::Response {
                 peer,
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
+                request_id,
+                response,
             } => match self.files.outbound.remove(&request_id) {
                 Some(Outbound::Chunk(reply)) => {
                     let _ = reply.send(match response {
@@ -445,11 +441,10 @@ impl EventLoop {
                 }
                 Some(Outbound::Decline) | None => {}
             },
-            request_response::Event::OutboundFailure {
+            Exchange::Failed {
                 peer,
                 request_id,
                 error,
-                ..
             } => match self.files.outbound.remove(&request_id) {
                 Some(Outbound::Chunk(reply)) => {
                     if matches!(error, request_response::OutboundFailure::DialFailure) {
@@ -463,10 +458,7 @@ impl EventLoop {
                 }
                 Some(Outbound::Decline) | None => {}
             },
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, "inbound file request failed: {error}");
-            }
-            request_response::Event::ResponseSent { .. } => {}
+            Exchange::Done => {}
         }
     }
 

@@ -12,7 +12,10 @@ use ipm_protocol::{
     DirectRequest, MailboxRequest, MailboxResponse, MessageId, Sealed,
 };
 
-use super::{peer_of, EventLoop};
+use super::{
+    exchange::{exchange, Exchange},
+    peer_of, EventLoop,
+};
 use crate::{config::Role, event::Event, mailbox::Stored, sealed};
 
 /// What an outbound mailbox request was for.
@@ -125,29 +128,21 @@ impl EventLoop {
         &mut self,
         event: request_response::Event<MailboxRequest, MailboxResponse>,
     ) {
-        match event {
-            request_response::Event::Message {
+        match exchange("mailbox", event) {
+            Exchange::Request {
                 peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                channel,
             } => self.serve_mailbox(peer, request, channel),
-            request_response::Event::Message {
+            Exchange::Response {
                 peer,
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
+                request_id,
+                response,
             } => self.on_mailbox_response(peer, request_id, response),
-            request_response::Event::OutboundFailure {
+            Exchange::Failed {
                 peer,
                 request_id,
                 error,
-                ..
             } => {
                 if let Some(MailboxCall::Deposit { id, bootstrap }) =
                     self.mailbox_calls.remove(&request_id)
@@ -156,10 +151,7 @@ impl EventLoop {
                 }
                 debug!(%peer, "mailbox request failed: {error}");
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, "inbound mailbox request failed: {error}");
-            }
-            request_response::Event::ResponseSent { .. } => {}
+            Exchange::Done => {}
         }
     }
 
