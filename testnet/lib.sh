@@ -193,31 +193,158 @@ directly_connected_to() {
     return 1
 }
 
-# The last 100 lobby lines of a node's history (`YYYY-MM-DD HH:MM:SS name: text`).
+# The last 200 lines of one of node $1's conversations, $2: a room (lobby, geo:<cell>,
+# interest:<tag>) or the private conversation with a user (`YYYY-MM-DD HH:MM:SS name: text`).
+conversation() { ctl "$1" /history "$2" 200 2>/dev/null; }
+
+# The last 100 lobby lines of a node's history.
 lobby_history() { ctl "$1" /history lobby 100 2>/dev/null; }
 
-# Whether node $1's lobby history has a line by author $2 with text $3. The author may be
+# Whether node $1's conversation $2 has a line by author $3 with text $4. The author may be
 # shown as "name#xxxx" (the end of its peer id) while the node has not yet checked that
 # the name belongs to it.
-history_has() {
+said_in() {
     local out line
-    out=$(lobby_history "$1") || return 1
+    out=$(conversation "$1" "$2") || return 1
     while IFS= read -r line; do
-        if [[ $line == *" $2: $3" || $line == *" $2#"+([!: ])": $3" ]]; then
+        if [[ $line == *" $3: $4" || $line == *" $3#"+([!: ])": $4" ]]; then
             return 0
         fi
     done <<<"$out"
     return 1
 }
 
-# How many lobby lines of node $1 end with ": $2".
-history_count() {
+# Whether node $1's lobby history has a line by author $2 with text $3.
+history_has() { said_in "$1" lobby "$2" "$3"; }
+
+# How many lines of node $1's conversation $2 end with ": $3".
+count_in() {
     local out
-    out=$(lobby_history "$1") || {
+    out=$(conversation "$1" "$2") || {
         echo 0
         return
     }
-    grep -Fc -- ": $2" <<<"$out" || true
+    grep -Fc -- ": $3" <<<"$out" || true
+}
+
+# How many lobby lines of node $1 end with ": $2".
+history_count() { count_in "$1" lobby "$2"; }
+
+# The node's JSON events so far (its stdout, across restarts of its container).
+events_of() {
+    local c
+    c=$(cid "$1")
+    [[ -n $c ]] || return 1
+    docker logs "$c" 2>/dev/null
+}
+
+# `event_count <node> <event> ['"key":"value"'...]`: how many of the node's events are of
+# that kind and contain every given JSON pair (events are compact JSON, one per line).
+event_count() {
+    local node=$1 kind=$2 out pair
+    shift 2
+    out=$(events_of "$node" | grep -F -- "\"event\":\"$kind\"") || {
+        echo 0
+        return
+    }
+    for pair in "$@"; do
+        out=$(grep -F -- "$pair" <<<"$out") || {
+            echo 0
+            return
+        }
+    done
+    grep -c . <<<"$out"
+}
+
+# `has_event <node> <event> [pairs...]`: whether the node has such an event.
+has_event() { (($(event_count "$@") > 0)); }
+
+# `has_events <count> <node> <event> [pairs...]`: whether it has at least that many.
+has_events() {
+    local n=$1
+    shift
+    (($(event_count "$@") >= n))
+}
+
+# `pair <key> <value>`: a JSON string pair as events print it.
+pair() { printf '"%s":"%s"' "$1" "$2"; }
+
+# The value of string field $2 in the JSON event line $1.
+field() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" <<<"$1" | head -n1; }
+
+# How many times text $2 appears in anything node $1 printed (events and logs).
+mentions() {
+    local c
+    c=$(cid "$1")
+    [[ -n $c ]] || {
+        echo 0
+        return
+    }
+    docker logs "$c" 2>&1 | grep -Fc -- "$2" || true
+}
+
+# `absent <text> <node>...`: checks that no given node ever printed the text (no event,
+# no log line). Call it only once a later line proved the nodes had time to get it.
+absent() {
+    local text=$1 node n ok=0
+    shift
+    for node in "$@"; do
+        n=$(mentions "$node" "$text")
+        if ((n == 0)); then
+            info "$node never saw it"
+        else
+            fail "$node saw it ($n times): $(docker logs "$(cid "$node")" 2>&1 | grep -F -- "$text" | head -n3 || true)"
+            ok=1
+        fi
+    done
+    return $ok
+}
+
+# `private <from> <to> <text>`: sends a private message; prints the node's answer
+# ("delivered to …" or "… queued …"). Fails when the node refused the command.
+private() {
+    local out
+    out=$(ctl "$1" "/msg $2 $3") || {
+        fail "$1 could not send a private message to $2: $out"
+        return 1
+    }
+    info "$1 -> $2: $out"
+    printf '%s' "$out"
+}
+
+# `all_once <node> <conversation> <author> <text>...`: checks that each text is in the
+# node's conversation and among its `direct` events exactly once.
+all_once() {
+    local node=$1 conv=$2 author=$3 text lines events ok=0
+    shift 3
+    for text in "$@"; do
+        lines=$(count_in "$node" "$conv" "$text")
+        events=$(event_count "$node" direct "$(pair text "$text")")
+        if ((lines == 1 && events == 1)); then
+            info "$node has $author's '$text' exactly once"
+        else
+            fail "$node has $author's '$text' $lines times in /history $conv and in $events direct events"
+            ok=1
+        fi
+    done
+    return $ok
+}
+
+# `queued_reply <answer>`: whether /msg answered that the message waits.
+queued_reply() { [[ $1 == *"not reachable now: queued"* ]]; }
+
+# Makes the lobby every node's current room again and leaves the location group and the
+# given rooms (a scenario about groups cleans up with it, so later lines go to the lobby).
+back_to_lobby() {
+    local node room
+    for node in "${NODES[@]}"; do
+        is_running "$node" || continue
+        ctl "$node" /leave geo >/dev/null 2>&1 || true
+        for room in "$@"; do
+            ctl "$node" /leave "$room" >/dev/null 2>&1 || true
+        done
+        ctl "$node" /join lobby >/dev/null 2>&1 || log "  could not make the lobby $node's current room"
+    done
 }
 
 # Sends a lobby line from a node and checks the node accepted it.
@@ -324,6 +451,10 @@ restore_testnet() {
             log "  restoring: starting $svc"
             docker start "$c" >/dev/null || true
         fi
+    done
+    # A scenario about groups may have left another room current: say goes to the lobby.
+    for svc in "${NODES[@]}"; do
+        poll_until 30 ctl "$svc" /join lobby || log "  restoring: $svc did not go back to the lobby"
     done
 }
 

@@ -38,6 +38,7 @@ the bootstrap is on both networks.
 
 Environment:
   IPM_TESTNET_NO_BUILD=1             skip cargo build: use the binaries built last time
+  IPM_TESTNET_TARGET_DIR=DIR         cargo target dir of the static build (target/testnet)
   IPM_TESTNET_KEEP=1                 leave the testnet running after 'test' (then: run.sh down)
   IPM_TESTNET_SCENARIO_TIMEOUT=300   seconds one scenario may take
   IPM_TESTNET_PARTITION_SECS=20      how long partition_heal keeps erin cut off
@@ -71,7 +72,7 @@ build() {
         (
             cd "$REPO_DIR"
             RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$BUILD_DIR" \
-                cargo build --release --target "$TARGET" --bins
+                cargo build --release --target "$TARGET" --bin ipm --bin ipm-bootstrap
         ) || die "cargo build failed"
         log "   built in $(elapsed "$start")s"
     fi

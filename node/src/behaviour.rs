@@ -13,7 +13,10 @@ use libp2p::{
     StreamProtocol,
 };
 
-use crate::config::{Config, Role};
+use crate::{
+    config::{Config, Role},
+    scoring,
+};
 
 use crate::codec::CborCodec;
 
@@ -29,6 +32,9 @@ pub const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new(ipm_protocol::file
 /// Mailboxes of bootstraps.
 pub const MAILBOX_PROTOCOL: StreamProtocol =
     StreamProtocol::new(ipm_protocol::mailbox::MAILBOX_PROTOCOL);
+/// Name registries of bootstraps.
+pub const REGISTRY_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(ipm_protocol::registry::REGISTRY_PROTOCOL);
 /// Identify protocol version string shared by every ipm node.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/ipm/1";
 
@@ -42,6 +48,7 @@ pub fn agent_version() -> String {
 mod composed {
     use ipm_protocol::{
         DirectRequest, DirectResponse, FileRequest, FileResponse, MailboxRequest, MailboxResponse,
+        RegistryRequest, RegistryResponse,
     };
     use libp2p::{
         autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns,
@@ -49,7 +56,7 @@ mod composed {
         swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     };
 
-    use crate::codec::CborCodec;
+    use crate::{codec::CborCodec, scoring::SubscriptionFilter};
 
     /// Every protocol an ipm node speaks, driven by one swarm.
     #[derive(NetworkBehaviour)]
@@ -65,7 +72,7 @@ mod composed {
         /// Peer routing over the ipm DHT.
         pub kad: kad::Behaviour<kad::store::MemoryStore>,
         /// Rooms: lobby, location and interest groups.
-        pub gossipsub: gossipsub::Behaviour,
+        pub gossipsub: gossipsub::Behaviour<gossipsub::IdentityTransform, SubscriptionFilter>,
         /// LAN discovery, off with `--no-mdns`.
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// Reaches peers behind NAT through a relay.
@@ -82,6 +89,9 @@ mod composed {
         pub file: request_response::Behaviour<CborCodec<FileRequest, FileResponse>>,
         /// Sealed messages for offline users, `/ipm/mailbox/1` (served by bootstraps).
         pub mailbox: request_response::Behaviour<CborCodec<MailboxRequest, MailboxResponse>>,
+        /// Name registration, lookups and the online directory, `/ipm/registry/1` (served by
+        /// bootstraps).
+        pub registry: request_response::Behaviour<CborCodec<RegistryRequest, RegistryResponse>>,
     }
 }
 
@@ -126,14 +136,19 @@ impl Behaviour {
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(limits::MAX_GOSSIP_LEN + 1024)
+            .max_ihave_messages_heartbeat(limits::MAX_IHAVE_MESSAGES)
             .duplicate_cache_time(Duration::from_secs(120))
             .build()
             .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
-        let gossipsub = gossipsub::Behaviour::new(
+        let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossipsub_config,
+            scoring::subscription_filter(),
         )
         .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
+        gossipsub
+            .with_peer_score(scoring::peer_score_params(), scoring::thresholds())
+            .map_err(BehaviourError::Gossipsub)?;
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(30));
@@ -149,7 +164,10 @@ impl Behaviour {
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
                 .with_agent_version(agent_version())
-                .with_push_listen_addr_updates(true),
+                .with_push_listen_addr_updates(true)
+                // Addresses of peers come from Kademlia, which keeps only the usable ones
+                // (see `EventLoop::on_identify`); identify's own cache would dial them all.
+                .with_cache_size(0),
         );
 
         let mdns = if config.mdns {
@@ -173,12 +191,14 @@ impl Behaviour {
 
         let connection_limits = ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
-            .with_max_established_per_peer(Some(4))
-            .with_max_pending_incoming(Some(64));
+            .with_max_established_per_peer(Some(limits::MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(limits::MAX_PENDING_INCOMING));
 
         Ok(Self {
             limits: connection_limits::Behaviour::new(connection_limits),
-            memory: memory_connection_limits::Behaviour::with_max_percentage(0.9),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(
+                limits::MAX_MEMORY_FRACTION,
+            ),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
@@ -194,14 +214,16 @@ impl Behaviour {
                     limits::MAX_DIRECT_RESPONSE_LEN,
                 ),
                 [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(limits::MAX_DIRECT_STREAMS),
             ),
             file: request_response::Behaviour::with_codec(
                 CborCodec::new(limits::MAX_FILE_REQUEST_LEN, limits::MAX_FILE_RESPONSE_LEN),
                 [(FILE_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
-                    .with_max_concurrent_streams(64),
+                    .with_max_concurrent_streams(limits::MAX_FILE_STREAMS),
             ),
             mailbox: request_response::Behaviour::with_codec(
                 CborCodec::new(
@@ -215,7 +237,23 @@ impl Behaviour {
                         Role::Node => ProtocolSupport::Outbound,
                     },
                 )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
+                    .with_max_concurrent_streams(limits::MAX_MAILBOX_STREAMS),
+            ),
+            registry: request_response::Behaviour::with_codec(
+                CborCodec::new(
+                    limits::MAX_REGISTRY_REQUEST_LEN,
+                    limits::MAX_REGISTRY_RESPONSE_LEN,
+                ),
+                [(
+                    REGISTRY_PROTOCOL,
+                    match config.role {
+                        Role::Bootstrap => ProtocolSupport::Full,
+                        Role::Node => ProtocolSupport::Outbound,
+                    },
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
             ),
         })
     }

@@ -176,6 +176,7 @@ pub(crate) enum Request {
         reply: oneshot::Sender<Vec<TransferView>>,
     },
     People(PeopleRequest),
+    Registry(crate::login::RegistryAsk),
     Shutdown,
 }
 

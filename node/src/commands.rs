@@ -130,6 +130,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "/unblock", aliases: &[], usage: "<user>", summary: "show a blocked user's messages again" },
     Spec { name: "/away", aliases: &[], usage: "[text]", summary: "tell others you are away; private messages get one automatic reply" },
     Spec { name: "/back", aliases: &[], usage: "", summary: "clear the away text" },
+    Spec { name: "/name", aliases: &[], usage: "<new name>", summary: "take another name (refused when a bootstrap has it registered to someone else)" },
     Spec { name: "/status", aliases: &[], usage: "", summary: "identity, addresses, connections, rooms and their members" },
     Spec { name: "/send-file", aliases: &[], usage: "<user> <path>", summary: "offer a file to a user (they /accept it)" },
     Spec { name: "/share", aliases: &[], usage: "<path>", summary: "offer a file to everyone in the current room" },

@@ -46,6 +46,14 @@ pub struct Config {
     pub heartbeat: Duration,
     /// How many peers the node tries to keep connections to.
     pub target_peers: usize,
+    /// Above this many connected peers, idle connections outside every gossipsub mesh are
+    /// closed down to `target_peers` (0: never, the default: in the fan-out bench a sparser
+    /// overlay made lobby delivery slower, see the README's Performance section).
+    pub max_peers: usize,
+    /// How long a connection is left alone after it opened or was last used before it may
+    /// be closed as surplus: long enough for gossipsub to graft it into a mesh, and for a
+    /// conversation to go on without redialling.
+    pub peer_grace: Duration,
     /// Hard cap on established connections.
     pub max_connections: u32,
     /// How often the node walks the DHT to discover more peers.
@@ -78,6 +86,8 @@ impl Config {
             role: Role::Node,
             heartbeat: Duration::from_secs(1),
             target_peers: 8,
+            max_peers: 0,
+            peer_grace: Duration::from_secs(20),
             max_connections: 256,
             discovery_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
@@ -95,6 +105,7 @@ impl Config {
             mdns: false,
             use_relay: false,
             target_peers: 0,
+            max_peers: 0,
             max_connections: 4096,
             ..Self::node("bootstrap")
         }

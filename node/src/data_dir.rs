@@ -86,6 +86,11 @@ impl DataDir {
         self.root.join("mailbox.jsonl")
     }
 
+    /// The bootstrap's name registry journal.
+    pub fn registry(&self) -> PathBuf {
+        self.root.join("registry.jsonl")
+    }
+
     /// Where received files land.
     pub fn downloads(&self) -> PathBuf {
         self.root.join("downloads")

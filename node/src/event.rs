@@ -56,6 +56,16 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         distance_km: Option<f64>,
     },
+    /// A bootstrap's registry registered this node's name (`new`), or logged it in with the
+    /// name it registered before.
+    Registered {
+        /// The name.
+        name: String,
+        /// The bootstrap.
+        at: PeerId,
+        /// True for a first registration, false for a login.
+        new: bool,
+    },
     /// A user announced itself for the first time, or again after falling silent.
     UserOnline {
         /// The user.

@@ -1,7 +1,7 @@
 //! `EventLoop`: owns the swarm, answers `Client` requests and turns swarm events into `Event`s.
 //!
 //! Private messages live in `event_loop/direct.rs`, file transfer in `event_loop/files.rs`,
-//! mailboxes in `event_loop/mailbox.rs`; rooms and people in `location` (the location
+//! mailboxes in `event_loop/mailbox.rs`, name registries in `event_loop/registry.rs`; rooms and people in `location` (the location
 //! group), `announcements` (presence), `name_records` (names in the DHT) and `people` (their
 //! state, contacts, blocks, away). This file holds the loop itself, rooms, connections and
 //! discovery.
@@ -15,6 +15,9 @@ mod direct;
 mod exchange;
 mod files;
 mod mailbox;
+mod pruning;
+mod registry;
+mod spam;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -64,7 +67,7 @@ use crate::{
 use people::PeopleState;
 
 /// Most rooms a bootstrap forwards for (it joins every ipm room its peers join).
-const MAX_FORWARDED_ROOMS: usize = 10_000;
+const MAX_FORWARDED_ROOMS: usize = ipm_protocol::limits::MAX_FORWARDED_ROOMS;
 /// How many message ids are remembered to drop replays.
 const SEEN_CAPACITY: usize = 50_000;
 
@@ -82,6 +85,7 @@ pub(crate) struct State {
     transfers: Transfers,
     downloads: Option<PathBuf>,
     mailbox: Mailbox,
+    registry: crate::registry::Registry,
 }
 
 impl State {
@@ -95,6 +99,7 @@ impl State {
             transfers: Transfers::default(),
             downloads: None,
             mailbox: Mailbox::in_memory(),
+            registry: crate::registry::Registry::in_memory(),
         };
         let Some(dir) = dir else {
             return Ok(in_memory);
@@ -109,6 +114,8 @@ impl State {
             let now = ipm_protocol::message::now_ms();
             return Ok(Self {
                 mailbox: Mailbox::open(&dir.mailbox(), now).map_err(failed(dir.mailbox()))?,
+                registry: crate::registry::Registry::open(&dir.registry())
+                    .map_err(failed(dir.registry()))?,
                 ..in_memory
             });
         }
@@ -121,6 +128,7 @@ impl State {
             transfers: Transfers::open(&dir.transfers()).map_err(failed(dir.transfers()))?,
             downloads: Some(downloads),
             mailbox: Mailbox::in_memory(),
+            registry: crate::registry::Registry::in_memory(),
         })
     }
 }
@@ -172,6 +180,9 @@ pub struct EventLoop {
     metrics: Metrics,
     people: PeopleState,
     bootstrap_redial: HashMap<PeerId, (Instant, u32)>,
+    usage: pruning::Usage,
+    spam: spam::Spam,
+    registry: registry::RegistryState,
 }
 
 /// Everything an event loop is built from.
@@ -223,6 +234,9 @@ impl EventLoop {
             metrics,
             people,
             bootstrap_redial: HashMap::new(),
+            usage: pruning::Usage::default(),
+            spam: spam::Spam::default(),
+            registry: registry::RegistryState::default(),
         }
     }
 
@@ -255,6 +269,7 @@ impl EventLoop {
                     let now = Instant::now();
                     self.retry_deliveries(now);
                     self.redial_bootstraps(now);
+                    self.prune_connections(now);
                 }
                 _ = presence.tick() => self.on_presence_tick(),
             }
@@ -307,6 +322,7 @@ impl EventLoop {
                 let _ = reply.send(self.transfer_views());
             }
             Request::People(request) => self.on_people_request(request),
+            Request::Registry(ask) => self.on_registry_ask(ask),
             Request::Shutdown => {}
         }
     }
@@ -610,9 +626,13 @@ impl EventLoop {
                 let addr = remote_addr(&endpoint);
                 debug!(peer = %peer_id, %addr, "connection established");
                 self.directory.connected(peer_id, addr.clone());
+                self.usage.touch(peer_id, Instant::now());
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    self.usage.pin(peer_id);
                     let _ = reply.send(Ok(peer_id));
                 }
+                // A graylisted peer keeps its score while away: it is cut off again.
+                self.refuse_graylisted(peer_id);
                 if num_established.get() == 1 {
                     self.emit(Event::Connected {
                         peer: peer_id,
@@ -627,6 +647,7 @@ impl EventLoop {
                         .any(|a| peer_of(a) == Some(peer_id))
                     {
                         self.on_bootstrap_connected(peer_id);
+                        self.log_in_at(peer_id);
                     }
                 }
             }
@@ -641,6 +662,8 @@ impl EventLoop {
                 self.directory
                     .disconnected(&peer_id, &remote_addr(&endpoint));
                 if num_established == 0 {
+                    self.usage.forget(&peer_id);
+                    self.registry_peer_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });
                 }
             }
@@ -694,11 +717,22 @@ impl EventLoop {
                 message_id,
                 message,
             }) => {
-                let acceptance = self.on_gossip(&message);
+                let (acceptance, penalise) =
+                    match self.gossip_over_budget(&propagation_source, &message) {
+                        Some(verdict) => (verdict, true),
+                        None => {
+                            let verdict = self.on_gossip(&message);
+                            let rejected = matches!(verdict, MessageAcceptance::Reject);
+                            (verdict, rejected)
+                        }
+                    };
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if penalise {
+                    self.penalise_author(message.source);
+                }
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
                 if self.people.is_presence_topic(&topic) =>
@@ -743,9 +777,30 @@ impl EventLoop {
                 Err(e) => debug!(peer = %remote_peer_id, "hole punching failed: {e}"),
             },
             BehaviourEvent::RelayClient(event) => debug!(?event, "relay"),
-            BehaviourEvent::Direct(event) => self.on_direct_event(event),
-            BehaviourEvent::File(event) => self.on_file_event(event),
-            BehaviourEvent::Mailbox(event) => self.on_mailbox_event(event),
+            BehaviourEvent::Direct(event) => {
+                self.usage.touch(exchange::peer(&event), Instant::now());
+                if let Some(event) = self.within_request_budget("direct", event) {
+                    self.on_direct_event(event)
+                }
+            }
+            BehaviourEvent::File(event) => {
+                self.usage.touch(exchange::peer(&event), Instant::now());
+                if let Some(event) = self.within_request_budget("file", event) {
+                    self.on_file_event(event)
+                }
+            }
+            BehaviourEvent::Mailbox(event) => {
+                self.usage.touch(exchange::peer(&event), Instant::now());
+                if let Some(event) = self.within_request_budget("mailbox", event) {
+                    self.on_mailbox_event(event)
+                }
+            }
+            BehaviourEvent::Registry(event) => {
+                self.usage.touch(exchange::peer(&event), Instant::now());
+                if let Some(event) = self.within_request_budget("registry", event) {
+                    self.on_registry_event(event)
+                }
+            }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm
@@ -840,7 +895,9 @@ impl EventLoop {
         self.directory.observe_agent(peer, info.agent_version);
         if info.protocols.contains(&KAD_PROTOCOL) {
             for addr in info.listen_addrs {
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                if worth_dialling(&addr, &info.observed_addr) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                }
             }
         }
     }
@@ -890,9 +947,11 @@ impl EventLoop {
                         }
                         self.lookups.remove(&id);
                         self.flush_outbox(target);
+                        self.resend_offers(target);
                     } else if step.last {
                         self.lookups.remove(&id);
                         self.report_all_queued(target);
+                        self.offers_unreachable(target);
                     }
                     return;
                 }
@@ -935,6 +994,14 @@ fn innermost<'a>(
 /// Whether an address goes through a relay.
 pub fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+/// Whether a listen address a peer announced is worth dialling from this node, which the
+/// peer sees at `seen_as`. A loopback address means something only on the peer's own host,
+/// to a node it sees at a loopback address: anywhere else dialling it reaches a process of
+/// this host (often this very node), and that wrong peer fails the whole dial.
+pub fn worth_dialling(addr: &Multiaddr, seen_as: &Multiaddr) -> bool {
+    !is_loopback(addr) || is_loopback(seen_as)
 }
 
 /// The peer id at the end of an address, if any.

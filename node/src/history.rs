@@ -66,8 +66,13 @@ impl History {
                 crate::journal::open_for_append(&log_path(&self.dir, conversation))?,
             ),
         };
-        file.write_all(&line)?;
-        file.flush()
+        let written = file.write_all(&line).and_then(|()| file.flush());
+        if written.is_err() {
+            // A failed write (a full disk) may leave half a line: reopen on the next append,
+            // which fences it off, instead of gluing the next entry onto it.
+            self.open.remove(conversation);
+        }
+        written
     }
 
     /// The last `n` entries of `conversation`, oldest first.
@@ -79,11 +84,21 @@ impl History {
             Err(e) => return Err(e),
         };
         let n = n.min(MAX_READ);
-        let lines = tail_lines(&mut file, n)?;
-        Ok(lines
-            .iter()
-            .filter_map(|l| serde_json::from_slice::<Entry>(l).ok())
-            .collect())
+        // A line torn by a crash does not count: read further back until `n` entries parse
+        // or the whole file is read.
+        let mut want = n;
+        loop {
+            let lines = tail_lines(&mut file, want)?;
+            let mut entries: Vec<Entry> = lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<Entry>(l).ok())
+                .collect();
+            if entries.len() >= n || lines.len() < want || want >= MAX_READ {
+                let skip = entries.len().saturating_sub(n);
+                return Ok(entries.split_off(skip));
+            }
+            want = want.saturating_mul(2).min(MAX_READ);
+        }
     }
 
     /// Every conversation that has a log.
@@ -210,10 +225,19 @@ mod tests {
             History::read_last(tmp.path(), "lobby", 10).unwrap(),
             vec![entry(1)]
         );
+        // The torn line does not take the place of a real entry.
+        assert_eq!(
+            History::read_last(tmp.path(), "lobby", 1).unwrap(),
+            vec![entry(1)]
+        );
         let mut h = History::open(tmp.path()).unwrap();
         h.append("lobby", &entry(3)).unwrap();
         assert_eq!(
             History::read_last(tmp.path(), "lobby", 10).unwrap(),
+            vec![entry(1), entry(3)]
+        );
+        assert_eq!(
+            History::read_last(tmp.path(), "lobby", 2).unwrap(),
             vec![entry(1), entry(3)]
         );
     }

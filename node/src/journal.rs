@@ -34,8 +34,15 @@ impl Journal {
     pub fn append<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.flush()
+        let written = self.file.write_all(&line).and_then(|()| self.file.flush());
+        if written.is_err() {
+            // A failed write (a full disk) may leave half a line: fence it off now so that
+            // the next record starts on a line of its own.
+            if let Ok(file) = open_for_append(&self.path) {
+                self.file = file;
+            }
+        }
+        written
     }
 
     /// Replaces the whole journal with `records`, atomically.

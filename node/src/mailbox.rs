@@ -11,11 +11,11 @@ use ipm_protocol::{MessageId, Sealed};
 use crate::journal::{self, Journal};
 
 /// Most messages one sender may have waiting in the mailbox.
-pub const MAX_PER_SENDER: usize = 200;
+pub const MAX_PER_SENDER: usize = ipm_protocol::limits::MAX_MAILBOX_PER_SENDER;
 /// Most messages waiting for one recipient.
-pub const MAX_PER_RECIPIENT: usize = 1000;
+pub const MAX_PER_RECIPIENT: usize = ipm_protocol::limits::MAX_MAILBOX_PER_RECIPIENT;
 /// Most messages the mailbox holds in all.
-pub const MAX_TOTAL: usize = 100_000;
+pub const MAX_TOTAL: usize = ipm_protocol::limits::MAX_MAILBOX_TOTAL;
 
 /// One stored message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

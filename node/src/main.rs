@@ -21,7 +21,9 @@ use ipm_node::{
     config::Config,
     ctl::{self, CtlServer},
     data_dir::DataDir,
-    identity, program, render,
+    identity,
+    login::Login,
+    program, render,
     session::{Outcome, Session},
     settings::Settings,
     Client, Event,
@@ -31,6 +33,8 @@ use cli::{Cli, CtlArgs, NodeArgs, Sub};
 
 /// How long the node waits for a bootstrap at start.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the node waits at start for the bootstraps' registries to accept its name.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = match program::parse_args::<Cli>("ipm") {
@@ -146,7 +150,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     let key = load_identity(&data_dir, args.protect, interactive_terminal())?;
 
-    let mut config = Config::node(name);
+    let mut config = Config::node(name.clone());
     config.data_dir = Some(data_dir.clone());
     config.auto_accept = args.auto_accept;
     if !args.listen.is_empty() {
@@ -177,13 +181,20 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(ipm_node::metrics::serve(listener, client.metrics()));
     }
 
-    let printer = if interactive {
-        None
+    // The printer takes the receiver made before the loop started, so the events of the
+    // first moments (connecting to a bootstrap) are printed too.
+    let (printer, events) = if interactive {
+        (None, events)
     } else {
-        Some(tokio::spawn(print_events(events.resubscribe(), args.json)))
+        let rest = events.resubscribe();
+        (Some(tokio::spawn(print_events(events, args.json))), rest)
     };
     if !args.bootstrap.is_empty() {
-        if let Err(e) = connect_bootstraps(&client, &args.bootstrap).await {
+        let joined = match connect_bootstraps(&client, &args.bootstrap).await {
+            Ok(connected) => log_in(&client, &name, &connected).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = joined {
             client.shutdown().await;
             let _ = node.await;
             return Err(e);
@@ -255,21 +266,67 @@ fn load_identity(
     Ok(identity::load_or_create(&path, passphrase.as_deref())?)
 }
 
-/// Dials every bootstrap; fails only when none answers.
-async fn connect_bootstraps(client: &Client, addrs: &[Multiaddr]) -> anyhow::Result<()> {
+/// Dials every bootstrap; fails only when none answers. Returns the bootstraps reached.
+async fn connect_bootstraps(
+    client: &Client,
+    addrs: &[Multiaddr],
+) -> anyhow::Result<Vec<(Multiaddr, libp2p::PeerId)>> {
     let attempts = addrs
         .iter()
         .map(|addr| client.dial_within(addr.clone(), BOOTSTRAP_TIMEOUT));
     let results = futures::future::join_all(attempts).await;
-    let errors: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
-        .collect();
-    if errors.len() == addrs.len() {
+    let mut connected = Vec::new();
+    let mut errors = Vec::new();
+    for (addr, result) in addrs.iter().zip(results) {
+        match result {
+            Ok(peer) => connected.push((addr.clone(), peer)),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if connected.is_empty() {
         bail!("cannot reach any bootstrap: {}", errors.join("; "));
     }
     for e in errors {
         tracing::warn!("{e}");
+    }
+    Ok(connected)
+}
+
+/// Registers (or logs in with) the name at every bootstrap reached, before the node reports
+/// ready. Fails when a registry holds the name for another key; a registry that does not
+/// answer in time is logged and skipped (names then rest on DHT records alone).
+async fn log_in(
+    client: &Client,
+    name: &str,
+    bootstraps: &[(Multiaddr, libp2p::PeerId)],
+) -> anyhow::Result<()> {
+    let attempts = bootstraps.iter().map(|(addr, peer)| async move {
+        let login = tokio::time::timeout(REGISTRY_TIMEOUT, client.login_at(*peer)).await;
+        (addr, login)
+    });
+    let mut answered = false;
+    for (addr, login) in futures::future::join_all(attempts).await {
+        match login {
+            Ok(Ok(Login::Registered { .. })) => answered = true,
+            Ok(Ok(Login::Taken { .. })) => bail!(
+                "the name \"{name}\" is registered to another user at bootstrap {addr}; pick another with --name"
+            ),
+            Ok(Ok(Login::Refused(reason))) => {
+                answered = true;
+                tracing::warn!("bootstrap {addr} refused the name \"{name}\": {reason}");
+            }
+            Ok(Ok(Login::Unavailable(reason))) => {
+                tracing::warn!("bootstrap {addr} keeps no name registry: {reason}");
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::warn!(
+                "bootstrap {addr} did not answer the name registration within {}s",
+                REGISTRY_TIMEOUT.as_secs()
+            ),
+        }
+    }
+    if !answered {
+        tracing::warn!("no bootstrap registry confirmed the name; it rests on DHT records alone");
     }
     Ok(())
 }

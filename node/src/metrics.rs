@@ -36,6 +36,10 @@ pub struct Metrics {
     pub outbox: Gauge,
     /// Sealed messages kept in this bootstrap's mailbox.
     pub mailbox: Gauge,
+    /// Names registered at this bootstrap.
+    pub registered_names: Gauge,
+    /// Users logged in at this bootstrap and connected now.
+    pub online_users: Gauge,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -54,6 +58,8 @@ impl Metrics {
         let sent = Family::<KindLabel, Counter>::default();
         let outbox = Gauge::default();
         let mailbox = Gauge::default();
+        let registered_names = Gauge::default();
+        let online_users = Gauge::default();
         registry.register("messages_received", "Messages received", received.clone());
         registry.register("messages_sent", "Messages sent", sent.clone());
         registry.register(
@@ -66,12 +72,24 @@ impl Metrics {
             "Sealed messages kept for offline users",
             mailbox.clone(),
         );
+        registry.register(
+            "registered_names",
+            "Names registered at this bootstrap",
+            registered_names.clone(),
+        );
+        registry.register(
+            "online_users",
+            "Users logged in at this bootstrap and connected",
+            online_users.clone(),
+        );
         Self {
             libp2p,
             received,
             sent,
             outbox,
             mailbox,
+            registered_names,
+            online_users,
             registry: Arc::new(Mutex::new(registry)),
         }
     }

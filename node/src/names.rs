@@ -68,6 +68,8 @@ pub const MAX_TRACKED_NAMES: usize = 4096;
 #[derive(Debug)]
 pub struct NameBook {
     lookups: HashMap<Vec<u8>, Lookup>,
+    /// Names a bootstrap's registry confirmed, by DHT key: the owner and the exact name.
+    confirmed: HashMap<Vec<u8>, (PeerId, String)>,
     recheck: Duration,
 }
 
@@ -78,8 +80,29 @@ impl NameBook {
     pub fn new(recheck: Duration) -> Self {
         Self {
             lookups: HashMap::new(),
+            confirmed: HashMap::new(),
             recheck,
         }
+    }
+
+    /// Records that a bootstrap's registry holds `record` (verified) for its name. The
+    /// registry is where the first claim of a name is decided, so its answer wins over what
+    /// the DHT says.
+    pub fn confirm(&mut self, record: &NameRecord) {
+        let key = name_key(&record.name);
+        if !self.confirmed.contains_key(&key) && self.confirmed.len() >= MAX_TRACKED_NAMES {
+            // Forget an arbitrary confirmation; it is asked again when the name is seen.
+            if let Some(any) = self.confirmed.keys().next().cloned() {
+                self.confirmed.remove(&any);
+            }
+        }
+        self.confirmed
+            .insert(key, (record.peer, record.name.clone()));
+    }
+
+    /// Whether a bootstrap's registry confirmed who holds `name`.
+    pub fn is_confirmed(&self, name: &str) -> bool {
+        self.confirmed.contains_key(&name_key(name))
     }
 
     /// What the last finished lookup of `name` found.
@@ -91,6 +114,9 @@ impl NameBook {
 
     /// The peer `name` (exactly as written) is registered to, if one is.
     pub fn owner_of(&self, name: &str) -> Option<PeerId> {
+        if let Some((peer, held)) = self.confirmed.get(&name_key(name)) {
+            return (held == name).then_some(*peer);
+        }
         match self.registration(name) {
             Some(Registration::Owner { peer, name: held }) if held == name => Some(*peer),
             _ => None,
@@ -292,6 +318,20 @@ mod tests {
         assert_eq!(book.owner_of("Bob"), Some(bob.peer));
         assert_eq!(book.owner_of("bob"), None, "same key, not the same name");
         assert!(book.registration("BOB").is_some());
+    }
+
+    #[test]
+    fn a_registry_confirmation_wins_over_the_dht() {
+        let t0 = Instant::now();
+        let mut book = NameBook::new(Duration::from_secs(10));
+        let (first, second) = (record(1, "bob"), record(2, "bob"));
+        book.started("bob", t0);
+        book.settle("bob", std::slice::from_ref(&second), t0);
+        assert_eq!(book.owner_of("bob"), Some(second.peer));
+        book.confirm(&first);
+        assert!(book.is_confirmed("BOB"));
+        assert_eq!(book.owner_of("bob"), Some(first.peer));
+        assert_eq!(book.owner_of("Bob"), None, "exact spelling only");
     }
 
     #[test]

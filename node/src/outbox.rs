@@ -13,9 +13,9 @@ use ipm_protocol::{DirectMessage, MessageId};
 use crate::journal::{self, Journal};
 
 /// Most messages waiting for one recipient.
-pub const MAX_PER_PEER: usize = 1000;
+pub const MAX_PER_PEER: usize = ipm_protocol::limits::MAX_OUTBOX_PER_PEER;
 /// Most messages waiting in all.
-pub const MAX_TOTAL: usize = 10_000;
+pub const MAX_TOTAL: usize = ipm_protocol::limits::MAX_OUTBOX_TOTAL;
 
 /// One waiting message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

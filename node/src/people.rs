@@ -69,6 +69,9 @@ pub struct User {
     pub away: Option<String>,
     /// Whether we block it.
     pub blocked: bool,
+    /// Whether only a bootstrap's directory says it is online: its presence did not reach us
+    /// (its rooms, position and away text are then unknown).
+    pub via_bootstrap: bool,
 }
 
 /// One contact.

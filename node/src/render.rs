@@ -88,6 +88,14 @@ pub fn event_line(event: &Event) -> String {
                 clean(reason)
             )
         }
+        Event::Registered {
+            name,
+            at,
+            new: true,
+        } => format!("* the name {} is now registered to you at bootstrap {at}", clean(name)),
+        Event::Registered { name, at, .. } => {
+            format!("* logged in as {} at bootstrap {at}", clean(name))
+        }
         Event::UserOnline { name, .. } => format!("* {} is online", clean(name)),
         Event::UserOffline { name, .. } => format!("* {} went offline", clean(name)),
         Event::Error { message } => format!("error: {}", clean(message)),

@@ -4,6 +4,14 @@ use libp2p::{identity::Keypair, noise, tcp, yamux, Swarm};
 
 use crate::{behaviour::Behaviour, config::Config};
 
+/// Yamux with at most [`ipm_protocol::limits::MAX_STREAMS_PER_CONNECTION`] streams per
+/// connection.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(ipm_protocol::limits::MAX_STREAMS_PER_CONNECTION);
+    config
+}
+
 /// Why the swarm could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the network: {0}")]
@@ -17,13 +25,13 @@ pub fn build(key: Keypair, config: &Config) -> Result<Swarm<Behaviour>, SwarmErr
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            yamux_config,
         )
         .map_err(|e| err(&e))?
         .with_quic()
         .with_dns()
         .map_err(|e| err(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .with_relay_client(noise::Config::new, yamux_config)
         .map_err(|e| err(&e))?
         .with_behaviour(|key, relay_client| {
             Behaviour::new(key, relay_client, config)

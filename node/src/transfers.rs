@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use ipm_protocol::{FileOffer, TransferId};
+use ipm_protocol::{limits, FileOffer, TransferId};
 
 use crate::data_dir::write_atomic;
 
@@ -168,6 +168,30 @@ impl Transfers {
         }
     }
 
+    /// Unanswered incoming offers younger than [`limits::PENDING_OFFER_TTL_MS`] at `now_ms`:
+    /// how many came from `peer`, and how many in all.
+    pub fn pending_offers(&self, peer: &PeerId, now_ms: u64) -> (usize, usize) {
+        let pending: Vec<&Transfer> = self
+            .table
+            .values()
+            .filter(|t| {
+                t.direction == Direction::Incoming
+                    && t.state == State::Offered
+                    && now_ms.saturating_sub(t.created_ms) < limits::PENDING_OFFER_TTL_MS
+            })
+            .collect();
+        let from_peer = pending
+            .iter()
+            .filter(|t| t.peer.as_ref() == Some(peer))
+            .count();
+        (from_peer, pending.len())
+    }
+
+    /// Whether transfer `id` is known.
+    pub fn contains(&self, id: &TransferId) -> bool {
+        self.table.contains_key(id)
+    }
+
     /// Moves a transfer to `state` and saves the table.
     pub fn set_state(&mut self, id: &TransferId, state: State) -> io::Result<()> {
         if let Some(t) = self.table.get_mut(id) {
@@ -254,6 +278,35 @@ mod tests {
             state: State::Offered,
             created_ms: 1,
         }
+    }
+
+    #[test]
+    fn only_recent_unanswered_incoming_offers_are_pending() {
+        let mut table = Transfers::default();
+        let spammer = PeerId::random();
+        let now = 10 * limits::PENDING_OFFER_TTL_MS;
+        for _ in 0..3 {
+            let mut t = transfer(Direction::Incoming);
+            t.peer = Some(spammer);
+            t.created_ms = now - 1;
+            table.table.insert(t.offer.transfer, t);
+        }
+        // Answered, outgoing and stale offers hold no quota.
+        let mut answered = transfer(Direction::Incoming);
+        answered.peer = Some(spammer);
+        answered.state = State::Downloading;
+        answered.created_ms = now;
+        let mut stale = transfer(Direction::Incoming);
+        stale.peer = Some(spammer);
+        stale.created_ms = now - limits::PENDING_OFFER_TTL_MS;
+        let mut other = transfer(Direction::Incoming);
+        other.created_ms = now;
+        let mut outgoing = transfer(Direction::Outgoing);
+        outgoing.created_ms = now;
+        for t in [answered, stale, other, outgoing] {
+            table.table.insert(t.offer.transfer, t);
+        }
+        assert_eq!(table.pending_offers(&spammer, now), (3, 4));
     }
 
     #[test]

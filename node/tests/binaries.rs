@@ -258,3 +258,77 @@ fn private_messages_and_files_between_processes_survive_kill_9() {
     let transfers = ctl_ok(&dirs[1], &["/transfers"]);
     assert!(transfers.contains("received:"), "{transfers}");
 }
+
+/// Runs `ipm --headless` as `name` on `dir` through `bootstrap` and returns its exit once it
+/// stops on its own (bounded by [`PROC_WAIT`]).
+fn run_until_exit(name: &str, dir: &std::path::Path, bootstrap: &str) -> Output {
+    let child = Command::new(ipm())
+        .args(["--headless", "--json", "--no-mdns", "--name", name])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ipm starts");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(PROC_WAIT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("ipm --name {name} kept running although the name is taken");
+        }
+    }
+}
+
+#[test]
+fn a_name_registered_at_the_bootstrap_stays_its_owners_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let boot_dir = tmp.path().join("bootstrap");
+    let (mut bootstrap, addr) = start_bootstrap(&boot_dir);
+    let alice_dir = tmp.path().join("alice");
+    let mut alice = start_node("alice", &alice_dir, &addr);
+    wait_json(&alice, "the registration", |v| {
+        v["event"] == "registered" && v["name"] == "alice" && v["new"] == true
+    });
+    let alice_id = peer_id(&alice_dir);
+
+    // Another user (another data dir, so another key) cannot start under the name.
+    let out = run_until_exit("alice", &tmp.path().join("mallory"), &addr);
+    assert!(!out.status.success());
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("the name \"alice\" is registered to another user at bootstrap")
+            && err.ends_with("pick another with --name"),
+        "{err}"
+    );
+
+    // Alice restarts on her data dir: she logs in with her name.
+    alice.kill9();
+    let alice = start_node("alice", &alice_dir, &addr);
+    wait_json(&alice, "the login", |v| {
+        v["event"] == "registered" && v["name"] == "alice" && v["new"] == false
+    });
+
+    // A second user sees alice by her plain name, as the registry confirmed it.
+    let bob_dir = tmp.path().join("bob");
+    let _bob = start_node("bob", &bob_dir, &addr);
+    let users = wait_for_users(&bob_dir, &["alice"]);
+    assert!(users.contains(&alice_id), "{users}");
+
+    // The bootstrap restarts on its data dir (at a new port): the name is still taken.
+    bootstrap.kill9();
+    let (_bootstrap, addr) = start_bootstrap(&boot_dir);
+    let out = run_until_exit("alice", &tmp.path().join("mallory"), &addr);
+    assert!(!out.status.success());
+    assert!(
+        one_line_error(&out).contains("is registered to another user"),
+        "{}",
+        one_line_error(&out)
+    );
+}

@@ -88,7 +88,14 @@ fn paris_hears_paris_not_lyon_and_a_second_bob_gets_a_suffix() {
     let carol = Proc::spawn(carol_cmd);
     carol.wait_event("connection to the bootstrap", |v| v["event"] == "connected");
 
-    let users = wait_for_users(&a, &["bob", "carol"]);
+    // Rows with a distance: the users' presence arrived (not only the bootstrap's directory).
+    let users = wait_for_output(&a, &["/users"], "bob and carol with distances", |users| {
+        ["bob", "carol"].iter().all(|name| {
+            users
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{name} ")) && l.contains(" km "))
+        })
+    });
     assert!((km(row(&users, "bob")) - 3.0).abs() < 1.0, "{users}");
     assert!((km(row(&users, "carol")) - 392.0).abs() < 5.0, "{users}");
     assert!(row(&users, "bob").contains(&peer_id(&b)), "{users}");
@@ -130,8 +137,15 @@ fn paris_hears_paris_not_lyon_and_a_second_bob_gets_a_suffix() {
     ctl_ok(&a, &["after", "all"]);
     message(&carol, "after all", &["bonjour de Paris", "borrowck"]);
 
-    // A second "bob" never passes for the first.
-    let fake = start_node_with("bob", &f, &addr, &[]);
+    // A second "bob" never passes for the first. The bootstrap's registry would stop it at
+    // start, so it joins through alice, who keeps no registry: the DHT record decides.
+    let alice_addr = ctl_ok(&a, &["/status"])
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("/ip4/127.0.0.1/tcp/") && l.contains("/p2p/"))
+        .expect("alice's address")
+        .to_owned();
+    let fake = start_node_with("bob", &f, &alice_addr, &[]);
     fake.wait_event("the name is taken", |v| {
         v["event"] == "error"
             && v["message"]

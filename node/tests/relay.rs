@@ -91,3 +91,48 @@ async fn unreachable_peers_exchange_messages_and_files_through_the_relay() {
     .await;
     assert_eq!(sha, hex::encode(Sha256::digest(&data)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_offered_first_thing_finds_an_unreachable_peer_through_the_dht() {
+    ipm_node::logging::init("warn");
+    let bootstrap = spawn_bootstrap().await;
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let alice = spawn_unreachable("alice", alice_dir.path(), &bootstrap.addr).await;
+    let mut bob = spawn_unreachable("bob", bob_dir.path(), &bootstrap.addr).await;
+    let bob_id = bob.client.peer_id();
+
+    // Nothing else was sent before: alice knows no address of bob's yet.
+    let src = alice_dir.path().join("first.bin");
+    std::fs::write(&src, b"the first thing alice sends bob").unwrap();
+    let id = alice
+        .client
+        .offer_file(OfferTarget::Peer(bob_id), src)
+        .await
+        .unwrap();
+    next_event(&mut bob.events, |e| match e {
+        Event::FileOffer { transfer, .. } if *transfer == id => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+#[test]
+fn loopback_addresses_of_peers_on_other_hosts_are_not_dialled() {
+    let addr = |s: &str| s.parse::<libp2p::Multiaddr>().unwrap();
+    let worth = ipm_node::event_loop::worth_dialling;
+    // Seen by the peer at a LAN address: its loopback addresses would reach this host.
+    let seen_on_lan = addr("/ip4/10.77.1.2/tcp/4001");
+    assert!(!worth(&addr("/ip4/127.0.0.1/tcp/4001"), &seen_on_lan));
+    assert!(!worth(&addr("/ip6/::1/udp/4001/quic-v1"), &seen_on_lan));
+    assert!(worth(&addr("/ip4/10.77.2.3/tcp/4001"), &seen_on_lan));
+    assert!(worth(
+        &addr("/ip4/10.77.2.2/tcp/7433/p2p/12D3KooWQnr4ZwNxnVmyEzGMw9X3bhYVtcMkycmc6bGtagL4SF9k/p2p-circuit"),
+        &seen_on_lan
+    ));
+    // Seen at a loopback address: both run on this host, so its loopback addresses work.
+    assert!(worth(
+        &addr("/ip4/127.0.0.1/tcp/4001"),
+        &addr("/ip4/127.0.0.1/tcp/50000")
+    ));
+}

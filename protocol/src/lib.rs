@@ -1,5 +1,5 @@
-//! ipm wire protocol: rooms, positions, names and name records, gossip payloads (chat, presence)
-//! and the limits that bound them.
+//! ipm wire protocol: rooms, positions, names, name records and the name registry, gossip
+//! payloads (chat, presence) and the limits that bound them.
 //!
 //! This crate is pure: it performs no I/O and never blocks. Everything a peer
 //! receives from the network goes through [`decode_gossip`], which checks
@@ -16,6 +16,7 @@ pub mod message;
 pub mod name;
 pub mod name_record;
 pub mod presence;
+pub mod registry;
 pub mod room;
 
 pub use direct::{DirectMessage, DirectRequest, DirectResponse};
@@ -27,4 +28,5 @@ pub use message::{decode_gossip, encode_gossip, ChatMessage, DecodeError, Gossip
 pub use name::{validate_name, NameError};
 pub use name_record::{NameRecord, NameRecordError};
 pub use presence::Presence;
+pub use registry::{RegistryError, RegistryRequest, RegistryResponse, SignedName};
 pub use room::{Room, RoomError};

@@ -88,3 +88,139 @@ pub const MAX_SIGNATURE_LEN: usize = 128;
 /// How far in the future a name record's issue time may lie, in
 /// milliseconds, before the record is refused (tolerated clock skew).
 pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
+
+// ---------------------------------------------------------------------------
+// What one peer may hold of a node's resources. Everything below is checked
+// before the node allocates on a peer's behalf.
+// ---------------------------------------------------------------------------
+
+/// Most rooms a bootstrap forwards for: it joins every ipm room its peers join.
+pub const MAX_FORWARDED_ROOMS: usize = 10_000;
+
+/// Most gossipsub topics one peer may be subscribed to in a node's view (the
+/// subscription filter). A bootstrap forwards up to [`MAX_FORWARDED_ROOMS`]
+/// rooms plus the presence topic; a peer asking for more has its whole
+/// subscription message ignored.
+pub const MAX_ROOMS_PER_PEER: usize = MAX_FORWARDED_ROOMS + 16;
+
+/// Most subscriptions one gossipsub message may carry.
+pub const MAX_SUBSCRIPTIONS_PER_RPC: usize = 1024;
+
+/// Most IHAVE messages a node accepts from one peer per heartbeat.
+pub const MAX_IHAVE_MESSAGES: usize = 10;
+
+/// Most connections kept to one peer.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+
+/// Most inbound connections still being set up (Noise and Yamux handshakes).
+pub const MAX_PENDING_INCOMING: u32 = 64;
+
+/// Share of the machine's memory above which new connections are refused.
+pub const MAX_MEMORY_FRACTION: f64 = 0.9;
+
+/// Most Yamux streams one connection may have open at once.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 256;
+
+/// Most private-message streams (`/ipm/direct/1`) one connection may have in flight.
+pub const MAX_DIRECT_STREAMS: usize = 32;
+
+/// Most file-transfer streams (`/ipm/file/1`) one connection may have in flight.
+pub const MAX_FILE_STREAMS: usize = 64;
+
+/// Most mailbox streams (`/ipm/mailbox/1`) one connection may have in flight.
+pub const MAX_MAILBOX_STREAMS: usize = 16;
+
+/// Most undelivered private messages the outbox keeps for one recipient.
+pub const MAX_OUTBOX_PER_PEER: usize = 1000;
+
+/// Most undelivered private messages the outbox keeps in all.
+pub const MAX_OUTBOX_TOTAL: usize = 10_000;
+
+/// Most sealed messages a mailbox keeps from one sender.
+pub const MAX_MAILBOX_PER_SENDER: usize = 200;
+
+/// Most sealed messages a mailbox keeps for one recipient.
+pub const MAX_MAILBOX_PER_RECIPIENT: usize = 1000;
+
+/// Most sealed messages a mailbox keeps in all.
+pub const MAX_MAILBOX_TOTAL: usize = 100_000;
+
+/// Most file offers from one peer waiting for the user's answer (direct
+/// offers and files shared in rooms); further offers are refused.
+pub const MAX_PENDING_OFFERS_PER_PEER: usize = 16;
+
+/// Most file offers from all peers waiting for the user's answer.
+pub const MAX_PENDING_OFFERS: usize = 256;
+
+/// How long an unanswered offer counts as pending, in milliseconds (1 day);
+/// older offers stay listed but no longer hold a sender's quota.
+pub const PENDING_OFFER_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+// ---------------------------------------------------------------------------
+// Spam control: token buckets per peer. A bucket holds at most `BURST`
+// tokens and gains `PER_SEC` tokens a second; each message or request takes
+// one. Honest users type far below these rates; floods run dry quickly.
+// ---------------------------------------------------------------------------
+
+/// Room messages (chat and shared files) one author may send in a burst.
+pub const ROOM_MESSAGE_BURST: u32 = 30;
+
+/// Room messages one author may send per second, sustained.
+pub const ROOM_MESSAGES_PER_SEC: u32 = 5;
+
+/// Requests of one protocol one peer may send in a burst. File chunks are
+/// requested back to back by downloads, so the bucket is generous; a flood of
+/// tiny requests still runs it dry within a second.
+pub const REQUEST_BURST: u32 = 512;
+
+/// Requests of one protocol one peer may send per second, sustained.
+pub const REQUESTS_PER_SEC: u32 = 256;
+
+/// Most peers whose buckets and penalties are tracked at once; the idlest are
+/// forgotten first (a forgotten peer starts again with a full bucket).
+pub const MAX_RATE_TRACKED_PEERS: usize = 4096;
+
+// ---------------------------------------------------------------------------
+// Gossipsub peer scoring. A peer's score mixes its behaviour in each room (P1
+// time in mesh, P2 first deliveries, P4 invalid messages) with an application
+// penalty (P5) the node adds for every rejected room message. Below
+// `GOSSIP_THRESHOLD` a peer gets no gossip, below `PUBLISH_THRESHOLD` no
+// published messages, below `GRAYLIST_THRESHOLD` everything it sends is
+// ignored and the node disconnects it.
+// ---------------------------------------------------------------------------
+
+/// Application penalty added for each rejected room message (invalid, or over
+/// the author's rate). The application score is minus the decayed sum.
+pub const SPAM_PENALTY: f64 = 10.0;
+
+/// Half-life of the application penalty, in seconds: a peer that stops
+/// misbehaving recovers.
+pub const SPAM_PENALTY_HALF_LIFE_SECS: f64 = 60.0;
+
+/// Weight of the application score (P5) in a peer's score.
+pub const APP_SCORE_WEIGHT: f64 = 1.0;
+
+/// Weight of P4 (squared count of invalid messages) per room: two invalid
+/// messages cost 20, four cost 80.
+pub const INVALID_MESSAGE_WEIGHT: f64 = -5.0;
+
+/// Decay of the invalid-message count per second (half-life about 23 s).
+pub const INVALID_MESSAGE_DECAY: f64 = 0.97;
+
+/// Score below which a peer receives no gossip (IHAVE/IWANT) from the node.
+pub const GOSSIP_THRESHOLD: f64 = -10.0;
+
+/// Score below which the node does not publish its own messages to a peer.
+pub const PUBLISH_THRESHOLD: f64 = -50.0;
+
+/// Score below which everything a peer sends is ignored and it is disconnected.
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
+/// Most users one registry online listing returns.
+pub const MAX_ONLINE_LISTED: usize = 256;
+
+/// Maximum length of an encoded registry request, in bytes: one name record and its envelope.
+pub const MAX_REGISTRY_REQUEST_LEN: usize = MAX_NAME_RECORD_LEN + 2 * MAX_NAME_LEN + 256;
+
+/// Maximum length of an encoded registry response, in bytes: a full online listing.
+pub const MAX_REGISTRY_RESPONSE_LEN: usize =
+    MAX_ONLINE_LISTED * (MAX_NAME_RECORD_LEN + MAX_NAME_LEN + 16) + 1024;

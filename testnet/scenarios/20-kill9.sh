@@ -1,7 +1,7 @@
 # Crash and restart of one node.
 # shellcheck shell=bash
 
-scenario kill9_restart "bob is killed with SIGKILL and started again: same peer id, history kept, new lobby lines reach it"
+scenario kill9_restart "bob is killed with SIGKILL and started again: same peer id, history kept, private messages sent while it was down arrive exactly once, new lobby lines reach it"
 kill9_restart() {
     local c id_before id_after before during after ok=0
     c=$(cid bob)
@@ -24,6 +24,24 @@ kill9_restart() {
     during=$(unique while-bob-is-down)
     say carol "$during" || ok=1
 
+    # Private messages wait for bob: in alice's (net_a) and dave's (net_b) outboxes and
+    # the bootstrap's mailbox.
+    local private_a private_d out alice_delivered dave_delivered
+    alice_delivered=$(event_count alice delivered "$(pair to "$id_before")")
+    dave_delivered=$(event_count dave delivered "$(pair to "$id_before")")
+    private_a=$(unique private-while-bob-is-down-from-alice)
+    private_d=$(unique private-while-bob-is-down-from-dave)
+    out=$(private alice bob "$private_a") || ok=1
+    queued_reply "$out" || {
+        fail "alice's message to the dead bob was not reported as queued: $out"
+        ok=1
+    }
+    out=$(private dave bob "$private_d") || ok=1
+    queued_reply "$out" || {
+        fail "dave's message to the dead bob was not reported as queued: $out"
+        ok=1
+    }
+
     docker start "$c" >/dev/null
     wait_ready 60 bob || return 1
 
@@ -45,6 +63,16 @@ kill9_restart() {
     else
         info "bob missed the line sent while it was down (the lobby keeps no backlog)"
     fi
+
+    wait_until 60 "bob got alice's private message sent while it was down" said_in bob alice alice "$private_a" || ok=1
+    wait_until 60 "bob got dave's private message sent while it was down" said_in bob dave dave "$private_d" || ok=1
+    # Once the senders have bob's acknowledgements no copy is on its way any more.
+    wait_until 120 "alice's outbox has bob's acknowledgement" \
+        has_events $((alice_delivered + 1)) alice delivered "$(pair to "$id_before")" || ok=1
+    wait_until 120 "dave's outbox has bob's acknowledgement" \
+        has_events $((dave_delivered + 1)) dave delivered "$(pair to "$id_before")" || ok=1
+    all_once bob alice alice "$private_a" || ok=1
+    all_once bob dave dave "$private_d" || ok=1
 
     after=$(unique after-restart)
     say alice "$after" || return 1

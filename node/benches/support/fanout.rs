@@ -25,6 +25,10 @@ const START_BATCH: usize = 10;
 const READY_WAIT: Duration = Duration::from_secs(60);
 /// Gossipsub heartbeats to let meshes settle once every node sees its room peers.
 const SETTLE: Duration = Duration::from_secs(3);
+/// Longest the overlay may take to close its surplus connections.
+const STEADY_WAIT: Duration = Duration::from_secs(120);
+/// How long no connection may close for the overlay to count as steady.
+const QUIET: Duration = Duration::from_secs(5);
 /// How long stragglers are waited for after the last message.
 const DRAIN: Duration = Duration::from_secs(15);
 
@@ -70,6 +74,7 @@ impl Overlay {
             all.extend(spawned);
         }
         let started_all = started.elapsed();
+        let started_at = Instant::now();
 
         // Ready: every node sees some room peers (all of them in a small overlay).
         let want = n.min(4);
@@ -85,6 +90,8 @@ impl Overlay {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         let ready_after = started.elapsed();
+        let steady = steady(&all, started_at + Config::node("").peer_grace).await;
+        let steady_after = started.elapsed();
         // What the idle overlay costs: the CPU of this process while nothing is sent.
         let cpu_before = machine::process_cpu();
         tokio::time::sleep(SETTLE).await;
@@ -102,6 +109,8 @@ impl Overlay {
             "started_s": round(started_all.as_secs_f64(), 1),
             "ready": ready,
             "ready_s": round(ready_after.as_secs_f64(), 1),
+            "steady": steady,
+            "steady_s": round(steady_after.as_secs_f64(), 1),
             "peers_avg": round(peers.iter().sum::<usize>() as f64 / n as f64, 1),
             "peers_min": peers.iter().min(),
             "peers_max": peers.iter().max(),
@@ -126,6 +135,26 @@ impl Overlay {
         all.push(self.bootstrap);
         nodes::stop_all(all).await;
     }
+}
+
+/// Waits until the nodes stop closing surplus connections (none closed for [`QUIET`] once
+/// `not_before` passed), so that the figures describe an overlay in its steady state; false
+/// if it never settled.
+async fn steady(nodes: &[Node], not_before: Instant) -> bool {
+    let deadline = Instant::now() + STEADY_WAIT;
+    let mut last = churn(nodes).1;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let closed = churn(nodes).1;
+        if closed != last {
+            last = closed;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= QUIET && Instant::now() >= not_before {
+            return true;
+        }
+    }
+    false
 }
 
 /// Connections opened and closed so far, over all nodes.

@@ -43,6 +43,8 @@ pub enum PeopleCommand {
     Away(Option<String>),
     /// Clear the away text.
     Back,
+    /// Take another name.
+    Rename(String),
 }
 
 /// Who a new contact is.
@@ -68,6 +70,7 @@ pub(super) fn handles(name: &str) -> bool {
             | "/unblock"
             | "/away"
             | "/back"
+            | "/name"
     )
 }
 
@@ -131,6 +134,10 @@ pub(super) fn parse(name: &str, args: &[&str]) -> Result<PeopleCommand, ParseErr
             Ok(PeopleCommand::Away(Some(text)))
         }
         ("/back", []) => Ok(PeopleCommand::Back),
+        ("/name", [new]) => {
+            validate_name(new).map_err(|e| err(&e))?;
+            Ok(PeopleCommand::Rename((*new).to_owned()))
+        }
         _ => Err(usage_error(name)),
     }
 }
@@ -214,6 +221,13 @@ mod tests {
         );
         assert_eq!(people("/away"), PeopleCommand::Away(None));
         assert_eq!(people("/back"), PeopleCommand::Back);
+        assert_eq!(
+            people("/name alicia"),
+            PeopleCommand::Rename("alicia".into())
+        );
+        assert!(parse("/name").is_err());
+        assert!(parse("/name two words").is_err());
+        assert!(parse("/name bad#name").is_err());
     }
 
     #[test]

@@ -280,7 +280,8 @@ impl EventLoop {
         }
     }
 
-    /// Starts a DHT search for `peer`'s addresses; the outbox is flushed when it is found.
+    /// Starts a DHT search for `peer`'s addresses; when it is found the outbox is flushed and
+    /// waiting file offers are sent again.
     pub(super) fn look_up(&mut self, peer: PeerId) {
         if self.lookups.values().any(|p| *p == peer) {
             return;

@@ -31,6 +31,16 @@ pub(super) enum Exchange<Req, Resp> {
     Done,
 }
 
+/// The peer a request-response event is about.
+pub(super) fn peer<Req, Resp>(event: &request_response::Event<Req, Resp>) -> PeerId {
+    match event {
+        request_response::Event::Message { peer, .. }
+        | request_response::Event::OutboundFailure { peer, .. }
+        | request_response::Event::InboundFailure { peer, .. }
+        | request_response::Event::ResponseSent { peer, .. } => *peer,
+    }
+}
+
 /// Sorts a request-response event of `protocol` into an [`Exchange`].
 pub(super) fn exchange<Req, Resp>(
     protocol: &str,

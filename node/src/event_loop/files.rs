@@ -1,7 +1,7 @@
 //! File offers, serving chunks to downloaders, and the download tasks themselves.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
 };
@@ -15,8 +15,10 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tracing::{debug, warn};
 
 use ipm_protocol::{
-    encode_gossip, file::sanitize_file_name, FileOffer, FileRequest, FileResponse, Gossip, Room,
-    TransferId,
+    encode_gossip,
+    file::sanitize_file_name,
+    limits::{MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER},
+    FileOffer, FileRequest, FileResponse, Gossip, Room, TransferId,
 };
 
 use super::{
@@ -43,6 +45,10 @@ enum Outbound {
 pub(crate) struct Files {
     outbound: HashMap<OutboundRequestId, Outbound>,
     downloads: HashMap<TransferId, JoinHandle<()>>,
+    /// Offers to peers this node had no address for, sent again once the DHT finds them.
+    after_lookup: HashMap<PeerId, Vec<TransferId>>,
+    /// Offers already sent again after a lookup: a second dial failure ends them.
+    looked_up: HashSet<TransferId>,
 }
 
 impl Files {
@@ -104,14 +110,7 @@ impl EventLoop {
             .map_err(|e| NodeError::File(format!("cannot save the transfer: {e}")))?;
         let id = offer.transfer;
         match (peer, room) {
-            (Some(peer), _) => {
-                let request_id = self
-                    .swarm
-                    .behaviour_mut()
-                    .file
-                    .send_request(&peer, FileRequest::Offer(offer));
-                self.files.outbound.insert(request_id, Outbound::Offer(id));
-            }
+            (Some(peer), _) => self.send_offer(peer, offer),
             (None, Some(room)) => {
                 self.seen.insert(id);
                 let topic = IdentTopic::new(room.topic());
@@ -125,6 +124,35 @@ impl EventLoop {
         Ok(id)
     }
 
+    fn send_offer(&mut self, peer: PeerId, offer: FileOffer) {
+        let id = offer.transfer;
+        let request_id = self
+            .swarm
+            .behaviour_mut()
+            .file
+            .send_request(&peer, FileRequest::Offer(offer));
+        self.files.outbound.insert(request_id, Outbound::Offer(id));
+    }
+
+    /// The DHT found `peer`'s addresses: sends it the offers that could not reach it.
+    pub(super) fn resend_offers(&mut self, peer: PeerId) {
+        for id in self.files.after_lookup.remove(&peer).unwrap_or_default() {
+            let offer = match self.state.transfers.get(&id) {
+                Some(t) if matches!(t.state, State::Offered) => t.offer.clone(),
+                _ => continue,
+            };
+            self.send_offer(peer, offer);
+        }
+    }
+
+    /// The DHT did not find `peer`: its waiting offers fail.
+    pub(super) fn offers_unreachable(&mut self, peer: PeerId) {
+        let name = self.directory.display_name(&peer);
+        for id in self.files.after_lookup.remove(&peer).unwrap_or_default() {
+            self.transfer_failed(id, format!("could not reach {name}: no address for it"));
+        }
+    }
+
     /// A file shared in a room: remembered so `/get` can fetch it.
     pub(super) fn on_shared_file(
         &mut self,
@@ -132,13 +160,16 @@ impl EventLoop {
         room: Room,
         offer: FileOffer,
     ) -> MessageAcceptance {
-        match self.remember_offer(source, Some(room.to_string()), offer) {
-            Ok(()) => MessageAcceptance::Accept,
-            Err(reason) => {
-                debug!(peer = %source, "ignoring shared file: {reason}");
-                MessageAcceptance::Reject
-            }
+        // Only an unusable offer is invalid; one this node cannot keep (sender blocked, too
+        // many waiting) is still passed on to the room.
+        if sanitize_file_name(&offer.name).is_none() {
+            debug!(peer = %source, "rejecting a shared file without a usable name");
+            return MessageAcceptance::Reject;
         }
+        if let Err(reason) = self.remember_offer(source, Some(room.to_string()), offer) {
+            debug!(peer = %source, "not keeping shared file: {reason}");
+        }
+        MessageAcceptance::Accept
     }
 
     /// Records an incoming offer and tells the user; a sanitised name replaces the sender's.
@@ -152,6 +183,13 @@ impl EventLoop {
             return Err("refused".into());
         }
         offer.name = sanitize_file_name(&offer.name).ok_or("the file name is unusable")?;
+        if !self.state.transfers.contains(&offer.transfer) {
+            let now = ipm_protocol::message::now_ms();
+            let (from_peer, all) = self.state.transfers.pending_offers(&peer, now);
+            if from_peer >= MAX_PENDING_OFFERS_PER_PEER || all >= MAX_PENDING_OFFERS {
+                return Err("too many offers are waiting for an answer".into());
+            }
+        }
         let direct = room.is_none();
         let transfer = Transfer {
             offer: offer.clone(),
@@ -392,18 +430,7 @@ impl EventLoop {
                     sha256: hex::encode(transfer.offer.sha256),
                 });
             }
-            Err(reason) => {
-                self.save_state(
-                    &id,
-                    State::Failed {
-                        reason: reason.clone(),
-                    },
-                );
-                self.emit(Event::FileFailed {
-                    transfer: id,
-                    reason,
-                });
-            }
+            Err(reason) => self.transfer_failed(id, reason),
         }
     }
 
@@ -436,7 +463,7 @@ impl EventLoop {
                 }
                 Some(Outbound::Offer(id)) => {
                     if let FileResponse::Error(reason) = response {
-                        self.offer_failed(id, format!("refused: {reason}"));
+                        self.transfer_failed(id, format!("refused: {reason}"));
                     }
                 }
                 Some(Outbound::Decline) | None => {}
@@ -453,8 +480,17 @@ impl EventLoop {
                     let _ = reply.send(Err(FetchError::Retry(error.to_string())));
                 }
                 Some(Outbound::Offer(id)) => {
-                    let name = self.directory.display_name(&peer);
-                    self.offer_failed(id, format!("could not reach {name}: {error}"));
+                    // A peer this node has no address for yet (on another network, only
+                    // reachable through a relay) may be found through the DHT; once.
+                    if matches!(error, request_response::OutboundFailure::DialFailure)
+                        && self.files.looked_up.insert(id)
+                    {
+                        self.files.after_lookup.entry(peer).or_default().push(id);
+                        self.look_up(peer);
+                    } else {
+                        let name = self.directory.display_name(&peer);
+                        self.transfer_failed(id, format!("could not reach {name}: {error}"));
+                    }
                 }
                 Some(Outbound::Decline) | None => {}
             },
@@ -462,7 +498,8 @@ impl EventLoop {
         }
     }
 
-    fn offer_failed(&mut self, id: TransferId, reason: String) {
+    /// Records and reports that transfer `id` failed.
+    fn transfer_failed(&mut self, id: TransferId, reason: String) {
         self.save_state(
             &id,
             State::Failed {

@@ -44,6 +44,7 @@ impl EventLoop {
         {
             self.start_lookup(name, false);
         }
+        self.ask_registry(name);
     }
 
     fn dht_has_peers(&mut self) -> bool {

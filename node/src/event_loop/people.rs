@@ -200,9 +200,27 @@ impl EventLoop {
                     in_group,
                     away: p.away.clone(),
                     blocked: self.directory.is_blocked(peer),
+                    via_bootstrap: false,
                 }
             })
             .collect();
+        let local = self.local_peer_id();
+        for peer in self.registry.listed_users().into_keys() {
+            if peer == local || me.table.get(&peer, now).is_some() {
+                continue;
+            }
+            users.push(User {
+                peer,
+                name: self.directory.display_name(&peer),
+                rooms: Vec::new(),
+                group: None,
+                distance_km: None,
+                in_group: false,
+                away: None,
+                blocked: self.directory.is_blocked(&peer),
+                via_bootstrap: true,
+            });
+        }
         users.sort_by(|a, b| a.name.cmp(&b.name));
         let contacts = self
             .directory

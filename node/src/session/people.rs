@@ -14,6 +14,9 @@ use crate::{
     people::{ClaimStatus, Me, People, User},
 };
 
+/// How long `/users` waits for the bootstraps' lists of online users.
+const ONLINE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Away text of `/away` without one.
 const DEFAULT_AWAY: &str = "away";
 
@@ -22,7 +25,12 @@ impl Session {
     pub(super) async fn run_people(&self, command: PeopleCommand) -> Result<Outcome, String> {
         let client = self.client();
         let text = match command {
-            PeopleCommand::Users => render_users(&self.people().await?),
+            PeopleCommand::Users => {
+                // Users online beyond gossip reach come from the bootstraps' directories; a
+                // bootstrap that does not answer in time is left out.
+                let _ = tokio::time::timeout(ONLINE_WAIT, client.refresh_online()).await;
+                render_users(&self.people().await?)
+            }
             PeopleCommand::ListGeo => render_location(&self.people().await?.me),
             PeopleCommand::SetGeo(position) => {
                 let group = client
@@ -147,6 +155,13 @@ impl Session {
                     .await
                     .map_err(|e| e.to_string())?;
                 format!("you are away: {text}")
+            }
+            PeopleCommand::Rename(name) => {
+                client
+                    .rename(name.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                format!("you are now {name}")
             }
             PeopleCommand::Back => {
                 client.set_away(None).await.map_err(|e| e.to_string())?;
@@ -307,6 +322,9 @@ pub fn render_users(people: &People) -> String {
         let mut rooms: Vec<String> = u.rooms.iter().map(ToString::to_string).collect();
         if let Some(cell) = &u.group {
             rooms.push(format!("location group geo:{cell}"));
+        }
+        if u.via_bootstrap {
+            rooms.push("(via bootstrap)".into());
         }
         let _ = write!(
             out,

@@ -1,0 +1,4 @@
+//! Fuzzes mailbox requests and responses: see [`ipm_fuzz::check_mailbox`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ipm_fuzz::check_mailbox(data));
