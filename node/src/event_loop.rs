@@ -74,6 +74,9 @@ const SEEN_CAPACITY: usize = 50_000;
 /// How often delivery deadlines and retries are checked.
 const DELIVERY_TICK: Duration = Duration::from_millis(250);
 
+/// How long before a peer reached only through a relay is dialled directly again.
+const DIRECT_RETRY: Duration = Duration::from_secs(60);
+
 type DialReply = oneshot::Sender<Result<PeerId, NodeError>>;
 
 /// What the node keeps on disk (or in memory without a data dir).
@@ -180,6 +183,8 @@ pub struct EventLoop {
     metrics: Metrics,
     people: PeopleState,
     bootstrap_redial: HashMap<PeerId, (Instant, u32)>,
+    /// When each peer reached only through a relay was last dialled directly.
+    direct_tries: HashMap<PeerId, Instant>,
     usage: pruning::Usage,
     spam: spam::Spam,
     registry: registry::RegistryState,
@@ -230,6 +235,7 @@ impl EventLoop {
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,
             mailbox_calls: HashMap::new(),
+            direct_tries: HashMap::new(),
             deposited: std::collections::HashSet::new(),
             metrics,
             people,
@@ -268,6 +274,8 @@ impl EventLoop {
                 _ = delivery.tick() => {
                     let now = Instant::now();
                     self.retry_deliveries(now);
+                    self.retry_offer_lookups(now);
+                    self.retry_logins(now);
                     self.redial_bootstraps(now);
                     self.prune_connections(now);
                 }
@@ -639,6 +647,7 @@ impl EventLoop {
                         addr,
                     });
                     self.flush_outbox(peer_id);
+                    self.resend_offers(peer_id);
                     self.reserve_relay(peer_id);
                     if self
                         .config
@@ -663,6 +672,7 @@ impl EventLoop {
                     .disconnected(&peer_id, &remote_addr(&endpoint));
                 if num_established == 0 {
                     self.usage.forget(&peer_id);
+                    self.direct_tries.remove(&peer_id);
                     self.registry_peer_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });
                 }
@@ -893,12 +903,49 @@ impl EventLoop {
             return;
         }
         self.directory.observe_agent(peer, info.agent_version);
+        let listen: Vec<Multiaddr> = info
+            .listen_addrs
+            .into_iter()
+            .filter(|addr| worth_dialling(addr, &info.observed_addr))
+            .collect();
         if info.protocols.contains(&KAD_PROTOCOL) {
-            for addr in info.listen_addrs {
-                if worth_dialling(&addr, &info.observed_addr) {
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-                }
+            for addr in &listen {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
             }
+        }
+        self.try_direct(peer, listen);
+    }
+
+    /// A peer reached only through a relay may well share a network with this node (both
+    /// met at the bootstrap first): dials the addresses it listens on, at most once per
+    /// [`DIRECT_RETRY`]. Hole punching covers the peers behind NATs.
+    fn try_direct(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let relayed_only = self
+            .directory
+            .get(&peer)
+            .is_some_and(|i| !i.connections.is_empty() && i.connections.iter().all(is_relayed));
+        let direct: Vec<Multiaddr> = addrs.into_iter().filter(|a| !is_relayed(a)).collect();
+        if !relayed_only || direct.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .direct_tries
+            .get(&peer)
+            .is_some_and(|at| now < *at + DIRECT_RETRY)
+        {
+            return;
+        }
+        self.direct_tries.insert(peer, now);
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::Always)
+            .addresses(direct)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            debug!(%peer, "no direct dial: {e}");
         }
     }
 
@@ -951,7 +998,6 @@ impl EventLoop {
                     } else if step.last {
                         self.lookups.remove(&id);
                         self.report_all_queued(target);
-                        self.offers_unreachable(target);
                     }
                     return;
                 }

@@ -1,9 +1,10 @@
 //! File offers, serving chunks to downloaders, and the download tasks themselves.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use libp2p::{
@@ -45,11 +46,24 @@ enum Outbound {
 pub(crate) struct Files {
     outbound: HashMap<OutboundRequestId, Outbound>,
     downloads: HashMap<TransferId, JoinHandle<()>>,
-    /// Offers to peers this node had no address for, sent again once the DHT finds them.
-    after_lookup: HashMap<PeerId, Vec<TransferId>>,
-    /// Offers already sent again after a lookup: a second dial failure ends them.
-    looked_up: HashSet<TransferId>,
+    /// Offers to peers this node could not dial, sent again once the DHT finds them or
+    /// they connect.
+    unreached: HashMap<PeerId, Unreached>,
 }
+
+/// Offers waiting for a peer that could not be dialled, and when to look it up again.
+#[derive(Debug)]
+struct Unreached {
+    offers: Vec<TransferId>,
+    /// After this the offers fail.
+    give_up: Instant,
+    next_lookup: Instant,
+    lookups: u32,
+}
+
+/// How long an offer keeps looking for a peer it cannot dial before it fails: a peer
+/// behind a relay needs a moment after start to reserve its circuit and publish it.
+const OFFER_REACH: Duration = Duration::from_secs(60);
 
 impl Files {
     /// Stops every running download; the `.part` files stay for the next run.
@@ -134,9 +148,14 @@ impl EventLoop {
         self.files.outbound.insert(request_id, Outbound::Offer(id));
     }
 
-    /// The DHT found `peer`'s addresses: sends it the offers that could not reach it.
+    /// The DHT found `peer` or it connected: sends it the offers that could not reach it.
+    /// Another dial failure puts them back to wait, still under their first deadline.
     pub(super) fn resend_offers(&mut self, peer: PeerId) {
-        for id in self.files.after_lookup.remove(&peer).unwrap_or_default() {
+        let Some(unreached) = self.files.unreached.get_mut(&peer) else {
+            return;
+        };
+        let ids = std::mem::take(&mut unreached.offers);
+        for id in ids {
             let offer = match self.state.transfers.get(&id) {
                 Some(t) if matches!(t.state, State::Offered) => t.offer.clone(),
                 _ => continue,
@@ -145,10 +164,48 @@ impl EventLoop {
         }
     }
 
-    /// The DHT did not find `peer`: its waiting offers fail.
-    pub(super) fn offers_unreachable(&mut self, peer: PeerId) {
-        let name = self.directory.display_name(&peer);
-        for id in self.files.after_lookup.remove(&peer).unwrap_or_default() {
+    /// An offer to `peer` could not be dialled: it waits for a lookup (or the peer) until
+    /// [`OFFER_REACH`] after its first failure, then fails.
+    fn offer_unreached(&mut self, peer: PeerId, id: TransferId, now: Instant) {
+        let unreached = self.files.unreached.entry(peer).or_insert(Unreached {
+            offers: Vec::new(),
+            give_up: now + OFFER_REACH,
+            next_lookup: now,
+            lookups: 0,
+        });
+        if unreached.give_up <= now {
+            let name = self.directory.display_name(&peer);
+            self.transfer_failed(id, format!("could not reach {name}: no address for it"));
+            return;
+        }
+        unreached.offers.push(id);
+        self.retry_offer_lookups(now);
+    }
+
+    /// Looks up again, with a growing pause, the peers that offers are waiting for; fails
+    /// the offers whose peer stayed out of reach for [`OFFER_REACH`].
+    pub(super) fn retry_offer_lookups(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        let mut expired = Vec::new();
+        let max_pause = self.config.max_retry;
+        self.files.unreached.retain(|peer, u| {
+            if u.give_up <= now {
+                expired.extend(u.offers.drain(..).map(|id| (*peer, id)));
+                return false;
+            }
+            if !u.offers.is_empty() && u.next_lookup <= now {
+                let pause = Duration::from_millis(500u64 << u.lookups.min(8)).min(max_pause);
+                u.next_lookup = now + pause;
+                u.lookups += 1;
+                due.push(*peer);
+            }
+            true
+        });
+        for peer in due {
+            self.look_up(peer);
+        }
+        for (peer, id) in expired {
+            let name = self.directory.display_name(&peer);
             self.transfer_failed(id, format!("could not reach {name}: no address for it"));
         }
     }
@@ -481,12 +538,9 @@ impl EventLoop {
                 }
                 Some(Outbound::Offer(id)) => {
                     // A peer this node has no address for yet (on another network, only
-                    // reachable through a relay) may be found through the DHT; once.
-                    if matches!(error, request_response::OutboundFailure::DialFailure)
-                        && self.files.looked_up.insert(id)
-                    {
-                        self.files.after_lookup.entry(peer).or_default().push(id);
-                        self.look_up(peer);
+                    // reachable through a relay) may be found through the DHT.
+                    if matches!(error, request_response::OutboundFailure::DialFailure) {
+                        self.offer_unreached(peer, id, Instant::now());
                     } else {
                         let name = self.directory.display_name(&peer);
                         self.transfer_failed(id, format!("could not reach {name}: {error}"));

@@ -35,6 +35,9 @@ use crate::{
 /// How long before the registry is asked again about a name it did not confirm.
 const LOOKUP_RECHECK: Duration = Duration::from_secs(60);
 
+/// The longest pause between two login attempts at a bootstrap that does not answer.
+const MAX_RELOGIN_PAUSE: Duration = Duration::from_secs(30);
+
 /// What an outbound registry request was for.
 #[derive(Debug)]
 pub(super) enum RegistryCall {
@@ -78,6 +81,9 @@ pub(super) struct RegistryState {
     renames: HashMap<u64, PendingRename>,
     refreshes: HashMap<u64, PendingRefresh>,
     next_id: u64,
+    /// Logins that failed without an answer: when to try again (none while a retry is on
+    /// the wire), and how many tries failed so far.
+    relogins: HashMap<PeerId, (Option<Instant>, u32)>,
     /// Bootstrap side: peers logged in and connected now.
     online: BTreeMap<PeerId, NameRecord>,
 }
@@ -386,7 +392,7 @@ impl EventLoop {
                 let reason = format!("the bootstrap did not answer: {error}");
                 match self.registry.calls.remove(&request_id) {
                     Some(RegistryCall::Login { bootstrap, .. }) => {
-                        self.login_settled(bootstrap, Login::Unavailable(reason))
+                        self.login_failed(bootstrap, reason)
                     }
                     Some(RegistryCall::Rename { rename, bootstrap }) => {
                         // An unreachable registry does not stop a rename.
@@ -400,7 +406,50 @@ impl EventLoop {
         }
     }
 
+    /// A login got no answer: whoever waits hears so, and it is tried again later while
+    /// the bootstrap stays connected.
+    fn login_failed(&mut self, bootstrap: PeerId, reason: String) {
+        let tries = self
+            .registry
+            .relogins
+            .get(&bootstrap)
+            .map_or(0, |(_, n)| *n);
+        let pause = Duration::from_millis(1000u64 << tries.min(5)).min(MAX_RELOGIN_PAUSE);
+        self.registry
+            .relogins
+            .insert(bootstrap, (Some(Instant::now() + pause), tries + 1));
+        self.login_settled(bootstrap, Login::Unavailable(reason));
+    }
+
+    /// Logs in again where an earlier login got no answer and its pause is over.
+    pub(super) fn retry_logins(&mut self, now: Instant) {
+        if self.registry.relogins.is_empty() {
+            return;
+        }
+        let due: Vec<PeerId> = self
+            .registry
+            .relogins
+            .iter()
+            .filter(|(_, (at, _))| at.is_some_and(|at| at <= now))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for bootstrap in due {
+            if self.swarm.is_connected(&bootstrap) {
+                if let Some((at, _)) = self.registry.relogins.get_mut(&bootstrap) {
+                    *at = None;
+                }
+                self.log_in_at(bootstrap);
+            } else {
+                // Connecting again logs in again.
+                self.registry.relogins.remove(&bootstrap);
+            }
+        }
+    }
+
     fn login_settled(&mut self, bootstrap: PeerId, login: Login) {
+        if !matches!(login, Login::Unavailable(_)) {
+            self.registry.relogins.remove(&bootstrap);
+        }
         if let Some(LoginState::Pending(waiters)) = self.registry.logins.remove(&bootstrap) {
             for waiter in waiters {
                 let _ = waiter.send(login.clone());
@@ -485,8 +534,9 @@ impl EventLoop {
             (call, response) => {
                 debug!(%peer, ?call, ?response, "unexpected registry answer");
                 match call {
-                    RegistryCall::Login { bootstrap, .. } => self
-                        .login_settled(bootstrap, Login::Unavailable("unexpected answer".into())),
+                    RegistryCall::Login { bootstrap, .. } => {
+                        self.login_failed(bootstrap, "unexpected answer".into())
+                    }
                     RegistryCall::Rename { rename, bootstrap } => {
                         self.rename_answered(rename, bootstrap, None)
                     }
