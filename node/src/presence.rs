@@ -31,7 +31,7 @@ pub struct PresenceTable {
 }
 
 impl PresenceTable {
-    /// A table in which peers silent for longer than `timeout` are offline.
+    /// A table in which peers silent for `timeout` or longer are offline.
     pub fn new(timeout: Duration) -> Self {
         Self {
             seen: HashMap::new(),
@@ -48,7 +48,7 @@ impl PresenceTable {
         let full = self.seen.len() >= MAX_ONLINE_USERS;
         match self.seen.get_mut(&peer) {
             Some(seen) => {
-                let was_online = now.saturating_duration_since(seen.at) <= timeout;
+                let was_online = now.saturating_duration_since(seen.at) < timeout;
                 if presence.sent_ms >= seen.presence.sent_ms {
                     seen.presence = presence;
                 }
@@ -63,14 +63,14 @@ impl PresenceTable {
         }
     }
 
-    /// Forgets every peer silent for longer than the timeout at `now` and
+    /// Forgets every peer silent for the timeout or longer at `now` and
     /// returns them with their last announcement.
     pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Presence)> {
         let timeout = self.timeout;
         let gone: Vec<PeerId> = self
             .seen
             .iter()
-            .filter(|(_, s)| now.saturating_duration_since(s.at) > timeout)
+            .filter(|(_, s)| now.saturating_duration_since(s.at) >= timeout)
             .map(|(p, _)| *p)
             .collect();
         gone.into_iter()
@@ -83,7 +83,7 @@ impl PresenceTable {
         let timeout = self.timeout;
         self.seen
             .iter()
-            .filter(move |(_, s)| now.saturating_duration_since(s.at) <= timeout)
+            .filter(move |(_, s)| now.saturating_duration_since(s.at) < timeout)
             .map(|(p, s)| (p, &s.presence))
     }
 
@@ -91,7 +91,7 @@ impl PresenceTable {
     pub fn get(&self, peer: &PeerId, now: Instant) -> Option<&Presence> {
         self.seen
             .get(peer)
-            .filter(|s| now.saturating_duration_since(s.at) <= self.timeout)
+            .filter(|s| now.saturating_duration_since(s.at) < self.timeout)
             .map(|s| &s.presence)
     }
 }

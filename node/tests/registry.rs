@@ -131,7 +131,7 @@ async fn users_beyond_gossip_reach_are_listed_from_the_bootstrap_without_a_suffi
     // Carol forgets every presence announcement at once: gossip never shows her anyone, so
     // whoever she lists comes from the bootstrap's directory.
     let carol_config = Config {
-        presence_timeout: Duration::from_millis(1),
+        presence_timeout: Duration::ZERO,
         ..Config::for_tests("carol")
     };
     let carol = spawn_user_with(carol_config, &bootstrap.addr).await;
