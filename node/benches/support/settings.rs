@@ -49,6 +49,9 @@ pub struct Settings {
     /// `IPM_BENCH_MESSAGE_GAP_MS`: pause between two lobby messages (default 250 ms: four a
     /// second, a busy room).
     pub message_gap: Duration,
+    /// `IPM_BENCH_IDLE_S`: how long each overlay is watched idle, before any message, for
+    /// `idle_cpu_cores` (default 3; longer to attach a profiler).
+    pub idle: Duration,
     /// `IPM_BENCH_DIRECT_MESSAGES`: private messages for the round trip (default 200).
     pub direct_messages: usize,
     /// `IPM_BENCH_FIRST_CONTACTS`: first contacts measured (default 40).
@@ -105,6 +108,7 @@ impl Settings {
             fanout_nodes,
             messages: var("IPM_BENCH_MESSAGES", 100usize).max(1),
             message_gap: Duration::from_millis(var("IPM_BENCH_MESSAGE_GAP_MS", 250u64)),
+            idle: Duration::from_secs(var("IPM_BENCH_IDLE_S", 3u64).max(1)),
             direct_messages: var("IPM_BENCH_DIRECT_MESSAGES", 200usize).max(1),
             first_contacts: var("IPM_BENCH_FIRST_CONTACTS", 40usize).max(1),
             direct_nodes: var("IPM_BENCH_DIRECT_NODES", 50usize).max(3),

@@ -112,7 +112,7 @@ impl EventLoop {
         self.observe_name(source, &presence.name);
         let name = presence.name.clone();
         if self.people.table.observe(source, presence, Instant::now()) {
-            if self.directory.names.is_running(&name) {
+            if self.directory.names.is_running(&name) || self.asking_registry(&name) {
                 self.people.unreported.insert(source, name);
             } else {
                 self.report_online(source);

@@ -37,14 +37,27 @@ pub(super) struct NameQuery {
 }
 
 impl EventLoop {
-    /// Records the name `peer` used and looks it up in the DHT when due.
+    /// Records the name `peer` used and finds out who holds it: from the registry of a
+    /// connected bootstrap, else (or when the registry does not know it) from the DHT.
+    /// Asking one registry instead of the DHT keeps a crowd of newcomers from flooding
+    /// every node with record lookups.
     pub(super) fn observe_name(&mut self, peer: PeerId, name: &str) {
         self.directory.observe_name(peer, name);
+        if !self.ask_registry(name) {
+            self.look_up_name_in_dht(name);
+        }
+    }
+
+    /// Looks `name` up in the DHT when due; users waiting for the name to settle are
+    /// reported at once when no lookup runs.
+    pub(super) fn look_up_name_in_dht(&mut self, name: &str) {
         if self.config.role == Role::Node && self.directory.names.needs_lookup(name, Instant::now())
         {
             self.start_lookup(name, false);
         }
-        self.ask_registry(name);
+        if !self.directory.names.is_running(name) {
+            self.name_settled(name);
+        }
     }
 
     fn dht_has_peers(&mut self) -> bool {

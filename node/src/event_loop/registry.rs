@@ -43,7 +43,7 @@ const MAX_RELOGIN_PAUSE: Duration = Duration::from_secs(30);
 pub(super) enum RegistryCall {
     Login { bootstrap: PeerId, name: String },
     Rename { rename: u64, bootstrap: PeerId },
-    Lookup,
+    Lookup { name: String },
     Online { refresh: u64, bootstrap: PeerId },
 }
 
@@ -154,13 +154,15 @@ impl EventLoop {
             .insert(bootstrap, LoginState::Pending(waiters));
     }
 
-    /// Asks the registry of a connected bootstrap who holds `name`, unless asked recently.
-    pub(super) fn ask_registry(&mut self, name: &str) {
+    /// Asks the registry of a connected bootstrap who holds `name`, unless it confirmed the
+    /// name already or was asked recently. Returns false when no registry is connected: the
+    /// caller then looks the name up in the DHT.
+    pub(super) fn ask_registry(&mut self, name: &str) -> bool {
         if self.config.role != Role::Node || self.directory.names.is_confirmed(name) {
-            return;
+            return true;
         }
         let Some(bootstrap) = self.connected_registries().into_iter().next() else {
-            return;
+            return false;
         };
         let key = name_key(name);
         let now = Instant::now();
@@ -170,7 +172,7 @@ impl EventLoop {
             .get(&key)
             .is_some_and(|t| now.saturating_duration_since(*t) < LOOKUP_RECHECK)
         {
-            return;
+            return true;
         }
         if self.registry.asked.len() >= MAX_TRACKED_NAMES {
             self.registry.asked.clear();
@@ -182,7 +184,22 @@ impl EventLoop {
                 name: name.to_owned(),
             },
         );
-        self.registry.calls.insert(id, RegistryCall::Lookup);
+        self.registry.calls.insert(
+            id,
+            RegistryCall::Lookup {
+                name: name.to_owned(),
+            },
+        );
+        true
+    }
+
+    /// Whether a registry was asked about `name` and has not answered yet.
+    pub(super) fn asking_registry(&self, name: &str) -> bool {
+        let key = name_key(name);
+        self.registry
+            .calls
+            .values()
+            .any(|call| matches!(call, RegistryCall::Lookup { name } if name_key(name) == key))
     }
 
     /// Forgets what a bootstrap that went away said (node), or logs the peer out (bootstrap).
@@ -399,7 +416,8 @@ impl EventLoop {
                         self.rename_answered(rename, bootstrap, None)
                     }
                     Some(RegistryCall::Online { refresh, .. }) => self.refresh_answered(refresh),
-                    Some(RegistryCall::Lookup) | None => {}
+                    Some(RegistryCall::Lookup { name }) => self.look_up_name_in_dht(&name),
+                    None => {}
                 }
             }
             Exchange::Done => {}
@@ -513,12 +531,16 @@ impl EventLoop {
                     bootstrap,
                     Some(format!("{error} at bootstrap {bootstrap}")),
                 ),
-            (RegistryCall::Lookup, RegistryResponse::Owner(Some(signed))) => {
-                if let Ok(record) = signed.verify() {
-                    self.confirmed_by_registry(&record);
+            (RegistryCall::Lookup { name }, RegistryResponse::Owner(Some(signed))) => {
+                match signed.verify() {
+                    Ok(record) => self.confirmed_by_registry(&record),
+                    Err(_) => self.look_up_name_in_dht(&name),
                 }
             }
-            (RegistryCall::Lookup, RegistryResponse::Owner(None)) => {}
+            // A name the registry does not hold may still be claimed in the DHT.
+            (RegistryCall::Lookup { name }, RegistryResponse::Owner(None)) => {
+                self.look_up_name_in_dht(&name)
+            }
             (
                 RegistryCall::Online { refresh, bootstrap },
                 RegistryResponse::Online { users, .. },
@@ -541,7 +563,7 @@ impl EventLoop {
                         self.rename_answered(rename, bootstrap, None)
                     }
                     RegistryCall::Online { refresh, .. } => self.refresh_answered(refresh),
-                    RegistryCall::Lookup => {}
+                    RegistryCall::Lookup { name } => self.look_up_name_in_dht(&name),
                 }
             }
         }
