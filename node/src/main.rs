@@ -33,6 +33,8 @@ use cli::{Cli, CtlArgs, NodeArgs, Sub};
 
 /// How long the node waits for a bootstrap at start.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two attempts to reach a bootstrap at start-up.
+const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
 /// How long the node waits at start for the bootstraps' registries to accept its name.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -266,14 +268,25 @@ fn load_identity(
     Ok(identity::load_or_create(&path, passphrase.as_deref())?)
 }
 
-/// Dials every bootstrap; fails only when none answers. Returns the bootstraps reached.
+/// Dials every bootstrap; fails only when none answers. A failed dial is tried again every
+/// second within [`BOOTSTRAP_TIMEOUT`], so a bootstrap that is just starting (or a name that
+/// does not resolve yet) does not stop the node. Returns the bootstraps reached.
 async fn connect_bootstraps(
     client: &Client,
     addrs: &[Multiaddr],
 ) -> anyhow::Result<Vec<(Multiaddr, libp2p::PeerId)>> {
-    let attempts = addrs
-        .iter()
-        .map(|addr| client.dial_within(addr.clone(), BOOTSTRAP_TIMEOUT));
+    let deadline = tokio::time::Instant::now() + BOOTSTRAP_TIMEOUT;
+    let attempts = addrs.iter().map(|addr| async move {
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = client.dial_within(addr.clone(), left).await;
+            let again = tokio::time::Instant::now() + BOOTSTRAP_RETRY;
+            if result.is_ok() || again >= deadline {
+                return result;
+            }
+            tokio::time::sleep_until(again).await;
+        }
+    });
     let results = futures::future::join_all(attempts).await;
     let mut connected = Vec::new();
     let mut errors = Vec::new();
