@@ -98,7 +98,7 @@ where
         let fut = fetch(offset, len);
         async move {
             if attempt > 0 {
-                let pause = Duration::from_millis(250u64 << attempt.min(6)).min(MAX_BACKOFF);
+                let pause = crate::backoff::pause(Duration::from_millis(250), attempt, MAX_BACKOFF);
                 tokio::time::sleep(pause).await;
             }
             (offset, len, attempt, fut.await)

@@ -532,7 +532,8 @@ impl EventLoop {
             if due > now {
                 continue;
             }
-            let pause = Duration::from_secs(1 << attempts.min(5)).min(Duration::from_secs(30));
+            let pause =
+                crate::backoff::pause(Duration::from_secs(1), attempts, Duration::from_secs(30));
             self.bootstrap_redial
                 .insert(peer, (now + pause, attempts + 1));
             let opts = DialOpts::peer_id(peer)

@@ -3,6 +3,7 @@
 //! [`start`] builds a node from a key and a [`Config`] and returns a [`Client`] handle plus the
 //! [`EventLoop`] to spawn. Frontends only ever talk to the `Client`.
 
+pub mod backoff;
 pub mod behaviour;
 pub mod client;
 pub mod codec;

@@ -192,8 +192,11 @@ impl EventLoop {
                 .any(|p| !self.direct.sending.contains(&p.message.id));
             if due && idle {
                 let attempts = self.direct.retry.get(&peer).map_or(0, |(_, n)| *n);
-                let pause =
-                    Duration::from_millis(500u64 << attempts.min(8)).min(self.config.max_retry);
+                let pause = crate::backoff::pause(
+                    Duration::from_millis(500),
+                    attempts,
+                    self.config.max_retry,
+                );
                 self.direct.retry.insert(peer, (now + pause, attempts + 1));
                 self.flush_outbox(peer);
             }

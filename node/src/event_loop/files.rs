@@ -194,7 +194,7 @@ impl EventLoop {
                 return false;
             }
             if !u.offers.is_empty() && u.next_lookup <= now {
-                let pause = Duration::from_millis(500u64 << u.lookups.min(8)).min(max_pause);
+                let pause = crate::backoff::pause(Duration::from_millis(500), u.lookups, max_pause);
                 u.next_lookup = now + pause;
                 u.lookups += 1;
                 due.push(*peer);

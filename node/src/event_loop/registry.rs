@@ -432,7 +432,7 @@ impl EventLoop {
             .relogins
             .get(&bootstrap)
             .map_or(0, |(_, n)| *n);
-        let pause = Duration::from_millis(1000u64 << tries.min(5)).min(MAX_RELOGIN_PAUSE);
+        let pause = crate::backoff::pause(Duration::from_secs(1), tries, MAX_RELOGIN_PAUSE);
         self.registry
             .relogins
             .insert(bootstrap, (Some(Instant::now() + pause), tries + 1));
