@@ -331,6 +331,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 group: Some("u09t".into()),
                 away: Some("at lunch".into()),
                 sent_ms,
+                every_ms: Some(25_000),
             })),
         ],
         "direct" => vec![

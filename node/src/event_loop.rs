@@ -260,7 +260,12 @@ impl EventLoop {
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut delivery = tokio::time::interval(DELIVERY_TICK);
         delivery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut presence = tokio::time::interval(self.config.presence_interval / 4);
+        // A random phase, so that nodes started together do not check in step.
+        let presence_tick = self.config.presence_interval / 4;
+        let mut presence = tokio::time::interval_at(
+            tokio::time::Instant::now() + presence_tick.mul_f64(rand::random::<f64>()),
+            presence_tick,
+        );
         presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -748,7 +753,7 @@ impl EventLoop {
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
                 if self.people.is_presence_topic(&topic) =>
             {
-                self.announce_soon()
+                self.answer_newcomer()
             }
             // The bootstrap forwards every ipm room so that peers which only know it still
             // hear each other.

@@ -1,4 +1,5 @@
-//! Who is online: the last presence each peer announced, and who has fallen silent.
+//! Who is online: the last presence each peer announced, who has fallen silent, and when
+//! this node announces itself.
 //!
 //! Plain data and functions; the caller passes the time, so tests need no clock.
 
@@ -7,36 +8,64 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipm_protocol::Presence;
+use ipm_protocol::{limits::MAX_PRESENCE_EVERY_MS, Presence};
 use libp2p::PeerId;
 
 /// Most users tracked at once; announcements of further newcomers are ignored until some
 /// fall silent.
 pub const MAX_ONLINE_USERS: usize = 10_000;
 
-/// The last announcement of one peer and when it arrived.
+/// Presence announcements the whole overlay aims to make per second once it is large: each
+/// node stretches its interval with the number of users it sees online, so that the traffic
+/// stays level as the overlay grows (the rule RTP uses for receiver reports, RFC 3550 §6.2).
+pub const OVERLAY_ANNOUNCEMENTS_PER_S: f64 = 2.0;
+
+/// The last announcement of one peer, when it arrived, and how long it may stay silent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seen {
     /// What the peer announced.
     pub presence: Presence,
     /// When it arrived, by the local clock.
     pub at: Instant,
+    /// Silence after which the peer counts as offline.
+    pub timeout: Duration,
 }
 
-/// The online peers: whoever announced itself less than `timeout` ago.
+impl Seen {
+    fn online(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.at) < self.timeout
+    }
+}
+
+/// The online peers: whoever announced itself recently enough.
 #[derive(Debug)]
 pub struct PresenceTable {
     seen: HashMap<PeerId, Seen>,
     timeout: Duration,
+    interval: Duration,
 }
 
 impl PresenceTable {
-    /// A table in which peers silent for `timeout` or longer are offline.
-    pub fn new(timeout: Duration) -> Self {
+    /// A table in which a peer announcing every `interval` is offline after `timeout` of
+    /// silence; a peer that promises a longer pause gets a proportionally longer timeout.
+    pub fn new(timeout: Duration, interval: Duration) -> Self {
         Self {
             seen: HashMap::new(),
             timeout,
+            interval,
         }
+    }
+
+    /// The silence after which the sender of `presence` counts as offline.
+    fn timeout_of(&self, presence: &Presence) -> Duration {
+        let every = presence
+            .every_ms
+            .map_or(self.interval, |ms| Duration::from_millis(ms.into()));
+        if self.interval.is_zero() || every <= self.interval {
+            return self.timeout;
+        }
+        self.timeout
+            .mul_f64(every.as_secs_f64() / self.interval.as_secs_f64())
     }
 
     /// Records an announcement of `peer` received at `now`. An announcement
@@ -44,33 +73,40 @@ impl PresenceTable {
     /// the time. Returns true when the peer was not online before. A newcomer is ignored
     /// while [`MAX_ONLINE_USERS`] are tracked.
     pub fn observe(&mut self, peer: PeerId, presence: Presence, now: Instant) -> bool {
-        let timeout = self.timeout;
+        let timeout = self.timeout_of(&presence);
         let full = self.seen.len() >= MAX_ONLINE_USERS;
         match self.seen.get_mut(&peer) {
             Some(seen) => {
-                let was_online = now.saturating_duration_since(seen.at) < timeout;
+                let was_online = seen.online(now);
                 if presence.sent_ms >= seen.presence.sent_ms {
                     seen.presence = presence;
+                    seen.timeout = timeout;
                 }
                 seen.at = seen.at.max(now);
                 !was_online
             }
             None if full => false,
             None => {
-                self.seen.insert(peer, Seen { presence, at: now });
+                self.seen.insert(
+                    peer,
+                    Seen {
+                        presence,
+                        at: now,
+                        timeout,
+                    },
+                );
                 true
             }
         }
     }
 
-    /// Forgets every peer silent for the timeout or longer at `now` and
+    /// Forgets every peer silent for its timeout or longer at `now` and
     /// returns them with their last announcement.
     pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Presence)> {
-        let timeout = self.timeout;
         let gone: Vec<PeerId> = self
             .seen
             .iter()
-            .filter(|(_, s)| now.saturating_duration_since(s.at) >= timeout)
+            .filter(|(_, s)| !s.online(now))
             .map(|(p, _)| *p)
             .collect();
         gone.into_iter()
@@ -80,10 +116,9 @@ impl PresenceTable {
 
     /// The peers online at `now`, in no particular order.
     pub fn online(&self, now: Instant) -> impl Iterator<Item = (&PeerId, &Presence)> {
-        let timeout = self.timeout;
         self.seen
             .iter()
-            .filter(move |(_, s)| now.saturating_duration_since(s.at) < timeout)
+            .filter(move |(_, s)| s.online(now))
             .map(|(p, s)| (p, &s.presence))
     }
 
@@ -91,24 +126,42 @@ impl PresenceTable {
     pub fn get(&self, peer: &PeerId, now: Instant) -> Option<&Presence> {
         self.seen
             .get(peer)
-            .filter(|s| now.saturating_duration_since(s.at) < self.timeout)
+            .filter(|s| s.online(now))
             .map(|s| &s.presence)
     }
 }
 
-/// Whether the node should announce itself at `now`, given its last announcement: once per
-/// `interval`, or sooner when an extra announcement is `wanted` (a newcomer should hear of
-/// us), but never more than four times per interval.
+/// The longest pause between two announcements of a node that sees `online` other users:
+/// `base`, stretched so that the overlay makes about [`OVERLAY_ANNOUNCEMENTS_PER_S`], and
+/// never more than the protocol allows.
+pub fn announce_every(base: Duration, online: usize) -> Duration {
+    let stretched = Duration::from_secs_f64(online as f64 / OVERLAY_ANNOUNCEMENTS_PER_S);
+    base.max(stretched)
+        .min(Duration::from_millis(MAX_PRESENCE_EVERY_MS.into()))
+}
+
+/// The pause before the next periodic announcement: a random point in the second half of
+/// `every` (`draw` in 0..=1), so that nodes started together drift apart instead of
+/// announcing in bursts.
+pub fn next_pause(every: Duration, draw: f64) -> Duration {
+    every.mul_f64(0.5 + 0.5 * draw.clamp(0.0, 1.0))
+}
+
+/// Whether the node should announce itself at `now`: when its periodic announcement is due
+/// (`next`), or sooner when an extra one is `wanted` (a newcomer should hear of us), but
+/// never more than four times per `base` interval.
 pub fn announcement_due(
     last: Option<Instant>,
+    next: Option<Instant>,
     now: Instant,
-    interval: Duration,
+    base: Duration,
     wanted: bool,
 ) -> bool {
-    last.is_none_or(|at| {
-        let since = now.saturating_duration_since(at);
-        since >= interval || (wanted && since >= interval / 4)
-    })
+    let Some(last) = last else {
+        return true;
+    };
+    next.is_none_or(|next| now >= next)
+        || (wanted && now.saturating_duration_since(last) >= base / 4)
 }
 
 #[cfg(test)]
@@ -127,7 +180,7 @@ mod tests {
     #[test]
     fn silent_peers_drop_out() {
         let t0 = Instant::now();
-        let mut table = PresenceTable::new(Duration::from_secs(30));
+        let mut table = PresenceTable::new(Duration::from_secs(30), Duration::from_secs(10));
         let (a, b) = (PeerId::random(), PeerId::random());
         assert!(table.observe(a, presence("alice", 1), t0));
         assert!(table.observe(b, presence("bob", 1), t0));
@@ -149,7 +202,7 @@ mod tests {
     #[test]
     fn an_older_announcement_does_not_replace_a_newer_one() {
         let t0 = Instant::now();
-        let mut table = PresenceTable::new(Duration::from_secs(30));
+        let mut table = PresenceTable::new(Duration::from_secs(30), Duration::from_secs(10));
         let a = PeerId::random();
         table.observe(a, presence("new", 10), t0);
         table.observe(a, presence("old", 5), t0 + Duration::from_secs(1));
@@ -157,14 +210,50 @@ mod tests {
     }
 
     #[test]
+    fn a_promised_longer_pause_stretches_the_timeout() {
+        let t0 = Instant::now();
+        let mut table = PresenceTable::new(Duration::from_secs(30), Duration::from_secs(10));
+        let (slow, fast) = (PeerId::random(), PeerId::random());
+        let stretched = Presence {
+            every_ms: Some(25_000),
+            ..presence("slow", 1)
+        };
+        let short = Presence {
+            every_ms: Some(2_000),
+            ..presence("fast", 1)
+        };
+        table.observe(slow, stretched, t0);
+        table.observe(fast, short, t0);
+        // 25 s instead of 10: 75 s instead of 30; a shorter promise keeps the 30 s.
+        let at = t0 + Duration::from_secs(74);
+        assert!(table.get(&slow, at).is_some());
+        assert!(table.get(&fast, at).is_none());
+        assert!(table.get(&slow, t0 + Duration::from_secs(75)).is_none());
+    }
+
+    #[test]
+    fn the_interval_grows_with_the_overlay_and_is_capped() {
+        let base = Duration::from_secs(10);
+        assert_eq!(announce_every(base, 0), base);
+        assert_eq!(announce_every(base, 20), base);
+        assert_eq!(announce_every(base, 50), Duration::from_secs(25));
+        assert_eq!(announce_every(base, 200), Duration::from_secs(100));
+        assert_eq!(announce_every(base, 9_999), Duration::from_secs(600));
+        assert_eq!(next_pause(base, 0.0), Duration::from_secs(5));
+        assert_eq!(next_pause(base, 1.0), base);
+        assert_eq!(next_pause(base, 7.0), base);
+    }
+
+    #[test]
     fn announcements_are_periodic_and_extra_ones_rate_limited() {
         let t0 = Instant::now();
-        let interval = Duration::from_secs(10);
+        let base = Duration::from_secs(10);
         let s = Duration::from_secs;
-        assert!(announcement_due(None, t0, interval, false));
-        assert!(!announcement_due(Some(t0), t0 + s(9), interval, false));
-        assert!(announcement_due(Some(t0), t0 + s(10), interval, false));
-        assert!(!announcement_due(Some(t0), t0 + s(2), interval, true));
-        assert!(announcement_due(Some(t0), t0 + s(3), interval, true));
+        let next = Some(t0 + s(7));
+        assert!(announcement_due(None, None, t0, base, false));
+        assert!(!announcement_due(Some(t0), next, t0 + s(6), base, false));
+        assert!(announcement_due(Some(t0), next, t0 + s(7), base, false));
+        assert!(!announcement_due(Some(t0), next, t0 + s(2), base, true));
+        assert!(announcement_due(Some(t0), next, t0 + s(3), base, true));
     }
 }

@@ -75,6 +75,10 @@ pub const MAX_AWAY_LEN: usize = 256;
 /// Maximum number of rooms one presence announcement lists.
 pub const MAX_PRESENCE_ROOMS: usize = 64;
 
+/// Longest pause between two presence announcements a node may promise, in milliseconds
+/// (10 minutes): a larger promise would keep a vanished node listed for too long.
+pub const MAX_PRESENCE_EVERY_MS: u32 = 10 * 60 * 1000;
+
 /// Maximum length of an encoded name record, in bytes. Larger values are
 /// rejected before any parsing.
 pub const MAX_NAME_RECORD_LEN: usize = 1024;

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::geo::is_geohash;
-use crate::limits::{MAX_AWAY_LEN, MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION};
+use crate::limits::{
+    MAX_AWAY_LEN, MAX_PRESENCE_EVERY_MS, MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION,
+};
 use crate::message::{now_ms, DecodeError, MessageId};
 use crate::name::validate_name;
 use crate::room::{normalize_tag, shown, Room};
@@ -35,6 +37,11 @@ pub struct Presence {
     pub away: Option<String>,
     /// When it was sent, by the sender's clock (ms since the Unix epoch).
     pub sent_ms: u64,
+    /// The longest the sender will wait before announcing itself again, 1 to
+    /// [`MAX_PRESENCE_EVERY_MS`] ms. Large overlays stretch it; peers stretch the
+    /// silence after which the sender counts as offline by as much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u32>,
 }
 
 impl Presence {
@@ -55,6 +62,7 @@ impl Presence {
             group,
             away,
             sent_ms: now_ms(),
+            every_ms: None,
         }
     }
 
@@ -94,6 +102,13 @@ impl Presence {
         }
         if let Some(away) = &self.away {
             validate_away(away)?;
+        }
+        if let Some(every) = self.every_ms {
+            if every == 0 || every > MAX_PRESENCE_EVERY_MS {
+                return Err(DecodeError::Invalid(format!(
+                    "announcement interval of {every} ms, 1 to {MAX_PRESENCE_EVERY_MS} are allowed"
+                )));
+            }
         }
         Ok(())
     }
@@ -140,6 +155,7 @@ mod tests {
             group: Some("u09t".into()),
             away: Some("lunch, back at 2".into()),
             sent_ms: 1_700_000_000_000,
+            every_ms: Some(25_000),
         }
     }
 
@@ -157,6 +173,7 @@ mod tests {
     fn largest_valid_presence_fits() {
         let p = Presence {
             name: "n".repeat(32),
+            every_ms: Some(MAX_PRESENCE_EVERY_MS),
             rooms: (0..MAX_PRESENCE_ROOMS)
                 .map(|i| Room::Interest(format!("{i}{}", "t".repeat(30))))
                 .collect(),
@@ -237,6 +254,20 @@ mod tests {
                 "long away",
                 Presence {
                     away: Some("x".repeat(MAX_AWAY_LEN + 1)),
+                    ..sample()
+                },
+            ),
+            (
+                "no pause",
+                Presence {
+                    every_ms: Some(0),
+                    ..sample()
+                },
+            ),
+            (
+                "pause too long",
+                Presence {
+                    every_ms: Some(MAX_PRESENCE_EVERY_MS + 1),
                     ..sample()
                 },
             ),

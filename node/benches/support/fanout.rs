@@ -32,6 +32,8 @@ const QUIET: Duration = Duration::from_secs(5);
 const QUIET_CORES: f64 = 0.5;
 /// Over how long the CPU use is averaged when waiting for the storm to pass.
 const CPU_WINDOW: Duration = Duration::from_secs(2);
+/// A delivery slower than this counts as late in the spread report.
+const LATE: Duration = Duration::from_millis(100);
 /// How long stragglers are waited for after the last message.
 const DRAIN: Duration = Duration::from_secs(15);
 
@@ -281,6 +283,9 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
     let churn_after = churn(&overlay.nodes);
 
     let mut latencies: Vec<Duration> = Vec::with_capacity(expected);
+    // Per message, the latency of each of its deliveries; per node, its late deliveries.
+    let mut by_message: Vec<Vec<Duration>> = vec![Vec::new(); sent.len()];
+    let mut late_by_node = vec![0usize; n];
     let mut duplicates = 0usize;
     let mut lagged = 0u64;
     for (index, node) in overlay.nodes.iter().enumerate() {
@@ -293,12 +298,17 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
                 duplicates += 1;
             }
         }
-        for (text, publisher, at) in &sent {
+        for (m, (text, publisher, at)) in sent.iter().enumerate() {
             if *publisher == index {
                 continue;
             }
             if let Some(got) = first.get(text.as_str()) {
-                latencies.push(got.saturating_duration_since(*at));
+                let latency = got.saturating_duration_since(*at);
+                latencies.push(latency);
+                by_message[m].push(latency);
+                if latency > LATE {
+                    late_by_node[index] += 1;
+                }
             }
         }
     }
@@ -319,6 +329,7 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
         max.map_or("-".into(), |v| format!("{v:.1}")),
         duplicates as f64 / n as f64,
     );
+    let late = late_deliveries(&by_message, &late_by_node);
     json!({
         "nodes": n,
         "messages": sent.len(),
@@ -340,7 +351,41 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
             }),
             1
         ),
+        "late": late,
         "overlay": overlay.shape.clone(),
+    })
+}
+
+/// How the deliveries slower than [`LATE`] spread over messages and nodes: a few messages
+/// late everywhere point at the publisher, a few nodes late for everything at those nodes.
+fn late_deliveries(by_message: &[Vec<Duration>], late_by_node: &[usize]) -> Value {
+    let ms = |d: Duration| round(d.as_secs_f64() * 1000.0, 1);
+    let mut spread: Vec<(usize, usize, Duration, Duration)> = by_message
+        .iter()
+        .enumerate()
+        .map(|(m, lat)| {
+            let late = lat.iter().filter(|l| **l > LATE).count();
+            let first = lat.iter().min().copied().unwrap_or_default();
+            let last = lat.iter().max().copied().unwrap_or_default();
+            (m, late, first, last)
+        })
+        .filter(|(_, late, _, _)| *late > 0)
+        .collect();
+    spread.sort_by(|a, b| b.1.cmp(&a.1).then(b.3.cmp(&a.3)));
+    let worst: Vec<Value> = spread
+        .iter()
+        .take(5)
+        .map(|(m, late, first, last)| {
+            json!({ "message": m, "late": late, "first_ms": ms(*first), "last_ms": ms(*last) })
+        })
+        .collect();
+    json!({
+        "threshold_ms": LATE.as_millis() as u64,
+        "deliveries": late_by_node.iter().sum::<usize>(),
+        "messages": spread.len(),
+        "nodes": late_by_node.iter().filter(|l| **l > 0).count(),
+        "most_on_one_node": late_by_node.iter().max(),
+        "worst_messages": worst,
     })
 }
 

@@ -17,7 +17,12 @@ use ipm_protocol::{
 };
 
 use super::EventLoop;
-use crate::{config::Role, event::Event, names::OwnClaim, presence::announcement_due};
+use crate::{
+    config::Role,
+    event::Event,
+    names::OwnClaim,
+    presence::{announce_every, announcement_due, next_pause},
+};
 
 impl EventLoop {
     /// Runs four times per presence interval: drops silent users, announces this node when
@@ -34,17 +39,26 @@ impl EventLoop {
         self.maybe_claim_name();
     }
 
-    /// A peer joined the presence topic, or announced itself for the first time: let it know
-    /// about us now rather than at the next periodic announcement (at most four times per
-    /// interval; a wanted announcement that has to wait goes out at a later tick).
+    /// This node changed what it announces (a room joined or left): lets peers know now
+    /// rather than at the next periodic announcement (at most four times per interval; a
+    /// wanted announcement that has to wait goes out at a later tick).
     pub(super) fn announce_soon(&mut self) {
         self.people.announce_wanted = true;
         self.announce_if_due(Instant::now());
     }
 
+    /// A peer joined the presence topic or announced itself for the first time: it should
+    /// hear of us before our next periodic announcement. The answer waits for the next
+    /// tick, whose phase is random, so that a newcomer's arrival does not make every node
+    /// announce in the same instant.
+    pub(super) fn answer_newcomer(&mut self) {
+        self.people.announce_wanted = true;
+    }
+
     fn announce_if_due(&mut self, now: Instant) {
         if announcement_due(
             self.people.last_announce,
+            self.people.next_announce,
             now,
             self.config.presence_interval,
             self.people.announce_wanted,
@@ -83,6 +97,15 @@ impl EventLoop {
             self.people.group.as_ref().map(|g| g.own_cell().to_owned()),
             self.people.away.clone(),
         );
+        // Pauses stretch with the number of users this node sees online.
+        let every = announce_every(
+            self.config.presence_interval,
+            self.people.table.online(now).count(),
+        );
+        let presence = Presence {
+            every_ms: u32::try_from(every.as_millis()).ok().filter(|ms| *ms > 0),
+            ..presence
+        };
         let bytes = encode_gossip(&Gossip::Presence(presence));
         let topic = self.people.presence_topic.clone();
         match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
@@ -90,6 +113,7 @@ impl EventLoop {
             Err(e) => debug!("cannot announce presence: {e}"),
         }
         self.people.last_announce = Some(now);
+        self.people.next_announce = Some(now + next_pause(every, rand::random::<f64>()));
         self.people.announce_wanted = false;
     }
 
@@ -117,7 +141,7 @@ impl EventLoop {
             } else {
                 self.report_online(source);
             }
-            self.announce_soon();
+            self.answer_newcomer();
         }
         MessageAcceptance::Accept
     }

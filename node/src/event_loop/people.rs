@@ -40,6 +40,8 @@ pub(super) struct PeopleState {
     pub(super) away: Option<String>,
     pub(super) table: PresenceTable,
     pub(super) last_announce: Option<Instant>,
+    /// When the next periodic announcement is due.
+    pub(super) next_announce: Option<Instant>,
     /// Whether an announcement before the next periodic one is wanted (a newcomer).
     pub(super) announce_wanted: bool,
     /// When the node started: the first announcement waits for the name claim to settle,
@@ -67,8 +69,9 @@ impl PeopleState {
             group: None,
             interests: config.interests.clone(),
             away: None,
-            table: PresenceTable::new(config.presence_timeout),
+            table: PresenceTable::new(config.presence_timeout, config.presence_interval),
             last_announce: None,
+            next_announce: None,
             announce_wanted: false,
             started: Instant::now(),
             claim: OwnClaim::Idle { next_try: None },
