@@ -332,6 +332,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 away: Some("at lunch".into()),
                 sent_ms,
                 every_ms: Some(25_000),
+                leaving: false,
             })),
         ],
         "direct" => vec![

@@ -76,6 +76,8 @@ const DELIVERY_TICK: Duration = Duration::from_millis(250);
 
 /// How long before a peer reached only through a relay is dialled directly again.
 const DIRECT_RETRY: Duration = Duration::from_secs(60);
+/// How long a stopping node keeps its connections for its goodbye to leave.
+const GOODBYE_FLUSH: Duration = Duration::from_millis(250);
 
 type DialReply = oneshot::Sender<Result<PeerId, NodeError>>;
 
@@ -287,8 +289,24 @@ impl EventLoop {
                 _ = presence.tick() => self.on_presence_tick(),
             }
         }
+        if self.announce_leaving() {
+            self.flush(GOODBYE_FLUSH).await;
+        }
         self.files.stop_downloads();
         info!("node stopped");
+    }
+
+    /// Keeps the connections going for `time`, handling what arrives, so that the last
+    /// messages queued (the goodbye) leave before the connections drop.
+    async fn flush(&mut self, time: Duration) {
+        let deadline = tokio::time::sleep(time);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+            }
+        }
     }
 
     fn emit(&self, event: Event) {

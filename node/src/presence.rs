@@ -15,10 +15,11 @@ use libp2p::PeerId;
 /// fall silent.
 pub const MAX_ONLINE_USERS: usize = 10_000;
 
-/// Presence announcements the whole overlay aims to make per second once it is large: each
-/// node stretches its interval with the number of users it sees online, so that the traffic
-/// stays level as the overlay grows (the rule RTP uses for receiver reports, RFC 3550 §6.2).
-pub const OVERLAY_ANNOUNCEMENTS_PER_S: f64 = 2.0;
+/// Online users up to which every node announces itself once per base interval. Beyond it
+/// each node stretches its interval in proportion, so that the overlay's presence traffic
+/// stays what this many users make (the rule RTP uses for receiver reports, RFC 3550 §6.2):
+/// with the default 10 s, two announcements a second however large the overlay grows.
+pub const USERS_AT_BASE_RATE: usize = 20;
 
 /// The last announcement of one peer, when it arrived, and how long it may stay silent.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,22 +71,33 @@ impl PresenceTable {
 
     /// Records an announcement of `peer` received at `now`. An announcement
     /// sent before the one already held (gossip may reorder) only refreshes
-    /// the time. Returns true when the peer was not online before. A newcomer is ignored
-    /// while [`MAX_ONLINE_USERS`] are tracked.
+    /// the time, unless the one held says the peer left. Returns true when the peer was not
+    /// online before. A newcomer is ignored while [`MAX_ONLINE_USERS`] are tracked.
+    ///
+    /// A leaving announcement makes the peer offline at once; it is kept until the next
+    /// [`PresenceTable::expire`], which drops it without returning it.
     pub fn observe(&mut self, peer: PeerId, presence: Presence, now: Instant) -> bool {
-        let timeout = self.timeout_of(&presence);
+        let timeout = if presence.leaving {
+            Duration::ZERO
+        } else {
+            self.timeout_of(&presence)
+        };
         let full = self.seen.len() >= MAX_ONLINE_USERS;
         match self.seen.get_mut(&peer) {
             Some(seen) => {
                 let was_online = seen.online(now);
-                if presence.sent_ms >= seen.presence.sent_ms {
+                let newer = presence.sent_ms >= seen.presence.sent_ms;
+                if !newer && seen.presence.leaving {
+                    return false;
+                }
+                if newer {
                     seen.presence = presence;
                     seen.timeout = timeout;
                 }
                 seen.at = seen.at.max(now);
-                !was_online
+                !was_online && seen.online(now)
             }
-            None if full => false,
+            None if full || presence.leaving => false,
             None => {
                 self.seen.insert(
                     peer,
@@ -100,8 +112,9 @@ impl PresenceTable {
         }
     }
 
-    /// Forgets every peer silent for its timeout or longer at `now` and
-    /// returns them with their last announcement.
+    /// Forgets every peer silent for its timeout or longer at `now` and returns them with
+    /// their last announcement; peers that announced their leaving are dropped silently,
+    /// having been reported when they left.
     pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Presence)> {
         let gone: Vec<PeerId> = self
             .seen
@@ -111,6 +124,7 @@ impl PresenceTable {
             .collect();
         gone.into_iter()
             .filter_map(|p| self.seen.remove(&p).map(|s| (p, s.presence)))
+            .filter(|(_, presence)| !presence.leaving)
             .collect()
     }
 
@@ -132,11 +146,11 @@ impl PresenceTable {
 }
 
 /// The longest pause between two announcements of a node that sees `online` other users:
-/// `base`, stretched so that the overlay makes about [`OVERLAY_ANNOUNCEMENTS_PER_S`], and
-/// never more than the protocol allows.
+/// `base`, stretched beyond [`USERS_AT_BASE_RATE`] users, and never more than the protocol
+/// allows.
 pub fn announce_every(base: Duration, online: usize) -> Duration {
-    let stretched = Duration::from_secs_f64(online as f64 / OVERLAY_ANNOUNCEMENTS_PER_S);
-    base.max(stretched)
+    let stretch = (online as f64 / USERS_AT_BASE_RATE as f64).max(1.0);
+    base.mul_f64(stretch)
         .min(Duration::from_millis(MAX_PRESENCE_EVERY_MS.into()))
 }
 
@@ -232,6 +246,35 @@ mod tests {
     }
 
     #[test]
+    fn a_leaving_peer_is_offline_at_once_and_stays_so() {
+        let t0 = Instant::now();
+        let mut table = PresenceTable::new(Duration::from_secs(30), Duration::from_secs(10));
+        let a = PeerId::random();
+        assert!(table.observe(a, presence("alice", 10), t0));
+        let leaving = Presence {
+            leaving: true,
+            ..presence("alice", 20)
+        };
+        assert!(!table.observe(a, leaving, t0));
+        assert!(table.get(&a, t0).is_none());
+        // A copy of an earlier announcement arriving late does not bring her back.
+        assert!(!table.observe(a, presence("alice", 15), t0));
+        assert!(table.get(&a, t0).is_none());
+        // Her leaving was reported when it came, not again when it expires.
+        assert!(table.expire(t0).is_empty());
+        // Back later: online again.
+        assert!(table.observe(a, presence("alice", 30), t0 + Duration::from_secs(1)));
+        // A stranger's leaving is not recorded.
+        let b = PeerId::random();
+        let gone = Presence {
+            leaving: true,
+            ..presence("bob", 1)
+        };
+        assert!(!table.observe(b, gone, t0));
+        assert_eq!(table.online(t0 + Duration::from_secs(1)).count(), 1);
+    }
+
+    #[test]
     fn the_interval_grows_with_the_overlay_and_is_capped() {
         let base = Duration::from_secs(10);
         assert_eq!(announce_every(base, 0), base);
@@ -239,6 +282,8 @@ mod tests {
         assert_eq!(announce_every(base, 50), Duration::from_secs(25));
         assert_eq!(announce_every(base, 200), Duration::from_secs(100));
         assert_eq!(announce_every(base, 9_999), Duration::from_secs(600));
+        let quick = Duration::from_millis(200);
+        assert_eq!(announce_every(quick, 3), quick);
         assert_eq!(next_pause(base, 0.0), Duration::from_secs(5));
         assert_eq!(next_pause(base, 1.0), base);
         assert_eq!(next_pause(base, 7.0), base);

@@ -7,12 +7,34 @@ mod support;
 use std::{
     path::PathBuf,
     process::{Command, Output, Stdio},
+    time::Duration,
 };
 
 use support::procs::*;
 
 fn is_message(v: &serde_json::Value, from: &str, text: &str) -> bool {
     v["event"] == "message" && v["from"] == from && v["text"] == text && v["room"] == "lobby"
+}
+
+#[test]
+fn a_user_who_quits_is_shown_offline_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = start_bootstrap(&tmp.path().join("bootstrap"));
+    let (alice_dir, bob_dir) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    let alice = start_node("alice", &alice_dir, &addr);
+    let _bob = start_node("bob", &bob_dir, &addr);
+    alice.wait_event("bob's presence", |v| {
+        v["event"] == "user_online" && v["name"] == "bob"
+    });
+
+    ctl_ok(&bob_dir, &["/quit"]);
+    // Silence alone would take the 30 s presence timeout: the goodbye is what tells her.
+    alice.wait_line_within(Duration::from_secs(10), "bob going offline", |line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        (v["event"] == "user_offline" && v["name"] == "bob").then_some(())
+    });
+    let users = ctl_ok(&alice_dir, &["/users"]);
+    assert!(!users.contains("bob"), "{users}");
 }
 
 #[test]

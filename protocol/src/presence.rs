@@ -42,6 +42,14 @@ pub struct Presence {
     /// silence after which the sender counts as offline by as much.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every_ms: Option<u32>,
+    /// The sender is shutting down: it is offline from now on, until it announces itself
+    /// again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub leaving: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl Presence {
@@ -63,6 +71,7 @@ impl Presence {
             away,
             sent_ms: now_ms(),
             every_ms: None,
+            leaving: false,
         }
     }
 
@@ -156,6 +165,7 @@ mod tests {
             away: Some("lunch, back at 2".into()),
             sent_ms: 1_700_000_000_000,
             every_ms: Some(25_000),
+            leaving: false,
         }
     }
 
@@ -167,6 +177,11 @@ mod tests {
         bare.validate().unwrap();
         let g = Gossip::Presence(bare);
         assert_eq!(decode_gossip(&encode_gossip(&g)).unwrap(), g);
+        let leaving = Gossip::Presence(Presence {
+            leaving: true,
+            ..sample()
+        });
+        assert_eq!(decode_gossip(&encode_gossip(&leaving)).unwrap(), leaving);
     }
 
     #[test]

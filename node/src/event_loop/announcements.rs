@@ -30,10 +30,7 @@ impl EventLoop {
     pub(super) fn on_presence_tick(&mut self) {
         let now = Instant::now();
         for (peer, _) in self.people.table.expire(now) {
-            if self.people.unreported.remove(&peer).is_none() {
-                let name = self.directory.display_name(&peer);
-                self.emit(Event::UserOffline { peer, name });
-            }
+            self.report_offline(peer);
         }
         self.announce_if_due(now);
         self.maybe_claim_name();
@@ -82,21 +79,6 @@ impl EventLoop {
         {
             return;
         }
-        let rooms = self
-            .rooms
-            .iter()
-            .take(MAX_PRESENCE_ROOMS)
-            .cloned()
-            .collect();
-        let presence = Presence::new(
-            &self.config.name,
-            rooms,
-            self.people
-                .position
-                .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
-            self.people.group.as_ref().map(|g| g.own_cell().to_owned()),
-            self.people.away.clone(),
-        );
         // Pauses stretch with the number of users this node sees online.
         let every = announce_every(
             self.config.presence_interval,
@@ -104,17 +86,58 @@ impl EventLoop {
         );
         let presence = Presence {
             every_ms: u32::try_from(every.as_millis()).ok().filter(|ms| *ms > 0),
-            ..presence
+            ..self.own_presence()
         };
-        let bytes = encode_gossip(&Gossip::Presence(presence));
-        let topic = self.people.presence_topic.clone();
-        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
-            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => debug!("cannot announce presence: {e}"),
-        }
+        self.publish_presence(presence);
         self.people.last_announce = Some(now);
         self.people.next_announce = Some(now + next_pause(every, rand::random::<f64>()));
         self.people.announce_wanted = false;
+    }
+
+    /// Tells peers that this node is shutting down, so that they show it offline at once
+    /// instead of after its silence; only a node that has announced itself says goodbye.
+    /// Returns whether a goodbye went to some peer.
+    pub(super) fn announce_leaving(&mut self) -> bool {
+        if self.config.role != Role::Node || self.people.last_announce.is_none() {
+            return false;
+        }
+        let presence = Presence {
+            leaving: true,
+            ..self.own_presence()
+        };
+        self.publish_presence(presence)
+    }
+
+    fn own_presence(&self) -> Presence {
+        let rooms = self
+            .rooms
+            .iter()
+            .take(MAX_PRESENCE_ROOMS)
+            .cloned()
+            .collect();
+        Presence::new(
+            &self.config.name,
+            rooms,
+            self.people
+                .position
+                .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
+            self.people.group.as_ref().map(|g| g.own_cell().to_owned()),
+            self.people.away.clone(),
+        )
+    }
+
+    /// Publishes `presence`; returns whether some peer was sent it.
+    fn publish_presence(&mut self, presence: Presence) -> bool {
+        let bytes = encode_gossip(&Gossip::Presence(presence));
+        let topic = self.people.presence_topic.clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            Ok(_) => true,
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => false,
+            Err(e) => {
+                debug!("cannot announce presence: {e}");
+                false
+            }
+        }
     }
 
     /// Checks and records a presence announcement.
@@ -130,12 +153,25 @@ impl EventLoop {
                 return MessageAcceptance::Reject;
             }
         };
+        if self.config.role == Role::Bootstrap && presence.leaving {
+            // Signed by the leaver: its registry session ends with its goodbye.
+            self.registry_peer_gone(source);
+        }
         if self.config.role != Role::Node || source == self.local_peer_id() {
+            return MessageAcceptance::Accept;
+        }
+        let now = Instant::now();
+        if presence.leaving {
+            let was_online = self.people.table.get(&source, now).is_some();
+            self.people.table.observe(source, presence, now);
+            if was_online {
+                self.report_offline(source);
+            }
             return MessageAcceptance::Accept;
         }
         self.observe_name(source, &presence.name);
         let name = presence.name.clone();
-        if self.people.table.observe(source, presence, Instant::now()) {
+        if self.people.table.observe(source, presence, now) {
             if self.directory.names.is_running(&name) || self.asking_registry(&name) {
                 self.people.unreported.insert(source, name);
             } else {
@@ -144,6 +180,15 @@ impl EventLoop {
             self.answer_newcomer();
         }
         MessageAcceptance::Accept
+    }
+
+    /// Reports `peer` offline, unless it was never reported online (its name was still
+    /// being looked up).
+    fn report_offline(&mut self, peer: PeerId) {
+        if self.people.unreported.remove(&peer).is_none() {
+            let name = self.directory.display_name(&peer);
+            self.emit(Event::UserOffline { peer, name });
+        }
     }
 
     fn report_online(&mut self, peer: PeerId) {

@@ -70,8 +70,18 @@ impl Proc {
     }
 
     /// The first stdout line `pick` accepts, within [`PROC_WAIT`].
-    pub fn wait_line<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + PROC_WAIT;
+    pub fn wait_line<T>(&self, what: &str, pick: impl FnMut(&str) -> Option<T>) -> T {
+        self.wait_line_within(PROC_WAIT, what, pick)
+    }
+
+    /// The first stdout line `pick` accepts, within `within`.
+    pub fn wait_line_within<T>(
+        &self,
+        within: Duration,
+        what: &str,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -80,7 +90,7 @@ impl Proc {
                         return found;
                     }
                 }
-                Err(_) => panic!("timed out waiting for {what}"),
+                Err(_) => panic!("{what} did not come within {within:?}"),
             }
         }
     }
