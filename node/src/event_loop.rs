@@ -768,11 +768,11 @@ impl EventLoop {
                     self.penalise_author(message.source);
                 }
             }
+            // A peer subscribing to presence is not news: a newcomer's first announcement
+            // brings the answers, and a peer reconnecting knows us already. Answering every
+            // subscription made every connection of a churning overlay cost an announcement.
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
-                if self.people.is_presence_topic(&topic) =>
-            {
-                self.answer_newcomer()
-            }
+                if self.people.is_presence_topic(&topic) => {}
             // The bootstrap forwards every ipm room so that peers which only know it still
             // hear each other.
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })

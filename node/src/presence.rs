@@ -154,6 +154,12 @@ pub fn announce_every(base: Duration, online: usize) -> Duration {
         .min(Duration::from_millis(MAX_PRESENCE_EVERY_MS.into()))
 }
 
+/// The chance that a node seeing `online` other users answers a newcomer at once: 1 up to
+/// [`USERS_AT_BASE_RATE`] users, then falling so that about that many answer in all.
+pub fn answer_chance(online: usize) -> f64 {
+    (USERS_AT_BASE_RATE as f64 / online.max(1) as f64).min(1.0)
+}
+
 /// The pause before the next periodic announcement: a random point in the second half of
 /// `every` (`draw` in 0..=1), so that nodes started together drift apart instead of
 /// announcing in bursts.
@@ -282,6 +288,9 @@ mod tests {
         assert_eq!(announce_every(base, 50), Duration::from_secs(25));
         assert_eq!(announce_every(base, 200), Duration::from_secs(100));
         assert_eq!(announce_every(base, 9_999), Duration::from_secs(600));
+        assert_eq!(answer_chance(0), 1.0);
+        assert_eq!(answer_chance(20), 1.0);
+        assert_eq!(answer_chance(200), 0.1);
         let quick = Duration::from_millis(200);
         assert_eq!(announce_every(quick, 3), quick);
         assert_eq!(next_pause(base, 0.0), Duration::from_secs(5));

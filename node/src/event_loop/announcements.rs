@@ -21,7 +21,7 @@ use crate::{
     config::Role,
     event::Event,
     names::OwnClaim,
-    presence::{announce_every, announcement_due, next_pause},
+    presence::{announce_every, announcement_due, answer_chance, next_pause},
 };
 
 impl EventLoop {
@@ -44,12 +44,17 @@ impl EventLoop {
         self.announce_if_due(Instant::now());
     }
 
-    /// A peer joined the presence topic or announced itself for the first time: it should
-    /// hear of us before our next periodic announcement. The answer waits for the next
-    /// tick, whose phase is random, so that a newcomer's arrival does not make every node
-    /// announce in the same instant.
-    pub(super) fn answer_newcomer(&mut self) {
-        self.people.announce_wanted = true;
+    /// A peer announced itself for the first time: it should hear of us before our next
+    /// periodic announcement. In a large overlay only some nodes answer at once (about
+    /// [`USERS_AT_BASE_RATE`](crate::presence::USERS_AT_BASE_RATE) in all); the newcomer
+    /// hears of the others at their periodic announcements and from the bootstrap's list.
+    /// The answer waits for the next tick, whose phase is random, so that the answers do
+    /// not all go out in the same instant.
+    pub(super) fn answer_newcomer(&mut self, now: Instant) {
+        let online = self.people.table.online(now).count();
+        if rand::random::<f64>() < answer_chance(online) {
+            self.people.announce_wanted = true;
+        }
     }
 
     fn announce_if_due(&mut self, now: Instant) {
@@ -177,7 +182,7 @@ impl EventLoop {
             } else {
                 self.report_online(source);
             }
-            self.answer_newcomer();
+            self.answer_newcomer(now);
         }
         MessageAcceptance::Accept
     }
