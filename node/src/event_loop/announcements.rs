@@ -17,6 +17,10 @@ use ipm_protocol::{
 };
 
 use super::EventLoop;
+
+/// Oldest goodbye, by the sender's clock, that a bootstrap acts on, in ms: less than the time
+/// gossip remembers duplicates (120 s).
+const GOODBYE_MAX_AGE_MS: u64 = 100_000;
 use crate::{
     config::Role,
     event::Event,
@@ -158,7 +162,7 @@ impl EventLoop {
                 return MessageAcceptance::Reject;
             }
         };
-        if self.config.role == Role::Bootstrap && presence.leaving {
+        if self.config.role == Role::Bootstrap && presence.leaving && fresh(&presence) {
             // Signed by the leaver: its registry session ends with its goodbye.
             self.registry_peer_gone(source);
         }
@@ -216,4 +220,10 @@ impl EventLoop {
             self.report_online(peer);
         }
     }
+}
+
+/// Whether a goodbye is recent enough to end a registry session: gossip forgets duplicates
+/// after two minutes, so an older copy may be a replay by someone else.
+fn fresh(presence: &Presence) -> bool {
+    ipm_protocol::message::now_ms().saturating_sub(presence.sent_ms) < GOODBYE_MAX_AGE_MS
 }
