@@ -23,7 +23,6 @@ use super::{
 const START_BATCH: usize = 10;
 /// Longest the overlay may take to form before measuring starts anyway.
 const READY_WAIT: Duration = Duration::from_secs(60);
-/// Gossipsub heartbeats to let meshes settle once every node sees its room peers.
 /// Longest the overlay may take to close its surplus connections.
 const STEADY_WAIT: Duration = Duration::from_secs(120);
 /// How long no connection may close for the overlay to count as steady.
@@ -282,7 +281,6 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
     let window = publishing.elapsed();
     let churn_after = churn(&overlay.nodes);
 
-    let mut latencies: Vec<Duration> = Vec::with_capacity(expected);
     // Per message, the latency of each of its deliveries; per node, its late deliveries.
     let mut by_message: Vec<Vec<Duration>> = vec![Vec::new(); sent.len()];
     let mut late_by_node = vec![0usize; n];
@@ -304,7 +302,6 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
             }
             if let Some(got) = first.get(text.as_str()) {
                 let latency = got.saturating_duration_since(*at);
-                latencies.push(latency);
                 by_message[m].push(latency);
                 if latency > LATE {
                     late_by_node[index] += 1;
@@ -312,6 +309,7 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
             }
         }
     }
+    let latencies: Vec<Duration> = by_message.concat();
     let delivery = if expected == 0 {
         0.0
     } else {

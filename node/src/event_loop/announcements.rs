@@ -17,16 +17,16 @@ use ipm_protocol::{
 };
 
 use super::EventLoop;
-
-/// Oldest goodbye, by the sender's clock, that a bootstrap acts on, in ms: less than the time
-/// gossip remembers duplicates (120 s).
-const GOODBYE_MAX_AGE_MS: u64 = 100_000;
 use crate::{
     config::Role,
     event::Event,
     names::OwnClaim,
     presence::{announce_every, announcement_due, answer_chance, next_pause},
 };
+
+/// Oldest goodbye, by the sender's clock, that a bootstrap acts on, in ms: less than the time
+/// gossip remembers duplicates (120 s).
+const GOODBYE_MAX_AGE_MS: u64 = 100_000;
 
 impl EventLoop {
     /// Runs four times per presence interval: drops silent users, announces this node when
