@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use libp2p::Multiaddr;
 
-use ipm_node::{config, data_dir::DataDir, identity, program, Config, Event};
+use ipm_node::{config, program, store::data_dir::DataDir, store::identity, Config, Event};
 
 /// Port the bootstrap listens on unless told otherwise (TCP and QUIC).
 const DEFAULT_PORT: u16 = 7433;
@@ -65,7 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.data_dir = Some(data_dir);
     let metrics_listener = match cli.metrics {
         Some(addr) => Some(
-            ipm_node::metrics::bind(addr)
+            ipm_node::net::metrics::bind(addr)
                 .await
                 .with_context(|| format!("cannot serve metrics on {addr}"))?,
         ),
@@ -73,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let (client, event_loop) = ipm_node::start(key, config)?;
     if let Some(listener) = metrics_listener {
-        tokio::spawn(ipm_node::metrics::serve(listener, client.metrics()));
+        tokio::spawn(ipm_node::net::metrics::serve(listener, client.metrics()));
     }
     let mut events = client.events();
     let node = tokio::spawn(event_loop.run());

@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use ipm_node::{commands, sealed};
+use ipm_node::{store::sealed, ui::commands};
 use ipm_protocol::{
     decode, decode_gossip, encode, encode_gossip,
     geo::{covering_cells, group_cells, is_geohash, normalize_geohash, precision_for_radius},

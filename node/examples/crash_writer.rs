@@ -8,7 +8,10 @@
 
 use std::io::{self, Write};
 
-use ipm_node::{data_dir::DataDir, history::History, mailbox::Mailbox, outbox::Outbox};
+use ipm_node::{
+    services::mailbox_store::Mailbox, store::data_dir::DataDir, store::history::History,
+    store::outbox::Outbox,
+};
 
 #[path = "../tests/support/crash_model.rs"]
 mod crash_model;

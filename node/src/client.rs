@@ -1,5 +1,7 @@
 //! `Client`: the cheap, cloneable handle frontends use to drive a node's event loop.
 
+pub mod login;
+pub mod people;
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -14,10 +16,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use ipm_protocol::{MessageId, Room, TransferId};
 
 use crate::{
+    client::people::PeopleRequest,
     event::Event,
-    peers::ResolveError,
-    people::PeopleRequest,
-    transfers::{hash_file, Direction, State},
+    logic::directory::ResolveError,
+    store::transfers::{hash_file, Direction, State},
 };
 
 /// Why a request to the node failed.
@@ -176,7 +178,7 @@ pub(crate) enum Request {
         reply: oneshot::Sender<Vec<TransferView>>,
     },
     People(PeopleRequest),
-    Registry(crate::login::RegistryAsk),
+    Registry(crate::client::login::RegistryAsk),
     Shutdown,
 }
 
@@ -249,7 +251,7 @@ impl Client {
         }
     }
 
-    /// The node's metrics, for [`crate::metrics::serve`].
+    /// The node's metrics, for [`crate::net::metrics::serve`].
     pub fn metrics(&self) -> Arc<Mutex<Registry>> {
         self.metrics.clone()
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ipm_protocol::Position;
 use libp2p::Multiaddr;
 
-use crate::data_dir::DataDir;
+use crate::store::data_dir::DataDir;
 
 /// What a node is for: a user's node, or the optional bootstrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

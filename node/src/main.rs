@@ -17,15 +17,16 @@ use tokio::{
 };
 
 use ipm_node::{
-    commands,
+    client::login::Login,
     config::Config,
-    ctl::{self, CtlServer},
-    data_dir::DataDir,
-    identity,
-    login::Login,
-    program, render,
-    session::{Outcome, Session},
-    settings::Settings,
+    program,
+    store::data_dir::DataDir,
+    store::identity,
+    store::settings::Settings,
+    ui::commands,
+    ui::ctl::{self, CtlServer},
+    ui::render,
+    ui::session::{Outcome, Session},
     Client, Event,
 };
 
@@ -167,7 +168,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     let ctl_server = CtlServer::bind(&data_dir.control_socket()).await?;
     let metrics_listener = match args.metrics {
         Some(addr) => Some(
-            ipm_node::metrics::bind(addr)
+            ipm_node::net::metrics::bind(addr)
                 .await
                 .with_context(|| format!("cannot serve metrics on {addr}"))?,
         ),
@@ -180,7 +181,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     let (quit_tx, mut quit_rx) = mpsc::channel(1);
     let ctl_task = tokio::spawn(ctl_server.serve(session.clone(), quit_tx));
     if let Some(listener) = metrics_listener {
-        tokio::spawn(ipm_node::metrics::serve(listener, client.metrics()));
+        tokio::spawn(ipm_node::net::metrics::serve(listener, client.metrics()));
     }
 
     // The printer takes the receiver made before the loop started, so the events of the
@@ -359,7 +360,7 @@ async fn frontend(
             "ipm {} — /help lists the commands, Ctrl-D quits",
             env!("CARGO_PKG_VERSION")
         );
-        ipm_node::prompt::run(session, data_dir.prompt_history(), events).await
+        ipm_node::ui::prompt::run(session, data_dir.prompt_history(), events).await
     } else {
         read_stdin(session, args.json).await
     }

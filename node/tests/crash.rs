@@ -19,13 +19,13 @@ use std::{
 };
 
 use ipm_node::{
-    contacts::ContactBook,
-    data_dir::{write_atomic, DataDir},
-    history::{Entry, History},
-    journal,
-    mailbox::Mailbox,
-    outbox::Outbox,
-    settings::Settings,
+    services::mailbox_store::Mailbox,
+    store::contacts::ContactBook,
+    store::data_dir::{write_atomic, DataDir},
+    store::history::{Entry, History},
+    store::journal,
+    store::outbox::Outbox,
+    store::settings::Settings,
 };
 use rand::Rng;
 

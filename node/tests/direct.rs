@@ -3,7 +3,7 @@
 
 mod support;
 
-use ipm_node::{history::History, Event};
+use ipm_node::{store::history::History, Event};
 use libp2p::identity::Keypair;
 use support::*;
 
@@ -63,7 +63,7 @@ async fn a_private_message_reaches_only_its_recipient_and_is_acknowledged() {
     // Both sides keep the conversation.
     let alice_log = History::read_last(
         &alice.history_dir(),
-        &ipm_node::history::direct_log(&bob_id),
+        &ipm_node::store::history::direct_log(&bob_id),
         10,
     )
     .unwrap();
@@ -71,7 +71,7 @@ async fn a_private_message_reaches_only_its_recipient_and_is_acknowledged() {
     assert!(alice_log[0].outgoing);
     let bob_log = History::read_last(
         &bob.history_dir(),
-        &ipm_node::history::direct_log(&alice.client.peer_id()),
+        &ipm_node::store::history::direct_log(&alice.client.peer_id()),
         10,
     )
     .unwrap();
@@ -131,7 +131,7 @@ async fn a_message_for_an_offline_user_is_queued_then_delivered_exactly_once() {
     .await;
     let log = History::read_last(
         &bob.history_dir(),
-        &ipm_node::history::direct_log(&alice.client.peer_id()),
+        &ipm_node::store::history::direct_log(&alice.client.peer_id()),
         10,
     )
     .unwrap();

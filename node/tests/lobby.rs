@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashSet;
 
-use ipm_node::{history::History, Event};
+use ipm_node::{store::history::History, Event};
 use ipm_protocol::Room;
 use support::*;
 
@@ -157,11 +157,14 @@ async fn metrics_count_what_the_node_does() {
         .publish(Room::Lobby, "counted".into())
         .await
         .unwrap();
-    let listener = ipm_node::metrics::bind("127.0.0.1:0".parse().unwrap())
+    let listener = ipm_node::net::metrics::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(ipm_node::metrics::serve(listener, alice.client.metrics()));
+    tokio::spawn(ipm_node::net::metrics::serve(
+        listener,
+        alice.client.metrics(),
+    ));
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")

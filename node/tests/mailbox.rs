@@ -3,7 +3,7 @@
 
 mod support;
 
-use ipm_node::{history::History, Event};
+use ipm_node::{store::history::History, Event};
 use libp2p::identity::Keypair;
 use support::*;
 
@@ -81,7 +81,7 @@ async fn a_message_waits_sealed_at_the_bootstrap_until_its_recipient_connects() 
     .await;
     let log = History::read_last(
         &bob.history_dir(),
-        &ipm_node::history::direct_log(&alice.client.peer_id()),
+        &ipm_node::store::history::direct_log(&alice.client.peer_id()),
         10,
     )
     .unwrap();

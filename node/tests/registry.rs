@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use ipm_node::{login::Login, Config, Event, NodeError};
+use ipm_node::{client::login::Login, Config, Event, NodeError};
 use libp2p::identity::Keypair;
 use support::*;
 

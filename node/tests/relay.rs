@@ -22,7 +22,9 @@ async fn spawn_unreachable(
     client.dial(bootstrap.clone()).await.unwrap();
     // Its only address is the relayed one.
     let addr = next_event(&mut events, |e| match e {
-        Event::Listening { addr } if ipm_node::event_loop::is_relayed(addr) => Some(addr.clone()),
+        Event::Listening { addr } if ipm_node::net::addresses::is_relayed(addr) => {
+            Some(addr.clone())
+        }
         _ => None,
     })
     .await;
@@ -62,7 +64,10 @@ async fn unreachable_peers_exchange_messages_and_files_through_the_relay() {
     let to_bob = status.peers.iter().find(|p| p.peer == bob_id).unwrap();
     // The first connection went through the relay (hole punching may add a direct one).
     assert!(
-        to_bob.addrs.iter().any(ipm_node::event_loop::is_relayed),
+        to_bob
+            .addrs
+            .iter()
+            .any(ipm_node::net::addresses::is_relayed),
         "{:?}",
         to_bob.addrs
     );
@@ -120,7 +125,7 @@ async fn a_file_offered_first_thing_finds_an_unreachable_peer_through_the_dht() 
 #[test]
 fn loopback_addresses_of_peers_on_other_hosts_are_not_dialled() {
     let addr = |s: &str| s.parse::<libp2p::Multiaddr>().unwrap();
-    let worth = ipm_node::event_loop::worth_dialling;
+    let worth = ipm_node::net::addresses::worth_dialling;
     // Seen by the peer at a LAN address: its loopback addresses would reach this host.
     let seen_on_lan = addr("/ip4/10.77.1.2/tcp/4001");
     assert!(!worth(&addr("/ip4/127.0.0.1/tcp/4001"), &seen_on_lan));

@@ -5,8 +5,8 @@
 mod support;
 
 use ipm_node::{
-    contacts::ContactBook, data_dir::DataDir, session::Session, settings::Settings, Client, Config,
-    Event,
+    store::contacts::ContactBook, store::data_dir::DataDir, store::settings::Settings,
+    ui::session::Session, Client, Config, Event,
 };
 use ipm_protocol::{Position, Room};
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
@@ -301,7 +301,7 @@ async fn a_second_bob_is_shown_with_a_suffix_never_as_the_registered_bob() {
     wait_for_user(&alice.client, bob_id, "bob").await;
     wait_until("bob's claim", || async {
         let people = bob.client.people().await.unwrap();
-        people.me.claim == ipm_node::people::ClaimStatus::Registered
+        people.me.claim == ipm_node::client::people::ClaimStatus::Registered
     })
     .await;
 
@@ -315,7 +315,7 @@ async fn a_second_bob_is_shown_with_a_suffix_never_as_the_registered_bob() {
     })
     .await;
     assert!(warning.contains(&bob_id.to_string()), "{warning}");
-    let suffixed = format!("bob#{}", ipm_node::peers::short_id(&fake_id));
+    let suffixed = format!("bob#{}", ipm_node::logic::directory::short_id(&fake_id));
     wait_for_user(&alice.client, fake_id, &suffixed).await;
     let people = alice.client.people().await.unwrap();
     assert_eq!(

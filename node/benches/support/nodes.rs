@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipm_node::{data_dir::DataDir, Client, Config, Event};
+use ipm_node::{store::data_dir::DataDir, Client, Config, Event};
 use ipm_protocol::MessageId;
 use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
 use tokio::{sync::broadcast, task::JoinHandle};

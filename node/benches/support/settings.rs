@@ -165,8 +165,8 @@ impl Settings {
             "direct_messages": self.direct_messages,
             "first_contacts": self.first_contacts,
             "direct_nodes": self.direct_nodes,
-            "chunk_len_bytes": ipm_node::download::CHUNK_LEN,
-            "chunks_in_flight": ipm_node::download::IN_FLIGHT,
+            "chunk_len_bytes": ipm_node::net::download::CHUNK_LEN,
+            "chunks_in_flight": ipm_node::net::download::IN_FLIGHT,
         })
     }
 }

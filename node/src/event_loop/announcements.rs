@@ -20,8 +20,8 @@ use super::EventLoop;
 use crate::{
     config::Role,
     event::Event,
-    names::OwnClaim,
-    presence::{announce_every, announcement_due, answer_chance, next_pause},
+    logic::names::OwnClaim,
+    logic::presence::{announce_every, announcement_due, answer_chance, next_pause},
 };
 
 /// Oldest goodbye, by the sender's clock, that a bootstrap acts on, in ms: less than the time
@@ -50,7 +50,7 @@ impl EventLoop {
 
     /// A peer announced itself for the first time: it should hear of us before our next
     /// periodic announcement. In a large overlay only some nodes answer at once (about
-    /// [`USERS_AT_BASE_RATE`](crate::presence::USERS_AT_BASE_RATE) in all); the newcomer
+    /// [`USERS_AT_BASE_RATE`](crate::logic::presence::USERS_AT_BASE_RATE) in all); the newcomer
     /// hears of the others at their periodic announcements and from the bootstrap's list.
     /// The answer waits for the next tick, whose phase is random, so that the answers do
     /// not all go out in the same instant.
@@ -162,7 +162,7 @@ impl EventLoop {
                 return MessageAcceptance::Reject;
             }
         };
-        if self.config.role == Role::Bootstrap && presence.leaving && fresh(&presence) {
+        if self.services.is_some() && presence.leaving && fresh(&presence) {
             // Signed by the leaver: its registry session ends with its goodbye.
             self.registry_peer_gone(source);
         }

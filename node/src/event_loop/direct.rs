@@ -14,15 +14,13 @@ use tracing::debug;
 
 use ipm_protocol::{DirectMessage, DirectRequest, DirectResponse, MessageId};
 
-use super::{
-    exchange::{exchange, Exchange},
-    EventLoop,
-};
+use super::EventLoop;
+use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{DirectOutcome, NodeError},
     event::Event,
-    history::{direct_log as conversation, Entry, History},
-    peers::RecentIds,
+    logic::directory::RecentIds,
+    store::history::{direct_log as conversation, Entry, History},
 };
 
 /// How many received ids are remembered per run to drop duplicates quickly.
@@ -98,7 +96,7 @@ impl EventLoop {
             ipm_protocol::limits::MAX_DIRECT_REQUEST_LEN,
         )
         .map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
-        self.state
+        self.store
             .outbox
             .add(to, message.clone())
             .map_err(|e| NodeError::Outbox(e.to_string()))?;
@@ -143,7 +141,7 @@ impl EventLoop {
     /// peer that is not connected dials it with the addresses the DHT knows.
     pub(super) fn flush_outbox(&mut self, peer: PeerId) {
         let waiting: Vec<DirectMessage> = self
-            .state
+            .store
             .outbox
             .for_peer(&peer)
             .into_iter()
@@ -177,22 +175,22 @@ impl EventLoop {
         }
         self.metrics
             .outbox
-            .set(i64::try_from(self.state.outbox.len()).unwrap_or(i64::MAX));
-        for peer in self.state.outbox.recipients() {
+            .set(i64::try_from(self.store.outbox.len()).unwrap_or(i64::MAX));
+        for peer in self.store.outbox.recipients() {
             let due = self
                 .direct
                 .retry
                 .get(&peer)
                 .is_none_or(|(at, _)| *at <= now);
             let idle = self
-                .state
+                .store
                 .outbox
                 .for_peer(&peer)
                 .iter()
                 .any(|p| !self.direct.sending.contains(&p.message.id));
             if due && idle {
                 let attempts = self.direct.retry.get(&peer).map_or(0, |(_, n)| *n);
-                let pause = crate::backoff::pause(
+                let pause = crate::logic::backoff::pause(
                     Duration::from_millis(500),
                     attempts,
                     self.config.max_retry,
@@ -206,7 +204,7 @@ impl EventLoop {
     /// Reports every message for `peer` still waiting as queued (its lookup found nothing).
     pub(super) fn report_all_queued(&mut self, peer: PeerId) {
         let ids: Vec<MessageId> = self
-            .state
+            .store
             .outbox
             .for_peer(&peer)
             .iter()
@@ -219,7 +217,7 @@ impl EventLoop {
     }
 
     fn report_queued(&mut self, id: MessageId) {
-        let Some(pending) = self.state.outbox.get(&id) else {
+        let Some(pending) = self.store.outbox.get(&id) else {
             return;
         };
         let to = pending.to;
@@ -300,7 +298,7 @@ impl EventLoop {
             DirectResponse::Delivered { .. } => Some("acknowledged another message".to_owned()),
             DirectResponse::Refused { reason, .. } => Some(reason),
         };
-        if let Err(e) = self.state.outbox.remove(&id) {
+        if let Err(e) = self.store.outbox.remove(&id) {
             self.emit(Event::Error {
                 message: format!("cannot update the outbox: {e}"),
             });
@@ -380,7 +378,7 @@ impl EventLoop {
     /// conversation's log is read once per peer to learn what arrived before.
     fn first_time_received(&mut self, peer: PeerId, id: MessageId) -> bool {
         if self.direct.loaded_history.insert(peer) {
-            if let Some(dir) = &self.state.history_dir {
+            if let Some(dir) = &self.store.history_dir {
                 if let Ok(entries) =
                     History::read_last(dir, &conversation(&peer), SEEN_FROM_HISTORY)
                 {

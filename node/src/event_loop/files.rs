@@ -22,15 +22,13 @@ use ipm_protocol::{
     FileOffer, FileRequest, FileResponse, Gossip, Room, TransferId,
 };
 
-use super::{
-    exchange::{exchange, Exchange},
-    EventLoop, Internal,
-};
+use super::{EventLoop, Internal};
+use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{NodeError, OfferTarget, TransferView},
-    download::{self, FetchError, Job},
     event::Event,
-    transfers::{Direction, State, Transfer},
+    net::download::{self, FetchError, Job},
+    store::transfers::{Direction, State, Transfer},
 };
 
 /// What an outbound file request was for.
@@ -118,7 +116,7 @@ impl EventLoop {
             state: State::Offered,
             created_ms: ipm_protocol::message::now_ms(),
         };
-        self.state
+        self.store
             .transfers
             .insert(transfer)
             .map_err(|e| NodeError::File(format!("cannot save the transfer: {e}")))?;
@@ -156,7 +154,7 @@ impl EventLoop {
         };
         let ids = std::mem::take(&mut unreached.offers);
         for id in ids {
-            let offer = match self.state.transfers.get(&id) {
+            let offer = match self.store.transfers.get(&id) {
                 Some(t) if matches!(t.state, State::Offered) => t.offer.clone(),
                 _ => continue,
             };
@@ -194,7 +192,8 @@ impl EventLoop {
                 return false;
             }
             if !u.offers.is_empty() && u.next_lookup <= now {
-                let pause = crate::backoff::pause(Duration::from_millis(500), u.lookups, max_pause);
+                let pause =
+                    crate::logic::backoff::pause(Duration::from_millis(500), u.lookups, max_pause);
                 u.next_lookup = now + pause;
                 u.lookups += 1;
                 due.push(*peer);
@@ -240,9 +239,9 @@ impl EventLoop {
             return Err("refused".into());
         }
         offer.name = sanitize_file_name(&offer.name).ok_or("the file name is unusable")?;
-        if !self.state.transfers.contains(&offer.transfer) {
+        if !self.store.transfers.contains(&offer.transfer) {
             let now = ipm_protocol::message::now_ms();
-            let (from_peer, all) = self.state.transfers.pending_offers(&peer, now);
+            let (from_peer, all) = self.store.transfers.pending_offers(&peer, now);
             if from_peer >= MAX_PENDING_OFFERS_PER_PEER || all >= MAX_PENDING_OFFERS {
                 return Err("too many offers are waiting for an answer".into());
             }
@@ -258,7 +257,7 @@ impl EventLoop {
             created_ms: ipm_protocol::message::now_ms(),
         };
         let new = self
-            .state
+            .store
             .transfers
             .insert(transfer)
             .map_err(|e| format!("cannot save the offer: {e}"))?;
@@ -287,7 +286,7 @@ impl EventLoop {
             ));
         }
         let matches: Vec<TransferId> = self
-            .state
+            .store
             .transfers
             .list()
             .into_iter()
@@ -317,7 +316,7 @@ impl EventLoop {
     pub(super) fn reject(&mut self, query: &str) -> Result<TransferView, NodeError> {
         let id = self.find_transfer(query)?;
         let transfer = self
-            .state
+            .store
             .transfers
             .get(&id)
             .cloned()
@@ -349,7 +348,7 @@ impl EventLoop {
     }
 
     fn save_state(&mut self, id: &TransferId, state: State) {
-        if let Err(e) = self.state.transfers.set_state(id, state) {
+        if let Err(e) = self.store.transfers.set_state(id, state) {
             self.emit(Event::Error {
                 message: format!("cannot save transfer {id}: {e}"),
             });
@@ -357,7 +356,7 @@ impl EventLoop {
     }
 
     fn job(&self, transfer: &Transfer) -> Option<Job> {
-        let downloads = self.state.downloads.clone()?;
+        let downloads = self.store.downloads.clone()?;
         Some(Job {
             transfer: transfer.offer.transfer,
             size: transfer.offer.size,
@@ -370,7 +369,7 @@ impl EventLoop {
     /// Starts (or resumes) downloading an incoming offer.
     fn start_download(&mut self, id: TransferId) -> Result<(), NodeError> {
         let transfer = self
-            .state
+            .store
             .transfers
             .get(&id)
             .cloned()
@@ -441,7 +440,7 @@ impl EventLoop {
 
     /// Restarts the downloads that were running when the node stopped.
     pub(super) fn resume_downloads(&mut self) {
-        for id in self.state.transfers.unfinished_downloads() {
+        for id in self.store.transfers.unfinished_downloads() {
             if let Err(e) = self.start_download(id) {
                 warn!(%id, "cannot resume download: {e}");
             }
@@ -471,7 +470,7 @@ impl EventLoop {
 
     pub(super) fn download_finished(&mut self, id: TransferId, result: Result<PathBuf, String>) {
         self.files.downloads.remove(&id);
-        let Some(transfer) = self.state.transfers.get(&id).cloned() else {
+        let Some(transfer) = self.store.transfers.get(&id).cloned() else {
             return;
         };
         if transfer.state != State::Downloading {
@@ -581,7 +580,7 @@ impl EventLoop {
                 }
             }
             FileRequest::Decline { transfer } => {
-                if let Some(t) = self.state.transfers.get(&transfer) {
+                if let Some(t) = self.store.transfers.get(&transfer) {
                     if t.peer == Some(peer) && t.direction == Direction::Outgoing {
                         let name = self.directory.display_name(&peer);
                         self.save_state(&transfer, State::Rejected);
@@ -597,7 +596,7 @@ impl EventLoop {
                 transfer,
                 offset,
                 len,
-            } => match self.state.transfers.get(&transfer) {
+            } => match self.store.transfers.get(&transfer) {
                 Some(t) if t.serves(&peer) && !matches!(t.state, State::Rejected) => {
                     let (Some(source), size) = (t.source.clone(), t.offer.size) else {
                         return;
@@ -620,7 +619,7 @@ impl EventLoop {
     }
 
     fn transfer_view(&self, id: TransferId) -> Option<TransferView> {
-        let t = self.state.transfers.get(&id)?;
+        let t = self.store.transfers.get(&id)?;
         Some(self.view(id, t))
     }
 
@@ -651,7 +650,7 @@ impl EventLoop {
 
     /// `/transfers`.
     pub(super) fn transfer_views(&self) -> Vec<TransferView> {
-        self.state
+        self.store
             .transfers
             .list()
             .into_iter()

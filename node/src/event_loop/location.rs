@@ -11,7 +11,7 @@ use ipm_protocol::{limits::WIRE_GEOHASH_PRECISION, Position, Room};
 use super::EventLoop;
 use crate::{
     client::NodeError,
-    geo_group::{distance_to_cell, GeoGroup},
+    logic::geo_group::{distance_to_cell, GeoGroup},
 };
 
 impl EventLoop {

@@ -1,5 +1,5 @@
 //! Mailboxes: a node deposits sealed messages for offline peers at its bootstraps and fetches
-//! its own on connecting; a bootstrap keeps them (see `crate::mailbox`).
+//! its own on connecting; a bootstrap keeps them (see `crate::services::mailbox_store`).
 
 use libp2p::{
     request_response::{self, OutboundRequestId, ResponseChannel},
@@ -12,11 +12,10 @@ use ipm_protocol::{
     DirectRequest, MailboxRequest, MailboxResponse, MessageId, Sealed,
 };
 
-use super::{
-    exchange::{exchange, Exchange},
-    peer_of, EventLoop,
-};
-use crate::{config::Role, event::Event, mailbox::Stored, sealed};
+use super::EventLoop;
+use crate::net::addresses::peer_of;
+use crate::net::exchange::{exchange, Exchange};
+use crate::{config::Role, event::Event, store::sealed};
 
 /// What an outbound mailbox request was for.
 #[derive(Debug)]
@@ -52,7 +51,7 @@ impl EventLoop {
         if self.config.role != Role::Node || !self.deposited.insert((id, bootstrap)) {
             return;
         }
-        let Some(pending) = self.state.outbox.get(&id) else {
+        let Some(pending) = self.store.outbox.get(&id) else {
             return;
         };
         let to = pending.to;
@@ -84,11 +83,11 @@ impl EventLoop {
             return;
         }
         let waiting: Vec<MessageId> = self
-            .state
+            .store
             .outbox
             .recipients()
             .iter()
-            .flat_map(|p| self.state.outbox.for_peer(p))
+            .flat_map(|p| self.store.outbox.for_peer(p))
             .map(|p| p.message.id)
             .filter(|id| self.direct.was_queued(id))
             .collect();
@@ -116,9 +115,9 @@ impl EventLoop {
                 self.fetch_mail(bootstrap);
             }
         }
-        if self.config.role == Role::Bootstrap {
+        if let Some(services) = &mut self.services {
             let now = ipm_protocol::message::now_ms();
-            if let Err(e) = self.state.mailbox.expire(now) {
+            if let Err(e) = services.mailbox.expire(now) {
                 warn!("cannot expire mailbox messages: {e}");
             }
         }
@@ -163,7 +162,7 @@ impl EventLoop {
     ) {
         match (self.mailbox_calls.remove(&request_id), response) {
             (Some(MailboxCall::Deposit { id, bootstrap }), MailboxResponse::Stored) => {
-                if let Some(pending) = self.state.outbox.get(&id) {
+                if let Some(pending) = self.store.outbox.get(&id) {
                     let to = pending.to;
                     let name = self.directory.display_name(&to);
                     self.emit(Event::Queued {
@@ -220,52 +219,26 @@ impl EventLoop {
         }
     }
 
-    /// The bootstrap's side: keep, hand over, forget.
+    /// The bootstrap's side: keep, hand over, forget; a user's node keeps no mailbox.
     fn serve_mailbox(
         &mut self,
         peer: PeerId,
         request: MailboxRequest,
         channel: ResponseChannel<MailboxResponse>,
     ) {
-        let response = if self.config.role != Role::Bootstrap {
-            MailboxResponse::Refused("this node keeps no mailbox".into())
-        } else {
-            match request {
-                MailboxRequest::Deposit {
-                    to,
-                    message,
-                    ttl_ms,
-                } => match PeerId::from_bytes(&to) {
-                    Ok(to) => {
-                        let stored = Stored {
-                            from: peer,
-                            to,
-                            message,
-                            expires_ms: ipm_protocol::message::now_ms().saturating_add(ttl_ms),
-                        };
-                        match self.state.mailbox.deposit(stored) {
-                            Ok(()) => MailboxResponse::Stored,
-                            Err(e) => MailboxResponse::Refused(e.to_string()),
-                        }
-                    }
-                    Err(_) => MailboxResponse::Refused("the recipient is not a peer id".into()),
-                },
-                MailboxRequest::Fetch { max } => {
-                    let (messages, more) = self
-                        .state
+        let response = match &mut self.services {
+            Some(services) => {
+                let response =
+                    services
                         .mailbox
-                        .waiting_for(&peer, usize::from(max).min(MAX_FETCH));
-                    MailboxResponse::Messages { messages, more }
-                }
-                MailboxRequest::Ack { ids } => match self.state.mailbox.acknowledge(&peer, &ids) {
-                    Ok(n) => MailboxResponse::Acked(u32::try_from(n).unwrap_or(u32::MAX)),
-                    Err(e) => MailboxResponse::Refused(format!("storage failed: {e}")),
-                },
+                        .serve(peer, request, ipm_protocol::message::now_ms());
+                self.metrics
+                    .mailbox
+                    .set(i64::try_from(services.mailbox.len()).unwrap_or(i64::MAX));
+                response
             }
+            None => MailboxResponse::Refused("this node keeps no mailbox".into()),
         };
-        self.metrics
-            .mailbox
-            .set(i64::try_from(self.state.mailbox.len()).unwrap_or(i64::MAX));
         let _ = self
             .swarm
             .behaviour_mut()

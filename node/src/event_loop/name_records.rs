@@ -19,8 +19,8 @@ use super::EventLoop;
 use crate::{
     config::Role,
     event::Event,
-    names::{ClaimStep, OwnClaim},
-    peers::short_id,
+    logic::directory::short_id,
+    logic::names::{ClaimStep, OwnClaim},
 };
 
 /// How long to wait before looking at a name held by someone else again.
@@ -128,7 +128,7 @@ impl EventLoop {
         }
     }
 
-    fn own_name_checked(&mut self, found: &crate::names::Registration, now: Instant) {
+    fn own_name_checked(&mut self, found: &crate::logic::names::Registration, now: Instant) {
         let me = self.local_peer_id();
         match self.people.claim.checked(found, me, now, TAKEN_RECHECK) {
             ClaimStep::Put => {

@@ -87,7 +87,12 @@ impl EventLoop {
             .all_mesh_peers()
             .copied()
             .collect();
-        protected.extend(self.config.bootstrap.iter().filter_map(super::peer_of));
+        protected.extend(
+            self.config
+                .bootstrap
+                .iter()
+                .filter_map(crate::net::addresses::peer_of),
+        );
         let surplus = self.usage.surplus(
             &connected,
             &protected,

@@ -1,6 +1,6 @@
 //! Name registries in the event loop: a node logs in with its name at every bootstrap it
 //! connects to, looks names up and asks who is online there; a bootstrap serves its registry
-//! (see `crate::registry`) and the directory of logged-in peers connected to it.
+//! (see `crate::services::name_registry`) and the directory of logged-in peers connected to it.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,17 +19,14 @@ use ipm_protocol::{
     RegistryError, RegistryRequest, RegistryResponse, SignedName,
 };
 
-use super::{
-    exchange::{exchange, Exchange},
-    EventLoop,
-};
+use super::EventLoop;
+use crate::net::exchange::{exchange, Exchange};
 use crate::{
+    client::login::{Login, RegistryAsk},
     client::NodeError,
     config::Role,
     event::Event,
-    login::{Login, RegistryAsk},
-    names::{OwnClaim, MAX_TRACKED_NAMES},
-    registry::Registered,
+    logic::names::{OwnClaim, MAX_TRACKED_NAMES},
 };
 
 /// How long before the registry is asked again about a name it did not confirm.
@@ -84,8 +81,6 @@ pub(super) struct RegistryState {
     /// Logins that failed without an answer: when to try again (none while a retry is on
     /// the wire), and how many tries failed so far.
     relogins: HashMap<PeerId, (Option<Instant>, u32)>,
-    /// Bootstrap side: peers logged in and connected now.
-    online: BTreeMap<PeerId, NameRecord>,
 }
 
 impl RegistryState {
@@ -110,7 +105,7 @@ impl EventLoop {
             .config
             .bootstrap
             .iter()
-            .filter_map(super::peer_of)
+            .filter_map(crate::net::addresses::peer_of)
             .filter(|p| self.swarm.is_connected(p))
             .collect();
         peers.sort();
@@ -204,8 +199,10 @@ impl EventLoop {
 
     /// Forgets what a bootstrap that went away said (node), or logs the peer out (bootstrap).
     pub(super) fn registry_peer_gone(&mut self, peer: PeerId) {
-        if self.registry.online.remove(&peer).is_some() {
-            self.update_registry_metrics();
+        if let Some(services) = &mut self.services {
+            if services.registry.log_out(&peer) {
+                self.update_registry_metrics();
+            }
         }
         self.registry.listed.remove(&peer);
     }
@@ -432,7 +429,7 @@ impl EventLoop {
             .relogins
             .get(&bootstrap)
             .map_or(0, |(_, n)| *n);
-        let pause = crate::backoff::pause(Duration::from_secs(1), tries, MAX_RELOGIN_PAUSE);
+        let pause = crate::logic::backoff::pause(Duration::from_secs(1), tries, MAX_RELOGIN_PAUSE);
         self.registry
             .relogins
             .insert(bootstrap, (Some(Instant::now() + pause), tries + 1));
@@ -569,48 +566,19 @@ impl EventLoop {
         }
     }
 
-    /// The bootstrap's side: register, look up, list who is online.
+    /// The bootstrap's side: register, look up, list who is online; a user's node keeps no
+    /// registry.
     fn serve_registry(
         &mut self,
         peer: PeerId,
         request: RegistryRequest,
         channel: ResponseChannel<RegistryResponse>,
     ) {
-        let response = if self.config.role != Role::Bootstrap {
-            RegistryResponse::Refused(RegistryError::Refused("this node keeps no registry".into()))
-        } else {
-            match request {
-                RegistryRequest::Register(signed) => match signed.verify() {
-                    Ok(record) => match self.state.registry.register(peer, record.clone()) {
-                        Ok(outcome) => {
-                            info!(%peer, name = %record.name, ?outcome, "name registered");
-                            self.registry.online.insert(peer, record);
-                            RegistryResponse::Registered {
-                                new: outcome == Registered::New,
-                            }
-                        }
-                        Err(e) => {
-                            debug!(%peer, "registration refused: {e}");
-                            RegistryResponse::Refused(e)
-                        }
-                    },
-                    Err(e) => RegistryResponse::Refused(RegistryError::Refused(e.to_string())),
-                },
-                RegistryRequest::Lookup { name } => {
-                    RegistryResponse::Owner(self.state.registry.owner(&name).map(SignedName::new))
-                }
-                RegistryRequest::Online { max } => {
-                    let max = usize::from(max).min(MAX_ONLINE_LISTED);
-                    let others = self.registry.online.iter().filter(|(p, _)| **p != peer);
-                    let users: Vec<SignedName> = others
-                        .clone()
-                        .take(max)
-                        .map(|(_, r)| SignedName::new(r))
-                        .collect();
-                    let more = others.count() > users.len();
-                    RegistryResponse::Online { users, more }
-                }
-            }
+        let response = match &mut self.services {
+            Some(services) => services.registry.serve(peer, request),
+            None => RegistryResponse::Refused(RegistryError::Refused(
+                "this node keeps no registry".into(),
+            )),
         };
         self.update_registry_metrics();
         let _ = self
@@ -621,12 +589,15 @@ impl EventLoop {
     }
 
     fn update_registry_metrics(&self) {
+        let Some(services) = &self.services else {
+            return;
+        };
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.metrics
             .registered_names
-            .set(count(self.state.registry.len()));
+            .set(count(services.registry.names()));
         self.metrics
             .online_users
-            .set(count(self.registry.online.len()));
+            .set(count(services.registry.online()));
     }
 }

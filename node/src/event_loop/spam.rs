@@ -14,8 +14,8 @@ use ipm_protocol::limits;
 
 use super::EventLoop;
 use crate::{
-    rate_limit::{Penalties, TokenBuckets},
-    scoring,
+    logic::rate_limit::{Penalties, TokenBuckets},
+    net::scoring,
 };
 
 /// Budgets and penalties of every peer the node hears from (bounded in number).

@@ -2,7 +2,10 @@
 //! crash tests can tell what a data dir must hold after a kill.
 #![allow(dead_code)]
 
-use ipm_node::{contacts::ContactBook, history::Entry, mailbox::Stored, settings::Settings};
+use ipm_node::{
+    services::mailbox_store::Stored, store::contacts::ContactBook, store::history::Entry,
+    store::settings::Settings,
+};
 use ipm_protocol::{DirectMessage, MessageId, Position, Sealed};
 use libp2p::{identity::Keypair, PeerId};
 

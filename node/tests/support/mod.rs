@@ -90,7 +90,7 @@ fn bootstrap_config() -> Config {
 /// A bootstrap keeping its mailbox in `dir` (restart it with the same key and dir).
 pub async fn spawn_bootstrap_in(key: Keypair, dir: &std::path::Path) -> TestNode {
     let config = Config {
-        data_dir: Some(ipm_node::data_dir::DataDir::open(dir).unwrap()),
+        data_dir: Some(ipm_node::store::data_dir::DataDir::open(dir).unwrap()),
         ..bootstrap_config()
     };
     spawn_with_key(key, config).await
@@ -100,7 +100,7 @@ pub async fn spawn_bootstrap_in(key: Keypair, dir: &std::path::Path) -> TestNode
 pub fn user_config(name: &str, dir: &std::path::Path, bootstrap: &Multiaddr) -> Config {
     let mut config = Config::for_tests(name);
     config.bootstrap = vec![bootstrap.clone()];
-    config.data_dir = Some(ipm_node::data_dir::DataDir::open(dir).unwrap());
+    config.data_dir = Some(ipm_node::store::data_dir::DataDir::open(dir).unwrap());
     config
 }
 
@@ -114,7 +114,7 @@ pub async fn spawn_user(name: &str, bootstrap: &Multiaddr) -> TestNode {
 pub async fn spawn_user_with(mut config: Config, bootstrap: &Multiaddr) -> TestNode {
     let tmp = tempfile::tempdir().unwrap();
     config.bootstrap = vec![bootstrap.clone()];
-    config.data_dir = Some(ipm_node::data_dir::DataDir::open(tmp.path()).unwrap());
+    config.data_dir = Some(ipm_node::store::data_dir::DataDir::open(tmp.path()).unwrap());
     let mut node = spawn_with_key(Keypair::generate_ed25519(), config).await;
     node.client.dial(bootstrap.clone()).await.unwrap();
     node.tmp = Some(tmp);

@@ -1,0 +1,11 @@
+//! Networking: the libp2p swarm, the composed behaviour, the wire codec, peer scoring,
+//! metrics, and the download tasks that pull files from peers.
+
+pub mod addresses;
+pub mod behaviour;
+pub mod codec;
+pub mod download;
+pub mod exchange;
+pub mod metrics;
+pub mod scoring;
+pub mod swarm;

@@ -1,0 +1,78 @@
+//! What only a bootstrap serves: the mailbox for offline users, the name registry with its
+//! directory of who is online, and the forwarding of every room its peers join. A node gets
+//! these parts once, when it is built as a bootstrap; a user's node has none of them.
+
+pub mod mailbox_service;
+pub mod mailbox_store;
+pub mod name_registry;
+pub mod registry_service;
+
+use std::collections::BTreeSet;
+
+use ipm_protocol::Room;
+
+use crate::store::{data_dir::DataDir, OpenError};
+use mailbox_service::MailboxService;
+use registry_service::RegistryService;
+
+/// Most rooms a bootstrap forwards for (it joins every ipm room its peers join).
+pub const MAX_FORWARDED_ROOMS: usize = ipm_protocol::limits::MAX_FORWARDED_ROOMS;
+
+/// Everything a bootstrap serves beside what every node does.
+#[derive(Debug)]
+pub struct BootstrapServices {
+    /// Sealed messages for offline users.
+    pub mailbox: MailboxService,
+    /// Names and who is online.
+    pub registry: RegistryService,
+}
+
+impl BootstrapServices {
+    /// Services kept in memory only.
+    pub fn in_memory() -> Self {
+        Self {
+            mailbox: MailboxService::in_memory(),
+            registry: RegistryService::in_memory(),
+        }
+    }
+
+    /// Opens the mailbox and registry journals of `dir` at `now_ms`.
+    pub fn open(dir: &DataDir, now_ms: u64) -> Result<Self, OpenError> {
+        Ok(Self {
+            mailbox: MailboxService::open(&dir.mailbox(), now_ms)
+                .map_err(OpenError::at(&dir.mailbox()))?,
+            registry: RegistryService::open(&dir.registry())
+                .map_err(OpenError::at(&dir.registry()))?,
+        })
+    }
+
+    /// The room of `topic` to join so that peers which only know this bootstrap hear each
+    /// other: an ipm room not joined yet, while fewer than [`MAX_FORWARDED_ROOMS`] are.
+    pub fn room_to_forward(&self, topic: &str, joined: &BTreeSet<Room>) -> Option<Room> {
+        if joined.len() >= MAX_FORWARDED_ROOMS {
+            return None;
+        }
+        Room::from_topic(topic)
+            .ok()
+            .filter(|room| !joined.contains(room))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bootstrap_forwards_new_rooms_up_to_its_limit() {
+        let services = BootstrapServices::in_memory();
+        let lobby = Room::Lobby;
+        let mut joined = BTreeSet::new();
+        assert_eq!(
+            services.room_to_forward(&lobby.topic(), &joined),
+            Some(Room::Lobby)
+        );
+        joined.insert(Room::Lobby);
+        assert_eq!(services.room_to_forward(&lobby.topic(), &joined), None);
+        assert_eq!(services.room_to_forward("not an ipm topic", &joined), None);
+    }
+}

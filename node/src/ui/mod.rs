@@ -1,0 +1,10 @@
+//! Frontends: the command grammar, the session that runs commands against a `Client`, the
+//! interactive prompt, how events are rendered, progress bars, emoji and `ipm ctl`.
+
+pub mod commands;
+pub mod ctl;
+pub mod emoji;
+pub mod progress;
+pub mod prompt;
+pub mod render;
+pub mod session;

@@ -1,0 +1,443 @@
+//! Runs parsed commands against a node; every frontend (prompt, stdin, ctl) goes through here.
+//!
+//! Commands about rooms and people live in the child module `people`.
+
+mod people_answers;
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use ipm_protocol::{MessageId, Room};
+
+use crate::{
+    client::{Client, OfferTarget, Status, TransferView},
+    logic::geo_group::CurrentRoom,
+    net::addresses::is_relayed,
+    store::data_dir::write_atomic,
+    store::history::{direct_log, Entry, History, MAX_READ},
+    store::transfers::{Direction, State},
+    ui::commands::{self, Command, Target},
+    ui::emoji,
+    ui::render,
+};
+
+/// How long `/connect` waits for an answer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a command produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Text to show the user.
+    Text(String),
+    /// A room message went out.
+    Sent {
+        /// The room.
+        room: Room,
+        /// The message id.
+        id: MessageId,
+        /// How many peers were in the room.
+        peers: usize,
+    },
+    /// The user asked the node to stop.
+    Quit,
+}
+
+impl Outcome {
+    /// The text shown for this outcome (empty for a plain send at the prompt).
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Text(text) => text.clone(),
+            Outcome::Sent { room, id, peers: 0 } => {
+                format!("sent {id} to {room} (nobody else is in {room} yet)")
+            }
+            Outcome::Sent { room, id, peers } => format!("sent {id} to {room} ({peers} peers)"),
+            Outcome::Quit => "bye".into(),
+        }
+    }
+}
+
+/// The state frontends share: the node handle, the history folder, the current room.
+#[derive(Clone, Debug)]
+pub struct Session {
+    client: Client,
+    history_dir: PathBuf,
+    current: Arc<Mutex<CurrentRoom>>,
+}
+
+impl Session {
+    /// A session on `client` whose history lives in `history_dir`.
+    pub fn new(client: Client, history_dir: PathBuf) -> Self {
+        Self {
+            client,
+            history_dir,
+            current: Arc::new(Mutex::new(CurrentRoom::Room(Room::Lobby))),
+        }
+    }
+
+    /// The node handle.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The room plain text goes to (for the location group: its own cell).
+    pub fn current_room(&self) -> Room {
+        self.current().room()
+    }
+
+    /// The current room, or the location group.
+    pub fn current(&self) -> CurrentRoom {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_current(&self, room: Room) {
+        self.set_current_room(CurrentRoom::Room(room));
+    }
+
+    fn set_current_room(&self, current: CurrentRoom) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current;
+    }
+
+    /// Parses and runs one line of input.
+    pub async fn run_line(&self, line: &str) -> Result<Outcome, String> {
+        let command = commands::parse(line).map_err(|e| e.to_string())?;
+        self.execute(command).await
+    }
+
+    /// Runs one command.
+    pub async fn execute(&self, command: Command) -> Result<Outcome, String> {
+        match command {
+            Command::Say(text) => {
+                let room = self.current_room();
+                let published = self
+                    .client
+                    .publish(room.clone(), emoji::expand(&text))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Sent {
+                    room,
+                    id: published.id,
+                    peers: published.peers,
+                })
+            }
+            Command::Help(topic) => Ok(Outcome::Text(commands::help(topic.as_deref()))),
+            Command::Connect(addr) => {
+                let peer = self
+                    .client
+                    .dial_within(addr.clone(), CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!("connected to {peer} at {addr}")))
+            }
+            Command::Status => {
+                let status = self.client.status().await.map_err(|e| e.to_string())?;
+                let mut text = render_status(&status, &self.current_room());
+                text.push_str(&self.status_of_people().await?);
+                Ok(Outcome::Text(text))
+            }
+            Command::History { target, count } => {
+                let (log, shown) = match target {
+                    Some(target) => self.conversation(&target).await?,
+                    None => {
+                        let room = self.current_room();
+                        (room.slug(), room.to_string())
+                    }
+                };
+                let entries = History::read_last(&self.history_dir, &log, count)
+                    .map_err(|e| format!("cannot read history of {shown}: {e}"))?;
+                if entries.is_empty() {
+                    return Ok(Outcome::Text(format!("no messages in {shown} yet")));
+                }
+                Ok(Outcome::Text(
+                    entries
+                        .iter()
+                        .map(format_entry)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ))
+            }
+            Command::Save { target, path } => {
+                let (log, shown) = self.conversation(&target).await?;
+                let count = save(&self.history_dir, &log, &shown, &path)?;
+                Ok(Outcome::Text(format!(
+                    "saved {count} messages of {shown} to {}",
+                    path.display()
+                )))
+            }
+            Command::Msg { user, text } => {
+                let peer = self
+                    .client
+                    .resolve_user(&user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let outcome = self
+                    .client
+                    .send_direct(peer, emoji::expand(&text))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(if outcome.delivered {
+                    format!("delivered to {}", outcome.name)
+                } else {
+                    format!(
+                        "{} is not reachable now: queued, it will be delivered when they are back",
+                        outcome.name
+                    )
+                }))
+            }
+            Command::SendFile { user, path } => {
+                let peer = self
+                    .client
+                    .resolve_user(&user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let id = self
+                    .client
+                    .offer_file(OfferTarget::Peer(peer), path.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "offered {} to {user} as transfer {}; it starts when they /accept it",
+                    path.display(),
+                    render::short(&id.to_string())
+                )))
+            }
+            Command::Share(path) => {
+                let room = self.current_room();
+                let id = self
+                    .client
+                    .offer_file(OfferTarget::Room(room.clone()), path.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "shared {} in {room}; others fetch it with /get {}",
+                    path.display(),
+                    render::short(&id.to_string())
+                )))
+            }
+            Command::Accept(id) => {
+                let t = self.client.accept(&id).await.map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "downloading {} ({}) from {}",
+                    t.name,
+                    render::bytes(t.size),
+                    t.with
+                )))
+            }
+            Command::Reject(id) => {
+                let t = self.client.reject(&id).await.map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(format!(
+                    "rejected {} from {}",
+                    t.name, t.with
+                )))
+            }
+            Command::Transfers => {
+                let list = self.client.transfers().await.map_err(|e| e.to_string())?;
+                Ok(Outcome::Text(render_transfers(&list)))
+            }
+            Command::Join(room) => {
+                let new = self
+                    .client
+                    .join(room.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.set_current(room.clone());
+                let verb = if new { "joined" } else { "back in" };
+                Ok(Outcome::Text(format!(
+                    "{verb} {room}; it is now the current room"
+                )))
+            }
+            Command::Leave(room) => {
+                let was = self
+                    .client
+                    .leave(room.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !was {
+                    return Err(format!("not in {room}"));
+                }
+                let mut text = format!("left {room}");
+                if self.current_room() == room {
+                    let status = self.client.status().await.map_err(|e| e.to_string())?;
+                    let next = status
+                        .rooms
+                        .first()
+                        .map(|r| r.room.clone())
+                        .unwrap_or(Room::Lobby);
+                    let _ = write!(text, "; current room is now {next}");
+                    self.set_current(next);
+                }
+                Ok(Outcome::Text(text))
+            }
+            Command::Rooms => {
+                let status = self.client.status().await.map_err(|e| e.to_string())?;
+                let current = match self.current() {
+                    CurrentRoom::Room(room) => Some(room),
+                    CurrentRoom::Geo(_) => None,
+                };
+                let group = self.group_line().await?;
+                if status.rooms.is_empty() && group.is_none() {
+                    return Ok(Outcome::Text("in no room: /join lobby".into()));
+                }
+                let lines: Vec<String> = status
+                    .rooms
+                    .iter()
+                    .map(|r| {
+                        let mark = if current.as_ref() == Some(&r.room) {
+                            '*'
+                        } else {
+                            ' '
+                        };
+                        format!("{mark} {} ({} others)", r.room, r.members.len())
+                    })
+                    .chain(group)
+                    .collect();
+                Ok(Outcome::Text(lines.join("\n")))
+            }
+            Command::People(command) => self.run_people(command).await,
+            Command::Quit => Ok(Outcome::Quit),
+        }
+    }
+}
+
+impl Session {
+    /// The log name and shown name of a room or a private conversation.
+    async fn conversation(&self, target: &Target) -> Result<(String, String), String> {
+        match target {
+            Target::Room(room) => Ok((room.slug(), room.to_string())),
+            Target::User(user) => {
+                let peer = self
+                    .client
+                    .resolve_user(user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((direct_log(&peer), user.clone()))
+            }
+        }
+    }
+}
+
+/// The `/transfers` table.
+pub fn render_transfers(list: &[TransferView]) -> String {
+    if list.is_empty() {
+        return "no offers or transfers yet".into();
+    }
+    let mut out = String::new();
+    for t in list {
+        let arrow = match t.direction {
+            Direction::Incoming => "from",
+            Direction::Outgoing => "to",
+        };
+        let state = match &t.state {
+            State::Offered if t.direction == Direction::Incoming => {
+                format!("offered: /accept {}", render::short(&t.id.to_string()))
+            }
+            State::Offered => "offered".into(),
+            State::Downloading => format!(
+                "downloading {}% ({} of {})",
+                render::percent(t.bytes, t.size),
+                render::bytes(t.bytes),
+                render::bytes(t.size)
+            ),
+            State::Done { path } if t.direction == Direction::Incoming => {
+                format!("received: {}", path.display())
+            }
+            State::Done { .. } => "done".into(),
+            State::Rejected => "rejected".into(),
+            State::Failed { reason } => format!("failed: {reason}"),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {} ({}) {arrow} {}  {state}",
+            render::short(&t.id.to_string()),
+            t.name,
+            render::bytes(t.size),
+            t.with
+        );
+    }
+    out.pop();
+    out
+}
+
+/// `time name: text`, local time.
+pub fn format_entry(entry: &Entry) -> String {
+    format!("{} {}: {}", format_time(entry.ts), entry.from, entry.text)
+}
+
+/// A timestamp (ms since the epoch) as local `YYYY-MM-DD HH:MM:SS`.
+pub fn format_time(ms: u64) -> String {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(utc) => utc
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => "????-??-?? ??:??:??".into(),
+    }
+}
+
+fn save(history_dir: &Path, log: &str, shown: &str, path: &Path) -> Result<usize, String> {
+    let entries = History::read_last(history_dir, log, MAX_READ)
+        .map_err(|e| format!("cannot read history of {shown}: {e}"))?;
+    let mut text = String::new();
+    for entry in &entries {
+        text.push_str(&format_entry(entry));
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes(), false)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(entries.len())
+}
+
+/// The `/status` text.
+pub fn render_status(status: &Status, current: &Room) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name:     {}", status.name);
+    let _ = writeln!(out, "peer id:  {}", status.peer);
+    let _ = writeln!(out, "listening:");
+    for addr in &status.listen {
+        let _ = writeln!(out, "  {addr}");
+    }
+    if !status.external.is_empty() {
+        let _ = writeln!(out, "seen by others at:");
+        for addr in &status.external {
+            let _ = writeln!(out, "  {addr}");
+        }
+    }
+    let _ = writeln!(out, "reachability: {}", status.nat);
+    if !status.relayed.is_empty() {
+        let _ = writeln!(out, "reachable through relay:");
+        for addr in &status.relayed {
+            let _ = writeln!(out, "  {addr}");
+        }
+    }
+    let _ = writeln!(out, "connections: {}", status.peers.len());
+    for p in &status.peers {
+        let addr = p.addrs.first().map(ToString::to_string).unwrap_or_default();
+        let how = if !p.addrs.is_empty() && p.addrs.iter().all(is_relayed) {
+            "relayed"
+        } else {
+            "direct"
+        };
+        let _ = writeln!(out, "  {} {} {how} {addr}", p.name, p.peer);
+    }
+    let _ = writeln!(out, "current room: {current}");
+    let _ = write!(out, "rooms:");
+    for r in &status.rooms {
+        let names: Vec<&str> = r.members.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = write!(
+            out,
+            "\n  {} ({} others){}{}",
+            r.room,
+            names.len(),
+            if names.is_empty() { "" } else { ": " },
+            names.join(", ")
+        );
+    }
+    out
+}
