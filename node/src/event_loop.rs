@@ -16,7 +16,6 @@ mod people_state;
 mod direct;
 mod files;
 mod mailbox;
-mod pruning;
 mod registry;
 mod rooms;
 mod spam;
@@ -33,10 +32,7 @@ use libp2p::{
     autonat, dcutr,
     gossipsub::{self, IdentTopic, MessageAcceptance},
     identify, kad, mdns, ping,
-    swarm::{
-        dial_opts::{DialOpts, PeerCondition},
-        ConnectionId, SwarmEvent,
-    },
+    swarm::{ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -65,8 +61,6 @@ const SEEN_CAPACITY: usize = 50_000;
 /// How often delivery deadlines and retries are checked.
 const DELIVERY_TICK: Duration = Duration::from_millis(250);
 
-/// How long before a peer reached only through a relay is dialled directly again.
-const DIRECT_RETRY: Duration = Duration::from_secs(60);
 /// How long a stopping node keeps its connections for its goodbye to leave.
 const GOODBYE_FLUSH: Duration = Duration::from_millis(250);
 
@@ -119,11 +113,6 @@ pub struct EventLoop {
     deposited: std::collections::HashSet<(MessageId, PeerId)>,
     metrics: Metrics,
     people: PeopleState,
-    bootstrap_redial: HashMap<PeerId, (Instant, u32)>,
-    /// When each peer reached only through a relay was last dialled directly.
-    direct_tries: HashMap<PeerId, Instant>,
-    usage: pruning::Usage,
-    spam: spam::Spam,
     registry: registry::RegistryState,
 }
 
@@ -175,13 +164,9 @@ impl EventLoop {
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,
             mailbox_calls: HashMap::new(),
-            direct_tries: HashMap::new(),
             deposited: std::collections::HashSet::new(),
             metrics,
             people,
-            bootstrap_redial: HashMap::new(),
-            usage: pruning::Usage::default(),
-            spam: spam::Spam::default(),
             registry: registry::RegistryState::default(),
         }
     }
@@ -221,8 +206,7 @@ impl EventLoop {
                     self.retry_deliveries(now);
                     self.retry_offer_lookups(now);
                     self.retry_logins(now);
-                    self.redial_bootstraps(now);
-                    self.prune_connections(now);
+                    self.peer_heartbeat(now);
                 }
                 _ = presence.tick() => self.on_presence_tick(),
             }
@@ -402,13 +386,12 @@ impl EventLoop {
                 let addr = remote_addr(&endpoint);
                 debug!(peer = %peer_id, %addr, "connection established");
                 self.directory.connected(peer_id, addr.clone());
-                self.usage.touch(peer_id, Instant::now());
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
-                    self.usage.pin(peer_id);
+                    self.swarm.behaviour_mut().peer_manager.pin(peer_id);
                     let _ = reply.send(Ok(peer_id));
                 }
                 // A graylisted peer keeps its score while away: it is cut off again.
-                self.refuse_graylisted(peer_id);
+                self.check_score(peer_id);
                 if num_established.get() == 1 {
                     self.emit(Event::Connected {
                         peer: peer_id,
@@ -439,8 +422,6 @@ impl EventLoop {
                 self.directory
                     .disconnected(&peer_id, &remote_addr(&endpoint));
                 if num_established == 0 {
-                    self.usage.forget(&peer_id);
-                    self.direct_tries.remove(&peer_id);
                     self.registry_peer_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });
                 }
@@ -532,15 +513,16 @@ impl EventLoop {
                 self.on_identify(peer_id, info)
             }
             BehaviourEvent::Kad(event) => self.on_kad(event),
-            // A peer that stopped answering pings is gone (its network vanished): close the
-            // connection now instead of when the kernel gives up on it.
             BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
                 result: Err(e),
             }) => {
-                debug!(%peer, "ping failed, closing the connection: {e}");
-                self.swarm.close_connection(connection);
+                debug!(%peer, "ping failed: {e}");
+                self.swarm
+                    .behaviour_mut()
+                    .peer_manager
+                    .unresponsive(peer, connection);
             }
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
                 info!(status = ?new, "reachability");
@@ -555,46 +537,30 @@ impl EventLoop {
             },
             BehaviourEvent::RelayClient(event) => debug!(?event, "relay"),
             BehaviourEvent::Direct(event) => {
-                self.usage
-                    .touch(crate::net::exchange::peer(&event), Instant::now());
                 if let Some(event) = self.within_request_budget("direct", event) {
                     self.on_direct_event(event)
                 }
             }
             BehaviourEvent::File(event) => {
-                self.usage
-                    .touch(crate::net::exchange::peer(&event), Instant::now());
                 if let Some(event) = self.within_request_budget("file", event) {
                     self.on_file_event(event)
                 }
             }
             BehaviourEvent::Mailbox(event) => {
-                self.usage
-                    .touch(crate::net::exchange::peer(&event), Instant::now());
                 if let Some(event) = self.within_request_budget("mailbox", event) {
                     self.on_mailbox_event(event)
                 }
             }
             BehaviourEvent::Registry(event) => {
-                self.usage
-                    .touch(crate::net::exchange::peer(&event), Instant::now());
                 if let Some(event) = self.within_request_budget("registry", event) {
                     self.on_registry_event(event)
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let behaviour = self.swarm.behaviour_mut();
                 for (peer, addr) in found {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
-                    if !self.swarm.is_connected(&peer) {
-                        let opts = DialOpts::peer_id(peer)
-                            .addresses(vec![addr])
-                            .condition(PeerCondition::DisconnectedAndNotDialing)
-                            .build();
-                        let _ = self.swarm.dial(opts);
-                    }
+                    behaviour.kad.add_address(&peer, addr.clone());
+                    behaviour.peer_manager.found_nearby(peer, addr);
                 }
             }
             _ => {}

@@ -1,7 +1,7 @@
 //! Connections in the event loop: dialling on request, redialling bootstraps, discovering
 //! peers through the DHT, relay reservations, and what identify and Kademlia report.
 
-use std::time::{Duration, Instant};
+use std::{collections::HashSet, time::Instant};
 
 use libp2p::{
     identify, kad,
@@ -11,12 +11,11 @@ use libp2p::{
 };
 use tracing::{debug, warn};
 
-use super::{DialReply, EventLoop, DIRECT_RETRY};
+use super::{DialReply, EventLoop};
 use crate::{
     client::NodeError,
-    config::Role,
     net::{
-        addresses::{dial_reason, is_relayed, peer_of, worth_dialling},
+        addresses::{dial_reason, peer_of, worth_dialling},
         behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL},
     },
 };
@@ -44,46 +43,18 @@ impl EventLoop {
         }
     }
 
-    /// Re-dials bootstraps the node is not connected to, with a growing pause (1 s up to
-    /// 30 s) so that a restarted bootstrap is found again within seconds.
-    pub(super) fn redial_bootstraps(&mut self, now: Instant) {
-        for addr in self.config.bootstrap.clone() {
-            let Some(peer) = peer_of(&addr) else {
-                continue;
-            };
-            if self.swarm.is_connected(&peer) {
-                self.bootstrap_redial.remove(&peer);
-                continue;
-            }
-            let (due, attempts) = self
-                .bootstrap_redial
-                .get(&peer)
-                .copied()
-                .unwrap_or((now, 0));
-            if due > now {
-                continue;
-            }
-            let pause = crate::logic::backoff::pause(
-                Duration::from_secs(1),
-                attempts,
-                Duration::from_secs(30),
-            );
-            self.bootstrap_redial
-                .insert(peer, (now + pause, attempts + 1));
-            let opts = DialOpts::peer_id(peer)
-                .addresses(vec![addr])
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            if let Err(e) = self.swarm.dial(opts) {
-                debug!(%peer, "not redialling the bootstrap: {e}");
-            }
-        }
+    /// Lets the peer manager redial bootstraps and close the surplus of connections; the
+    /// peers in gossipsub's meshes are kept.
+    pub(super) fn peer_heartbeat(&mut self, now: Instant) {
+        let behaviour = self.swarm.behaviour_mut();
+        let mesh: HashSet<PeerId> = behaviour.gossipsub.all_mesh_peers().copied().collect();
+        behaviour.peer_manager.heartbeat(now, &mesh);
     }
 
     /// Dials more peers from the DHT while the node has fewer than it wants.
     pub(super) fn discover(&mut self) {
         self.poll_mailboxes();
-        if self.wants_peers() {
+        if self.swarm.behaviour().peer_manager.wants_peers() {
             self.swarm
                 .behaviour_mut()
                 .kad
@@ -91,20 +62,10 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn wants_peers(&self) -> bool {
-        self.config.role == Role::Node
-            && self.swarm.network_info().num_peers() < self.config.target_peers
-    }
-
+    /// The DHT reported `peer`: the peer manager dials it while the node wants peers.
     pub(super) fn maybe_dial(&mut self, peer: PeerId) {
-        if peer == self.local_peer_id() || self.swarm.is_connected(&peer) || !self.wants_peers() {
-            return;
-        }
-        let opts = DialOpts::peer_id(peer)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            debug!(%peer, "not dialling discovered peer: {e}");
+        if peer != self.local_peer_id() {
+            self.swarm.behaviour_mut().peer_manager.discovered(peer);
         }
     }
 
@@ -161,37 +122,13 @@ impl EventLoop {
                     .add_address(&peer, addr.clone());
             }
         }
-        self.try_direct(peer, listen);
-    }
-
-    /// A peer reached only through a relay may well share a network with this node (both
-    /// met at the bootstrap first): dials the addresses it listens on, at most once per
-    /// [`DIRECT_RETRY`]. Hole punching covers the peers behind NATs.
-    pub(super) fn try_direct(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        let relayed_only = self
-            .directory
-            .get(&peer)
-            .is_some_and(|i| !i.connections.is_empty() && i.connections.iter().all(is_relayed));
-        let direct: Vec<Multiaddr> = addrs.into_iter().filter(|a| !is_relayed(a)).collect();
-        if !relayed_only || direct.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        if self
-            .direct_tries
-            .get(&peer)
-            .is_some_and(|at| now < *at + DIRECT_RETRY)
-        {
-            return;
-        }
-        self.direct_tries.insert(peer, now);
-        let opts = DialOpts::peer_id(peer)
-            .condition(PeerCondition::Always)
-            .addresses(direct)
-            .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            debug!(%peer, "no direct dial: {e}");
-        }
+        // A peer reached only through a relay may share a network with this node (both met
+        // at the bootstrap first): the peer manager dials it directly now and then. Hole
+        // punching covers the peers behind NATs.
+        self.swarm
+            .behaviour_mut()
+            .peer_manager
+            .identified(peer, &listen, Instant::now());
     }
 
     pub(super) fn on_kad(&mut self, event: kad::Event) {

@@ -1,51 +1,17 @@
-//! Spam control in the loop: a budget of room messages per author and of requests per peer
-//! and protocol, and the penalty that becomes gossipsub's application score, so that a peer
-//! whose messages keep being rejected is graylisted and disconnected.
+//! Spam control in the loop: room messages and requests are checked against the budgets of
+//! the peer manager before anything else is done with them, and its penalties become
+//! gossipsub's application score, so that a peer whose messages keep being rejected is
+//! graylisted and disconnected.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance},
     request_response, PeerId,
 };
-use tracing::debug;
-
-use ipm_protocol::limits;
 
 use super::EventLoop;
-use crate::{
-    logic::rate_limit::{Penalties, TokenBuckets},
-    net::scoring,
-};
-
-/// Budgets and penalties of every peer the node hears from (bounded in number).
-#[derive(Debug)]
-pub(crate) struct Spam {
-    room_messages: TokenBuckets<PeerId>,
-    requests: TokenBuckets<(PeerId, &'static str)>,
-    penalties: Penalties<PeerId>,
-}
-
-impl Default for Spam {
-    fn default() -> Self {
-        Self {
-            room_messages: TokenBuckets::new(
-                limits::ROOM_MESSAGE_BURST,
-                limits::ROOM_MESSAGES_PER_SEC,
-                limits::MAX_RATE_TRACKED_PEERS,
-            ),
-            requests: TokenBuckets::new(
-                limits::REQUEST_BURST,
-                limits::REQUESTS_PER_SEC,
-                limits::MAX_RATE_TRACKED_PEERS,
-            ),
-            penalties: Penalties::new(
-                Duration::from_secs_f64(limits::SPAM_PENALTY_HALF_LIFE_SECS),
-                limits::MAX_RATE_TRACKED_PEERS,
-            ),
-        }
-    }
-}
+use crate::{logic::peer_policy::OverBudget, net::scoring};
 
 impl EventLoop {
     /// Checks a room message against its author's budget before anything else is done
@@ -67,16 +33,17 @@ impl EventLoop {
         }
         let source = message.source?;
         // Presence has its own rate at the sender and its own bounded table here.
-        if self.people.is_presence_topic(&message.topic)
-            || self.spam.room_messages.allow(&source, Instant::now())
-        {
+        if self.people.is_presence_topic(&message.topic) {
             return None;
         }
-        debug!(peer = %source, "room message over the author's budget");
-        Some(if *propagation_source == source {
-            MessageAcceptance::Reject
-        } else {
-            MessageAcceptance::Ignore
+        let verdict = self.swarm.behaviour_mut().peer_manager.room_message(
+            source,
+            *propagation_source,
+            Instant::now(),
+        )?;
+        Some(match verdict {
+            OverBudget::Reject => MessageAcceptance::Reject,
+            OverBudget::Ignore => MessageAcceptance::Ignore,
         })
     }
 
@@ -86,24 +53,17 @@ impl EventLoop {
         let Some(source) = source else {
             return;
         };
-        let penalty = self
-            .spam
-            .penalties
-            .add(&source, limits::SPAM_PENALTY, Instant::now());
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .set_application_score(&source, -penalty);
-        self.refuse_graylisted(source);
+        let behaviour = self.swarm.behaviour_mut();
+        let penalty = behaviour.peer_manager.penalise(source, Instant::now());
+        behaviour.gossipsub.set_application_score(&source, -penalty);
+        self.check_score(source);
     }
 
-    /// Disconnects `peer` when its gossipsub score is below the graylist threshold.
-    pub(super) fn refuse_graylisted(&mut self, peer: PeerId) {
-        let score = self.swarm.behaviour().gossipsub.peer_score(&peer);
-        if score.is_some_and(|s| s < limits::GRAYLIST_THRESHOLD) && self.swarm.is_connected(&peer) {
-            debug!(%peer, ?score, "graylisted: disconnecting");
-            let _ = self.swarm.disconnect_peer_id(peer);
-        }
+    /// Hands `peer`'s gossipsub score to the peer manager, which cuts a graylisted peer off.
+    pub(super) fn check_score(&mut self, peer: PeerId) {
+        let behaviour = self.swarm.behaviour_mut();
+        let score = behaviour.gossipsub.peer_score(&peer);
+        behaviour.peer_manager.score(peer, score);
     }
 
     /// Passes on a request-response event unless it is a request over the peer's budget for
@@ -114,14 +74,16 @@ impl EventLoop {
         protocol: &'static str,
         event: request_response::Event<Req, Resp>,
     ) -> Option<request_response::Event<Req, Resp>> {
+        let now = Instant::now();
+        let peer_manager = &mut self.swarm.behaviour_mut().peer_manager;
+        peer_manager.used(crate::net::exchange::peer(&event), now);
         if let request_response::Event::Message {
             peer,
             message: request_response::Message::Request { .. },
             ..
         } = &event
         {
-            if !self.spam.requests.allow(&(*peer, protocol), Instant::now()) {
-                debug!(%peer, protocol, "request over the peer's budget: dropped");
+            if !peer_manager.request(*peer, protocol, now) {
                 return None;
             }
         }

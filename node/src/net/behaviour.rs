@@ -15,7 +15,9 @@ use libp2p::{
 
 use crate::{
     config::{Config, Role},
+    logic::peer_policy::PeerSettings,
     net::scoring,
+    net::{addresses::peer_of, peer_manager::PeerManager},
 };
 
 use crate::net::codec::CborCodec;
@@ -65,6 +67,8 @@ mod composed {
         pub limits: connection_limits::Behaviour,
         /// Refuses new connections when the process uses too much memory.
         pub memory: memory_connection_limits::Behaviour,
+        /// Dials, keeps and drops peers: the connection budget, redials, the graylist.
+        pub peer_manager: crate::net::peer_manager::PeerManager,
         /// Exchanges addresses, agent and supported protocols with every peer.
         pub identify: identify::Behaviour,
         /// Keeps connections alive and measures round trips.
@@ -108,6 +112,24 @@ fn relay_server_config() -> relay::Config {
         max_circuit_duration: Duration::from_secs(60 * 60),
         max_circuit_bytes: 8 << 30,
         ..relay::Config::default()
+    }
+}
+
+/// What the peer manager is given: the bootstraps, and the budget of a node of this role
+/// (a bootstrap looks for no peers of its own).
+fn peer_settings(config: &Config) -> PeerSettings {
+    PeerSettings {
+        bootstraps: config
+            .bootstrap
+            .iter()
+            .filter_map(|addr| peer_of(addr).map(|peer| (peer, addr.clone())))
+            .collect(),
+        target_peers: match config.role {
+            Role::Node => config.target_peers,
+            Role::Bootstrap => 0,
+        },
+        max_peers: config.max_peers,
+        grace: config.peer_grace,
     }
 }
 
@@ -200,6 +222,7 @@ impl Behaviour {
             memory: memory_connection_limits::Behaviour::with_max_percentage(
                 limits::MAX_MEMORY_FRACTION,
             ),
+            peer_manager: PeerManager::new(peer_settings(config)),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,

@@ -7,5 +7,6 @@ pub mod codec;
 pub mod download;
 pub mod exchange;
 pub mod metrics;
+pub mod peer_manager;
 pub mod scoring;
 pub mod swarm;
