@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::Payload;
-use crate::limits::MAX_REASON_LEN;
-use crate::message::{validate_text, DecodeError, MessageId};
+use crate::error::DecodeError;
 use crate::name::validate_name;
+use crate::stamp::{now_ms, MessageId};
+use crate::text::{validate_reason, validate_text};
 
 /// Request-response protocol name for private messages.
 pub const DIRECT_PROTOCOL: &str = "/ipm/direct/1";
@@ -33,7 +34,7 @@ impl DirectMessage {
             id: MessageId::random(),
             name: name.to_owned(),
             text: text.to_owned(),
-            sent_ms: crate::message::now_ms(),
+            sent_ms: now_ms(),
             auto_reply: false,
         }
     }
@@ -83,23 +84,14 @@ impl Payload for DirectResponse {
     }
 }
 
-/// Checks a refusal or error reason: at most [`MAX_REASON_LEN`] bytes.
-pub fn validate_reason(reason: &str) -> Result<(), DecodeError> {
-    if reason.len() > MAX_REASON_LEN {
-        return Err(DecodeError::Invalid(format!(
-            "reason is {} bytes, at most {MAX_REASON_LEN} are allowed",
-            reason.len()
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::envelope::{decode, encode};
-    use crate::limits::{MAX_DIRECT_REQUEST_LEN, MAX_DIRECT_RESPONSE_LEN, MAX_TEXT_LEN};
+    use crate::limits::{
+        MAX_DIRECT_REQUEST_LEN, MAX_DIRECT_RESPONSE_LEN, MAX_REASON_LEN, MAX_TEXT_LEN,
+    };
     use proptest::prelude::*;
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod direct;
 pub mod envelope;
+pub mod error;
 pub mod file;
 pub mod geo;
 pub mod limits;
@@ -18,15 +19,19 @@ pub mod name_record;
 pub mod presence;
 pub mod registry;
 pub mod room;
+pub mod stamp;
+pub mod text;
 
 pub use direct::{DirectMessage, DirectRequest, DirectResponse};
 pub use envelope::{decode, encode, Payload};
+pub use error::DecodeError;
 pub use file::{FileOffer, FileRequest, FileResponse, TransferId};
 pub use geo::{GeoError, Position};
 pub use mailbox::{MailboxRequest, MailboxResponse, Sealed};
-pub use message::{decode_gossip, encode_gossip, ChatMessage, DecodeError, Gossip, MessageId};
+pub use message::{decode_gossip, encode_gossip, ChatMessage, Gossip};
 pub use name::{validate_name, NameError};
 pub use name_record::{NameRecord, NameRecordError};
 pub use presence::Presence;
 pub use registry::{RegistryError, RegistryRequest, RegistryResponse, SignedName};
 pub use room::{Room, RoomError};
+pub use stamp::{now_ms, MessageId};
