@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::Payload;
 use crate::error::DecodeError;
 use crate::name::validate_name;
-use crate::stamp::{now_ms, MessageId};
+use crate::stamp::{MessageId, Stamp};
 use crate::text::{validate_reason, validate_text};
 
 /// Request-response protocol name for private messages.
@@ -30,11 +30,17 @@ pub struct DirectMessage {
 impl DirectMessage {
     /// A message with a fresh id, written now.
     pub fn new(name: &str, text: &str) -> DirectMessage {
+        DirectMessage::with_stamp(name, text, Stamp::fresh())
+    }
+
+    /// A message with the id and send time of `stamp`; the same arguments
+    /// always give the same message.
+    pub fn with_stamp(name: &str, text: &str, stamp: Stamp) -> DirectMessage {
         DirectMessage {
-            id: MessageId::random(),
+            id: stamp.id,
             name: name.to_owned(),
             text: text.to_owned(),
-            sent_ms: now_ms(),
+            sent_ms: stamp.sent_ms,
             auto_reply: false,
         }
     }
@@ -139,6 +145,22 @@ mod tests {
             reason: "x".repeat(MAX_REASON_LEN + 1),
         };
         assert!(decode::<DirectResponse>(&encode(&long), MAX_DIRECT_RESPONSE_LEN).is_err());
+    }
+
+    #[test]
+    fn stamped_messages_are_deterministic() {
+        let stamp = Stamp::new(MessageId::from_bytes([5; 16]), 1_700_000_000_000);
+        let a = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", stamp));
+        let b = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", stamp));
+        assert_eq!(encode(&a), encode(&b));
+        let DirectRequest::Message(m) = &a;
+        assert_eq!(
+            (m.id, m.sent_ms, m.auto_reply),
+            (stamp.id, stamp.sent_ms, false)
+        );
+        let other = Stamp::new(MessageId::from_bytes([6; 16]), stamp.sent_ms);
+        let c = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", other));
+        assert_ne!(encode(&a), encode(&c));
     }
 
     proptest! {

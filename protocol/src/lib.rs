@@ -34,4 +34,4 @@ pub use name_record::{NameRecord, NameRecordError};
 pub use presence::Presence;
 pub use registry::{RegistryError, RegistryRequest, RegistryResponse, SignedName};
 pub use room::{Room, RoomError};
-pub use stamp::{now_ms, MessageId};
+pub use stamp::{now_ms, MessageId, Stamp};

@@ -14,7 +14,7 @@ use crate::geo::is_geohash;
 use crate::limits::{MAX_GOSSIP_LEN, WIRE_GEOHASH_PRECISION};
 use crate::name::validate_name;
 use crate::presence::Presence;
-use crate::stamp::{now_ms, MessageId};
+use crate::stamp::{MessageId, Stamp};
 use crate::text::validate_text;
 
 /// A chat message posted to a room.
@@ -41,11 +41,17 @@ impl ChatMessage {
     /// A message with a fresh random id, sent now. Nothing is checked here:
     /// validate the name and text first, or call [`ChatMessage::validate`].
     pub fn new(name: &str, text: &str, geo: Option<String>) -> ChatMessage {
+        ChatMessage::with_stamp(name, text, geo, Stamp::fresh())
+    }
+
+    /// A message with the id and send time of `stamp`. Nothing is checked
+    /// here either; the same arguments always give the same message.
+    pub fn with_stamp(name: &str, text: &str, geo: Option<String>, stamp: Stamp) -> ChatMessage {
         ChatMessage {
-            id: MessageId::random(),
+            id: stamp.id,
             name: name.to_string(),
             text: text.to_string(),
-            sent_ms: now_ms(),
+            sent_ms: stamp.sent_ms,
             geo,
         }
     }
@@ -127,6 +133,18 @@ mod tests {
     use serde_cbor::Value;
     use std::collections::BTreeMap;
     use std::time::Instant;
+
+    /// `sample()` in its envelope, as protocol version 1 writes it.
+    const GOLDEN_CHAT: &str = concat!(
+        "a2617601",                             // { "v": 1,
+        "64626f6479a16443686174a5",             // "body": { "Chat": { (5 fields)
+        "62696450",                             // "id": 16 bytes,
+        "07070707070707070707070707070707",     // all 7
+        "646e616d6565616c696365",               // "name": "alice"
+        "64746578746c68656c6c6f2c20776f726c64", // "text": "hello, world"
+        "6773656e745f6d731b0000018bcfe56800",   // "sent_ms": 1_700_000_000_000
+        "6367656f66753039747677",               // "geo": "u09tvw" } } }
+    );
 
     fn sample() -> ChatMessage {
         ChatMessage {
@@ -398,6 +416,34 @@ mod tests {
         assert_ne!(a.id, b.id);
         assert!(a.sent_ms > 1_600_000_000_000);
         a.validate().unwrap();
+    }
+
+    #[test]
+    fn stamped_messages_are_deterministic() {
+        let stamp = Stamp::new(MessageId::from_bytes([7; 16]), 1_700_000_000_000);
+        let geo = || Some("u09tvw".to_string());
+        let a = ChatMessage::with_stamp("alice", "hello, world", geo(), stamp);
+        let b = ChatMessage::with_stamp("alice", "hello, world", geo(), stamp);
+        assert_eq!(a, sample());
+        assert_eq!(
+            encode_gossip(&Gossip::Chat(a.clone())),
+            encode_gossip(&Gossip::Chat(b))
+        );
+        let later = Stamp::new(stamp.id, stamp.sent_ms + 1);
+        let c = ChatMessage::with_stamp("alice", "hello, world", geo(), later);
+        assert_ne!(
+            encode_gossip(&Gossip::Chat(a)),
+            encode_gossip(&Gossip::Chat(c))
+        );
+    }
+
+    #[test]
+    fn chat_wire_bytes_are_stable() {
+        let hex: String = encode_gossip(&Gossip::Chat(sample()))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, GOLDEN_CHAT);
     }
 
     fn arb_message() -> impl Strategy<Value = ChatMessage> {

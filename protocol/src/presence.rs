@@ -13,7 +13,7 @@ use crate::limits::{
 };
 use crate::name::validate_name;
 use crate::room::{normalize_tag, Room};
-use crate::stamp::{now_ms, MessageId};
+use crate::stamp::{MessageId, Stamp};
 
 /// One node's announcement of itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,14 +63,27 @@ impl Presence {
         group: Option<String>,
         away: Option<String>,
     ) -> Presence {
+        Presence::with_stamp(name, rooms, geo, group, away, Stamp::fresh())
+    }
+
+    /// An announcement with the id and send time of `stamp`; the same
+    /// arguments always give the same announcement. Nothing is checked here.
+    pub fn with_stamp(
+        name: &str,
+        rooms: Vec<Room>,
+        geo: Option<String>,
+        group: Option<String>,
+        away: Option<String>,
+        stamp: Stamp,
+    ) -> Presence {
         Presence {
-            id: MessageId::random(),
+            id: stamp.id,
             name: name.to_string(),
             rooms,
             geo,
             group,
             away,
-            sent_ms: now_ms(),
+            sent_ms: stamp.sent_ms,
             every_ms: None,
             leaving: false,
         }
@@ -142,4 +155,57 @@ pub fn validate_away(text: &str) -> Result<(), DecodeError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Presence in the gossip envelope is tested in `tests/presence_gossip.rs`.
+
+    use super::*;
+
+    fn sample() -> Presence {
+        Presence {
+            id: MessageId::from_bytes([3; 16]),
+            name: "alice".into(),
+            rooms: vec![
+                Room::Lobby,
+                Room::Geo("u09t".into()),
+                Room::Interest("rust-lang".into()),
+            ],
+            geo: Some("u09tvw".into()),
+            group: Some("u09t".into()),
+            away: Some("lunch, back at 2".into()),
+            sent_ms: 1_700_000_000_000,
+            every_ms: Some(25_000),
+            leaving: false,
+        }
+    }
+
+    #[test]
+    fn stamped_announcements_are_deterministic() {
+        let stamp = Stamp::new(MessageId::from_bytes([3; 16]), 1_700_000_000_000);
+        let build = |stamp| {
+            Presence::with_stamp(
+                "alice",
+                sample().rooms,
+                Some("u09tvw".into()),
+                Some("u09t".into()),
+                Some("lunch, back at 2".into()),
+                stamp,
+            )
+        };
+        let a = Presence {
+            every_ms: Some(25_000),
+            ..build(stamp)
+        };
+        assert_eq!(a, sample());
+        let cbor = |p: &Presence| serde_cbor::to_vec(p).unwrap();
+        assert_eq!(cbor(&build(stamp)), cbor(&build(stamp)));
+        let later = Stamp::new(stamp.id, stamp.sent_ms + 1);
+        assert_ne!(cbor(&build(stamp)), cbor(&build(later)));
+        let fresh = Presence::new("alice", vec![], None, None, None);
+        assert!(fresh.sent_ms > 1_600_000_000_000 && !fresh.leaving);
+        assert_eq!(fresh.every_ms, None);
+    }
 }

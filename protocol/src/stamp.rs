@@ -1,5 +1,5 @@
-//! What makes each outgoing message unique and dated: its random [`MessageId`] and the local
-//! clock ([`now_ms`]).
+//! What makes each outgoing message unique and dated: its random [`MessageId`], the local
+//! clock ([`now_ms`]), and the [`Stamp`] that carries both into a constructor.
 
 use std::fmt;
 use std::str::FromStr;
@@ -84,6 +84,30 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The id and send time of a new message: the two values its convenience
+/// constructor (`new`) would otherwise draw from the random generator and the
+/// clock. Every message type also has a `with_stamp` constructor that takes
+/// them from here, so that the same inputs always build the same message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stamp {
+    /// The message's unique id.
+    pub id: MessageId,
+    /// When it is sent, in milliseconds since the Unix epoch.
+    pub sent_ms: u64,
+}
+
+impl Stamp {
+    /// The stamp of a message with this id, sent at `sent_ms`.
+    pub fn new(id: MessageId, sent_ms: u64) -> Stamp {
+        Stamp { id, sent_ms }
+    }
+
+    /// A fresh random id, sent now by the local clock.
+    pub fn fresh() -> Stamp {
+        Stamp::new(MessageId::random(), now_ms())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -117,6 +141,17 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn fresh_stamps_differ_and_are_recent() {
+        let a = Stamp::fresh();
+        let b = Stamp::fresh();
+        assert_ne!(a.id, b.id);
+        assert!(a.sent_ms > 1_600_000_000_000);
+        let fixed = Stamp::new(MessageId::from_bytes([1; 16]), 42);
+        assert_eq!(fixed.id, MessageId::from_bytes([1; 16]));
+        assert_eq!(fixed.sent_ms, 42);
     }
 
     proptest! {
