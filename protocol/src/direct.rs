@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::Payload;
-use crate::limits::MAX_REASON_LEN;
-use crate::message::{validate_text, DecodeError, MessageId};
+use crate::error::DecodeError;
 use crate::name::validate_name;
+use crate::stamp::{MessageId, Stamp};
+use crate::text::{validate_reason, validate_text};
 
 /// Request-response protocol name for private messages.
 pub const DIRECT_PROTOCOL: &str = "/ipm/direct/1";
@@ -29,11 +30,17 @@ pub struct DirectMessage {
 impl DirectMessage {
     /// A message with a fresh id, written now.
     pub fn new(name: &str, text: &str) -> DirectMessage {
+        DirectMessage::with_stamp(name, text, Stamp::fresh())
+    }
+
+    /// A message with the id and send time of `stamp`; the same arguments
+    /// always give the same message.
+    pub fn with_stamp(name: &str, text: &str, stamp: Stamp) -> DirectMessage {
         DirectMessage {
-            id: MessageId::random(),
+            id: stamp.id,
             name: name.to_owned(),
             text: text.to_owned(),
-            sent_ms: crate::message::now_ms(),
+            sent_ms: stamp.sent_ms,
             auto_reply: false,
         }
     }
@@ -83,23 +90,14 @@ impl Payload for DirectResponse {
     }
 }
 
-/// Checks a refusal or error reason: at most [`MAX_REASON_LEN`] bytes.
-pub fn validate_reason(reason: &str) -> Result<(), DecodeError> {
-    if reason.len() > MAX_REASON_LEN {
-        return Err(DecodeError::Invalid(format!(
-            "reason is {} bytes, at most {MAX_REASON_LEN} are allowed",
-            reason.len()
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::envelope::{decode, encode};
-    use crate::limits::{MAX_DIRECT_REQUEST_LEN, MAX_DIRECT_RESPONSE_LEN, MAX_TEXT_LEN};
+    use crate::limits::{
+        MAX_DIRECT_REQUEST_LEN, MAX_DIRECT_RESPONSE_LEN, MAX_REASON_LEN, MAX_TEXT_LEN,
+    };
     use proptest::prelude::*;
 
     #[test]
@@ -147,6 +145,22 @@ mod tests {
             reason: "x".repeat(MAX_REASON_LEN + 1),
         };
         assert!(decode::<DirectResponse>(&encode(&long), MAX_DIRECT_RESPONSE_LEN).is_err());
+    }
+
+    #[test]
+    fn stamped_messages_are_deterministic() {
+        let stamp = Stamp::new(MessageId::from_bytes([5; 16]), 1_700_000_000_000);
+        let a = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", stamp));
+        let b = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", stamp));
+        assert_eq!(encode(&a), encode(&b));
+        let DirectRequest::Message(m) = &a;
+        assert_eq!(
+            (m.id, m.sent_ms, m.auto_reply),
+            (stamp.id, stamp.sent_ms, false)
+        );
+        let other = Stamp::new(MessageId::from_bytes([6; 16]), stamp.sent_ms);
+        let c = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", other));
+        assert_ne!(encode(&a), encode(&c));
     }
 
     proptest! {

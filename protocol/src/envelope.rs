@@ -3,8 +3,8 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::error::DecodeError;
 use crate::limits::PROTOCOL_VERSION;
-use crate::message::DecodeError;
 
 /// A payload that can check its own protocol rules after decoding.
 pub trait Payload: Serialize + DeserializeOwned {

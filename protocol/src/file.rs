@@ -3,11 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::direct::validate_reason;
 use crate::envelope::Payload;
+use crate::error::DecodeError;
 use crate::limits::{MAX_CHUNK_LEN, MAX_FILE_NAME_LEN, MAX_FILE_SIZE};
-use crate::message::{DecodeError, MessageId};
 use crate::name::validate_name;
+use crate::stamp::MessageId;
+use crate::text::validate_reason;
 
 /// Request-response protocol name for file transfer.
 pub const FILE_PROTOCOL: &str = "/ipm/file/1";

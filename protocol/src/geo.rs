@@ -9,8 +9,8 @@ use std::fmt;
 
 use geohash::{Coord, Direction};
 
+use crate::error::shown;
 use crate::limits::{MAX_GEOHASH_LEN, MAX_RADIUS_KM, WIRE_GEOHASH_PRECISION};
-use crate::room::shown;
 
 /// Mean earth radius used for every distance, in kilometres.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;

@@ -6,10 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::direct::validate_reason;
 use crate::envelope::Payload;
+use crate::error::DecodeError;
 use crate::limits::{MAX_ACK_IDS, MAX_FETCH, MAX_MAILBOX_TTL_MS, MAX_SEALED_LEN};
-use crate::message::{DecodeError, MessageId};
+use crate::stamp::MessageId;
+use crate::text::validate_reason;
 
 /// Request-response protocol name of the mailbox.
 pub const MAILBOX_PROTOCOL: &str = "/ipm/mailbox/1";

@@ -1,119 +1,21 @@
-//! Gossip payloads: chat messages, their ids, and the versioned CBOR
-//! envelope they travel in.
+//! Gossip payloads: chat messages, and the [`Gossip`] enum of everything a room or the
+//! presence topic carries, in the versioned CBOR envelope of [`crate::envelope`].
 //!
 //! Everything received from a peer goes through [`decode_gossip`], which
 //! checks the size first, then the protocol version, then the body's shape,
 //! then every semantic field, and never panics.
 
-use std::fmt;
-use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{self, Payload};
+use crate::error::DecodeError;
+use crate::file::FileOffer;
 use crate::geo::is_geohash;
-use crate::limits::{MAX_GOSSIP_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, WIRE_GEOHASH_PRECISION};
+use crate::limits::{MAX_GOSSIP_LEN, WIRE_GEOHASH_PRECISION};
 use crate::name::validate_name;
 use crate::presence::Presence;
-use crate::room::shown;
-
-/// Why a gossip payload (or a message id) was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The payload is larger than [`MAX_GOSSIP_LEN`].
-    #[error("payload is {len} bytes, at most {max} are allowed")]
-    TooLarge {
-        /// Length of the rejected payload, in bytes.
-        len: usize,
-        /// Maximum length, in bytes.
-        max: usize,
-    },
-    /// The payload is not a well-formed ipm envelope.
-    #[error("malformed payload: {}", shown(.0))]
-    Malformed(String),
-    /// The payload was written for another protocol version.
-    #[error("unsupported protocol version {0}, this ipm speaks version {PROTOCOL_VERSION}")]
-    UnsupportedVersion(u16),
-    /// The payload is well-formed but a field breaks a protocol rule.
-    #[error("invalid message: {}", shown(.0))]
-    Invalid(String),
-}
-
-/// Unique id of a message: 16 random bytes, written as 32 lowercase hex
-/// characters and sent as a CBOR byte string.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MessageId(#[serde(with = "serde_bytes")] [u8; 16]);
-
-impl MessageId {
-    /// A fresh random id.
-    pub fn random() -> MessageId {
-        MessageId(rand::random())
-    }
-
-    /// The id made of these bytes.
-    pub fn from_bytes(b: [u8; 16]) -> MessageId {
-        MessageId(b)
-    }
-
-    /// The bytes of this id.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
-}
-
-impl fmt::Display for MessageId {
-    /// 32 lowercase hex characters.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for MessageId {
-    /// The same as [`Display`](fmt::Display): 32 lowercase hex characters.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl FromStr for MessageId {
-    type Err = DecodeError;
-
-    /// Parses 32 hex characters (either case).
-    fn from_str(s: &str) -> Result<MessageId, DecodeError> {
-        let bad = || DecodeError::Invalid(format!("message id '{s}' is not 32 hex characters"));
-        let bytes = s.as_bytes();
-        if bytes.len() != 32 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 16];
-        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let hi = hex_value(pair[0]).ok_or_else(bad)?;
-            let lo = hex_value(pair[1]).ok_or_else(bad)?;
-            *o = (hi << 4) | lo;
-        }
-        Ok(MessageId(out))
-    }
-}
-
-/// Value of one ASCII hex digit.
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Milliseconds since the Unix epoch by the local clock (0 if the clock is
-/// before 1970).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+use crate::stamp::{MessageId, Stamp};
+use crate::text::validate_text;
 
 /// A chat message posted to a room.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,7 +25,8 @@ pub struct ChatMessage {
     /// The sender's claimed display name (see [`validate_name`]); not
     /// authenticated by itself.
     pub name: String,
-    /// The text: 1 to [`MAX_TEXT_LEN`] bytes, without NUL characters.
+    /// The text: 1 to [`MAX_TEXT_LEN`](crate::limits::MAX_TEXT_LEN) bytes,
+    /// without NUL characters.
     pub text: String,
     /// When the sender says it sent the message: its clock, in milliseconds
     /// since the Unix epoch.
@@ -138,18 +41,25 @@ impl ChatMessage {
     /// A message with a fresh random id, sent now. Nothing is checked here:
     /// validate the name and text first, or call [`ChatMessage::validate`].
     pub fn new(name: &str, text: &str, geo: Option<String>) -> ChatMessage {
+        ChatMessage::with_stamp(name, text, geo, Stamp::fresh())
+    }
+
+    /// A message with the id and send time of `stamp`. Nothing is checked
+    /// here either; the same arguments always give the same message.
+    pub fn with_stamp(name: &str, text: &str, geo: Option<String>, stamp: Stamp) -> ChatMessage {
         ChatMessage {
-            id: MessageId::random(),
+            id: stamp.id,
             name: name.to_string(),
             text: text.to_string(),
-            sent_ms: now_ms(),
+            sent_ms: stamp.sent_ms,
             geo,
         }
     }
 
     /// Checks every protocol rule a receiver enforces: a valid name, a text
-    /// of 1 to [`MAX_TEXT_LEN`] bytes without NUL, and a `geo` (if any) of 1
-    /// to [`WIRE_GEOHASH_PRECISION`] lowercase geohash characters.
+    /// of 1 to [`MAX_TEXT_LEN`](crate::limits::MAX_TEXT_LEN) bytes without
+    /// NUL, and a `geo` (if any) of 1 to [`WIRE_GEOHASH_PRECISION`] lowercase
+    /// geohash characters.
     pub fn validate(&self) -> Result<(), DecodeError> {
         validate_name(&self.name).map_err(|e| DecodeError::Invalid(format!("name: {e}")))?;
         validate_text(&self.text)?;
@@ -164,25 +74,6 @@ impl ChatMessage {
     }
 }
 
-/// Checks a chat text: 1 to [`MAX_TEXT_LEN`] bytes, without NUL characters.
-pub fn validate_text(text: &str) -> Result<(), DecodeError> {
-    if text.is_empty() {
-        return Err(DecodeError::Invalid("text is empty".to_string()));
-    }
-    if text.len() > MAX_TEXT_LEN {
-        return Err(DecodeError::Invalid(format!(
-            "text is {} bytes, at most {MAX_TEXT_LEN} are allowed",
-            text.len()
-        )));
-    }
-    if text.contains('\0') {
-        return Err(DecodeError::Invalid(
-            "text contains a NUL character".to_string(),
-        ));
-    }
-    Ok(())
-}
-
 /// Everything peers gossip in a room topic or the presence topic. Further
 /// kinds (file offers) will be added as new variants; an unknown kind fails
 /// to decode as [`DecodeError::Malformed`].
@@ -191,7 +82,7 @@ pub enum Gossip {
     /// A chat message.
     Chat(ChatMessage),
     /// A file offered to everyone in the room (`/share`).
-    FileOffer(crate::file::FileOffer),
+    FileOffer(FileOffer),
     /// A presence announcement (only on the presence topic).
     Presence(Presence),
 }
@@ -226,8 +117,9 @@ pub fn encode_gossip(g: &Gossip) -> Vec<u8> {
 ///
 /// In order: the length is checked against [`MAX_GOSSIP_LEN`] before
 /// anything is parsed, then the envelope version must be
-/// [`PROTOCOL_VERSION`], then the body must decode, then it must pass
-/// [`Gossip::validate`]. Unknown envelope and message fields are ignored.
+/// [`PROTOCOL_VERSION`](crate::limits::PROTOCOL_VERSION), then the body must
+/// decode, then it must pass [`Gossip::validate`]. Unknown envelope and
+/// message fields are ignored.
 pub fn decode_gossip(bytes: &[u8]) -> Result<Gossip, DecodeError> {
     envelope::decode(bytes, MAX_GOSSIP_LEN)
 }
@@ -236,11 +128,23 @@ pub fn decode_gossip(bytes: &[u8]) -> Result<Gossip, DecodeError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::limits::MAX_NAME_LEN;
+    use crate::limits::{MAX_NAME_LEN, MAX_TEXT_LEN};
     use proptest::prelude::*;
     use serde_cbor::Value;
     use std::collections::BTreeMap;
     use std::time::Instant;
+
+    /// `sample()` in its envelope, as protocol version 1 writes it.
+    const GOLDEN_CHAT: &str = concat!(
+        "a2617601",                             // { "v": 1,
+        "64626f6479a16443686174a5",             // "body": { "Chat": { (5 fields)
+        "62696450",                             // "id": 16 bytes,
+        "07070707070707070707070707070707",     // all 7
+        "646e616d6565616c696365",               // "name": "alice"
+        "64746578746c68656c6c6f2c20776f726c64", // "text": "hello, world"
+        "6773656e745f6d731b0000018bcfe56800",   // "sent_ms": 1_700_000_000_000
+        "6367656f66753039747677",               // "geo": "u09tvw" } } }
+    );
 
     fn sample() -> ChatMessage {
         ChatMessage {
@@ -515,48 +419,31 @@ mod tests {
     }
 
     #[test]
-    fn message_id_text_form() {
-        let id = MessageId::from_bytes([
-            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
-            0xee, 0xff,
-        ]);
-        assert_eq!(id.to_string(), "00112233445566778899aabbccddeeff");
-        assert_eq!(format!("{id:?}"), "00112233445566778899aabbccddeeff");
+    fn stamped_messages_are_deterministic() {
+        let stamp = Stamp::new(MessageId::from_bytes([7; 16]), 1_700_000_000_000);
+        let geo = || Some("u09tvw".to_string());
+        let a = ChatMessage::with_stamp("alice", "hello, world", geo(), stamp);
+        let b = ChatMessage::with_stamp("alice", "hello, world", geo(), stamp);
+        assert_eq!(a, sample());
         assert_eq!(
-            "00112233445566778899AABBCCDDEEFF"
-                .parse::<MessageId>()
-                .unwrap(),
-            id
+            encode_gossip(&Gossip::Chat(a.clone())),
+            encode_gossip(&Gossip::Chat(b))
         );
-        assert_eq!(id.as_bytes()[15], 0xff);
-        for bad in [
-            "",
-            "0011",
-            "00112233445566778899aabbccddeeffaa",
-            "g0112233445566778899aabbccddeeff",
-            "é0112233445566778899aabbccddeef",
-        ] {
-            assert!(
-                matches!(bad.parse::<MessageId>(), Err(DecodeError::Invalid(_))),
-                "{bad}"
-            );
-        }
+        let later = Stamp::new(stamp.id, stamp.sent_ms + 1);
+        let c = ChatMessage::with_stamp("alice", "hello, world", geo(), later);
+        assert_ne!(
+            encode_gossip(&Gossip::Chat(a)),
+            encode_gossip(&Gossip::Chat(c))
+        );
     }
 
     #[test]
-    fn error_messages() {
-        assert_eq!(
-            DecodeError::UnsupportedVersion(2).to_string(),
-            "unsupported protocol version 2, this ipm speaks version 1"
-        );
-        for e in [
-            DecodeError::TooLarge { len: 1, max: 0 },
-            DecodeError::Malformed("a\nb".into()),
-            DecodeError::Invalid("x".repeat(10_000)),
-        ] {
-            let msg = e.to_string();
-            assert!(!msg.contains('\n') && msg.len() < 400, "{msg}");
-        }
+    fn chat_wire_bytes_are_stable() {
+        let hex: String = encode_gossip(&Gossip::Chat(sample()))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, GOLDEN_CHAT);
     }
 
     fn arb_message() -> impl Strategy<Value = ChatMessage> {
@@ -586,14 +473,6 @@ mod tests {
         }
 
         #[test]
-        fn message_id_round_trip(bytes in any::<[u8; 16]>()) {
-            let id = MessageId::from_bytes(bytes);
-            let s = id.to_string();
-            prop_assert_eq!(s.len(), 32);
-            prop_assert_eq!(s.parse::<MessageId>().unwrap(), id);
-        }
-
-        #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_gossip(&bytes);
         }
@@ -616,11 +495,6 @@ mod tests {
             }
             let _ = decode_gossip(&bytes);
             let _ = decode_gossip(&bytes[..end]);
-        }
-
-        #[test]
-        fn message_id_parse_never_panics(s in any::<String>()) {
-            let _ = s.parse::<MessageId>();
         }
     }
 }

@@ -10,11 +10,11 @@
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::error::shown;
 use crate::limits::{
     MAX_CLOCK_SKEW_MS, MAX_NAME_RECORD_LEN, MAX_PUBLIC_KEY_LEN, MAX_SIGNATURE_LEN, PROTOCOL_VERSION,
 };
 use crate::name::validate_name;
-use crate::room::shown;
 
 /// Prefix of every name record key in the DHT.
 pub const NAME_KEY_PREFIX: &str = "/ipm/name/";

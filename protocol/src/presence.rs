@@ -6,13 +6,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{shown, DecodeError};
 use crate::geo::is_geohash;
 use crate::limits::{
     MAX_AWAY_LEN, MAX_PRESENCE_EVERY_MS, MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION,
 };
-use crate::message::{now_ms, DecodeError, MessageId};
 use crate::name::validate_name;
-use crate::room::{normalize_tag, shown, Room};
+use crate::room::{normalize_tag, Room};
+use crate::stamp::{MessageId, Stamp};
 
 /// One node's announcement of itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,14 +63,27 @@ impl Presence {
         group: Option<String>,
         away: Option<String>,
     ) -> Presence {
+        Presence::with_stamp(name, rooms, geo, group, away, Stamp::fresh())
+    }
+
+    /// An announcement with the id and send time of `stamp`; the same
+    /// arguments always give the same announcement. Nothing is checked here.
+    pub fn with_stamp(
+        name: &str,
+        rooms: Vec<Room>,
+        geo: Option<String>,
+        group: Option<String>,
+        away: Option<String>,
+        stamp: Stamp,
+    ) -> Presence {
         Presence {
-            id: MessageId::random(),
+            id: stamp.id,
             name: name.to_string(),
             rooms,
             geo,
             group,
             away,
-            sent_ms: now_ms(),
+            sent_ms: stamp.sent_ms,
             every_ms: None,
             leaving: false,
         }
@@ -146,10 +160,9 @@ pub fn validate_away(text: &str) -> Result<(), DecodeError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    //! Presence in the gossip envelope is tested in `tests/presence_gossip.rs`.
+
     use super::*;
-    use crate::limits::MAX_GOSSIP_LEN;
-    use crate::message::{decode_gossip, encode_gossip, Gossip};
-    use proptest::prelude::*;
 
     fn sample() -> Presence {
         Presence {
@@ -170,147 +183,29 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_in_the_gossip_envelope() {
-        let g = Gossip::Presence(sample());
-        assert_eq!(decode_gossip(&encode_gossip(&g)).unwrap(), g);
-        let bare = Presence::new("bob", vec![], None, None, None);
-        bare.validate().unwrap();
-        let g = Gossip::Presence(bare);
-        assert_eq!(decode_gossip(&encode_gossip(&g)).unwrap(), g);
-        let leaving = Gossip::Presence(Presence {
-            leaving: true,
-            ..sample()
-        });
-        assert_eq!(decode_gossip(&encode_gossip(&leaving)).unwrap(), leaving);
-    }
-
-    #[test]
-    fn largest_valid_presence_fits() {
-        let p = Presence {
-            name: "n".repeat(32),
-            every_ms: Some(MAX_PRESENCE_EVERY_MS),
-            rooms: (0..MAX_PRESENCE_ROOMS)
-                .map(|i| Room::Interest(format!("{i}{}", "t".repeat(30))))
-                .collect(),
-            away: Some("é".repeat(MAX_AWAY_LEN / 2)),
-            ..sample()
+    fn stamped_announcements_are_deterministic() {
+        let stamp = Stamp::new(MessageId::from_bytes([3; 16]), 1_700_000_000_000);
+        let build = |stamp| {
+            Presence::with_stamp(
+                "alice",
+                sample().rooms,
+                Some("u09tvw".into()),
+                Some("u09t".into()),
+                Some("lunch, back at 2".into()),
+                stamp,
+            )
         };
-        p.validate().unwrap();
-        assert!(encode_gossip(&Gossip::Presence(p)).len() <= MAX_GOSSIP_LEN);
-    }
-
-    #[test]
-    fn every_rule_is_enforced() {
-        let cases: Vec<(&str, Presence)> = vec![
-            (
-                "bad name",
-                Presence {
-                    name: "a b".into(),
-                    ..sample()
-                },
-            ),
-            (
-                "too many rooms",
-                Presence {
-                    rooms: vec![Room::Lobby; MAX_PRESENCE_ROOMS + 1],
-                    ..sample()
-                },
-            ),
-            (
-                "bad geo room",
-                Presence {
-                    rooms: vec![Room::Geo("ai".into())],
-                    ..sample()
-                },
-            ),
-            (
-                "tag not normalised",
-                Presence {
-                    rooms: vec![Room::Interest("Rust".into())],
-                    ..sample()
-                },
-            ),
-            (
-                "fine geo",
-                Presence {
-                    geo: Some("u09tvwx".into()),
-                    ..sample()
-                },
-            ),
-            (
-                "uppercase geo",
-                Presence {
-                    geo: Some("U09T".into()),
-                    ..sample()
-                },
-            ),
-            (
-                "fine group",
-                Presence {
-                    group: Some("u09tvwx".into()),
-                    ..sample()
-                },
-            ),
-            (
-                "empty away",
-                Presence {
-                    away: Some(String::new()),
-                    ..sample()
-                },
-            ),
-            (
-                "away with newline",
-                Presence {
-                    away: Some("a\nb".into()),
-                    ..sample()
-                },
-            ),
-            (
-                "long away",
-                Presence {
-                    away: Some("x".repeat(MAX_AWAY_LEN + 1)),
-                    ..sample()
-                },
-            ),
-            (
-                "no pause",
-                Presence {
-                    every_ms: Some(0),
-                    ..sample()
-                },
-            ),
-            (
-                "pause too long",
-                Presence {
-                    every_ms: Some(MAX_PRESENCE_EVERY_MS + 1),
-                    ..sample()
-                },
-            ),
-        ];
-        for (what, p) in cases {
-            assert!(
-                matches!(p.validate(), Err(DecodeError::Invalid(_))),
-                "{what} was accepted"
-            );
-            let bytes = encode_gossip(&Gossip::Presence(p));
-            assert!(decode_gossip(&bytes).is_err(), "{what} decoded");
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn damaged_presence_never_panics(
-            cut in any::<prop::sample::Index>(),
-            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
-        ) {
-            let mut bytes = encode_gossip(&Gossip::Presence(sample()));
-            for (at, b) in flips {
-                let i = at.index(bytes.len());
-                bytes[i] = b;
-            }
-            let _ = decode_gossip(&bytes);
-            let end = cut.index(bytes.len());
-            prop_assert!(decode_gossip(&bytes[..end]).is_err());
-        }
+        let a = Presence {
+            every_ms: Some(25_000),
+            ..build(stamp)
+        };
+        assert_eq!(a, sample());
+        let cbor = |p: &Presence| serde_cbor::to_vec(p).unwrap();
+        assert_eq!(cbor(&build(stamp)), cbor(&build(stamp)));
+        let later = Stamp::new(stamp.id, stamp.sent_ms + 1);
+        assert_ne!(cbor(&build(stamp)), cbor(&build(later)));
+        let fresh = Presence::new("alice", vec![], None, None, None);
+        assert!(fresh.sent_ms > 1_600_000_000_000 && !fresh.leaving);
+        assert_eq!(fresh.every_ms, None);
     }
 }

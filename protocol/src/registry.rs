@@ -9,12 +9,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::direct::validate_reason;
 use crate::envelope::Payload;
+use crate::error::DecodeError;
 use crate::limits::{MAX_NAME_RECORD_LEN, MAX_ONLINE_LISTED};
-use crate::message::DecodeError;
 use crate::name::validate_name;
 use crate::name_record::{name_key, NameRecord};
+use crate::text::validate_reason;
 
 /// Request-response protocol name of the registry.
 pub const REGISTRY_PROTOCOL: &str = "/ipm/registry/1";

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::shown;
 use crate::geo::is_geohash;
 use crate::limits::{MAX_GEOHASH_LEN, MAX_TAG_LEN, PROTOCOL_VERSION};
 
@@ -55,23 +56,6 @@ pub enum RoomError {
         shown(.0)
     )]
     NotIpmTopic(String),
-}
-
-/// Most characters of an offending input echoed in an error message.
-const SHOWN_CHARS: usize = 64;
-
-/// Renders untrusted input for an error message: control characters are
-/// escaped (so the message stays on one line) and long input is cut short.
-pub(crate) fn shown(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(SHOWN_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if s.chars().nth(SHOWN_CHARS).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Normalises a user-typed interest tag.
