@@ -187,7 +187,7 @@ impl Event {
     pub fn to_json_line(&self) -> String {
         let stamped = Stamped {
             event: self,
-            ts: ipm_protocol::message::now_ms(),
+            ts: ipm_protocol::now_ms(),
         };
         serde_json::to_string(&stamped).unwrap_or_else(|e| {
             format!(r#"{{"event":"error","message":"unprintable event: {e}"}}"#)

@@ -63,7 +63,7 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
             store::NodeStore::in_memory(),
             Some(services::BootstrapServices::open(
                 dir,
-                ipm_protocol::message::now_ms(),
+                ipm_protocol::now_ms(),
             )?),
         ),
     };

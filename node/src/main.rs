@@ -388,11 +388,11 @@ fn print_reply(result: &Result<Outcome, String>, json: bool) {
     let _ = if json {
         let value = match result {
             Ok(outcome) => serde_json::json!({
-                "event": "reply", "ts": ipm_protocol::message::now_ms(), "ok": true,
+                "event": "reply", "ts": ipm_protocol::now_ms(), "ok": true,
                 "output": outcome.describe(),
             }),
             Err(message) => serde_json::json!({
-                "event": "error", "ts": ipm_protocol::message::now_ms(), "message": message,
+                "event": "error", "ts": ipm_protocol::now_ms(), "message": message,
             }),
         };
         writeln!(out, "{value}")

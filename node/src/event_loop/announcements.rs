@@ -225,5 +225,5 @@ impl EventLoop {
 /// Whether a goodbye is recent enough to end a registry session: gossip forgets duplicates
 /// after two minutes, so an older copy may be a replay by someone else.
 fn fresh(presence: &Presence) -> bool {
-    ipm_protocol::message::now_ms().saturating_sub(presence.sent_ms) < GOODBYE_MAX_AGE_MS
+    ipm_protocol::now_ms().saturating_sub(presence.sent_ms) < GOODBYE_MAX_AGE_MS
 }

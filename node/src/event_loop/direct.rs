@@ -357,7 +357,7 @@ impl EventLoop {
         self.auto_reply(peer, &message);
         let from = self.directory.display_name(&peer);
         let entry = Entry {
-            ts: ipm_protocol::message::now_ms(),
+            ts: ipm_protocol::now_ms(),
             id: id.to_string(),
             from: from.clone(),
             peer: peer.to_string(),

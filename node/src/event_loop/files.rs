@@ -114,7 +114,7 @@ impl EventLoop {
             room: room.as_ref().map(ToString::to_string),
             source: Some(source),
             state: State::Offered,
-            created_ms: ipm_protocol::message::now_ms(),
+            created_ms: ipm_protocol::now_ms(),
         };
         self.store
             .transfers
@@ -240,7 +240,7 @@ impl EventLoop {
         }
         offer.name = sanitize_file_name(&offer.name).ok_or("the file name is unusable")?;
         if !self.store.transfers.contains(&offer.transfer) {
-            let now = ipm_protocol::message::now_ms();
+            let now = ipm_protocol::now_ms();
             let (from_peer, all) = self.store.transfers.pending_offers(&peer, now);
             if from_peer >= MAX_PENDING_OFFERS_PER_PEER || all >= MAX_PENDING_OFFERS {
                 return Err("too many offers are waiting for an answer".into());
@@ -254,7 +254,7 @@ impl EventLoop {
             room: room.clone(),
             source: None,
             state: State::Offered,
-            created_ms: ipm_protocol::message::now_ms(),
+            created_ms: ipm_protocol::now_ms(),
         };
         let new = self
             .store

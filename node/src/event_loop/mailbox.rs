@@ -116,7 +116,7 @@ impl EventLoop {
             }
         }
         if let Some(services) = &mut self.services {
-            let now = ipm_protocol::message::now_ms();
+            let now = ipm_protocol::now_ms();
             if let Err(e) = services.mailbox.expire(now) {
                 warn!("cannot expire mailbox messages: {e}");
             }
@@ -228,10 +228,9 @@ impl EventLoop {
     ) {
         let response = match &mut self.services {
             Some(services) => {
-                let response =
-                    services
-                        .mailbox
-                        .serve(peer, request, ipm_protocol::message::now_ms());
+                let response = services
+                    .mailbox
+                    .serve(peer, request, ipm_protocol::now_ms());
                 self.metrics
                     .mailbox
                     .set(i64::try_from(services.mailbox.len()).unwrap_or(i64::MAX));

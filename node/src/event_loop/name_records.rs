@@ -10,9 +10,8 @@ use libp2p::{
 use tracing::{debug, info};
 
 use ipm_protocol::{
-    message::now_ms,
     name_record::{admit, name_key, NAME_KEY_PREFIX},
-    NameRecord,
+    now_ms, NameRecord,
 };
 
 use super::EventLoop;

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use ipm_protocol::{
-    limits::MAX_ONLINE_LISTED, message::now_ms, name_record::name_key, validate_name, NameRecord,
+    limits::MAX_ONLINE_LISTED, name_record::name_key, now_ms, validate_name, NameRecord,
     RegistryError, RegistryRequest, RegistryResponse, SignedName,
 };
 

@@ -138,7 +138,7 @@ impl EventLoop {
         let from = self.directory.display_name(&source);
         if self.config.role == Role::Node {
             let entry = Entry {
-                ts: ipm_protocol::message::now_ms(),
+                ts: ipm_protocol::now_ms(),
                 id: chat.id.to_string(),
                 from: from.clone(),
                 peer: source.to_string(),

@@ -10,7 +10,7 @@ use std::{collections::HashMap, io, path::Path};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-use ipm_protocol::{message::now_ms, name_record::name_key, NameRecord, RegistryError, SignedName};
+use ipm_protocol::{name_record::name_key, now_ms, NameRecord, RegistryError, SignedName};
 
 use crate::store::journal::{self, Journal};
 
