@@ -19,6 +19,7 @@ mod mailbox;
 mod registry;
 mod rooms;
 mod spam;
+mod status;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -30,7 +31,7 @@ use futures::StreamExt;
 use libp2p::metrics::Recorder;
 use libp2p::{
     autonat, dcutr,
-    gossipsub::{self, IdentTopic, MessageAcceptance},
+    gossipsub::{self, MessageAcceptance},
     identify, kad, mdns, ping,
     swarm::{ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
@@ -41,7 +42,7 @@ use tracing::{debug, info, warn};
 use ipm_protocol::{FileResponse, MessageId, Room, TransferId};
 
 use crate::{
-    client::{NodeError, PeerStatus, Request, RoomStatus, Status},
+    client::{NodeError, Request},
     config::Config,
     event::Event,
     logic::directory::{Directory, RecentIds},
@@ -299,62 +300,6 @@ impl EventLoop {
                     .file
                     .send_response(channel, response);
             }
-        }
-    }
-
-    fn status(&self) -> Status {
-        let local = self.local_peer_id();
-        let gossipsub = &self.swarm.behaviour().gossipsub;
-        let rooms = self
-            .rooms
-            .iter()
-            .map(|room| {
-                let hash = IdentTopic::new(room.topic()).hash();
-                let mut members: Vec<(String, PeerId)> = gossipsub
-                    .all_peers()
-                    .filter(|(_, topics)| topics.contains(&&hash))
-                    .map(|(p, _)| (self.directory.display_name(p), *p))
-                    .collect();
-                members.sort();
-                RoomStatus {
-                    room: room.clone(),
-                    members,
-                }
-            })
-            .collect();
-        let mut peers: Vec<PeerStatus> = self
-            .swarm
-            .connected_peers()
-            .map(|p| {
-                let info = self.directory.get(p);
-                PeerStatus {
-                    peer: *p,
-                    name: self.directory.display_name(p),
-                    addrs: info.map(|i| i.connections.clone()).unwrap_or_default(),
-                    agent: info.and_then(|i| i.agent.clone()),
-                }
-            })
-            .collect();
-        peers.sort_by(|a, b| a.name.cmp(&b.name));
-        let listen: Vec<Multiaddr> = self
-            .swarm
-            .listeners()
-            .map(|a| a.clone().with_p2p(local).unwrap_or_else(|a| a))
-            .collect();
-        let (relayed, listen) = listen.into_iter().partition(is_relayed);
-        Status {
-            peer: local,
-            name: self.config.name.clone(),
-            listen,
-            relayed,
-            nat: match &self.nat {
-                autonat::NatStatus::Public(_) => "public".into(),
-                autonat::NatStatus::Private => "private (reachable through a relay only)".into(),
-                autonat::NatStatus::Unknown => "unknown".into(),
-            },
-            external: self.swarm.external_addresses().cloned().collect(),
-            peers,
-            rooms,
         }
     }
 
