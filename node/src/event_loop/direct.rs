@@ -1,9 +1,7 @@
-//! Private messages: the outbox, delivery with acks, retries, and dropping duplicates.
+//! Private messages, the driver: carries out what `logic::delivery` decides (requests on the
+//! wire, the outbox and history on disk, events, the sender's answer).
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, path::Path, time::Instant};
 
 use libp2p::{
     request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel},
@@ -18,51 +16,63 @@ use super::EventLoop;
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{DirectOutcome, NodeError},
+    config::Config,
     event::Event,
-    logic::directory::RecentIds,
+    logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
     store::history::{direct_log as conversation, Entry, History},
+    store::outbox::Outbox,
 };
 
-/// How many received ids are remembered per run to drop duplicates quickly.
-const SEEN_DIRECT: usize = 100_000;
 /// How much of a conversation's log is read to learn ids received before a restart.
 const SEEN_FROM_HISTORY: usize = 10_000;
 
 type OutcomeReply = oneshot::Sender<Result<DirectOutcome, NodeError>>;
 
-/// Delivery bookkeeping: what is on the wire, who waits for an answer, when to retry.
+/// The delivery machine and what only the driver can hold: which request carries which
+/// message, and the senders waiting for an outcome.
 #[derive(Debug)]
-pub(crate) struct Delivery {
+pub(crate) struct DirectState {
+    machine: Delivery,
     in_flight: HashMap<OutboundRequestId, MessageId>,
-    sending: HashSet<MessageId>,
-    waiting_user: HashMap<MessageId, (OutcomeReply, Instant)>,
-    announced_queued: HashSet<MessageId>,
-    retry: HashMap<PeerId, (Instant, u32)>,
-    received: RecentIds<MessageId>,
-    loaded_history: HashSet<PeerId>,
-    auto_replied: HashSet<PeerId>,
+    replies: HashMap<MessageId, OutcomeReply>,
 }
 
-impl Delivery {
-    /// Whether message `id` was reported as queued (it missed its first delivery).
-    pub(crate) fn was_queued(&self, id: &MessageId) -> bool {
-        self.announced_queued.contains(id)
-    }
-}
-
-impl Default for Delivery {
-    fn default() -> Self {
+impl DirectState {
+    /// The machine for `config`, told what `outbox` holds from before.
+    pub(crate) fn new(config: &Config, outbox: &Outbox) -> Self {
+        let mut machine = Delivery::new(config.direct_wait, config.max_retry);
+        for peer in outbox.recipients() {
+            for pending in outbox.for_peer(&peer) {
+                machine.restore(peer, pending.message.id);
+            }
+        }
         Self {
+            machine,
             in_flight: HashMap::new(),
-            sending: HashSet::new(),
-            waiting_user: HashMap::new(),
-            announced_queued: HashSet::new(),
-            retry: HashMap::new(),
-            received: RecentIds::new(SEEN_DIRECT),
-            loaded_history: HashSet::new(),
-            auto_replied: HashSet::new(),
+            replies: HashMap::new(),
         }
     }
+
+    /// The waiting messages already reported queued, by recipient and oldest first.
+    pub(crate) fn queued(&self) -> Vec<MessageId> {
+        self.machine.queued()
+    }
+}
+
+/// The ids of the messages received from `peer` that its conversation's log holds.
+fn earlier_ids(dir: Option<&Path>, peer: &PeerId) -> Vec<MessageId> {
+    let Some(dir) = dir else {
+        return Vec::new();
+    };
+    History::read_last(dir, &conversation(peer), SEEN_FROM_HISTORY)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| !e.outgoing)
+                .filter_map(|e| e.id.parse::<MessageId>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl EventLoop {
@@ -72,9 +82,12 @@ impl EventLoop {
         let id = message.id;
         match self.enqueue_direct(to, message) {
             Ok(()) => {
-                let deadline = Instant::now() + self.config.direct_wait;
-                self.direct.waiting_user.insert(id, (reply, deadline));
-                self.flush_outbox(to);
+                self.direct.replies.insert(id, reply);
+                self.deliver(Input::Queued {
+                    to,
+                    id,
+                    user_waits: true,
+                });
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -83,7 +96,7 @@ impl EventLoop {
     }
 
     /// Checks `message`, writes it to the outbox and the conversation's log; the caller
-    /// then flushes the outbox.
+    /// then tells the machine.
     fn enqueue_direct(&mut self, to: PeerId, message: DirectMessage) -> Result<(), NodeError> {
         if to == self.local_peer_id() {
             return Err(NodeError::UnknownUser(
@@ -110,133 +123,118 @@ impl EventLoop {
         };
         let name = self.directory.display_name(&to);
         self.record_in(&conversation(&to), &name, &entry);
-        self.direct.retry.remove(&to);
         self.metrics.count_sent("direct");
         Ok(())
     }
 
-    /// While away, answers the first private message of each sender with the away text
-    /// (never an automatic reply, so two away users do not talk forever).
-    fn auto_reply(&mut self, peer: PeerId, incoming: &DirectMessage) {
+    /// Sends the away text to `peer` (the machine decided it is due).
+    fn auto_reply(&mut self, peer: PeerId) {
         let Some(away) = self.away_text().map(str::to_owned) else {
             return;
         };
-        if incoming.auto_reply || !self.direct.auto_replied.insert(peer) {
-            return;
-        }
         let mut reply = DirectMessage::new(&self.config.name, &format!("[away] {away}"));
         reply.auto_reply = true;
+        let id = reply.id;
         match self.enqueue_direct(peer, reply) {
-            Ok(()) => self.flush_outbox(peer),
+            Ok(()) => self.deliver(Input::Queued {
+                to: peer,
+                id,
+                user_waits: false,
+            }),
             Err(e) => debug!(%peer, "no away reply: {e}"),
         }
     }
 
     /// Forgets who got the away reply (the away text changed).
     pub(super) fn reset_auto_replies(&mut self) {
-        self.direct.auto_replied.clear();
+        self.deliver(Input::AwayChanged);
     }
 
     /// Sends every waiting message for `peer` that is not already on the wire. Sending to a
     /// peer that is not connected dials it with the addresses the DHT knows.
     pub(super) fn flush_outbox(&mut self, peer: PeerId) {
-        let waiting: Vec<DirectMessage> = self
-            .store
-            .outbox
-            .for_peer(&peer)
-            .into_iter()
-            .filter(|p| !self.direct.sending.contains(&p.message.id))
-            .map(|p| p.message.clone())
-            .collect();
-        for message in waiting {
-            let id = message.id;
-            let request_id = self
-                .swarm
-                .behaviour_mut()
-                .direct
-                .send_request(&peer, DirectRequest::Message(message));
-            self.direct.in_flight.insert(request_id, id);
-            self.direct.sending.insert(id);
-        }
+        self.deliver(Input::Reachable { peer });
     }
 
     /// Reports "queued" for messages whose ack is late, and retries unreachable peers
     /// with a growing pause.
     pub(super) fn retry_deliveries(&mut self, now: Instant) {
-        let late: Vec<MessageId> = self
-            .direct
-            .waiting_user
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
-            self.report_queued(id);
-        }
+        let actions = self.direct.machine.handle(now, Input::Tick);
+        self.carry_out(actions);
         self.metrics
             .outbox
             .set(i64::try_from(self.store.outbox.len()).unwrap_or(i64::MAX));
-        for peer in self.store.outbox.recipients() {
-            let due = self
-                .direct
-                .retry
-                .get(&peer)
-                .is_none_or(|(at, _)| *at <= now);
-            let idle = self
-                .store
-                .outbox
-                .for_peer(&peer)
-                .iter()
-                .any(|p| !self.direct.sending.contains(&p.message.id));
-            if due && idle {
-                let attempts = self.direct.retry.get(&peer).map_or(0, |(_, n)| *n);
-                let pause = crate::logic::backoff::pause(
-                    Duration::from_millis(500),
-                    attempts,
-                    self.config.max_retry,
-                );
-                self.direct.retry.insert(peer, (now + pause, attempts + 1));
-                self.flush_outbox(peer);
-            }
-        }
     }
 
     /// Reports every message for `peer` still waiting as queued (its lookup found nothing).
     pub(super) fn report_all_queued(&mut self, peer: PeerId) {
-        let ids: Vec<MessageId> = self
-            .store
-            .outbox
-            .for_peer(&peer)
-            .iter()
-            .map(|p| p.message.id)
-            .filter(|id| !self.direct.sending.contains(id))
-            .collect();
-        for id in ids {
-            self.report_queued(id);
-        }
+        self.deliver(Input::NotFound { peer });
     }
 
-    fn report_queued(&mut self, id: MessageId) {
-        let Some(pending) = self.store.outbox.get(&id) else {
-            return;
-        };
-        let to = pending.to;
-        let name = self.directory.display_name(&to);
-        if let Some((reply, _)) = self.direct.waiting_user.remove(&id) {
-            let _ = reply.send(Ok(DirectOutcome {
-                id,
-                name: name.clone(),
-                delivered: false,
-            }));
-        }
-        if self.direct.announced_queued.insert(id) {
-            self.emit(Event::Queued {
-                id,
-                to,
-                name,
-                at: None,
-            });
-            self.deposit(id);
+    /// One step of the delivery machine, now, and what it asks for.
+    fn deliver(&mut self, input: Input) {
+        let actions = self.direct.machine.handle(Instant::now(), input);
+        self.carry_out(actions);
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send { to, id } => {
+                    let Some(pending) = self.store.outbox.get(&id) else {
+                        debug!(%id, "not sending a message the outbox no longer holds");
+                        continue;
+                    };
+                    let request = DirectRequest::Message(pending.message.clone());
+                    let request_id = self.swarm.behaviour_mut().direct.send_request(&to, request);
+                    self.direct.in_flight.insert(request_id, id);
+                }
+                Action::LookUp { peer } => self.look_up(peer),
+                Action::Forget { id } => {
+                    if let Err(e) = self.store.outbox.remove(&id) {
+                        self.emit(Event::Error {
+                            message: format!("cannot update the outbox: {e}"),
+                        });
+                    }
+                }
+                Action::Answer { id, to, outcome } => {
+                    let Some(reply) = self.direct.replies.remove(&id) else {
+                        continue;
+                    };
+                    let name = self.directory.display_name(&to);
+                    let answer = match outcome {
+                        Outcome::Delivered | Outcome::Queued => Ok(DirectOutcome {
+                            id,
+                            name,
+                            delivered: outcome == Outcome::Delivered,
+                        }),
+                        Outcome::Refused(reason) => Err(NodeError::InvalidMessage(format!(
+                            "{name} refused message {id}: {reason}"
+                        ))),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Action::Queued { id, to } => {
+                    let name = self.directory.display_name(&to);
+                    self.emit(Event::Queued {
+                        id,
+                        to,
+                        name,
+                        at: None,
+                    });
+                    self.deposit(id);
+                }
+                Action::Delivered { id, to } => {
+                    let name = self.directory.display_name(&to);
+                    self.emit(Event::Delivered { id, to, name });
+                }
+                Action::Refused { id, to, reason } => {
+                    let name = self.directory.display_name(&to);
+                    self.emit(Event::Error {
+                        message: format!("{name} refused message {id}: {reason}"),
+                    });
+                }
+            }
         }
     }
 
@@ -256,8 +254,7 @@ impl EventLoop {
                 response,
             } => {
                 if let Some(id) = self.direct.in_flight.remove(&request_id) {
-                    self.direct.sending.remove(&id);
-                    self.on_direct_response(peer, id, response);
+                    self.deliver(Input::Answered { peer, id, response });
                 }
             }
             Exchange::Failed {
@@ -266,15 +263,12 @@ impl EventLoop {
                 error,
             } => {
                 if let Some(id) = self.direct.in_flight.remove(&request_id) {
-                    self.direct.sending.remove(&id);
                     debug!(%peer, "private message not delivered yet: {error}");
-                    // A peer we have no address for may still be found through the DHT
-                    // before the user's wait is over; anything else is queued now.
-                    if matches!(error, OutboundFailure::DialFailure) {
-                        self.look_up(peer);
-                    } else {
-                        self.report_queued(id);
-                    }
+                    self.deliver(Input::Failed {
+                        peer,
+                        id,
+                        dial_failure: matches!(error, OutboundFailure::DialFailure),
+                    });
                 }
             }
             Exchange::Done => {}
@@ -289,42 +283,6 @@ impl EventLoop {
         }
         let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
         self.lookups.insert(query, peer);
-    }
-
-    fn on_direct_response(&mut self, peer: PeerId, id: MessageId, response: DirectResponse) {
-        let name = self.directory.display_name(&peer);
-        let refused = match response {
-            DirectResponse::Delivered { id: acked } if acked == id => None,
-            DirectResponse::Delivered { .. } => Some("acknowledged another message".to_owned()),
-            DirectResponse::Refused { reason, .. } => Some(reason),
-        };
-        if let Err(e) = self.store.outbox.remove(&id) {
-            self.emit(Event::Error {
-                message: format!("cannot update the outbox: {e}"),
-            });
-        }
-        self.direct.announced_queued.remove(&id);
-        self.direct.retry.remove(&peer);
-        let reply = self.direct.waiting_user.remove(&id).map(|(r, _)| r);
-        match refused {
-            None => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(DirectOutcome {
-                        id,
-                        name: name.clone(),
-                        delivered: true,
-                    }));
-                }
-                self.emit(Event::Delivered { id, to: peer, name });
-            }
-            Some(reason) => {
-                let message = format!("{name} refused message {id}: {reason}");
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(NodeError::InvalidMessage(message.clone())));
-                }
-                self.emit(Event::Error { message });
-            }
-        }
     }
 
     fn on_direct_request(
@@ -343,53 +301,51 @@ impl EventLoop {
             .send_response(channel, DirectResponse::Delivered { id });
     }
 
-    /// Shows and logs a private message from `peer` the first time its id arrives.
+    /// Shows and logs a private message from `peer` the first time its id arrives (also
+    /// across restarts: the conversation's log is read once per peer).
     pub(super) fn receive_direct(&mut self, peer: PeerId, message: DirectMessage) {
-        let id = message.id;
-        if self.directory.is_blocked(&peer) {
-            debug!(%peer, "dropping a private message from a blocked user");
-            return;
-        }
-        self.observe_name(peer, &message.name);
-        if !self.first_time_received(peer, id) {
-            return;
-        }
-        self.auto_reply(peer, &message);
-        let from = self.directory.display_name(&peer);
-        let entry = Entry {
-            ts: ipm_protocol::now_ms(),
-            id: id.to_string(),
-            from: from.clone(),
-            peer: peer.to_string(),
-            text: message.text.clone(),
-            outgoing: false,
+        let incoming = Incoming {
+            from: peer,
+            id: message.id,
+            auto_reply: message.auto_reply,
+            blocked: self.directory.is_blocked(&peer),
+            away: self.away_text().is_some(),
         };
-        self.record_in(&conversation(&peer), &from, &entry);
-        self.metrics.count_received("direct");
-        self.emit(Event::Direct {
-            id,
-            from,
-            peer,
-            text: message.text,
-        });
-    }
-
-    /// True the first time message `id` from `peer` arrives, also across restarts: the
-    /// conversation's log is read once per peer to learn what arrived before.
-    fn first_time_received(&mut self, peer: PeerId, id: MessageId) -> bool {
-        if self.direct.loaded_history.insert(peer) {
-            if let Some(dir) = &self.store.history_dir {
-                if let Ok(entries) =
-                    History::read_last(dir, &conversation(&peer), SEEN_FROM_HISTORY)
-                {
-                    for entry in entries.iter().filter(|e| !e.outgoing) {
-                        if let Ok(seen) = entry.id.parse::<MessageId>() {
-                            self.direct.received.insert(seen);
-                        }
-                    }
+        let dir = self.store.history_dir.as_deref();
+        let reactions = self
+            .direct
+            .machine
+            .receive(incoming, || earlier_ids(dir, &peer));
+        for reaction in reactions {
+            match reaction {
+                Reaction::Drop {
+                    from,
+                    why: Dropped::Blocked,
+                    ..
+                } => debug!(peer = %from, "dropping a private message from a blocked user"),
+                Reaction::Drop { .. } => {}
+                Reaction::LearnName { from } => self.observe_name(from, &message.name),
+                Reaction::AutoReply { to } => self.auto_reply(to),
+                Reaction::Show { from, id } => {
+                    let shown = self.directory.display_name(&from);
+                    let entry = Entry {
+                        ts: ipm_protocol::now_ms(),
+                        id: id.to_string(),
+                        from: shown.clone(),
+                        peer: from.to_string(),
+                        text: message.text.clone(),
+                        outgoing: false,
+                    };
+                    self.record_in(&conversation(&from), &shown, &entry);
+                    self.metrics.count_received("direct");
+                    self.emit(Event::Direct {
+                        id,
+                        from: shown,
+                        peer: from,
+                        text: message.text.clone(),
+                    });
                 }
             }
         }
-        self.direct.received.insert(id)
     }
 }

@@ -1,5 +1,6 @@
-//! Mailboxes: a node deposits sealed messages for offline peers at its bootstraps and fetches
-//! its own on connecting; a bootstrap keeps them (see `crate::services::mailbox_store`).
+//! Mailboxes, the driver: carries out what `logic::mail_pickup` decides (a node deposits
+//! sealed messages for offline peers at its bootstraps and fetches its own), seals and opens
+//! them; a bootstrap keeps them (see `crate::services::mailbox_service`).
 
 use libp2p::{
     request_response::{self, OutboundRequestId, ResponseChannel},
@@ -15,7 +16,11 @@ use ipm_protocol::{
 use super::EventLoop;
 use crate::net::addresses::peer_of;
 use crate::net::exchange::{exchange, Exchange};
-use crate::{config::Role, event::Event, store::sealed};
+use crate::{
+    event::Event,
+    logic::mail_pickup::{Action, Input},
+    store::sealed,
+};
 
 /// What an outbound mailbox request was for.
 #[derive(Debug)]
@@ -40,17 +45,63 @@ impl EventLoop {
         peers
     }
 
-    /// Deposits a sealed copy of waiting message `id` at every connected bootstrap.
+    /// Deposits a sealed copy of waiting message `id` at every connected bootstrap (once
+    /// per bootstrap).
     pub(super) fn deposit(&mut self, id: MessageId) {
-        for bootstrap in self.connected_bootstraps() {
-            self.deposit_at(id, bootstrap);
+        let bootstraps = self.connected_bootstraps();
+        self.pick_up(Input::Queued { id, bootstraps });
+    }
+
+    /// On connecting to a bootstrap: hand it what waits for others, fetch what waits for us.
+    pub(super) fn on_bootstrap_connected(&mut self, bootstrap: PeerId) {
+        let queued = self.direct.queued();
+        self.pick_up(Input::BootstrapConnected { bootstrap, queued });
+    }
+
+    /// Fetches mail from every connected bootstrap (run from time to time).
+    pub(super) fn poll_mailboxes(&mut self) {
+        let bootstraps = self.connected_bootstraps();
+        self.pick_up(Input::Poll { bootstraps });
+        if let Some(services) = &mut self.services {
+            let now = ipm_protocol::now_ms();
+            if let Err(e) = services.mailbox.expire(now) {
+                warn!("cannot expire mailbox messages: {e}");
+            }
         }
     }
 
-    fn deposit_at(&mut self, id: MessageId, bootstrap: PeerId) {
-        if self.config.role != Role::Node || !self.deposited.insert((id, bootstrap)) {
-            return;
+    /// One step of the mailbox client, and what it asks for.
+    fn pick_up(&mut self, input: Input) {
+        for action in self.mail_pickup.handle(input) {
+            match action {
+                Action::Deposit { id, bootstrap } => self.deposit_at(id, bootstrap),
+                Action::Fetch { bootstrap } => self.fetch_mail(bootstrap),
+                Action::Ack { bootstrap, ids } => {
+                    let request_id = self
+                        .swarm
+                        .behaviour_mut()
+                        .mailbox
+                        .send_request(&bootstrap, MailboxRequest::Ack { ids });
+                    self.mailbox_calls.insert(request_id, MailboxCall::Ack);
+                }
+                Action::ReportStored { id, bootstrap } => {
+                    if let Some(pending) = self.store.outbox.get(&id) {
+                        let to = pending.to;
+                        let name = self.directory.display_name(&to);
+                        self.emit(Event::Queued {
+                            id,
+                            to,
+                            name,
+                            at: Some(bootstrap),
+                        });
+                    }
+                }
+            }
         }
+    }
+
+    /// Seals waiting message `id` for its recipient and deposits it at `bootstrap`.
+    fn deposit_at(&mut self, id: MessageId, bootstrap: PeerId) {
         let Some(pending) = self.store.outbox.get(&id) else {
             return;
         };
@@ -77,28 +128,8 @@ impl EventLoop {
             .insert(request_id, MailboxCall::Deposit { id, bootstrap });
     }
 
-    /// On connecting to a bootstrap: hand it what waits for others, fetch what waits for us.
-    pub(super) fn on_bootstrap_connected(&mut self, bootstrap: PeerId) {
-        if self.config.role != Role::Node {
-            return;
-        }
-        let waiting: Vec<MessageId> = self
-            .store
-            .outbox
-            .recipients()
-            .iter()
-            .flat_map(|p| self.store.outbox.for_peer(p))
-            .map(|p| p.message.id)
-            .filter(|id| self.direct.was_queued(id))
-            .collect();
-        for id in waiting {
-            self.deposit_at(id, bootstrap);
-        }
-        self.fetch_mail(bootstrap);
-    }
-
     /// Asks a bootstrap for the messages waiting for this node.
-    pub(super) fn fetch_mail(&mut self, bootstrap: PeerId) {
+    fn fetch_mail(&mut self, bootstrap: PeerId) {
         let max = u16::try_from(MAX_FETCH).unwrap_or(u16::MAX);
         let request_id = self
             .swarm
@@ -106,21 +137,6 @@ impl EventLoop {
             .mailbox
             .send_request(&bootstrap, MailboxRequest::Fetch { max });
         self.mailbox_calls.insert(request_id, MailboxCall::Fetch);
-    }
-
-    /// Fetches mail from every connected bootstrap (run from time to time).
-    pub(super) fn poll_mailboxes(&mut self) {
-        if self.config.role == Role::Node {
-            for bootstrap in self.connected_bootstraps() {
-                self.fetch_mail(bootstrap);
-            }
-        }
-        if let Some(services) = &mut self.services {
-            let now = ipm_protocol::now_ms();
-            if let Err(e) = services.mailbox.expire(now) {
-                warn!("cannot expire mailbox messages: {e}");
-            }
-        }
     }
 
     pub(super) fn on_mailbox_event(
@@ -146,7 +162,7 @@ impl EventLoop {
                 if let Some(MailboxCall::Deposit { id, bootstrap }) =
                     self.mailbox_calls.remove(&request_id)
                 {
-                    self.deposited.remove(&(id, bootstrap));
+                    self.pick_up(Input::DepositFailed { id, bootstrap });
                 }
                 debug!(%peer, "mailbox request failed: {error}");
             }
@@ -162,16 +178,7 @@ impl EventLoop {
     ) {
         match (self.mailbox_calls.remove(&request_id), response) {
             (Some(MailboxCall::Deposit { id, bootstrap }), MailboxResponse::Stored) => {
-                if let Some(pending) = self.store.outbox.get(&id) {
-                    let to = pending.to;
-                    let name = self.directory.display_name(&to);
-                    self.emit(Event::Queued {
-                        id,
-                        to,
-                        name,
-                        at: Some(bootstrap),
-                    });
-                }
+                self.pick_up(Input::Stored { id, bootstrap });
             }
             (Some(MailboxCall::Deposit { id, bootstrap }), MailboxResponse::Refused(reason)) => {
                 debug!(%bootstrap, %id, "mailbox refused the message: {reason}");
@@ -181,17 +188,11 @@ impl EventLoop {
                 for message in messages {
                     self.open_mail(message);
                 }
-                if !ids.is_empty() {
-                    let request_id = self
-                        .swarm
-                        .behaviour_mut()
-                        .mailbox
-                        .send_request(&peer, MailboxRequest::Ack { ids });
-                    self.mailbox_calls.insert(request_id, MailboxCall::Ack);
-                }
-                if more {
-                    self.fetch_mail(peer);
-                }
+                self.pick_up(Input::Fetched {
+                    bootstrap: peer,
+                    ids,
+                    more,
+                });
             }
             (call, response) => debug!(%peer, ?call, ?response, "unexpected mailbox answer"),
         }

@@ -2,8 +2,10 @@
 //! group, rate limits and retry pauses. Everything here takes the time as an argument.
 
 pub mod backoff;
+pub mod delivery;
 pub mod directory;
 pub mod geo_group;
+pub mod mail_pickup;
 pub mod names;
 pub mod peer_policy;
 pub mod presence;
