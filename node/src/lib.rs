@@ -2,6 +2,26 @@
 //!
 //! [`start`] builds a node from a key and a [`Config`] and returns a [`Client`] handle plus the
 //! [`EventLoop`] to spawn. Frontends only ever talk to the `Client`.
+//!
+//! # Layout
+//!
+//! - [`client`]: the cloneable handle frontends drive a node with, its requests and answers.
+//! - [`event`]: what a node reports to its frontends, and its JSON form.
+//! - [`config`]: a node's settings, wherever they came from.
+//! - [`event_loop`]: owns the swarm; turns swarm events and `Client` requests into inputs of
+//!   the machines in `logic` and carries out what they decide. Nothing else does I/O for it.
+//! - [`logic`]: the decisions, without I/O: private-message delivery, mail pickup, the
+//!   registry client, file offers, gossip intake, presence, the peer policy, names, the
+//!   location group, rate limits and retry pauses. Time and random draws are arguments.
+//! - [`net`]: libp2p: the composed behaviour, the peer manager, the swarm, the wire codec,
+//!   scoring, metrics, addresses and the download tasks.
+//! - [`store`]: what a node keeps in its data dir: history, outbox, transfers, contacts,
+//!   settings, the identity key, append-only journals.
+//! - [`services`]: what only a bootstrap serves: mailbox, name registry, directory, room
+//!   forwarding; built once, when the node is a bootstrap.
+//! - [`ui`]: the command grammar and executor shared by the prompt, piped stdin and
+//!   `ipm ctl`, and how events are rendered.
+//! - [`program`], [`logging`]: what both binaries share around their work.
 
 pub mod client;
 pub mod config;
