@@ -155,6 +155,7 @@ impl EventLoop {
         } = parts;
         let (internal_tx, internal_rx) = mpsc::channel(256);
         let people = PeopleState::new(key.clone(), &config);
+        let files = files::Files::new(&config, store.downloads.is_some());
         Self {
             swarm,
             key,
@@ -170,7 +171,7 @@ impl EventLoop {
             seen: RecentIds::new(SEEN_CAPACITY),
             pending_dials: HashMap::new(),
             direct: direct::Delivery::default(),
-            files: files::Files::default(),
+            files,
             lookups: HashMap::new(),
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,

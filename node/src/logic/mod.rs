@@ -5,5 +5,6 @@ pub mod backoff;
 pub mod directory;
 pub mod geo_group;
 pub mod names;
+pub mod offers;
 pub mod presence;
 pub mod rate_limit;
