@@ -16,10 +16,7 @@ use libp2p::{
 use tokio::{sync::oneshot, task::JoinHandle};
 use tracing::{debug, warn};
 
-use ipm_protocol::{
-    encode_gossip, file::sanitize_file_name, FileOffer, FileRequest, FileResponse, Gossip, Room,
-    TransferId,
-};
+use ipm_protocol::{encode_gossip, FileOffer, FileRequest, FileResponse, Gossip, Room, TransferId};
 
 use super::{EventLoop, Internal};
 use crate::net::exchange::{exchange, Exchange};
@@ -27,7 +24,7 @@ use crate::{
     client::{NodeError, OfferTarget, TransferView},
     config::Config,
     event::Event,
-    logic::offers::{Action, Input, Known, Offers, Policy, Refusal},
+    logic::offers::{Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal},
     net::download::{self, FetchError, Job},
     store::transfers::{Direction, State, Transfer},
 };
@@ -91,49 +88,32 @@ impl EventLoop {
         size: u64,
         sha256: [u8; 32],
     ) -> Result<TransferId, NodeError> {
-        let name = source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .and_then(|n| sanitize_file_name(&n))
-            .ok_or_else(|| {
-                NodeError::File(format!("{} has no usable file name", source.display()))
-            })?;
-        let offer = FileOffer {
-            transfer: TransferId::random(),
-            from_name: self.config.name.clone(),
-            name,
+        let in_room = matches!(&target, OfferTarget::Room(room) if self.rooms.contains(room));
+        let new = NewOffer {
+            source,
             size,
             sha256,
+            target: target.clone(),
+            in_room,
+            local_peer: self.local_peer_id(),
+            from_name: self.config.name.clone(),
+            transfer: TransferId::random(),
+            now_ms: ipm_protocol::message::now_ms(),
         };
-        let (peer, room) = match &target {
-            OfferTarget::Peer(peer) if *peer == self.local_peer_id() => {
-                return Err(NodeError::UnknownUser(
-                    "that is you: files go to other users".into(),
-                ))
-            }
-            OfferTarget::Peer(peer) => (Some(*peer), None),
-            OfferTarget::Room(room) if !self.rooms.contains(room) => {
-                return Err(NodeError::NotInRoom(room.to_string()))
-            }
-            OfferTarget::Room(room) => (None, Some(room.clone())),
-        };
-        let transfer = Transfer {
-            offer: offer.clone(),
-            direction: Direction::Outgoing,
-            peer,
-            room: room.as_ref().map(ToString::to_string),
-            source: Some(source),
-            state: State::Offered,
-            created_ms: ipm_protocol::message::now_ms(),
-        };
+        let transfer = self.files.offers.offer(new).map_err(|e| match e {
+            OfferError::UnusableName(_) => NodeError::File(e.to_string()),
+            OfferError::ToSelf => NodeError::UnknownUser(e.to_string()),
+            OfferError::NotInRoom(room) => NodeError::NotInRoom(room.to_string()),
+        })?;
+        let offer = transfer.offer.clone();
         self.store
             .transfers
             .insert(transfer)
             .map_err(|e| NodeError::File(format!("cannot save the transfer: {e}")))?;
         let id = offer.transfer;
-        match (peer, room) {
-            (Some(peer), _) => self.send_offer(peer, offer),
-            (None, Some(room)) => {
+        match target {
+            OfferTarget::Peer(peer) => self.send_offer(peer, offer),
+            OfferTarget::Room(room) => {
                 self.seen.insert(id);
                 let topic = IdentTopic::new(room.topic());
                 let bytes = encode_gossip(&Gossip::FileOffer(offer));
@@ -141,7 +121,6 @@ impl EventLoop {
                     debug!("share not published yet: {e:?}");
                 }
             }
-            (None, None) => {}
         }
         Ok(id)
     }

@@ -18,10 +18,11 @@ use libp2p::PeerId;
 use ipm_protocol::{
     file::sanitize_file_name,
     limits::{MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER},
-    FileOffer, TransferId,
+    FileOffer, Room, TransferId,
 };
 
 use crate::{
+    client::OfferTarget,
     event::Event,
     logic::{backoff, directory::Directory},
     store::transfers::{Direction, State, Transfer, Transfers},
@@ -214,6 +215,43 @@ pub enum Refusal {
     TooMany,
 }
 
+/// A file the user offers (`/send-file`, `/share`), with what the driver drew for it.
+#[derive(Debug, Clone)]
+pub struct NewOffer {
+    /// The local file.
+    pub source: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+    /// Who it goes to.
+    pub target: OfferTarget,
+    /// Whether the node is in the target room (ignored for a peer).
+    pub in_room: bool,
+    /// This node's peer id.
+    pub local_peer: PeerId,
+    /// This node's user name, sent with the offer.
+    pub from_name: String,
+    /// A fresh random transfer id.
+    pub transfer: TransferId,
+    /// The wall clock, ms since the epoch.
+    pub now_ms: u64,
+}
+
+/// Why a file cannot be offered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// Nothing usable is left of the local file's name once sanitised.
+    #[error("{} has no usable file name", .0.display())]
+    UnusableName(PathBuf),
+    /// The target is this node.
+    #[error("that is you: files go to other users")]
+    ToSelf,
+    /// The node is not in the target room.
+    #[error("not in room {0}")]
+    NotInRoom(Room),
+}
+
 /// Offers waiting for one peer that could not be dialled, and when to look it up again.
 #[derive(Debug)]
 struct Unreached {
@@ -383,6 +421,38 @@ impl Offers {
         });
         lookups.extend(failed);
         lookups
+    }
+
+    /// The outgoing transfer to record for `new`, under the sanitised name of its file; the
+    /// driver then sends it to the peer or publishes it in the room.
+    pub fn offer(&self, new: NewOffer) -> Result<Transfer, OfferError> {
+        let name = new
+            .source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .and_then(|n| sanitize_file_name(&n))
+            .ok_or_else(|| OfferError::UnusableName(new.source.clone()))?;
+        let (peer, room) = match new.target {
+            OfferTarget::Peer(peer) if peer == new.local_peer => return Err(OfferError::ToSelf),
+            OfferTarget::Peer(peer) => (Some(peer), None),
+            OfferTarget::Room(room) if !new.in_room => return Err(OfferError::NotInRoom(room)),
+            OfferTarget::Room(room) => (None, Some(room.to_string())),
+        };
+        Ok(Transfer {
+            offer: FileOffer {
+                transfer: new.transfer,
+                from_name: new.from_name,
+                name,
+                size: new.size,
+                sha256: new.sha256,
+            },
+            direction: Direction::Outgoing,
+            peer,
+            room,
+            source: Some(new.source),
+            state: State::Offered,
+            created_ms: new.now_ms,
+        })
     }
 
     /// An offer arrived from `peer`, directly (`room` is `None`) or shared in `room`;
@@ -922,6 +992,73 @@ mod tests {
             TransferError::Ambiguous("abab".into()).to_string(),
             "several transfers start with abab: give more characters"
         );
+    }
+
+    fn new_offer(source: &str, target: OfferTarget, local_peer: PeerId) -> NewOffer {
+        NewOffer {
+            source: PathBuf::from(source),
+            size: 3,
+            sha256: [7; 32],
+            target,
+            in_room: true,
+            local_peer,
+            from_name: "alice".into(),
+            transfer: MessageId::from_bytes([1; 16]),
+            now_ms: 42,
+        }
+    }
+
+    #[test]
+    fn an_outgoing_offer_is_recorded_under_the_files_name() {
+        let m = Offers::new(policy());
+        let (me, bob) = (PeerId::random(), PeerId::random());
+        let t = m
+            .offer(new_offer("/tmp/report.pdf", OfferTarget::Peer(bob), me))
+            .unwrap();
+        assert_eq!(
+            t,
+            Transfer {
+                offer: FileOffer {
+                    transfer: MessageId::from_bytes([1; 16]),
+                    from_name: "alice".into(),
+                    name: "report.pdf".into(),
+                    size: 3,
+                    sha256: [7; 32],
+                },
+                direction: Direction::Outgoing,
+                peer: Some(bob),
+                room: None,
+                source: Some(PathBuf::from("/tmp/report.pdf")),
+                state: State::Offered,
+                created_ms: 42,
+            }
+        );
+        let shared = m
+            .offer(new_offer("/tmp/a.txt", OfferTarget::Room(Room::Lobby), me))
+            .unwrap();
+        assert_eq!(
+            (shared.peer, shared.room),
+            (None, Some(Room::Lobby.to_string()))
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_offered() {
+        let m = Offers::new(policy());
+        let me = PeerId::random();
+        assert_eq!(
+            m.offer(new_offer("/tmp/a", OfferTarget::Peer(me), me)),
+            Err(OfferError::ToSelf)
+        );
+        assert_eq!(
+            m.offer(new_offer("/", OfferTarget::Peer(PeerId::random()), me)),
+            Err(OfferError::UnusableName(PathBuf::from("/")))
+        );
+        let outside = NewOffer {
+            in_room: false,
+            ..new_offer("/tmp/a", OfferTarget::Room(Room::Lobby), me)
+        };
+        assert_eq!(m.offer(outside), Err(OfferError::NotInRoom(Room::Lobby)));
     }
 
     #[test]
