@@ -145,6 +145,7 @@ impl EventLoop {
         } = parts;
         let (internal_tx, internal_rx) = mpsc::channel(256);
         let people = PeopleState::new(key.clone(), &config);
+        let files = files::Files::new(&config, store.downloads.is_some());
         Self {
             swarm,
             key,
@@ -162,7 +163,7 @@ impl EventLoop {
             directory,
             seen: RecentIds::new(SEEN_CAPACITY),
             pending_dials: HashMap::new(),
-            files: files::Files::default(),
+            files,
             lookups: HashMap::new(),
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,

@@ -160,7 +160,7 @@ impl EventLoop {
     /// with a growing pause.
     pub(super) fn retry_deliveries(&mut self, now: Instant) {
         let actions = self.direct.machine.handle(now, Input::Tick);
-        self.carry_out(actions);
+        self.carry_out_delivery(actions);
         self.metrics
             .outbox
             .set(i64::try_from(self.store.outbox.len()).unwrap_or(i64::MAX));
@@ -174,10 +174,10 @@ impl EventLoop {
     /// One step of the delivery machine, now, and what it asks for.
     fn deliver(&mut self, input: Input) {
         let actions = self.direct.machine.handle(Instant::now(), input);
-        self.carry_out(actions);
+        self.carry_out_delivery(actions);
     }
 
-    fn carry_out(&mut self, actions: Vec<Action>) {
+    fn carry_out_delivery(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Send { to, id } => {

@@ -1,10 +1,11 @@
-//! File offers, serving chunks to downloaders, and the download tasks themselves.
+//! The driver of the file-offer machine (`logic::offers`): sends offers and declines,
+//! saves the transfer table, runs the download tasks and serves chunks to downloaders.
 
 use std::{
     collections::HashMap,
     io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use libp2p::{
@@ -15,21 +16,29 @@ use libp2p::{
 use tokio::{sync::oneshot, task::JoinHandle};
 use tracing::{debug, warn};
 
-use ipm_protocol::{
-    encode_gossip,
-    file::sanitize_file_name,
-    limits::{MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER},
-    FileOffer, FileRequest, FileResponse, Gossip, Room, TransferId,
-};
+use ipm_protocol::{encode_gossip, FileOffer, FileRequest, FileResponse, Gossip, Room, TransferId};
 
 use super::{EventLoop, Internal};
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{NodeError, OfferTarget, TransferView},
+    config::Config,
     event::Event,
+    logic::offers::{Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal},
     net::download::{self, FetchError, Job},
     store::transfers::{Direction, State, Transfer},
 };
+
+/// Why an incoming offer was not kept, as its sender is told.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// The machine would not keep it.
+    #[error(transparent)]
+    Offer(Refusal),
+    /// Saving it failed.
+    #[error("{0}")]
+    Save(String),
+}
 
 /// What an outbound file request was for.
 #[derive(Debug)]
@@ -39,31 +48,29 @@ enum Outbound {
     Decline,
 }
 
-/// File-transfer bookkeeping of the loop.
-#[derive(Debug, Default)]
+/// File-transfer bookkeeping of the loop: the offer machine, the file requests in flight
+/// and the running download tasks.
+#[derive(Debug)]
 pub(crate) struct Files {
+    offers: Offers,
     outbound: HashMap<OutboundRequestId, Outbound>,
     downloads: HashMap<TransferId, JoinHandle<()>>,
-    /// Offers to peers this node could not dial, sent again once the DHT finds them or
-    /// they connect.
-    unreached: HashMap<PeerId, Unreached>,
 }
-
-/// Offers waiting for a peer that could not be dialled, and when to look it up again.
-#[derive(Debug)]
-struct Unreached {
-    offers: Vec<TransferId>,
-    /// After this the offers fail.
-    give_up: Instant,
-    next_lookup: Instant,
-    lookups: u32,
-}
-
-/// How long an offer keeps looking for a peer it cannot dial before it fails: a peer
-/// behind a relay needs a moment after start to reserve its circuit and publish it.
-const OFFER_REACH: Duration = Duration::from_secs(60);
 
 impl Files {
+    /// File bookkeeping deciding by `config`; `can_download` when the node has a data dir.
+    pub(crate) fn new(config: &Config, can_download: bool) -> Self {
+        Self {
+            offers: Offers::new(Policy::new(
+                config.max_retry,
+                config.auto_accept,
+                can_download,
+            )),
+            outbound: HashMap::new(),
+            downloads: HashMap::new(),
+        }
+    }
+
     /// Stops every running download; the `.part` files stay for the next run.
     pub(crate) fn stop_downloads(&mut self) {
         for (_, task) in self.downloads.drain() {
@@ -81,49 +88,32 @@ impl EventLoop {
         size: u64,
         sha256: [u8; 32],
     ) -> Result<TransferId, NodeError> {
-        let name = source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .and_then(|n| sanitize_file_name(&n))
-            .ok_or_else(|| {
-                NodeError::File(format!("{} has no usable file name", source.display()))
-            })?;
-        let offer = FileOffer {
-            transfer: TransferId::random(),
-            from_name: self.config.name.clone(),
-            name,
+        let in_room = matches!(&target, OfferTarget::Room(room) if self.rooms.contains(room));
+        let new = NewOffer {
+            source,
             size,
             sha256,
+            target: target.clone(),
+            in_room,
+            local_peer: self.local_peer_id(),
+            from_name: self.config.name.clone(),
+            transfer: TransferId::random(),
+            now_ms: ipm_protocol::now_ms(),
         };
-        let (peer, room) = match &target {
-            OfferTarget::Peer(peer) if *peer == self.local_peer_id() => {
-                return Err(NodeError::UnknownUser(
-                    "that is you: files go to other users".into(),
-                ))
-            }
-            OfferTarget::Peer(peer) => (Some(*peer), None),
-            OfferTarget::Room(room) if !self.rooms.contains(room) => {
-                return Err(NodeError::NotInRoom(room.to_string()))
-            }
-            OfferTarget::Room(room) => (None, Some(room.clone())),
-        };
-        let transfer = Transfer {
-            offer: offer.clone(),
-            direction: Direction::Outgoing,
-            peer,
-            room: room.as_ref().map(ToString::to_string),
-            source: Some(source),
-            state: State::Offered,
-            created_ms: ipm_protocol::now_ms(),
-        };
+        let transfer = self.files.offers.offer(new).map_err(|e| match e {
+            OfferError::UnusableName(_) => NodeError::File(e.to_string()),
+            OfferError::ToSelf => NodeError::UnknownUser(e.to_string()),
+            OfferError::NotInRoom(room) => NodeError::NotInRoom(room.to_string()),
+        })?;
+        let offer = transfer.offer.clone();
         self.store
             .transfers
             .insert(transfer)
             .map_err(|e| NodeError::File(format!("cannot save the transfer: {e}")))?;
         let id = offer.transfer;
-        match (peer, room) {
-            (Some(peer), _) => self.send_offer(peer, offer),
-            (None, Some(room)) => {
+        match target {
+            OfferTarget::Peer(peer) => self.send_offer(peer, offer),
+            OfferTarget::Room(room) => {
                 self.seen.insert(id);
                 let topic = IdentTopic::new(room.topic());
                 let bytes = encode_gossip(&Gossip::FileOffer(offer));
@@ -131,7 +121,6 @@ impl EventLoop {
                     debug!("share not published yet: {e:?}");
                 }
             }
-            (None, None) => {}
         }
         Ok(id)
     }
@@ -146,67 +135,66 @@ impl EventLoop {
         self.files.outbound.insert(request_id, Outbound::Offer(id));
     }
 
+    /// Feeds `input` to the offer machine and carries out what it decides.
+    fn drive_offers(&mut self, now: Instant, input: Input) {
+        let known = Known {
+            transfers: &self.store.transfers,
+            directory: &self.directory,
+        };
+        let actions = self.files.offers.handle(now, known, input);
+        if let Err(e) = self.carry_out_offers(actions) {
+            warn!("{e}");
+        }
+    }
+
+    /// Carries out the offer machine's actions in order. Saving a new offer is the one
+    /// that can stop the rest: its error is returned.
+    fn carry_out_offers(&mut self, actions: Vec<Action>) -> Result<(), String> {
+        for action in actions {
+            match action {
+                Action::SendOffer { peer, offer } => self.send_offer(peer, offer),
+                Action::LookUp(peer) => self.look_up(peer),
+                Action::Record(transfer) => {
+                    self.store
+                        .transfers
+                        .insert(transfer)
+                        .map_err(|e| format!("cannot save the offer: {e}"))?;
+                }
+                Action::Save { transfer, state } => self.save_state(&transfer, state),
+                Action::Fail { transfer, reason } => self.transfer_failed(transfer, reason),
+                Action::StartDownload { transfer, peer } => self.spawn_download(transfer, peer),
+                Action::StopDownload(id) => {
+                    if let Some(task) = self.files.downloads.remove(&id) {
+                        task.abort();
+                    }
+                    if let Some(job) = self.store.transfers.get(&id).and_then(|t| self.job(t)) {
+                        let _ = std::fs::remove_file(job.part_path());
+                    }
+                }
+                Action::SendDecline { peer, transfer } => {
+                    let request_id = self
+                        .swarm
+                        .behaviour_mut()
+                        .file
+                        .send_request(&peer, FileRequest::Decline { transfer });
+                    self.files.outbound.insert(request_id, Outbound::Decline);
+                }
+                Action::Tell(event) => self.emit(event),
+            }
+        }
+        Ok(())
+    }
+
     /// The DHT found `peer` or it connected: sends it the offers that could not reach it.
     /// Another dial failure puts them back to wait, still under their first deadline.
     pub(super) fn resend_offers(&mut self, peer: PeerId) {
-        let Some(unreached) = self.files.unreached.get_mut(&peer) else {
-            return;
-        };
-        let ids = std::mem::take(&mut unreached.offers);
-        for id in ids {
-            let offer = match self.store.transfers.get(&id) {
-                Some(t) if matches!(t.state, State::Offered) => t.offer.clone(),
-                _ => continue,
-            };
-            self.send_offer(peer, offer);
-        }
-    }
-
-    /// An offer to `peer` could not be dialled: it waits for a lookup (or the peer) until
-    /// [`OFFER_REACH`] after its first failure, then fails.
-    fn offer_unreached(&mut self, peer: PeerId, id: TransferId, now: Instant) {
-        let unreached = self.files.unreached.entry(peer).or_insert(Unreached {
-            offers: Vec::new(),
-            give_up: now + OFFER_REACH,
-            next_lookup: now,
-            lookups: 0,
-        });
-        if unreached.give_up <= now {
-            let name = self.directory.display_name(&peer);
-            self.transfer_failed(id, format!("could not reach {name}: no address for it"));
-            return;
-        }
-        unreached.offers.push(id);
-        self.retry_offer_lookups(now);
+        self.drive_offers(Instant::now(), Input::PeerReachable(peer));
     }
 
     /// Looks up again, with a growing pause, the peers that offers are waiting for; fails
-    /// the offers whose peer stayed out of reach for [`OFFER_REACH`].
+    /// the offers whose peer stayed out of reach for [`crate::logic::offers::OFFER_REACH`].
     pub(super) fn retry_offer_lookups(&mut self, now: Instant) {
-        let mut due = Vec::new();
-        let mut expired = Vec::new();
-        let max_pause = self.config.max_retry;
-        self.files.unreached.retain(|peer, u| {
-            if u.give_up <= now {
-                expired.extend(u.offers.drain(..).map(|id| (*peer, id)));
-                return false;
-            }
-            if !u.offers.is_empty() && u.next_lookup <= now {
-                let pause =
-                    crate::logic::backoff::pause(Duration::from_millis(500), u.lookups, max_pause);
-                u.next_lookup = now + pause;
-                u.lookups += 1;
-                due.push(*peer);
-            }
-            true
-        });
-        for peer in due {
-            self.look_up(peer);
-        }
-        for (peer, id) in expired {
-            let name = self.directory.display_name(&peer);
-            self.transfer_failed(id, format!("could not reach {name}: no address for it"));
-        }
+        self.drive_offers(now, Input::Tick);
     }
 
     /// A file shared in a room: remembered so `/get` can fetch it.
@@ -218,14 +206,17 @@ impl EventLoop {
     ) -> MessageAcceptance {
         // Only an unusable offer is invalid; one this node cannot keep (sender blocked, too
         // many waiting) is still passed on to the room.
-        if sanitize_file_name(&offer.name).is_none() {
-            debug!(peer = %source, "rejecting a shared file without a usable name");
-            return MessageAcceptance::Reject;
+        match self.remember_offer(source, Some(room.to_string()), offer) {
+            Err(Refused::Offer(Refusal::UnusableName)) => {
+                debug!(peer = %source, "rejecting a shared file without a usable name");
+                MessageAcceptance::Reject
+            }
+            Err(reason) => {
+                debug!(peer = %source, "not keeping shared file: {reason}");
+                MessageAcceptance::Accept
+            }
+            Ok(()) => MessageAcceptance::Accept,
         }
-        if let Err(reason) = self.remember_offer(source, Some(room.to_string()), offer) {
-            debug!(peer = %source, "not keeping shared file: {reason}");
-        }
-        MessageAcceptance::Accept
     }
 
     /// Records an incoming offer and tells the user; a sanitised name replaces the sender's.
@@ -233,116 +224,49 @@ impl EventLoop {
         &mut self,
         peer: PeerId,
         room: Option<String>,
-        mut offer: FileOffer,
-    ) -> Result<(), String> {
-        if self.directory.is_blocked(&peer) {
-            return Err("refused".into());
-        }
-        offer.name = sanitize_file_name(&offer.name).ok_or("the file name is unusable")?;
-        if !self.store.transfers.contains(&offer.transfer) {
-            let now = ipm_protocol::now_ms();
-            let (from_peer, all) = self.store.transfers.pending_offers(&peer, now);
-            if from_peer >= MAX_PENDING_OFFERS_PER_PEER || all >= MAX_PENDING_OFFERS {
-                return Err("too many offers are waiting for an answer".into());
-            }
-        }
-        let direct = room.is_none();
-        let transfer = Transfer {
-            offer: offer.clone(),
-            direction: Direction::Incoming,
-            peer: Some(peer),
-            room: room.clone(),
-            source: None,
-            state: State::Offered,
-            created_ms: ipm_protocol::now_ms(),
+        offer: FileOffer,
+    ) -> Result<(), Refused> {
+        let known = Known {
+            transfers: &self.store.transfers,
+            directory: &self.directory,
         };
-        let new = self
-            .store
-            .transfers
-            .insert(transfer)
-            .map_err(|e| format!("cannot save the offer: {e}"))?;
-        if new {
-            self.emit(Event::FileOffer {
-                transfer: offer.transfer,
-                from: self.directory.display_name(&peer),
-                peer,
-                name: offer.name.clone(),
-                size: offer.size,
-                room,
-            });
-            if direct && self.config.auto_accept {
-                let _ = self.start_download(offer.transfer);
-            }
-        }
-        Ok(())
-    }
-
-    /// Finds a transfer by its id or a unique prefix of it.
-    fn find_transfer(&self, query: &str) -> Result<TransferId, NodeError> {
-        let query = query.trim().to_ascii_lowercase();
-        if query.len() < 4 {
-            return Err(NodeError::File(
-                "give at least 4 characters of the transfer id (see /transfers)".into(),
-            ));
-        }
-        let matches: Vec<TransferId> = self
-            .store
-            .transfers
-            .list()
-            .into_iter()
-            .map(|(id, _)| id)
-            .filter(|id| id.to_string().starts_with(&query))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(NodeError::File(format!(
-                "no transfer {query}: see /transfers"
-            ))),
-            _ => Err(NodeError::File(format!(
-                "several transfers start with {query}: give more characters"
-            ))),
-        }
+        let now_ms = ipm_protocol::now_ms();
+        let actions = self
+            .files
+            .offers
+            .on_offer(known, peer, room, offer, now_ms)
+            .map_err(Refused::Offer)?;
+        self.carry_out_offers(actions).map_err(Refused::Save)
     }
 
     /// `/accept` and `/get`.
     pub(super) fn accept(&mut self, query: &str) -> Result<TransferView, NodeError> {
-        let id = self.find_transfer(query)?;
-        self.start_download(id)?;
+        let known = Known {
+            transfers: &self.store.transfers,
+            directory: &self.directory,
+        };
+        let (id, actions) = self
+            .files
+            .offers
+            .accept(known, query)
+            .map_err(|e| NodeError::File(e.to_string()))?;
+        self.carry_out_offers(actions).map_err(NodeError::File)?;
         self.transfer_view(id)
             .ok_or_else(|| NodeError::File("the transfer vanished".into()))
     }
 
     /// `/reject`: declines an offer or stops a download (its partial file is removed).
     pub(super) fn reject(&mut self, query: &str) -> Result<TransferView, NodeError> {
-        let id = self.find_transfer(query)?;
-        let transfer = self
-            .store
-            .transfers
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| NodeError::File("the transfer vanished".into()))?;
-        if transfer.direction != Direction::Incoming
-            || !matches!(transfer.state, State::Offered | State::Downloading)
-        {
-            return Err(NodeError::File(format!(
-                "transfer {id} is not an offer or download in progress"
-            )));
-        }
-        if let Some(task) = self.files.downloads.remove(&id) {
-            task.abort();
-        }
-        if let Some(job) = self.job(&transfer) {
-            let _ = std::fs::remove_file(job.part_path());
-        }
-        self.save_state(&id, State::Rejected);
-        if let (Some(peer), None) = (transfer.peer, &transfer.room) {
-            let request_id = self
-                .swarm
-                .behaviour_mut()
-                .file
-                .send_request(&peer, FileRequest::Decline { transfer: id });
-            self.files.outbound.insert(request_id, Outbound::Decline);
-        }
+        let known = Known {
+            transfers: &self.store.transfers,
+            directory: &self.directory,
+        };
+        let (id, actions) = self
+            .files
+            .offers
+            .reject(known, query)
+            .map_err(|e| NodeError::File(e.to_string()))?;
+        self.carry_out_offers(actions).map_err(NodeError::File)?;
         self.transfer_view(id)
             .ok_or_else(|| NodeError::File("the transfer vanished".into()))
     }
@@ -366,36 +290,12 @@ impl EventLoop {
         })
     }
 
-    /// Starts (or resumes) downloading an incoming offer.
-    fn start_download(&mut self, id: TransferId) -> Result<(), NodeError> {
-        let transfer = self
-            .store
-            .transfers
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| NodeError::File(format!("no transfer {id}")))?;
-        if transfer.direction != Direction::Incoming {
-            return Err(NodeError::File(format!("transfer {id} is one you offered")));
-        }
-        match &transfer.state {
-            State::Offered | State::Downloading | State::Failed { .. } => {}
-            State::Done { path } => {
-                return Err(NodeError::File(format!(
-                    "already received: {}",
-                    path.display()
-                )))
-            }
-            State::Rejected => return Err(NodeError::File(format!("transfer {id} was rejected"))),
-        }
-        if self.files.downloads.contains_key(&id) {
-            return Ok(());
-        }
-        let (Some(job), Some(peer)) = (self.job(&transfer), transfer.peer) else {
-            return Err(NodeError::File(
-                "this node has no data dir to download into".into(),
-            ));
+    /// Runs the download task of transfer `id` from `peer`.
+    fn spawn_download(&mut self, id: TransferId, peer: PeerId) {
+        let Some(job) = self.store.transfers.get(&id).and_then(|t| self.job(t)) else {
+            warn!(%id, "no download started: no transfer or no data dir");
+            return;
         };
-        self.save_state(&id, State::Downloading);
         let internal = self.internal_tx.clone();
         let events = self.events.clone();
         let task = tokio::spawn(async move {
@@ -435,14 +335,23 @@ impl EventLoop {
                 .await;
         });
         self.files.downloads.insert(id, task);
-        Ok(())
     }
 
     /// Restarts the downloads that were running when the node stopped.
     pub(super) fn resume_downloads(&mut self) {
         for id in self.store.transfers.unfinished_downloads() {
-            if let Err(e) = self.start_download(id) {
-                warn!(%id, "cannot resume download: {e}");
+            let known = Known {
+                transfers: &self.store.transfers,
+                directory: &self.directory,
+            };
+            let started = self.files.offers.start(known, id);
+            match started {
+                Ok(actions) => {
+                    if let Err(e) = self.carry_out_offers(actions) {
+                        warn!(%id, "cannot resume download: {e}");
+                    }
+                }
+                Err(e) => warn!(%id, "cannot resume download: {e}"),
             }
         }
     }
@@ -470,24 +379,13 @@ impl EventLoop {
 
     pub(super) fn download_finished(&mut self, id: TransferId, result: Result<PathBuf, String>) {
         self.files.downloads.remove(&id);
-        let Some(transfer) = self.store.transfers.get(&id).cloned() else {
-            return;
-        };
-        if transfer.state != State::Downloading {
-            return;
-        }
-        match result {
-            Ok(path) => {
-                self.save_state(&id, State::Done { path: path.clone() });
-                self.emit(Event::FileReceived {
-                    transfer: id,
-                    path,
-                    size: transfer.offer.size,
-                    sha256: hex::encode(transfer.offer.sha256),
-                });
-            }
-            Err(reason) => self.transfer_failed(id, reason),
-        }
+        self.drive_offers(
+            Instant::now(),
+            Input::DownloadEnded {
+                transfer: id,
+                result,
+            },
+        );
     }
 
     pub(super) fn on_file_event(
@@ -517,10 +415,12 @@ impl EventLoop {
                         }
                     });
                 }
-                Some(Outbound::Offer(id)) => {
-                    if let FileResponse::Error(reason) = response {
-                        self.transfer_failed(id, format!("refused: {reason}"));
-                    }
+                Some(Outbound::Offer(transfer)) => {
+                    let refusal = match response {
+                        FileResponse::Error(reason) => Some(reason),
+                        FileResponse::Noted | FileResponse::Chunk(_) => None,
+                    };
+                    self.drive_offers(Instant::now(), Input::OfferAnswered { transfer, refusal });
                 }
                 Some(Outbound::Decline) | None => {}
             },
@@ -535,15 +435,19 @@ impl EventLoop {
                     }
                     let _ = reply.send(Err(FetchError::Retry(error.to_string())));
                 }
-                Some(Outbound::Offer(id)) => {
+                Some(Outbound::Offer(transfer)) => {
                     // A peer this node has no address for yet (on another network, only
                     // reachable through a relay) may be found through the DHT.
-                    if matches!(error, request_response::OutboundFailure::DialFailure) {
-                        self.offer_unreached(peer, id, Instant::now());
-                    } else {
-                        let name = self.directory.display_name(&peer);
-                        self.transfer_failed(id, format!("could not reach {name}: {error}"));
-                    }
+                    let input = Input::OfferFailed {
+                        peer,
+                        transfer,
+                        dial_failure: matches!(
+                            error,
+                            request_response::OutboundFailure::DialFailure
+                        ),
+                        error: error.to_string(),
+                    };
+                    self.drive_offers(Instant::now(), input);
                 }
                 Some(Outbound::Decline) | None => {}
             },
@@ -576,20 +480,11 @@ impl EventLoop {
                 self.observe_name(peer, &offer.from_name);
                 match self.remember_offer(peer, None, offer) {
                     Ok(()) => FileResponse::Noted,
-                    Err(reason) => FileResponse::Error(reason),
+                    Err(reason) => FileResponse::Error(reason.to_string()),
                 }
             }
             FileRequest::Decline { transfer } => {
-                if let Some(t) = self.store.transfers.get(&transfer) {
-                    if t.peer == Some(peer) && t.direction == Direction::Outgoing {
-                        let name = self.directory.display_name(&peer);
-                        self.save_state(&transfer, State::Rejected);
-                        self.emit(Event::FileFailed {
-                            transfer,
-                            reason: format!("declined by {name}"),
-                        });
-                    }
-                }
+                self.drive_offers(Instant::now(), Input::Declined { peer, transfer });
                 FileResponse::Noted
             }
             FileRequest::Chunk {

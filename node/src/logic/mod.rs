@@ -7,6 +7,7 @@ pub mod directory;
 pub mod geo_group;
 pub mod mail_pickup;
 pub mod names;
+pub mod offers;
 pub mod peer_policy;
 pub mod presence;
 pub mod rate_limit;
