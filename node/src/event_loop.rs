@@ -23,7 +23,6 @@ mod status;
 
 use std::{
     collections::{BTreeSet, HashMap},
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -39,21 +38,21 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use ipm_protocol::{FileResponse, MessageId, Room, TransferId};
+use ipm_protocol::{MessageId, Room};
 
 use crate::{
     client::{NodeError, Request},
     config::Config,
     event::Event,
     logic::directory::{Directory, RecentIds},
-    net::addresses::{dial_reason, is_loopback, is_relayed, peer_of, remote_addr},
+    net::addresses::{dial_reason, peer_of, remote_addr},
     net::behaviour::{Behaviour, BehaviourEvent},
-    net::download::FetchError,
     net::metrics::Metrics,
     services::BootstrapServices,
     store::NodeStore,
 };
 
+use files::Internal;
 use people_state::PeopleState;
 
 /// How many message ids are remembered to drop replays.
@@ -66,29 +65,6 @@ const DELIVERY_TICK: Duration = Duration::from_millis(250);
 const GOODBYE_FLUSH: Duration = Duration::from_millis(250);
 
 type DialReply = oneshot::Sender<Result<PeerId, NodeError>>;
-
-/// Messages from the node's own tasks (downloads, file reads) back to the loop.
-#[derive(Debug)]
-pub(crate) enum Internal {
-    /// A download wants one chunk from its sender.
-    FetchChunk {
-        peer: PeerId,
-        transfer: TransferId,
-        offset: u64,
-        len: u32,
-        reply: oneshot::Sender<Result<Vec<u8>, FetchError>>,
-    },
-    /// A download ended.
-    DownloadFinished {
-        transfer: TransferId,
-        result: Result<PathBuf, String>,
-    },
-    /// A chunk asked for by a peer was read from disk.
-    ChunkRead {
-        channel: libp2p::request_response::ResponseChannel<FileResponse>,
-        response: FileResponse,
-    },
-}
 
 /// Drives one node. Run it with [`EventLoop::run`] on a tokio task.
 pub struct EventLoop {
@@ -283,40 +259,16 @@ impl EventLoop {
         }
     }
 
-    fn on_internal(&mut self, internal: Internal) {
-        match internal {
-            Internal::FetchChunk {
-                peer,
-                transfer,
-                offset,
-                len,
-                reply,
-            } => self.fetch_chunk(peer, transfer, offset, len, reply),
-            Internal::DownloadFinished { transfer, result } => {
-                self.download_finished(transfer, result)
-            }
-            Internal::ChunkRead { channel, response } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .file
-                    .send_response(channel, response);
-            }
-        }
-    }
-
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         self.metrics.libp2p.record(&event);
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
-                // A bootstrap is deployed to be reachable where it listens (loopback only when
-                // it was told to listen there, not as one interface of 0.0.0.0).
-                let explicit_loopback = self.config.listen.iter().any(is_loopback);
-                if self.services.is_some()
-                    && !is_relayed(&address)
-                    && (!is_loopback(&address) || explicit_loopback)
-                {
+                let advertised = self
+                    .services
+                    .as_ref()
+                    .is_some_and(|s| s.advertises(&address, &self.config.listen));
+                if advertised {
                     self.swarm.add_external_address(address.clone());
                 }
                 let addr = address.with_p2p(self.local_peer_id()).unwrap_or_else(|a| a);

@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use ipm_protocol::{encode_gossip, FileOffer, FileRequest, FileResponse, Gossip, Room, TransferId};
 
-use super::{EventLoop, Internal};
+use super::EventLoop;
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{NodeError, OfferTarget, TransferView},
@@ -79,7 +79,52 @@ impl Files {
     }
 }
 
+/// Messages from the node's own tasks (downloads, file reads) back to the loop.
+#[derive(Debug)]
+pub(crate) enum Internal {
+    /// A download wants one chunk from its sender.
+    FetchChunk {
+        peer: PeerId,
+        transfer: TransferId,
+        offset: u64,
+        len: u32,
+        reply: oneshot::Sender<Result<Vec<u8>, FetchError>>,
+    },
+    /// A download ended.
+    DownloadFinished {
+        transfer: TransferId,
+        result: Result<PathBuf, String>,
+    },
+    /// A chunk asked for by a peer was read from disk.
+    ChunkRead {
+        channel: libp2p::request_response::ResponseChannel<FileResponse>,
+        response: FileResponse,
+    },
+}
+
 impl EventLoop {
+    pub(super) fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::FetchChunk {
+                peer,
+                transfer,
+                offset,
+                len,
+                reply,
+            } => self.fetch_chunk(peer, transfer, offset, len, reply),
+            Internal::DownloadFinished { transfer, result } => {
+                self.download_finished(transfer, result)
+            }
+            Internal::ChunkRead { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .file
+                    .send_response(channel, response);
+            }
+        }
+    }
+
     /// `/send-file` and `/share`: records the offer, then sends it to the peer or the room.
     pub(super) fn offer_file(
         &mut self,

@@ -10,8 +10,12 @@ pub mod registry_service;
 use std::collections::BTreeSet;
 
 use ipm_protocol::Room;
+use libp2p::Multiaddr;
 
-use crate::store::{data_dir::DataDir, OpenError};
+use crate::{
+    net::addresses::{is_loopback, is_relayed},
+    store::{data_dir::DataDir, OpenError},
+};
 use mailbox_service::MailboxService;
 use registry_service::RegistryService;
 
@@ -46,6 +50,15 @@ impl BootstrapServices {
         })
     }
 
+    /// Whether a bootstrap tells peers it is reachable at `addr`, one of its listen
+    /// addresses: it is deployed to be reachable where it listens, at a loopback address only
+    /// when it was told to listen there (`listen`), not as one interface of 0.0.0.0, and
+    /// never through a relay.
+    pub fn advertises(&self, addr: &Multiaddr, listen: &[Multiaddr]) -> bool {
+        let explicit_loopback = listen.iter().any(is_loopback);
+        !is_relayed(addr) && (!is_loopback(addr) || explicit_loopback)
+    }
+
     /// The room of `topic` to join so that peers which only know this bootstrap hear each
     /// other: an ipm room not joined yet, while fewer than [`MAX_FORWARDED_ROOMS`] are.
     pub fn room_to_forward(&self, topic: &str, joined: &BTreeSet<Room>) -> Option<Room> {
@@ -74,5 +87,18 @@ mod tests {
         joined.insert(Room::Lobby);
         assert_eq!(services.room_to_forward(&lobby.topic(), &joined), None);
         assert_eq!(services.room_to_forward("not an ipm topic", &joined), None);
+    }
+
+    #[test]
+    fn a_bootstrap_advertises_where_it_listens_but_loopback_only_when_told() {
+        let services = BootstrapServices::in_memory();
+        let addr = |s: &str| s.parse::<Multiaddr>().expect("an address");
+        let any = [addr("/ip4/0.0.0.0/tcp/7433")];
+        assert!(services.advertises(&addr("/ip4/192.0.2.7/tcp/7433"), &any));
+        assert!(!services.advertises(&addr("/ip4/127.0.0.1/tcp/7433"), &any));
+        let loopback = [addr("/ip4/127.0.0.1/tcp/7433")];
+        assert!(services.advertises(&addr("/ip4/127.0.0.1/tcp/7433"), &loopback));
+        let relayed = addr("/ip4/192.0.2.7/tcp/7433/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit");
+        assert!(!services.advertises(&relayed, &any));
     }
 }
