@@ -38,13 +38,13 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use ipm_protocol::{MessageId, Room};
+use ipm_protocol::Room;
 
 use crate::{
     client::{NodeError, Request},
     config::Config,
     event::Event,
-    logic::directory::{Directory, RecentIds},
+    logic::{directory::Directory, intake::Intake},
     net::addresses::{dial_reason, peer_of, remote_addr},
     net::behaviour::{Behaviour, BehaviourEvent},
     net::metrics::Metrics,
@@ -79,7 +79,7 @@ pub struct EventLoop {
     store: NodeStore,
     services: Option<BootstrapServices>,
     directory: Directory,
-    seen: RecentIds<MessageId>,
+    seen: Intake,
     pending_dials: HashMap<ConnectionId, (Multiaddr, DialReply)>,
     direct: direct::DirectState,
     files: files::Files,
@@ -137,7 +137,7 @@ impl EventLoop {
             store,
             services,
             directory,
-            seen: RecentIds::new(SEEN_CAPACITY),
+            seen: Intake::new(SEEN_CAPACITY),
             pending_dials: HashMap::new(),
             files,
             lookups: HashMap::new(),

@@ -1,14 +1,14 @@
 //! The location group in the event loop: the own position, the group's cells and their
 //! subscriptions, the coarse position sent with lines, and the distance filter.
 
-use std::time::Instant;
+use std::{collections::BTreeSet, time::Instant};
 
 use libp2p::gossipsub::IdentTopic;
 use tracing::warn;
 
 use ipm_protocol::{limits::WIRE_GEOHASH_PRECISION, Position, Room};
 
-use super::EventLoop;
+use super::{people_state::PeopleState, EventLoop};
 use crate::{
     client::NodeError,
     logic::geo_group::{distance_to_cell, GeoGroup},
@@ -29,25 +29,6 @@ impl EventLoop {
                 .position
                 .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
             _ => None,
-        }
-    }
-
-    /// How a line that arrived in `room` from a sender at `geo` is shown: the room to show
-    /// and log it under and the sender's distance, or `None` when it is not shown (a group
-    /// cell, and the sender is beyond the radius or gave no position).
-    pub(super) fn geo_view(&self, room: &Room, geo: Option<&str>) -> Option<(Room, Option<f64>)> {
-        match &self.people.group {
-            Some(group) if group.covers(room) && !self.rooms.contains(room) => group
-                .admits(geo)
-                .map(|distance| (group.room(), Some(distance))),
-            _ => {
-                let distance = self
-                    .people
-                    .position
-                    .zip(geo)
-                    .and_then(|(me, cell)| distance_to_cell(&me, cell));
-                Some((room.clone(), distance))
-            }
         }
     }
 
@@ -95,5 +76,29 @@ impl EventLoop {
             }
         }
         self.announce(Instant::now());
+    }
+}
+
+/// How a line that arrived in `room` from a sender at `geo` is shown, given the joined
+/// `rooms` and the location group in `people`: the room to show and log it under and the
+/// sender's distance, or `None` when it is not shown (a group cell, and the sender is beyond
+/// the radius or gave no position).
+pub(super) fn geo_view(
+    people: &PeopleState,
+    rooms: &BTreeSet<Room>,
+    room: &Room,
+    geo: Option<&str>,
+) -> Option<(Room, Option<f64>)> {
+    match &people.group {
+        Some(group) if group.covers(room) && !rooms.contains(room) => group
+            .admits(geo)
+            .map(|distance| (group.room(), Some(distance))),
+        _ => {
+            let distance = people
+                .position
+                .zip(geo)
+                .and_then(|(me, cell)| distance_to_cell(&me, cell));
+            Some((room.clone(), distance))
+        }
     }
 }

@@ -22,6 +22,7 @@ use crate::{
     client::people::{ClaimStatus, ContactEntry, Me, People, PeopleRequest, User},
     client::NodeError,
     config::{Config, Role},
+    logic::announcing::Announcer,
     logic::geo_group::{distance_to_cell, GeoGroup},
     logic::names::OwnClaim,
     logic::presence::PresenceTable,
@@ -39,14 +40,8 @@ pub(super) struct PeopleState {
     pub(super) interests: Vec<String>,
     pub(super) away: Option<String>,
     pub(super) table: PresenceTable,
-    pub(super) last_announce: Option<Instant>,
-    /// When the next periodic announcement is due.
-    pub(super) next_announce: Option<Instant>,
-    /// Whether an announcement before the next periodic one is wanted (a newcomer).
-    pub(super) announce_wanted: bool,
-    /// When the node started: the first announcement waits for the name claim to settle,
-    /// but not longer than one presence interval from here.
-    pub(super) started: Instant,
+    /// When this node announces itself.
+    pub(super) announcer: Announcer,
     /// Where the claim of the own name stands.
     pub(super) claim: OwnClaim,
     /// Running DHT lookups of names.
@@ -55,9 +50,6 @@ pub(super) struct PeopleState {
     pub(super) put_query: Option<QueryId>,
     /// Whether the user was told that the name is taken.
     pub(super) told_taken: bool,
-    /// Users who came online while their name was being looked up: they are reported once
-    /// the lookup settles, under the name it allows.
-    pub(super) unreported: HashMap<PeerId, String>,
 }
 
 impl PeopleState {
@@ -70,15 +62,15 @@ impl PeopleState {
             interests: config.interests.clone(),
             away: None,
             table: PresenceTable::new(config.presence_timeout, config.presence_interval),
-            last_announce: None,
-            next_announce: None,
-            announce_wanted: false,
-            started: Instant::now(),
+            announcer: Announcer::new(
+                config.presence_interval,
+                config.role == Role::Node,
+                Instant::now(),
+            ),
             claim: OwnClaim::Idle { next_try: None },
             queries: HashMap::new(),
             put_query: None,
             told_taken: false,
-            unreported: HashMap::new(),
         }
     }
 

@@ -1,16 +1,23 @@
-//! Rooms in the event loop: joining and leaving, publishing a line, and taking in what
-//! arrives on a room's topic (chat lines and shared files).
+//! Rooms in the event loop: joining and leaving, publishing a line, and carrying out what
+//! the gossip intake decides about each message (chat lines, shared files, presence).
 
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use std::collections::BTreeSet;
+
+use libp2p::{
+    gossipsub::{self, IdentTopic, MessageAcceptance},
+    PeerId,
+};
 use tracing::{debug, warn};
 
 use ipm_protocol::{decode_gossip, encode_gossip, ChatMessage, Gossip, Room};
 
-use super::EventLoop;
+use super::{location::geo_view, people_state::PeopleState, EventLoop};
 use crate::{
     client::{NodeError, Published},
     config::Role,
     event::Event,
+    logic::directory::Directory,
+    logic::intake::{Action, Arrival, Context, Topic, Verdict},
     store::history::Entry,
 };
 
@@ -93,69 +100,123 @@ impl EventLoop {
         Ok(was)
     }
 
-    /// Checks a room message and shows it; the verdict feeds gossipsub's peer scoring.
+    /// Checks a gossip message (room line, shared file or presence) and carries out what
+    /// the intake decides; the verdict feeds gossipsub's peer scoring.
     pub(super) fn on_gossip(&mut self, message: &gossipsub::Message) -> MessageAcceptance {
-        let Some(source) = message.source else {
-            return MessageAcceptance::Reject;
+        let topic = if self.people.is_presence_topic(&message.topic) {
+            Topic::Presence
+        } else {
+            Room::from_topic(message.topic.as_str()).map_or(Topic::Foreign, Topic::Room)
         };
-        if self.people.is_presence_topic(&message.topic) {
-            return self.on_presence(source, &message.data);
-        }
-        let room = match Room::from_topic(message.topic.as_str()) {
-            Ok(room) => room,
-            Err(_) => return MessageAcceptance::Reject,
+        let arrival = Arrival {
+            source: message.source,
+            topic,
+            data: &message.data,
         };
-        let chat = match decode_gossip(&message.data) {
-            Ok(Gossip::Chat(chat)) => chat,
-            Ok(Gossip::FileOffer(offer)) => {
-                if !self.rooms.contains(&room) || !self.seen.insert(offer.transfer) {
-                    return MessageAcceptance::Ignore;
+        let here = Here {
+            local: *self.swarm.local_peer_id(),
+            bootstrap: self.services.is_some(),
+            user_node: self.config.role == Role::Node,
+            rooms: &self.rooms,
+            people: &self.people,
+            directory: &self.directory,
+        };
+        let now_ms = ipm_protocol::now_ms();
+        let outcome = self.seen.handle(now_ms, arrival, &here);
+        let mut acceptance = match outcome.verdict {
+            Verdict::Accept | Verdict::Deferred => MessageAcceptance::Accept,
+            Verdict::Ignore => MessageAcceptance::Ignore,
+            Verdict::Reject(reason) => {
+                debug!(peer = ?message.source, "rejecting gossip: {reason}");
+                MessageAcceptance::Reject
+            }
+        };
+        for action in outcome.actions {
+            match action {
+                Action::EndSession(peer) => self.registry_peer_gone(peer),
+                Action::ObserveName { peer, name } => self.observe_name(peer, &name),
+                Action::ShareFile {
+                    source,
+                    room,
+                    offer,
+                } => acceptance = self.on_shared_file(source, room, offer),
+                Action::Record {
+                    room,
+                    id,
+                    peer,
+                    text,
+                    ts,
+                } => {
+                    let entry = Entry {
+                        ts,
+                        id: id.to_string(),
+                        from: self.directory.display_name(&peer),
+                        peer: peer.to_string(),
+                        text,
+                        outgoing: false,
+                    };
+                    self.record(&room, &entry);
                 }
-                self.observe_name(source, &offer.from_name);
-                return self.on_shared_file(source, room, offer);
+                Action::Show {
+                    room,
+                    id,
+                    peer,
+                    text,
+                    distance_km,
+                } => {
+                    self.metrics.count_received("room");
+                    self.emit(Event::Message {
+                        room,
+                        id,
+                        from: self.directory.display_name(&peer),
+                        peer,
+                        text,
+                        distance_km,
+                    });
+                }
+                Action::Presence { peer, presence } => self.hear_presence(peer, presence),
             }
-            Ok(Gossip::Presence(_)) => {
-                debug!(peer = %source, "rejecting presence sent to a room");
-                return MessageAcceptance::Reject;
-            }
-            Err(e) => {
-                debug!(peer = %source, "rejecting gossip: {e}");
-                return MessageAcceptance::Reject;
-            }
-        };
-        if !self.is_subscribed(&room) || !self.seen.insert(chat.id) {
-            return MessageAcceptance::Ignore;
         }
-        self.observe_name(source, &chat.name);
-        // Blocked authors and geo lines from beyond the radius are not shown, but still
-        // forwarded: the verdict is about validity, not about this user's taste.
-        if self.directory.is_blocked(&source) {
-            return MessageAcceptance::Accept;
-        }
-        let Some((room, distance_km)) = self.geo_view(&room, chat.geo.as_deref()) else {
-            return MessageAcceptance::Accept;
-        };
-        let from = self.directory.display_name(&source);
-        if self.config.role == Role::Node {
-            let entry = Entry {
-                ts: ipm_protocol::now_ms(),
-                id: chat.id.to_string(),
-                from: from.clone(),
-                peer: source.to_string(),
-                text: chat.text.clone(),
-                outgoing: false,
-            };
-            self.record(&room, &entry);
-        }
-        self.metrics.count_received("room");
-        self.emit(Event::Message {
-            room,
-            id: chat.id,
-            from,
-            peer: source,
-            text: chat.text,
-            distance_km,
-        });
-        MessageAcceptance::Accept
+        acceptance
+    }
+}
+
+/// What the intake asks of the node, borrowed from the loop's fields.
+struct Here<'a> {
+    local: PeerId,
+    bootstrap: bool,
+    user_node: bool,
+    rooms: &'a BTreeSet<Room>,
+    people: &'a PeopleState,
+    directory: &'a Directory,
+}
+
+impl Context for Here<'_> {
+    fn local_peer(&self) -> PeerId {
+        self.local
+    }
+
+    fn is_bootstrap(&self) -> bool {
+        self.bootstrap
+    }
+
+    fn is_user_node(&self) -> bool {
+        self.user_node
+    }
+
+    fn joined(&self, room: &Room) -> bool {
+        self.rooms.contains(room)
+    }
+
+    fn subscribed(&self, room: &Room) -> bool {
+        self.rooms.contains(room) || self.people.group_covers(room)
+    }
+
+    fn blocked(&self, peer: &PeerId) -> bool {
+        self.directory.is_blocked(peer)
+    }
+
+    fn placement(&self, room: &Room, geo: Option<&str>) -> Option<(Room, Option<f64>)> {
+        geo_view(self.people, self.rooms, room, geo)
     }
 }

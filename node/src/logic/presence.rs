@@ -1,4 +1,5 @@
-//! Who is online: the last presence each peer announced, who has fallen silent, and when
+//! Who is online: the last presence each peer announced, who has fallen silent, who is
+//! reported online or offline, whether a goodbye is fresh, and the timing rules for when
 //! this node announces itself.
 //!
 //! Plain data and functions; the caller passes the time, so tests need no clock.
@@ -8,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipm_protocol::{limits::MAX_PRESENCE_EVERY_MS, Presence};
+use ipm_protocol::{limits::MAX_PRESENCE_EVERY_MS, name_record::name_key, Presence};
 use libp2p::PeerId;
 
 /// Most users tracked at once; announcements of further newcomers are ignored until some
@@ -20,6 +21,17 @@ pub const MAX_ONLINE_USERS: usize = 10_000;
 /// stays what this many users make (the rule RTP uses for receiver reports, RFC 3550 §6.2):
 /// with the default 10 s, two announcements a second however large the overlay grows.
 pub const USERS_AT_BASE_RATE: usize = 20;
+
+/// Oldest goodbye, by the sender's clock, that a bootstrap acts on, in ms: less than the time
+/// gossip remembers duplicates (120 s).
+pub const GOODBYE_MAX_AGE_MS: u64 = 100_000;
+
+/// Whether a goodbye is recent enough at `now_ms` (ms since the Unix epoch) to end the
+/// sender's registry session: gossip forgets duplicates after two minutes, so an older copy
+/// may be a replay by someone else.
+pub fn goodbye_is_fresh(presence: &Presence, now_ms: u64) -> bool {
+    now_ms.saturating_sub(presence.sent_ms) < GOODBYE_MAX_AGE_MS
+}
 
 /// The last announcement of one peer, when it arrived, and how long it may stay silent.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,12 +50,53 @@ impl Seen {
     }
 }
 
-/// The online peers: whoever announced itself recently enough.
+/// What happened to the online users, for [`PresenceTable::handle`].
+#[derive(Debug)]
+pub enum Input {
+    /// A user's announcement arrived (never this node's own). `name_pending`: whether its
+    /// name is being looked up right now (then a newcomer is reported once it settles).
+    Heard {
+        /// The announcing peer (the message's signed source).
+        peer: PeerId,
+        /// What it announced.
+        presence: Box<Presence>,
+        /// Whether a lookup of `presence.name` is running.
+        name_pending: bool,
+    },
+    /// The periodic check: users silent for too long are gone.
+    Tick,
+    /// A lookup of `name` settled: users waiting for it can be reported.
+    NameSettled {
+        /// The name looked up.
+        name: String,
+    },
+}
+
+/// What the driver must do about the online users.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Tell the user that `peer` came online (`Event::UserOnline`).
+    Online(PeerId),
+    /// Tell the user that `peer` went offline (`Event::UserOffline`).
+    Offline(PeerId),
+    /// A user not online before announced itself; `online` users are online now. It should
+    /// hear of this node soon (see [`crate::logic::announcing`]).
+    Newcomer {
+        /// How many users are online, the newcomer included.
+        online: usize,
+    },
+}
+
+/// The online peers: whoever announced itself recently enough, and which of them were
+/// reported to the user.
 #[derive(Debug)]
 pub struct PresenceTable {
     seen: HashMap<PeerId, Seen>,
     timeout: Duration,
     interval: Duration,
+    /// Users who came online while their name was being looked up: they are reported once
+    /// the lookup settles, under the name it allows.
+    unreported: HashMap<PeerId, String>,
 }
 
 impl PresenceTable {
@@ -54,7 +107,88 @@ impl PresenceTable {
             seen: HashMap::new(),
             timeout,
             interval,
+            unreported: HashMap::new(),
         }
+    }
+
+    /// One step at `now`: records announcements, drops silent users and reports users whose
+    /// name lookup settled.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        match input {
+            Input::Heard {
+                peer,
+                presence,
+                name_pending,
+            } => self.heard(now, peer, *presence, name_pending),
+            Input::Tick => {
+                let gone: Vec<PeerId> = self.expire(now).into_iter().map(|(p, _)| p).collect();
+                gone.into_iter()
+                    .filter_map(|peer| self.went_offline(peer))
+                    .collect()
+            }
+            Input::NameSettled { name } => {
+                let key = name_key(&name);
+                let waiting: Vec<PeerId> = self
+                    .unreported
+                    .iter()
+                    .filter(|(_, n)| name_key(n) == key)
+                    .map(|(p, _)| *p)
+                    .collect();
+                waiting
+                    .into_iter()
+                    .map(|peer| {
+                        self.unreported.remove(&peer);
+                        Action::Online(peer)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether `peer` is online but not reported yet (its name is being looked up).
+    pub fn is_unreported(&self, peer: &PeerId) -> bool {
+        self.unreported.contains_key(peer)
+    }
+
+    fn heard(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        presence: Presence,
+        name_pending: bool,
+    ) -> Vec<Action> {
+        if presence.leaving {
+            let was_online = self.get(&peer, now).is_some();
+            self.observe(peer, presence, now);
+            return if was_online {
+                self.went_offline(peer).into_iter().collect()
+            } else {
+                Vec::new()
+            };
+        }
+        let name = presence.name.clone();
+        if !self.observe(peer, presence, now) {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        if name_pending {
+            self.unreported.insert(peer, name);
+        } else {
+            actions.push(Action::Online(peer));
+        }
+        actions.push(Action::Newcomer {
+            online: self.online(now).count(),
+        });
+        actions
+    }
+
+    /// `peer` is offline: reported, unless it was never reported online (its name was still
+    /// being looked up).
+    fn went_offline(&mut self, peer: PeerId) -> Option<Action> {
+        self.unreported
+            .remove(&peer)
+            .is_none()
+            .then_some(Action::Offline(peer))
     }
 
     /// The silence after which the sender of `presence` counts as offline.
@@ -309,5 +443,127 @@ mod tests {
         assert!(announcement_due(Some(t0), next, t0 + s(7), base, false));
         assert!(!announcement_due(Some(t0), next, t0 + s(2), base, true));
         assert!(announcement_due(Some(t0), next, t0 + s(3), base, true));
+    }
+
+    fn table() -> PresenceTable {
+        PresenceTable::new(Duration::from_secs(30), Duration::from_secs(10))
+    }
+
+    fn heard(peer: PeerId, presence: Presence, name_pending: bool) -> Input {
+        Input::Heard {
+            peer,
+            presence: Box::new(presence),
+            name_pending,
+        }
+    }
+
+    #[test]
+    fn a_newcomer_is_reported_online_and_counted() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        assert_eq!(
+            table.handle(t0, heard(a, presence("alice", 1), false)),
+            vec![Action::Online(a), Action::Newcomer { online: 1 }]
+        );
+        assert_eq!(
+            table.handle(t0, heard(b, presence("bob", 1), false)),
+            vec![Action::Online(b), Action::Newcomer { online: 2 }]
+        );
+        // Her next announcement is no news.
+        assert!(table
+            .handle(
+                t0 + Duration::from_secs(5),
+                heard(a, presence("alice", 2), false)
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn a_newcomer_whose_name_is_looked_up_is_reported_when_it_settles() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let a = PeerId::random();
+        assert_eq!(
+            table.handle(t0, heard(a, presence("Alice", 1), true)),
+            vec![Action::Newcomer { online: 1 }]
+        );
+        assert!(table.is_unreported(&a));
+        let other = Input::NameSettled { name: "bob".into() };
+        assert!(table.handle(t0, other).is_empty());
+        // Names compare by their key.
+        let settled = Input::NameSettled {
+            name: "alice".into(),
+        };
+        assert_eq!(table.handle(t0, settled), vec![Action::Online(a)]);
+        assert!(!table.is_unreported(&a));
+    }
+
+    #[test]
+    fn a_goodbye_reports_the_user_offline_once() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let a = PeerId::random();
+        table.handle(t0, heard(a, presence("alice", 1), false));
+        let bye = Presence {
+            leaving: true,
+            ..presence("alice", 2)
+        };
+        assert_eq!(
+            table.handle(t0, heard(a, bye.clone(), false)),
+            vec![Action::Offline(a)]
+        );
+        assert!(table.handle(t0, heard(a, bye, false)).is_empty());
+        assert!(table
+            .handle(t0 + Duration::from_secs(60), Input::Tick)
+            .is_empty());
+    }
+
+    #[test]
+    fn a_silent_user_is_reported_offline_at_a_tick() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let a = PeerId::random();
+        table.handle(t0, heard(a, presence("alice", 1), false));
+        assert!(table
+            .handle(t0 + Duration::from_secs(29), Input::Tick)
+            .is_empty());
+        assert_eq!(
+            table.handle(t0 + Duration::from_secs(30), Input::Tick),
+            vec![Action::Offline(a)]
+        );
+    }
+
+    #[test]
+    fn a_user_never_reported_online_is_not_reported_offline() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        table.handle(t0, heard(a, presence("alice", 1), true));
+        table.handle(t0, heard(b, presence("bob", 1), true));
+        let bye = Presence {
+            leaving: true,
+            ..presence("bob", 2)
+        };
+        assert!(table.handle(t0, heard(b, bye, false)).is_empty());
+        assert!(table
+            .handle(t0 + Duration::from_secs(30), Input::Tick)
+            .is_empty());
+        assert!(!table.is_unreported(&a) && !table.is_unreported(&b));
+    }
+
+    #[test]
+    fn a_goodbye_older_than_100_s_is_not_fresh() {
+        let now_ms = 1_700_000_000_000;
+        let bye = |sent_ms| Presence {
+            leaving: true,
+            ..presence("alice", sent_ms)
+        };
+        assert!(goodbye_is_fresh(&bye(now_ms), now_ms));
+        assert!(goodbye_is_fresh(&bye(now_ms - 99_999), now_ms));
+        assert!(!goodbye_is_fresh(&bye(now_ms - 100_000), now_ms));
+        assert!(!goodbye_is_fresh(&bye(now_ms - 500_000), now_ms));
+        // A clock ahead of ours is fresh.
+        assert!(goodbye_is_fresh(&bye(now_ms + 5_000), now_ms));
     }
 }
