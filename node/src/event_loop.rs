@@ -155,6 +155,7 @@ impl EventLoop {
         } = parts;
         let (internal_tx, internal_rx) = mpsc::channel(256);
         let people = PeopleState::new(key.clone(), &config);
+        let registry = registry::RegistryState::new(&config);
         Self {
             swarm,
             key,
@@ -182,7 +183,7 @@ impl EventLoop {
             bootstrap_redial: HashMap::new(),
             usage: pruning::Usage::default(),
             spam: spam::Spam::default(),
-            registry: registry::RegistryState::default(),
+            registry,
         }
     }
 

@@ -7,3 +7,4 @@ pub mod geo_group;
 pub mod names;
 pub mod presence;
 pub mod rate_limit;
+pub mod registry_client;
