@@ -122,6 +122,7 @@ impl EventLoop {
         let (internal_tx, internal_rx) = mpsc::channel(256);
         let people = PeopleState::new(key.clone(), &config);
         let files = files::Files::new(&config, store.downloads.is_some());
+        let registry = registry::RegistryState::new(&config);
         Self {
             swarm,
             key,
@@ -146,7 +147,7 @@ impl EventLoop {
             mailbox_calls: HashMap::new(),
             metrics,
             people,
-            registry: registry::RegistryState::default(),
+            registry,
         }
     }
 

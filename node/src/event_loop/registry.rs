@@ -1,11 +1,9 @@
-//! Name registries in the event loop: a node logs in with its name at every bootstrap it
-//! connects to, looks names up and asks who is online there; a bootstrap serves its registry
-//! (see `crate::services::name_registry`) and the directory of logged-in peers connected to it.
+//! Name registries in the event loop: the driver of [`RegistryClient`] (logging in at every
+//! bootstrap that connects, renaming, refreshing who is online, asking who holds a name),
+//! and a bootstrap serving its registry (see `crate::services::registry_service`).
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    time::{Duration, Instant},
-};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
 
 use libp2p::{
     request_response::{self, OutboundRequestId, ResponseChannel},
@@ -15,8 +13,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use ipm_protocol::{
-    limits::MAX_ONLINE_LISTED, name_record::name_key, now_ms, validate_name, NameRecord,
-    RegistryError, RegistryRequest, RegistryResponse, SignedName,
+    name_record::name_key, now_ms, NameRecord, RegistryError, RegistryRequest, RegistryResponse,
+    SignedName,
 };
 
 use super::EventLoop;
@@ -24,78 +22,37 @@ use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::login::{Login, RegistryAsk},
     client::NodeError,
-    config::Role,
+    config::{Config, Role},
     event::Event,
-    logic::names::{OwnClaim, MAX_TRACKED_NAMES},
+    logic::names::OwnClaim,
+    logic::registry_client::{Action, CallId, Input, RegistryClient, ReplyId},
 };
 
-/// How long before the registry is asked again about a name it did not confirm.
-const LOOKUP_RECHECK: Duration = Duration::from_secs(60);
-
-/// The longest pause between two login attempts at a bootstrap that does not answer.
-const MAX_RELOGIN_PAUSE: Duration = Duration::from_secs(30);
-
-/// What an outbound registry request was for.
-#[derive(Debug)]
-pub(super) enum RegistryCall {
-    Login { bootstrap: PeerId, name: String },
-    Rename { rename: u64, bootstrap: PeerId },
-    Lookup { name: String },
-    Online { refresh: u64, bootstrap: PeerId },
-}
-
-/// Where the login at one bootstrap stands.
-#[derive(Debug)]
-enum LoginState {
-    Pending(Vec<oneshot::Sender<Login>>),
-    Done(Login),
-}
-
-/// A rename waiting for the bootstraps' answers.
-struct PendingRename {
-    name: String,
-    waiting: usize,
-    accepted: Vec<PeerId>,
-    refusal: Option<String>,
-    reply: oneshot::Sender<Result<(), NodeError>>,
-}
-
-/// A refresh of the online lists waiting for the bootstraps' answers.
-struct PendingRefresh {
-    waiting: usize,
-    reply: oneshot::Sender<()>,
-}
-
-/// What the event loop keeps about registries.
-#[derive(Default)]
+/// What the event loop keeps about registries: the machine, and what it cannot hold (the
+/// libp2p request ids of its calls and the channels of those waiting for an answer).
 pub(super) struct RegistryState {
-    calls: HashMap<OutboundRequestId, RegistryCall>,
-    logins: HashMap<PeerId, LoginState>,
-    /// Users each connected bootstrap reported online, by bootstrap.
-    listed: HashMap<PeerId, Vec<NameRecord>>,
-    /// When each name was last asked about (by DHT key).
-    asked: HashMap<Vec<u8>, Instant>,
-    renames: HashMap<u64, PendingRename>,
-    refreshes: HashMap<u64, PendingRefresh>,
-    next_id: u64,
-    /// Logins that failed without an answer: when to try again (none while a retry is on
-    /// the wire), and how many tries failed so far.
-    relogins: HashMap<PeerId, (Option<Instant>, u32)>,
+    client: RegistryClient,
+    calls: HashMap<OutboundRequestId, CallId>,
+    logins: HashMap<ReplyId, oneshot::Sender<Login>>,
+    renames: HashMap<ReplyId, oneshot::Sender<Result<(), NodeError>>>,
+    refreshes: HashMap<ReplyId, oneshot::Sender<()>>,
 }
 
 impl RegistryState {
-    fn next(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+    /// The registry side of a node built from `config`.
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            client: RegistryClient::new(config.name.clone(), config.role == Role::Node),
+            calls: HashMap::new(),
+            logins: HashMap::new(),
+            renames: HashMap::new(),
+            refreshes: HashMap::new(),
+        }
     }
 
     /// Users the bootstraps reported online, one record per peer.
     pub(super) fn listed_users(&self) -> BTreeMap<PeerId, &NameRecord> {
-        self.listed
-            .values()
-            .flatten()
-            .map(|record| (record.peer, record))
-            .collect()
+        self.client.listed_users()
     }
 }
 
@@ -119,82 +76,137 @@ impl EventLoop {
             .map_err(|e| e.to_string())
     }
 
-    /// Logs in (or registers) the own name at a bootstrap that just connected.
-    pub(super) fn log_in_at(&mut self, bootstrap: PeerId) {
-        if self.config.role != Role::Node {
-            return;
-        }
-        let name = self.config.name.clone();
-        let signed = match self.own_record(&name) {
-            Ok(signed) => signed,
-            Err(e) => {
-                warn!("cannot sign the own name record: {e}");
-                return;
+    /// Feeds `input` to the registry machine and carries out what it decides.
+    fn drive_registry(&mut self, input: Input) {
+        let now = Instant::now();
+        let actions = self.registry.client.handle(now, input);
+        self.carry_out_registry(now, actions);
+    }
+
+    fn carry_out_registry(&mut self, now: Instant, actions: Vec<Action>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            if let Some(input) = self.registry_action(action) {
+                queue.extend(self.registry.client.handle(now, input));
             }
-        };
+        }
+    }
+
+    /// Carries out one action; what went wrong doing it is reported back as an input.
+    fn registry_action(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::Register {
+                call,
+                bootstrap,
+                name,
+            } => match self.own_record(&name) {
+                Ok(signed) => {
+                    self.send_registry(call, bootstrap, RegistryRequest::Register(signed));
+                }
+                Err(reason) => {
+                    warn!("cannot sign the own name record: {reason}");
+                    return Some(Input::Unsigned { call, reason });
+                }
+            },
+            Action::Send {
+                call,
+                bootstrap,
+                request,
+            } => self.send_registry(call, bootstrap, request),
+            Action::CannotSign { reason } => {
+                warn!("cannot sign the own name record: {reason}");
+            }
+            Action::Registered {
+                bootstrap,
+                name,
+                new,
+            } => {
+                if let Ok(record) = NameRecord::sign(&self.key, &name, now_ms()) {
+                    self.directory.names.confirm(&record);
+                }
+                info!(%name, %bootstrap, new, "name registered at the bootstrap");
+                self.emit(Event::Registered {
+                    name,
+                    at: bootstrap,
+                    new,
+                });
+            }
+            Action::NameRefused {
+                bootstrap,
+                name,
+                error,
+            } => self.emit(Event::Error {
+                message: format!("bootstrap {bootstrap} refused the name \"{name}\": {error}"),
+            }),
+            Action::AnswerLogin { reply, login } => {
+                if let Some(reply) = self.registry.logins.remove(&reply) {
+                    let _ = reply.send(login);
+                }
+            }
+            Action::AbandonLogin { reply } => {
+                self.registry.logins.remove(&reply);
+            }
+            Action::AnswerRename { reply, refusal } => {
+                if let Some(reply) = self.registry.renames.remove(&reply) {
+                    let _ = reply.send(refusal.map_or(Ok(()), |r| Err(NodeError::Refused(r))));
+                }
+            }
+            Action::TakeName { reply, name } => {
+                let taken = self.take_name(name.clone());
+                if let Some(reply) = self.registry.renames.remove(&reply) {
+                    let _ = reply.send(taken.clone());
+                }
+                if taken.is_ok() {
+                    return Some(Input::Renamed { name });
+                }
+            }
+            Action::AnswerRefresh { reply } => {
+                if let Some(reply) = self.registry.refreshes.remove(&reply) {
+                    let _ = reply.send(());
+                }
+            }
+            Action::Confirmed(record) => self.confirmed_by_registry(&record),
+            Action::LookUpInDht { name } => self.look_up_name_in_dht(&name),
+        }
+        None
+    }
+
+    fn send_registry(&mut self, call: CallId, bootstrap: PeerId, request: RegistryRequest) {
         let id = self
             .swarm
             .behaviour_mut()
             .registry
-            .send_request(&bootstrap, RegistryRequest::Register(signed));
-        self.registry
-            .calls
-            .insert(id, RegistryCall::Login { bootstrap, name });
-        let waiters = match self.registry.logins.remove(&bootstrap) {
-            Some(LoginState::Pending(waiters)) => waiters,
-            _ => Vec::new(),
-        };
-        self.registry
-            .logins
-            .insert(bootstrap, LoginState::Pending(waiters));
+            .send_request(&bootstrap, request);
+        self.registry.calls.insert(id, call);
+    }
+
+    /// Logs in (or registers) the own name at a bootstrap that just connected.
+    pub(super) fn log_in_at(&mut self, bootstrap: PeerId) {
+        self.drive_registry(Input::Connected { bootstrap });
     }
 
     /// Asks the registry of a connected bootstrap who holds `name`, unless it confirmed the
     /// name already or was asked recently. Returns false when no registry is connected: the
     /// caller then looks the name up in the DHT.
     pub(super) fn ask_registry(&mut self, name: &str) -> bool {
-        if self.config.role != Role::Node || self.directory.names.is_confirmed(name) {
-            return true;
-        }
-        let Some(bootstrap) = self.connected_registries().into_iter().next() else {
-            return false;
-        };
-        let key = name_key(name);
         let now = Instant::now();
-        if self
-            .registry
-            .asked
-            .get(&key)
-            .is_some_and(|t| now.saturating_duration_since(*t) < LOOKUP_RECHECK)
-        {
-            return true;
-        }
-        if self.registry.asked.len() >= MAX_TRACKED_NAMES {
-            self.registry.asked.clear();
-        }
-        self.registry.asked.insert(key, now);
-        let id = self.swarm.behaviour_mut().registry.send_request(
-            &bootstrap,
-            RegistryRequest::Lookup {
-                name: name.to_owned(),
-            },
-        );
-        self.registry.calls.insert(
-            id,
-            RegistryCall::Lookup {
-                name: name.to_owned(),
-            },
-        );
-        true
+        let input = Input::NameSeen {
+            name: name.to_owned(),
+            confirmed: self.directory.names.is_confirmed(name),
+            registries: self.connected_registries(),
+        };
+        let mut actions = self.registry.client.handle(now, input);
+        let no_registry = actions
+            .iter()
+            .any(|a| matches!(a, Action::LookUpInDht { .. }));
+        actions.retain(|a| !matches!(a, Action::LookUpInDht { .. }));
+        self.carry_out_registry(now, actions);
+        !no_registry
     }
 
     /// Whether a registry was asked about `name` and has not answered yet.
     pub(super) fn asking_registry(&self, name: &str) -> bool {
-        let key = name_key(name);
-        self.registry
-            .calls
-            .values()
-            .any(|call| matches!(call, RegistryCall::Lookup { name } if name_key(name) == key))
+        self.registry.client.is_asking(name)
     }
 
     /// Forgets what a bootstrap that went away said (node), or logs the peer out (bootstrap).
@@ -204,165 +216,40 @@ impl EventLoop {
                 self.update_registry_metrics();
             }
         }
-        self.registry.listed.remove(&peer);
+        self.drive_registry(Input::Gone { peer });
     }
 
     pub(super) fn on_registry_ask(&mut self, ask: RegistryAsk) {
-        match ask {
-            RegistryAsk::Login { bootstrap, reply } => {
-                match self.registry.logins.get_mut(&bootstrap) {
-                    Some(LoginState::Done(login)) => {
-                        let _ = reply.send(login.clone());
-                    }
-                    Some(LoginState::Pending(waiters)) => waiters.push(reply),
-                    None if self.swarm.is_connected(&bootstrap)
-                        && self.config.role == Role::Node =>
-                    {
-                        self.log_in_at(bootstrap);
-                        if let Some(LoginState::Pending(waiters)) =
-                            self.registry.logins.get_mut(&bootstrap)
-                        {
-                            waiters.push(reply);
-                        }
-                    }
-                    None => {
-                        let _ = reply
-                            .send(Login::Unavailable("not connected to that bootstrap".into()));
-                    }
+        let reply = self.registry.client.reply_id();
+        let input = match ask {
+            RegistryAsk::Login {
+                bootstrap,
+                reply: tx,
+            } => {
+                self.registry.logins.insert(reply, tx);
+                Input::LoginAsked {
+                    bootstrap,
+                    connected: self.swarm.is_connected(&bootstrap),
+                    reply,
                 }
             }
-            RegistryAsk::RefreshOnline { reply } => self.refresh_online(reply),
-            RegistryAsk::Rename { name, reply } => self.rename(name, reply),
-        }
-    }
-
-    fn refresh_online(&mut self, reply: oneshot::Sender<()>) {
-        let bootstraps = self.connected_registries();
-        if bootstraps.is_empty() || self.config.role != Role::Node {
-            let _ = reply.send(());
-            return;
-        }
-        let refresh = self.registry.next();
-        let max = u16::try_from(MAX_ONLINE_LISTED).unwrap_or(u16::MAX);
-        self.ask_each(&bootstraps, &RegistryRequest::Online { max }, |bootstrap| {
-            RegistryCall::Online { refresh, bootstrap }
-        });
-        self.registry.refreshes.insert(
-            refresh,
-            PendingRefresh {
-                waiting: bootstraps.len(),
-                reply,
-            },
-        );
-    }
-
-    /// Sends `request` to each of `bootstraps`, remembering what each answer is for.
-    fn ask_each(
-        &mut self,
-        bootstraps: &[PeerId],
-        request: &RegistryRequest,
-        call: impl Fn(PeerId) -> RegistryCall,
-    ) {
-        for bootstrap in bootstraps {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .registry
-                .send_request(bootstrap, request.clone());
-            self.registry.calls.insert(id, call(*bootstrap));
-        }
-    }
-
-    fn refresh_answered(&mut self, refresh: u64) {
-        if let Some(pending) = self.registry.refreshes.get_mut(&refresh) {
-            pending.waiting = pending.waiting.saturating_sub(1);
-            if pending.waiting == 0 {
-                if let Some(done) = self.registry.refreshes.remove(&refresh) {
-                    let _ = done.reply.send(());
+            RegistryAsk::RefreshOnline { reply: tx } => {
+                self.registry.refreshes.insert(reply, tx);
+                Input::RefreshAsked {
+                    registries: self.connected_registries(),
+                    reply,
                 }
             }
-        }
-    }
-
-    fn rename(&mut self, name: String, reply: oneshot::Sender<Result<(), NodeError>>) {
-        if let Err(e) = validate_name(&name) {
-            let _ = reply.send(Err(NodeError::Refused(format!("bad name '{name}': {e}"))));
-            return;
-        }
-        if self.config.role != Role::Node {
-            let _ = reply.send(Err(NodeError::Refused("a bootstrap has no name".into())));
-            return;
-        }
-        if name == self.config.name {
-            let _ = reply.send(Ok(()));
-            return;
-        }
-        let bootstraps = self.connected_registries();
-        if bootstraps.is_empty() {
-            let _ = reply.send(self.take_name(name));
-            return;
-        }
-        let signed = match self.own_record(&name) {
-            Ok(signed) => signed,
-            Err(e) => {
-                let _ = reply.send(Err(NodeError::Refused(e)));
-                return;
+            RegistryAsk::Rename { name, reply: tx } => {
+                self.registry.renames.insert(reply, tx);
+                Input::RenameAsked {
+                    name,
+                    registries: self.connected_registries(),
+                    reply,
+                }
             }
         };
-        let rename = self.registry.next();
-        self.ask_each(
-            &bootstraps,
-            &RegistryRequest::Register(signed),
-            |bootstrap| RegistryCall::Rename { rename, bootstrap },
-        );
-        self.registry.renames.insert(
-            rename,
-            PendingRename {
-                name,
-                waiting: bootstraps.len(),
-                accepted: Vec::new(),
-                refusal: None,
-                reply,
-            },
-        );
-    }
-
-    /// One bootstrap answered a rename; once all did, the rename is taken or undone.
-    fn rename_answered(&mut self, rename: u64, bootstrap: PeerId, refusal: Option<String>) {
-        let Some(pending) = self.registry.renames.get_mut(&rename) else {
-            return;
-        };
-        pending.waiting = pending.waiting.saturating_sub(1);
-        match refusal {
-            Some(reason) => {
-                pending.refusal.get_or_insert(reason);
-            }
-            None => pending.accepted.push(bootstrap),
-        }
-        if pending.waiting > 0 {
-            return;
-        }
-        let Some(done) = self.registry.renames.remove(&rename) else {
-            return;
-        };
-        match done.refusal {
-            Some(reason) => {
-                // Give the bootstraps that accepted the new name the old one back.
-                for bootstrap in done.accepted {
-                    self.log_in_at(bootstrap);
-                }
-                let _ = done.reply.send(Err(NodeError::Refused(reason)));
-            }
-            None => {
-                for bootstrap in &done.accepted {
-                    self.registry.logins.insert(
-                        *bootstrap,
-                        LoginState::Done(Login::Registered { new: true }),
-                    );
-                }
-                let _ = done.reply.send(self.take_name(done.name));
-            }
-        }
+        self.drive_registry(input);
     }
 
     /// Makes `name` the own name: remembered, announced, claimed in the DHT.
@@ -403,76 +290,29 @@ impl EventLoop {
                 error,
             } => {
                 debug!(%peer, "registry request failed: {error}");
-                let reason = format!("the bootstrap did not answer: {error}");
-                match self.registry.calls.remove(&request_id) {
-                    Some(RegistryCall::Login { bootstrap, .. }) => {
-                        self.login_failed(bootstrap, reason)
-                    }
-                    Some(RegistryCall::Rename { rename, bootstrap }) => {
-                        // An unreachable registry does not stop a rename.
-                        self.rename_answered(rename, bootstrap, None)
-                    }
-                    Some(RegistryCall::Online { refresh, .. }) => self.refresh_answered(refresh),
-                    Some(RegistryCall::Lookup { name }) => self.look_up_name_in_dht(&name),
-                    None => {}
+                if let Some(call) = self.registry.calls.remove(&request_id) {
+                    self.drive_registry(Input::Failed {
+                        call,
+                        reason: format!("the bootstrap did not answer: {error}"),
+                    });
                 }
             }
             Exchange::Done => {}
         }
     }
 
-    /// A login got no answer: whoever waits hears so, and it is tried again later while
-    /// the bootstrap stays connected.
-    fn login_failed(&mut self, bootstrap: PeerId, reason: String) {
-        let tries = self
-            .registry
-            .relogins
-            .get(&bootstrap)
-            .map_or(0, |(_, n)| *n);
-        let pause = crate::logic::backoff::pause(Duration::from_secs(1), tries, MAX_RELOGIN_PAUSE);
-        self.registry
-            .relogins
-            .insert(bootstrap, (Some(Instant::now() + pause), tries + 1));
-        self.login_settled(bootstrap, Login::Unavailable(reason));
-    }
-
     /// Logs in again where an earlier login got no answer and its pause is over.
     pub(super) fn retry_logins(&mut self, now: Instant) {
-        if self.registry.relogins.is_empty() {
+        let due = self.registry.client.due_relogins(now);
+        if due.is_empty() {
             return;
         }
-        let due: Vec<PeerId> = self
-            .registry
-            .relogins
-            .iter()
-            .filter(|(_, (at, _))| at.is_some_and(|at| at <= now))
-            .map(|(peer, _)| *peer)
+        let connected = due
+            .into_iter()
+            .filter(|p| self.swarm.is_connected(p))
             .collect();
-        for bootstrap in due {
-            if self.swarm.is_connected(&bootstrap) {
-                if let Some((at, _)) = self.registry.relogins.get_mut(&bootstrap) {
-                    *at = None;
-                }
-                self.log_in_at(bootstrap);
-            } else {
-                // Connecting again logs in again.
-                self.registry.relogins.remove(&bootstrap);
-            }
-        }
-    }
-
-    fn login_settled(&mut self, bootstrap: PeerId, login: Login) {
-        if !matches!(login, Login::Unavailable(_)) {
-            self.registry.relogins.remove(&bootstrap);
-        }
-        if let Some(LoginState::Pending(waiters)) = self.registry.logins.remove(&bootstrap) {
-            for waiter in waiters {
-                let _ = waiter.send(login.clone());
-            }
-        }
-        self.registry
-            .logins
-            .insert(bootstrap, LoginState::Done(login));
+        let actions = self.registry.client.handle(now, Input::Tick { connected });
+        self.carry_out_registry(now, actions);
     }
 
     /// Takes a verified record from a registry as proof of who holds its name.
@@ -493,77 +333,8 @@ impl EventLoop {
         let Some(call) = self.registry.calls.remove(&request_id) else {
             return;
         };
-        match (call, response) {
-            (RegistryCall::Login { bootstrap, name }, RegistryResponse::Registered { new }) => {
-                if let Ok(record) = NameRecord::sign(&self.key, &name, now_ms()) {
-                    self.directory.names.confirm(&record);
-                }
-                info!(%name, %bootstrap, new, "name registered at the bootstrap");
-                self.emit(Event::Registered {
-                    name,
-                    at: bootstrap,
-                    new,
-                });
-                self.login_settled(bootstrap, Login::Registered { new });
-            }
-            (RegistryCall::Login { bootstrap, name }, RegistryResponse::Refused(error)) => {
-                let login = match &error {
-                    RegistryError::Taken { owner, .. } => match PeerId::from_bytes(owner) {
-                        Ok(owner) => Login::Taken { owner },
-                        Err(_) => Login::Refused(error.to_string()),
-                    },
-                    other => Login::Refused(other.to_string()),
-                };
-                self.emit(Event::Error {
-                    message: format!("bootstrap {bootstrap} refused the name \"{name}\": {error}"),
-                });
-                self.login_settled(bootstrap, login);
-            }
-            (RegistryCall::Rename { rename, bootstrap }, RegistryResponse::Registered { .. }) => {
-                self.rename_answered(rename, bootstrap, None)
-            }
-            (RegistryCall::Rename { rename, bootstrap }, RegistryResponse::Refused(error)) => self
-                .rename_answered(
-                    rename,
-                    bootstrap,
-                    Some(format!("{error} at bootstrap {bootstrap}")),
-                ),
-            (RegistryCall::Lookup { name }, RegistryResponse::Owner(Some(signed))) => {
-                match signed.verify() {
-                    Ok(record) => self.confirmed_by_registry(&record),
-                    Err(_) => self.look_up_name_in_dht(&name),
-                }
-            }
-            // A name the registry does not hold may still be claimed in the DHT.
-            (RegistryCall::Lookup { name }, RegistryResponse::Owner(None)) => {
-                self.look_up_name_in_dht(&name)
-            }
-            (
-                RegistryCall::Online { refresh, bootstrap },
-                RegistryResponse::Online { users, .. },
-            ) => {
-                let records: Vec<NameRecord> =
-                    users.iter().filter_map(|u| u.verify().ok()).collect();
-                for record in &records {
-                    self.confirmed_by_registry(record);
-                }
-                self.registry.listed.insert(bootstrap, records);
-                self.refresh_answered(refresh);
-            }
-            (call, response) => {
-                debug!(%peer, ?call, ?response, "unexpected registry answer");
-                match call {
-                    RegistryCall::Login { bootstrap, .. } => {
-                        self.login_failed(bootstrap, "unexpected answer".into())
-                    }
-                    RegistryCall::Rename { rename, bootstrap } => {
-                        self.rename_answered(rename, bootstrap, None)
-                    }
-                    RegistryCall::Online { refresh, .. } => self.refresh_answered(refresh),
-                    RegistryCall::Lookup { name } => self.look_up_name_in_dht(&name),
-                }
-            }
-        }
+        debug!(%peer, ?call, "registry answered");
+        self.drive_registry(Input::Answered { call, response });
     }
 
     /// The bootstrap's side: register, look up, list who is online; a user's node keeps no

@@ -13,3 +13,4 @@ pub mod offers;
 pub mod peer_policy;
 pub mod presence;
 pub mod rate_limit;
+pub mod registry_client;
