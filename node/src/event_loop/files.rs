@@ -159,7 +159,7 @@ impl EventLoop {
         match target {
             OfferTarget::Peer(peer) => self.send_offer(peer, offer),
             OfferTarget::Room(room) => {
-                self.seen.insert(id);
+                self.intake.insert(id);
                 let topic = IdentTopic::new(room.topic());
                 let bytes = encode_gossip(&Gossip::FileOffer(offer));
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {

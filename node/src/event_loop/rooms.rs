@@ -41,7 +41,7 @@ impl EventLoop {
             Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
             Err(e) => return Err(NodeError::Publish(format!("{e:?}"))),
         }
-        self.seen.insert(chat.id);
+        self.intake.insert(chat.id);
         self.metrics.count_sent("room");
         let entry = Entry {
             ts: chat.sent_ms,
@@ -122,7 +122,7 @@ impl EventLoop {
             directory: &self.directory,
         };
         let now_ms = ipm_protocol::now_ms();
-        let outcome = self.seen.handle(now_ms, arrival, &here);
+        let outcome = self.intake.handle(now_ms, arrival, &here);
         let mut acceptance = match outcome.verdict {
             Verdict::Accept | Verdict::Deferred => MessageAcceptance::Accept,
             Verdict::Ignore => MessageAcceptance::Ignore,
