@@ -86,20 +86,18 @@ impl EventLoop {
     /// then flushes the outbox.
     fn enqueue_direct(&mut self, to: PeerId, message: DirectMessage) -> Result<(), NodeError> {
         if to == self.local_peer_id() {
-            return Err(NodeError::UnknownUser(
-                "that is you: private messages go to other users".into(),
-            ));
+            return Err(NodeError::SelfMessage);
         }
         let request = DirectRequest::Message(message.clone());
         ipm_protocol::decode::<DirectRequest>(
             &ipm_protocol::encode(&request),
             ipm_protocol::limits::MAX_DIRECT_REQUEST_LEN,
         )
-        .map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
+        .map_err(NodeError::InvalidMessage)?;
         self.store
             .outbox
             .add(to, message.clone())
-            .map_err(|e| NodeError::Outbox(e.to_string()))?;
+            .map_err(NodeError::Outbox)?;
         let entry = Entry {
             ts: message.sent_ms,
             id: message.id.to_string(),
@@ -320,7 +318,11 @@ impl EventLoop {
             Some(reason) => {
                 let message = format!("{name} refused message {id}: {reason}");
                 if let Some(reply) = reply {
-                    let _ = reply.send(Err(NodeError::InvalidMessage(message.clone())));
+                    let _ = reply.send(Err(NodeError::DirectRefused {
+                        name: name.clone(),
+                        id,
+                        reason: reason.clone(),
+                    }));
                 }
                 self.emit(Event::Error { message });
             }

@@ -23,6 +23,7 @@ use ipm_protocol::{
 };
 
 use super::{EventLoop, Internal};
+use crate::client::FileError;
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{NodeError, OfferTarget, TransferView},
@@ -86,7 +87,9 @@ impl EventLoop {
             .map(|n| n.to_string_lossy().into_owned())
             .and_then(|n| sanitize_file_name(&n))
             .ok_or_else(|| {
-                NodeError::File(format!("{} has no usable file name", source.display()))
+                NodeError::File(FileError::NoFileName {
+                    path: source.clone(),
+                })
             })?;
         let offer = FileOffer {
             transfer: TransferId::random(),
@@ -97,13 +100,11 @@ impl EventLoop {
         };
         let (peer, room) = match &target {
             OfferTarget::Peer(peer) if *peer == self.local_peer_id() => {
-                return Err(NodeError::UnknownUser(
-                    "that is you: files go to other users".into(),
-                ))
+                return Err(NodeError::File(FileError::ToSelf))
             }
             OfferTarget::Peer(peer) => (Some(*peer), None),
             OfferTarget::Room(room) if !self.rooms.contains(room) => {
-                return Err(NodeError::NotInRoom(room.to_string()))
+                return Err(NodeError::NotInRoom(room.clone()))
             }
             OfferTarget::Room(room) => (None, Some(room.clone())),
         };
@@ -119,7 +120,7 @@ impl EventLoop {
         self.store
             .transfers
             .insert(transfer)
-            .map_err(|e| NodeError::File(format!("cannot save the transfer: {e}")))?;
+            .map_err(|e| NodeError::File(FileError::Save(e)))?;
         let id = offer.transfer;
         match (peer, room) {
             (Some(peer), _) => self.send_offer(peer, offer),
@@ -281,9 +282,7 @@ impl EventLoop {
     fn find_transfer(&self, query: &str) -> Result<TransferId, NodeError> {
         let query = query.trim().to_ascii_lowercase();
         if query.len() < 4 {
-            return Err(NodeError::File(
-                "give at least 4 characters of the transfer id (see /transfers)".into(),
-            ));
+            return Err(NodeError::File(FileError::ShortId));
         }
         let matches: Vec<TransferId> = self
             .store
@@ -295,12 +294,8 @@ impl EventLoop {
             .collect();
         match matches.as_slice() {
             [one] => Ok(*one),
-            [] => Err(NodeError::File(format!(
-                "no transfer {query}: see /transfers"
-            ))),
-            _ => Err(NodeError::File(format!(
-                "several transfers start with {query}: give more characters"
-            ))),
+            [] => Err(NodeError::File(FileError::NoSuchTransfer(query))),
+            _ => Err(NodeError::File(FileError::Ambiguous(query))),
         }
     }
 
@@ -309,7 +304,7 @@ impl EventLoop {
         let id = self.find_transfer(query)?;
         self.start_download(id)?;
         self.transfer_view(id)
-            .ok_or_else(|| NodeError::File("the transfer vanished".into()))
+            .ok_or_else(|| NodeError::File(FileError::Vanished(id)))
     }
 
     /// `/reject`: declines an offer or stops a download (its partial file is removed).
@@ -320,13 +315,11 @@ impl EventLoop {
             .transfers
             .get(&id)
             .cloned()
-            .ok_or_else(|| NodeError::File("the transfer vanished".into()))?;
+            .ok_or_else(|| NodeError::File(FileError::Vanished(id)))?;
         if transfer.direction != Direction::Incoming
             || !matches!(transfer.state, State::Offered | State::Downloading)
         {
-            return Err(NodeError::File(format!(
-                "transfer {id} is not an offer or download in progress"
-            )));
+            return Err(NodeError::File(FileError::NotRejectable(id)));
         }
         if let Some(task) = self.files.downloads.remove(&id) {
             task.abort();
@@ -344,7 +337,7 @@ impl EventLoop {
             self.files.outbound.insert(request_id, Outbound::Decline);
         }
         self.transfer_view(id)
-            .ok_or_else(|| NodeError::File("the transfer vanished".into()))
+            .ok_or_else(|| NodeError::File(FileError::Vanished(id)))
     }
 
     fn save_state(&mut self, id: &TransferId, state: State) {
@@ -373,27 +366,24 @@ impl EventLoop {
             .transfers
             .get(&id)
             .cloned()
-            .ok_or_else(|| NodeError::File(format!("no transfer {id}")))?;
+            .ok_or_else(|| NodeError::File(FileError::Missing(id)))?;
         if transfer.direction != Direction::Incoming {
-            return Err(NodeError::File(format!("transfer {id} is one you offered")));
+            return Err(NodeError::File(FileError::Outgoing(id)));
         }
         match &transfer.state {
             State::Offered | State::Downloading | State::Failed { .. } => {}
             State::Done { path } => {
-                return Err(NodeError::File(format!(
-                    "already received: {}",
-                    path.display()
-                )))
+                return Err(NodeError::File(FileError::AlreadyReceived {
+                    path: path.clone(),
+                }))
             }
-            State::Rejected => return Err(NodeError::File(format!("transfer {id} was rejected"))),
+            State::Rejected => return Err(NodeError::File(FileError::Rejected(id))),
         }
         if self.files.downloads.contains_key(&id) {
             return Ok(());
         }
         let (Some(job), Some(peer)) = (self.job(&transfer), transfer.peer) else {
-            return Err(NodeError::File(
-                "this node has no data dir to download into".into(),
-            ));
+            return Err(NodeError::File(FileError::NoDataDir));
         };
         self.save_state(&id, State::Downloading);
         let internal = self.internal_tx.clone();

@@ -20,6 +20,7 @@ use ipm_protocol::{
 };
 
 use super::EventLoop;
+use crate::client::Refusal;
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::login::{Login, RegistryAsk},
@@ -56,7 +57,7 @@ struct PendingRename {
     name: String,
     waiting: usize,
     accepted: Vec<PeerId>,
-    refusal: Option<String>,
+    refusal: Option<Refusal>,
     reply: oneshot::Sender<Result<(), NodeError>>,
 }
 
@@ -113,10 +114,8 @@ impl EventLoop {
         peers
     }
 
-    fn own_record(&self, name: &str) -> Result<SignedName, String> {
-        NameRecord::sign(&self.key, name, now_ms())
-            .map(|r| SignedName::new(&r))
-            .map_err(|e| e.to_string())
+    fn own_record(&self, name: &str) -> Result<SignedName, ipm_protocol::NameRecordError> {
+        NameRecord::sign(&self.key, name, now_ms()).map(|r| SignedName::new(&r))
     }
 
     /// Logs in (or registers) the own name at a bootstrap that just connected.
@@ -286,11 +285,14 @@ impl EventLoop {
 
     fn rename(&mut self, name: String, reply: oneshot::Sender<Result<(), NodeError>>) {
         if let Err(e) = validate_name(&name) {
-            let _ = reply.send(Err(NodeError::Refused(format!("bad name '{name}': {e}"))));
+            let _ = reply.send(Err(NodeError::Refused(Refusal::BadName {
+                name,
+                source: e,
+            })));
             return;
         }
         if self.config.role != Role::Node {
-            let _ = reply.send(Err(NodeError::Refused("a bootstrap has no name".into())));
+            let _ = reply.send(Err(NodeError::Refused(Refusal::BootstrapName)));
             return;
         }
         if name == self.config.name {
@@ -305,7 +307,7 @@ impl EventLoop {
         let signed = match self.own_record(&name) {
             Ok(signed) => signed,
             Err(e) => {
-                let _ = reply.send(Err(NodeError::Refused(e)));
+                let _ = reply.send(Err(NodeError::Refused(Refusal::Sign(e))));
                 return;
             }
         };
@@ -328,7 +330,7 @@ impl EventLoop {
     }
 
     /// One bootstrap answered a rename; once all did, the rename is taken or undone.
-    fn rename_answered(&mut self, rename: u64, bootstrap: PeerId, refusal: Option<String>) {
+    fn rename_answered(&mut self, rename: u64, bootstrap: PeerId, refusal: Option<Refusal>) {
         let Some(pending) = self.registry.renames.get_mut(&rename) else {
             return;
         };
@@ -526,7 +528,10 @@ impl EventLoop {
                 .rename_answered(
                     rename,
                     bootstrap,
-                    Some(format!("{error} at bootstrap {bootstrap}")),
+                    Some(Refusal::Registry {
+                        bootstrap,
+                        source: Box::new(error),
+                    }),
                 ),
             (RegistryCall::Lookup { name }, RegistryResponse::Owner(Some(signed))) => {
                 match signed.verify() {

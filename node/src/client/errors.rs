@@ -1,0 +1,223 @@
+//! Why a `Client` request failed: `NodeError` and the causes it carries (`FileError` for
+//! files and transfers, `Refusal` for names, contacts, blocks and settings).
+
+use std::{io, path::PathBuf};
+
+use libp2p::{gossipsub, Multiaddr, PeerId};
+
+use ipm_protocol::{
+    DecodeError, GeoError, MessageId, NameError, NameRecordError, RegistryError, Room, RoomError,
+    TransferId,
+};
+
+use crate::{
+    logic::directory::ResolveError, store::contacts::ContactError, store::outbox::OutboxError,
+};
+
+/// Why a request to the node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The event loop has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The text breaks the wire rules (too long, empty, ...) and cannot be sent as it is.
+    #[error(transparent)]
+    InvalidMessage(#[from] DecodeError),
+    /// The recipient answered that it does not take this private message.
+    #[error("{name} refused message {id}: {reason}")]
+    DirectRefused {
+        /// How the recipient is shown.
+        name: String,
+        /// The refused message.
+        id: MessageId,
+        /// The reason the recipient gave, as it sent it.
+        reason: String,
+    },
+    /// A private message was addressed to this node itself.
+    #[error("that is you: private messages go to other users")]
+    SelfMessage,
+    /// The node is not in that room.
+    #[error("not in room {0}: /join it first")]
+    NotInRoom(Room),
+    /// Gossipsub refused the message.
+    #[error("could not send: {0:?}")]
+    Publish(#[source] gossipsub::PublishError),
+    /// A dial failed.
+    #[error("could not connect to {addr}: {reason}")]
+    Dial {
+        /// The address dialled.
+        addr: Multiaddr,
+        /// Why it failed: built from libp2p's nested transport errors (one line per
+        /// address tried), or the wait that ran out, so it stays text.
+        reason: String,
+    },
+    /// Gossipsub could not subscribe to the room's topic.
+    #[error("cannot join {room}: {source:?}")]
+    Room {
+        /// The room.
+        room: Room,
+        /// Why.
+        #[source]
+        source: gossipsub::SubscriptionError,
+    },
+    /// A file cannot be offered or a transfer cannot be found or started.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The outbox refused the message.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// No answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// A location group needs the own position.
+    #[error("no location set: use /geo <lat,lon|geohash> or start ipm with --geo")]
+    NoPosition,
+    /// A typed user could not be found.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// A name, contact, block or setting was refused.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// A change could not be written to the data dir.
+    #[error("cannot save {}: {source}", path.display())]
+    Save {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A conversation's log could not be read.
+    #[error("{0}")]
+    History(#[source] io::Error),
+}
+
+/// Why a file cannot be offered, or a transfer cannot be found, accepted or rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file to offer cannot be opened or read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The path as the user gave it.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The path names something other than a regular file.
+    #[error("{}: not a regular file", path.display())]
+    NotAFile {
+        /// The path as the user gave it.
+        path: PathBuf,
+    },
+    /// The task hashing the file failed.
+    #[error("{0}")]
+    Hashing(#[source] tokio::task::JoinError),
+    /// The file is larger than a transfer may be.
+    #[error("{} is larger than 1 TiB", path.display())]
+    TooLarge {
+        /// The path as the user gave it.
+        path: PathBuf,
+    },
+    /// The file's name cannot be offered as a file name.
+    #[error("{} has no usable file name", path.display())]
+    NoFileName {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file was offered to this node itself.
+    #[error("that is you: files go to other users")]
+    ToSelf,
+    /// The new transfer could not be written to the transfers file.
+    #[error("cannot save the transfer: {0}")]
+    Save(#[source] io::Error),
+    /// The typed transfer id is too short to pick one.
+    #[error("give at least 4 characters of the transfer id (see /transfers)")]
+    ShortId,
+    /// No transfer starts with what was typed.
+    #[error("no transfer {0}: see /transfers")]
+    NoSuchTransfer(String),
+    /// Several transfers start with what was typed.
+    #[error("several transfers start with {0}: give more characters")]
+    Ambiguous(String),
+    /// The transfer is no longer known.
+    #[error("no transfer {0}")]
+    Missing(TransferId),
+    /// The transfer was forgotten while it was being changed.
+    #[error("the transfer vanished")]
+    Vanished(TransferId),
+    /// The transfer is one this node offered, not one it may download.
+    #[error("transfer {0} is one you offered")]
+    Outgoing(TransferId),
+    /// The file of this transfer has already arrived.
+    #[error("already received: {}", path.display())]
+    AlreadyReceived {
+        /// Where the file is.
+        path: PathBuf,
+    },
+    /// The transfer was rejected before.
+    #[error("transfer {0} was rejected")]
+    Rejected(TransferId),
+    /// Only an incoming offer or a download in progress can be rejected.
+    #[error("transfer {0} is not an offer or download in progress")]
+    NotRejectable(TransferId),
+    /// A node without a data dir has nowhere to download into.
+    #[error("this node has no data dir to download into")]
+    NoDataDir,
+}
+
+/// Why a name, contact, block, interest, away text or position was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The new own name breaks the naming rules.
+    #[error("bad name '{name}': {source}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// Which rule it breaks.
+        #[source]
+        source: NameError,
+    },
+    /// A bootstrap does not take a name.
+    #[error("a bootstrap has no name")]
+    BootstrapName,
+    /// The record of the new name could not be signed.
+    #[error(transparent)]
+    Sign(#[from] NameRecordError),
+    /// A bootstrap's registry refused the new name.
+    #[error("{source} at bootstrap {bootstrap}")]
+    Registry {
+        /// The bootstrap.
+        bootstrap: PeerId,
+        /// What its registry said (boxed: it carries the holder's key).
+        #[source]
+        source: Box<RegistryError>,
+    },
+    /// The position and radius make no location group.
+    #[error(transparent)]
+    Geo(#[from] GeoError),
+    /// The interest is not a usable tag.
+    #[error(transparent)]
+    Tag(#[from] RoomError),
+    /// The away text breaks the wire rules.
+    #[error(transparent)]
+    Away(#[from] DecodeError),
+    /// No contact has that petname.
+    #[error("no contact '{0}': /contacts lists them")]
+    NoContact(String),
+    /// The petname breaks the naming rules.
+    #[error("bad contact name '{name}': {source}")]
+    BadContactName {
+        /// The petname.
+        name: String,
+        /// Which rule it breaks.
+        #[source]
+        source: NameError,
+    },
+    /// The contact book refused the change.
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    /// The peer is this node itself.
+    #[error("that is you")]
+    OwnPeer,
+}
