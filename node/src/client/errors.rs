@@ -221,3 +221,74 @@ pub enum Refusal {
     #[error("that is you")]
     OwnPeer,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_the_user_sees_them() {
+        let room = Room::parse("chess").unwrap_or(Room::Lobby);
+        assert_eq!(
+            NodeError::NotInRoom(room.clone()).to_string(),
+            format!("not in room {room}: /join it first")
+        );
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty());
+        assert_eq!(
+            NodeError::Dial {
+                addr,
+                reason: "no answer within 10s".into()
+            }
+            .to_string(),
+            "could not connect to /ip4/127.0.0.1/tcp/1: no answer within 10s"
+        );
+        assert_eq!(
+            NodeError::from(FileError::NoSuchTransfer("abcd".into())).to_string(),
+            "no transfer abcd: see /transfers"
+        );
+        assert_eq!(
+            NodeError::from(FileError::TooLarge {
+                path: PathBuf::from("/tmp/big")
+            })
+            .to_string(),
+            "/tmp/big is larger than 1 TiB"
+        );
+        assert_eq!(
+            NodeError::from(Refusal::NoContact("bob".into())).to_string(),
+            "no contact 'bob': /contacts lists them"
+        );
+        let bootstrap = PeerId::random();
+        assert_eq!(
+            Refusal::Registry {
+                bootstrap,
+                source: Box::new(RegistryError::Taken {
+                    name: "bob".into(),
+                    owner: Vec::new(),
+                }),
+            }
+            .to_string(),
+            format!("the name \"bob\" is registered to another user at bootstrap {bootstrap}")
+        );
+        assert_eq!(
+            NodeError::Save {
+                path: PathBuf::from("/d/settings.json"),
+                source: io::Error::other("disk full"),
+            }
+            .to_string(),
+            "cannot save /d/settings.json: disk full"
+        );
+    }
+
+    #[test]
+    fn causes_are_kept_as_sources() {
+        use std::error::Error as _;
+        let e = NodeError::from(FileError::Read {
+            path: PathBuf::from("/nope"),
+            source: io::Error::new(io::ErrorKind::NotFound, "gone"),
+        });
+        let source = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(source.map(io::Error::kind), Some(io::ErrorKind::NotFound));
+    }
+}
