@@ -1,7 +1,12 @@
 //! `Client`: the cheap, cloneable handle frontends use to drive a node's event loop.
 
+mod errors;
 pub mod login;
 pub mod people;
+
+pub use crate::logic::{offers::OfferTarget, refusal::Refusal};
+pub use errors::{FileError, NodeError};
+
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -18,66 +23,9 @@ use ipm_protocol::{MessageId, Room, TransferId};
 use crate::{
     client::people::PeopleRequest,
     event::Event,
-    logic::directory::ResolveError,
+    store::history::{direct_log, Entry},
     store::transfers::{hash_file, Direction, State},
 };
-
-/// Why a request to the node failed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum NodeError {
-    /// The event loop has stopped.
-    #[error("the node has stopped")]
-    Stopped,
-    /// The text cannot be sent as it is.
-    #[error("{0}")]
-    InvalidMessage(String),
-    /// The node is not in that room.
-    #[error("not in room {0}: /join it first")]
-    NotInRoom(String),
-    /// Gossipsub refused the message.
-    #[error("could not send: {0}")]
-    Publish(String),
-    /// A dial failed.
-    #[error("could not connect to {addr}: {reason}")]
-    Dial {
-        /// The address dialled.
-        addr: String,
-        /// Why it failed.
-        reason: String,
-    },
-    /// Joining or leaving a room failed.
-    #[error("{0}")]
-    Room(String),
-    /// The user string names nobody, or several people.
-    #[error("{0}")]
-    UnknownUser(String),
-    /// A file cannot be offered or a transfer cannot be found.
-    #[error("{0}")]
-    File(String),
-    /// The outbox refused the message.
-    #[error("{0}")]
-    Outbox(String),
-    /// No answer in time.
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// A location group needs the own position.
-    #[error("no location set: use /geo <lat,lon|geohash> or start ipm with --geo")]
-    NoPosition,
-    /// A typed user could not be found.
-    #[error(transparent)]
-    Resolve(#[from] ResolveError),
-    /// A contact, block or setting was refused.
-    #[error("{0}")]
-    Refused(String),
-    /// A change could not be written to the data dir.
-    #[error("cannot save {what}: {reason}")]
-    Save {
-        /// Which file.
-        what: String,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// The result of sending a room message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,18 +125,33 @@ pub(crate) enum Request {
     Transfers {
         reply: oneshot::Sender<Vec<TransferView>>,
     },
+    History {
+        conversation: Conversation,
+        count: usize,
+        reply: oneshot::Sender<Result<Vec<Entry>, NodeError>>,
+    },
     People(PeopleRequest),
     Registry(crate::client::login::RegistryAsk),
     Shutdown,
 }
 
-/// Who a file is offered to.
+/// A conversation whose log the node keeps: a room or the private messages with one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OfferTarget {
-    /// One peer (`/send-file`).
-    Peer(PeerId),
-    /// Everyone in a room (`/share`).
+pub enum Conversation {
+    /// A room (or a location group's own cell).
     Room(Room),
+    /// The private messages with a peer.
+    Direct(PeerId),
+}
+
+impl Conversation {
+    /// The name of its log in the history folder.
+    pub fn log(&self) -> String {
+        match self {
+            Conversation::Room(room) => room.slug(),
+            Conversation::Direct(peer) => direct_log(peer),
+        }
+    }
 }
 
 /// What became of a private message right after `/msg`.
@@ -305,11 +268,10 @@ impl Client {
         addr: Multiaddr,
         timeout: Duration,
     ) -> Result<PeerId, NodeError> {
-        let shown = addr.to_string();
-        tokio::time::timeout(timeout, self.dial(addr))
+        tokio::time::timeout(timeout, self.dial(addr.clone()))
             .await
             .map_err(|_| NodeError::Dial {
-                addr: shown,
+                addr,
                 reason: format!("no answer within {}s", timeout.as_secs()),
             })?
     }
@@ -333,25 +295,25 @@ impl Client {
         target: OfferTarget,
         path: PathBuf,
     ) -> Result<TransferId, NodeError> {
-        let source = tokio::fs::canonicalize(&path)
-            .await
-            .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+        let read = |source| FileError::Read {
+            path: path.clone(),
+            source,
+        };
+        let source = tokio::fs::canonicalize(&path).await.map_err(read)?;
         let hashed = source.clone();
         let (size, sha256) = tokio::task::spawn_blocking(move || {
             let meta = std::fs::metadata(&hashed)?;
             if !meta.is_file() {
-                return Err(std::io::Error::other("not a regular file"));
+                return Ok(None);
             }
-            hash_file(&hashed)
+            hash_file(&hashed).map(Some)
         })
         .await
-        .map_err(|e| NodeError::File(e.to_string()))?
-        .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+        .map_err(FileError::Hashing)?
+        .map_err(read)?
+        .ok_or_else(|| FileError::NotAFile { path: path.clone() })?;
         if size > ipm_protocol::limits::MAX_FILE_SIZE {
-            return Err(NodeError::File(format!(
-                "{} is larger than 1 TiB",
-                path.display()
-            )));
+            return Err(FileError::TooLarge { path }.into());
         }
         self.ask(|reply| Request::OfferFile {
             target,
@@ -380,6 +342,21 @@ impl Client {
     /// Every offer and transfer, newest first.
     pub async fn transfers(&self) -> Result<Vec<TransferView>, NodeError> {
         self.ask(|reply| Request::Transfers { reply }).await
+    }
+
+    /// The last `count` entries of `conversation`'s log, oldest first (none on a node that
+    /// keeps no history).
+    pub async fn history(
+        &self,
+        conversation: Conversation,
+        count: usize,
+    ) -> Result<Vec<Entry>, NodeError> {
+        self.ask(|reply| Request::History {
+            conversation,
+            count,
+            reply,
+        })
+        .await?
     }
 
     /// Stops the node.

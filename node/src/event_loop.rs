@@ -9,6 +9,7 @@
 
 mod announcements;
 mod connections;
+mod conversations;
 mod location;
 mod name_records;
 mod people_state;
@@ -254,6 +255,11 @@ impl EventLoop {
             Request::Transfers { reply } => {
                 let _ = reply.send(self.transfer_views());
             }
+            Request::History {
+                conversation,
+                count,
+                reply,
+            } => self.history(conversation, count, reply),
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
             Request::Shutdown => {}
@@ -334,7 +340,7 @@ impl EventLoop {
                 debug!(?peer_id, "dial failed: {error}");
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Dial {
-                        addr: addr.to_string(),
+                        addr,
                         reason: dial_reason(&error),
                     }));
                 }

@@ -51,19 +51,20 @@ pub enum StartError {
     #[error(transparent)]
     Swarm(#[from] net::swarm::SwarmError),
     /// A listen address was refused.
-    #[error("cannot listen on {addr}: {reason}")]
+    #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
-        addr: String,
+        addr: libp2p::Multiaddr,
         /// Why.
-        reason: String,
+        #[source]
+        source: libp2p::TransportError<std::io::Error>,
     },
     /// A file of the data dir could not be opened.
     #[error(transparent)]
     DataDir(#[from] store::OpenError),
     /// The contacts file could not be read.
     #[error("cannot read contacts: {0}")]
-    Contacts(std::io::Error),
+    Contacts(#[source] std::io::Error),
 }
 
 /// How many events a slow frontend may fall behind before it misses some.
@@ -104,9 +105,9 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| StartError::Listen {
-                addr: addr.to_string(),
-                reason: e.to_string(),
+            .map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
             })?;
     }
     let (request_tx, request_rx) = mpsc::channel(256);

@@ -26,7 +26,7 @@ use ipm_node::{
     ui::commands,
     ui::ctl::{self, CtlServer},
     ui::render,
-    ui::session::{Outcome, Session},
+    ui::session::{Outcome, Session, SessionError},
     Client, Event,
 };
 
@@ -177,7 +177,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     let (client, event_loop) = ipm_node::start(key, config)?;
     let events = client.events();
     let node = tokio::spawn(event_loop.run());
-    let session = Session::new(client.clone(), data_dir.history());
+    let session = Session::new(client.clone());
     let (quit_tx, mut quit_rx) = mpsc::channel(1);
     let ctl_task = tokio::spawn(ctl_server.serve(session.clone(), quit_tx));
     if let Some(listener) = metrics_listener {
@@ -383,7 +383,7 @@ async fn read_stdin(session: Session, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_reply(result: &Result<Outcome, String>, json: bool) {
+fn print_reply(result: &Result<Outcome, SessionError>, json: bool) {
     let mut out = std::io::stdout().lock();
     let _ = if json {
         let value = match result {
@@ -391,15 +391,16 @@ fn print_reply(result: &Result<Outcome, String>, json: bool) {
                 "event": "reply", "ts": ipm_protocol::now_ms(), "ok": true,
                 "output": outcome.describe(),
             }),
-            Err(message) => serde_json::json!({
-                "event": "error", "ts": ipm_protocol::now_ms(), "message": message,
+            Err(error) => serde_json::json!({
+                "event": "error", "ts": ipm_protocol::now_ms(),
+                "message": error.to_string(),
             }),
         };
         writeln!(out, "{value}")
     } else {
         match result {
             Ok(outcome) => writeln!(out, "{}", outcome.describe()),
-            Err(message) => writeln!(out, "error: {message}"),
+            Err(error) => writeln!(out, "error: {error}"),
         }
     };
     let _ = out.flush();

@@ -211,10 +211,34 @@ fn find_cycle(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Option<Ve
     None
 }
 
+/// The graph between the top-level modules (`logic`, `net`, `store`, ...).
+fn top_level(
+    graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
+    let mut top: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for (from, targets) in graph {
+        let from = from[..1].to_vec();
+        let entry = top.entry(from.clone()).or_default();
+        entry.extend(
+            targets
+                .iter()
+                .map(|t| t[..1].to_vec())
+                .filter(|t| *t != from),
+        );
+    }
+    top
+}
+
 #[test]
 fn no_module_imports_a_module_that_imports_it_back() {
     for krate in ["node", "protocol"] {
         let graph = imports(&crate_src(krate));
+        if let Some(cycle) = find_cycle(&top_level(&graph)) {
+            panic!(
+                "{krate}: import cycle between folders {}",
+                cycle.join(" -> ")
+            );
+        }
         assert!(graph.len() > 10, "{krate}: too few modules found");
         assert!(
             graph.values().map(BTreeSet::len).sum::<usize>() > 10,

@@ -6,7 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use ipm_node::{client::login::Login, Config, Event, NodeError};
+use ipm_node::{client::login::Login, client::Refusal, Config, Event, NodeError};
+use ipm_protocol::RegistryError;
 use libp2p::identity::Keypair;
 use support::*;
 
@@ -101,10 +102,16 @@ async fn a_rename_to_a_taken_name_is_refused_and_a_rename_frees_the_old_name() {
     );
 
     match alice.client.rename("bob".into()).await {
-        Err(NodeError::Refused(reason)) => assert!(
-            reason.contains("the name \"bob\" is registered to another user at bootstrap"),
-            "{reason}"
-        ),
+        Err(NodeError::Refused(Refusal::Registry {
+            bootstrap: at,
+            source,
+        })) => {
+            assert!(
+                matches!(&*source, RegistryError::Taken { name, .. } if name == "bob"),
+                "{source}"
+            );
+            assert_eq!(at, bootstrap.client.peer_id());
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(alice.client.people().await.unwrap().me.name, "alice");

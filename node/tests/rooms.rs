@@ -5,8 +5,11 @@
 mod support;
 
 use ipm_node::{
-    store::contacts::ContactBook, store::data_dir::DataDir, store::settings::Settings,
-    ui::session::Session, Client, Config, Event,
+    store::contacts::ContactBook,
+    store::data_dir::DataDir,
+    store::settings::Settings,
+    ui::session::{Session, SessionError},
+    Client, Config, Event, NodeError,
 };
 use ipm_protocol::{Position, Room};
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
@@ -42,7 +45,7 @@ async fn user(
 }
 
 fn session(node: &TestNode) -> Session {
-    Session::new(node.client.clone(), node.history_dir())
+    Session::new(node.client.clone())
 }
 
 async fn run(session: &Session, line: &str) -> String {
@@ -402,10 +405,12 @@ async fn blocks_and_contacts_are_kept_across_a_restart() {
         .iter()
         .any(|c| c.name == "buddy" && c.peer == carol_id));
     assert_eq!(alice.client.resolve_user("buddy").await.unwrap(), carol_id);
-    let history = tempfile::tempdir().unwrap();
-    let again = Session::new(alice.client.clone(), history.path().to_path_buf());
+    let again = Session::new(alice.client.clone());
     let err = again.run_line("/unblock buddy").await.unwrap_err();
-    assert!(err.contains("is not blocked"), "{err}");
+    assert!(
+        matches!(&err, SessionError::NotBlocked { user, peer } if user == "buddy" && *peer == carol_id),
+        "{err}"
+    );
     let out = run(&again, &format!("/unblock {bob_id}")).await;
     assert!(out.contains("unblocked"), "{out}");
     let out = run(&again, "/contacts remove buddy").await;
@@ -441,7 +446,10 @@ async fn location_and_interests_are_remembered_in_the_settings() {
     assert!(out.contains("left the location group"), "{out}");
     assert_eq!(s.current_room(), Room::Lobby);
     let err = s.run_line("/join-geo 5").await.unwrap_err();
-    assert!(err.contains("no location set"), "{err}");
+    assert!(
+        matches!(err, SessionError::Node(NodeError::NoPosition)),
+        "{err}"
+    );
     assert_eq!(
         Settings::load(&data.path().join("settings.json"))
             .unwrap()

@@ -4,27 +4,9 @@
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 
-use crate::client::{Client, NodeError, Request};
+pub use crate::logic::registry_client::Login;
 
-/// What a bootstrap's registry said about this node's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Login {
-    /// The name is registered to this node: `new` for a first registration, false for a
-    /// login with a name registered before.
-    Registered {
-        /// Whether the name was registered just now.
-        new: bool,
-    },
-    /// Another key registered the name first.
-    Taken {
-        /// The holder.
-        owner: PeerId,
-    },
-    /// The registry refused for another reason.
-    Refused(String),
-    /// The bootstrap did not answer (not connected, no registry, timed out).
-    Unavailable(String),
-}
+use crate::client::{Client, NodeError, Request};
 
 /// Requests about registries, answered by the event loop.
 #[derive(Debug)]

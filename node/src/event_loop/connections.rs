@@ -36,7 +36,7 @@ impl EventLoop {
             }
             Err(e) => {
                 let _ = reply.send(Err(NodeError::Dial {
-                    addr: addr.to_string(),
+                    addr,
                     reason: dial_reason(&e),
                 }));
             }

@@ -99,20 +99,18 @@ impl EventLoop {
     /// then tells the machine.
     fn enqueue_direct(&mut self, to: PeerId, message: DirectMessage) -> Result<(), NodeError> {
         if to == self.local_peer_id() {
-            return Err(NodeError::UnknownUser(
-                "that is you: private messages go to other users".into(),
-            ));
+            return Err(NodeError::SelfMessage);
         }
         let request = DirectRequest::Message(message.clone());
         ipm_protocol::decode::<DirectRequest>(
             &ipm_protocol::encode(&request),
             ipm_protocol::limits::MAX_DIRECT_REQUEST_LEN,
         )
-        .map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
+        .map_err(NodeError::InvalidMessage)?;
         self.store
             .outbox
             .add(to, message.clone())
-            .map_err(|e| NodeError::Outbox(e.to_string()))?;
+            .map_err(NodeError::Outbox)?;
         let entry = Entry {
             ts: message.sent_ms,
             id: message.id.to_string(),
@@ -208,9 +206,9 @@ impl EventLoop {
                             name,
                             delivered: outcome == Outcome::Delivered,
                         }),
-                        Outcome::Refused(reason) => Err(NodeError::InvalidMessage(format!(
-                            "{name} refused message {id}: {reason}"
-                        ))),
+                        Outcome::Refused(reason) => {
+                            Err(NodeError::DirectRefused { name, id, reason })
+                        }
                     };
                     let _ = reply.send(answer);
                 }

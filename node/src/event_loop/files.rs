@@ -21,10 +21,12 @@ use ipm_protocol::{encode_gossip, FileOffer, FileRequest, FileResponse, Gossip, 
 use super::EventLoop;
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
-    client::{NodeError, OfferTarget, TransferView},
+    client::{FileError, NodeError, OfferTarget, TransferView},
     config::Config,
     event::Event,
-    logic::offers::{Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal},
+    logic::offers::{
+        Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal, TransferError,
+    },
     net::download::{self, FetchError, Job},
     store::transfers::{Direction, State, Transfer},
 };
@@ -36,8 +38,8 @@ enum Refused {
     #[error(transparent)]
     Offer(Refusal),
     /// Saving it failed.
-    #[error("{0}")]
-    Save(String),
+    #[error("cannot save the offer: {0}")]
+    Save(#[source] std::io::Error),
 }
 
 /// What an outbound file request was for.
@@ -146,15 +148,15 @@ impl EventLoop {
             now_ms: ipm_protocol::now_ms(),
         };
         let transfer = self.files.offers.offer(new).map_err(|e| match e {
-            OfferError::UnusableName(_) => NodeError::File(e.to_string()),
-            OfferError::ToSelf => NodeError::UnknownUser(e.to_string()),
-            OfferError::NotInRoom(room) => NodeError::NotInRoom(room.to_string()),
+            OfferError::UnusableName(path) => NodeError::File(FileError::NoFileName { path }),
+            OfferError::ToSelf => NodeError::File(FileError::ToSelf),
+            OfferError::NotInRoom(room) => NodeError::NotInRoom(room),
         })?;
         let offer = transfer.offer.clone();
         self.store
             .transfers
             .insert(transfer)
-            .map_err(|e| NodeError::File(format!("cannot save the transfer: {e}")))?;
+            .map_err(|e| NodeError::File(FileError::Save(e)))?;
         let id = offer.transfer;
         match target {
             OfferTarget::Peer(peer) => self.send_offer(peer, offer),
@@ -194,16 +196,13 @@ impl EventLoop {
 
     /// Carries out the offer machine's actions in order. Saving a new offer is the one
     /// that can stop the rest: its error is returned.
-    fn carry_out_offers(&mut self, actions: Vec<Action>) -> Result<(), String> {
+    fn carry_out_offers(&mut self, actions: Vec<Action>) -> Result<(), std::io::Error> {
         for action in actions {
             match action {
                 Action::SendOffer { peer, offer } => self.send_offer(peer, offer),
                 Action::LookUp(peer) => self.look_up(peer),
                 Action::Record(transfer) => {
-                    self.store
-                        .transfers
-                        .insert(transfer)
-                        .map_err(|e| format!("cannot save the offer: {e}"))?;
+                    self.store.transfers.insert(transfer)?;
                 }
                 Action::Save { transfer, state } => self.save_state(&transfer, state),
                 Action::Fail { transfer, reason } => self.transfer_failed(transfer, reason),
@@ -294,10 +293,12 @@ impl EventLoop {
             .files
             .offers
             .accept(known, query)
-            .map_err(|e| NodeError::File(e.to_string()))?;
-        self.carry_out_offers(actions).map_err(NodeError::File)?;
+            .map_err(FileError::Transfer)?;
+        self.carry_out_offers(actions).map_err(FileError::Save)?;
         self.transfer_view(id)
-            .ok_or_else(|| NodeError::File("the transfer vanished".into()))
+            .ok_or(NodeError::File(FileError::Transfer(
+                TransferError::Vanished,
+            )))
     }
 
     /// `/reject`: declines an offer or stops a download (its partial file is removed).
@@ -310,10 +311,12 @@ impl EventLoop {
             .files
             .offers
             .reject(known, query)
-            .map_err(|e| NodeError::File(e.to_string()))?;
-        self.carry_out_offers(actions).map_err(NodeError::File)?;
+            .map_err(FileError::Transfer)?;
+        self.carry_out_offers(actions).map_err(FileError::Save)?;
         self.transfer_view(id)
-            .ok_or_else(|| NodeError::File("the transfer vanished".into()))
+            .ok_or(NodeError::File(FileError::Transfer(
+                TransferError::Vanished,
+            )))
     }
 
     fn save_state(&mut self, id: &TransferId, state: State) {

@@ -9,6 +9,7 @@ use tracing::warn;
 use ipm_protocol::{limits::WIRE_GEOHASH_PRECISION, Position, Room};
 
 use super::{people_state::PeopleState, EventLoop};
+use crate::client::Refusal;
 use crate::{
     client::NodeError,
     logic::geo_group::{distance_to_cell, GeoGroup},
@@ -41,7 +42,7 @@ impl EventLoop {
         let group = match (&self.people.group, position) {
             (Some(group), Some(position)) => Some(
                 GeoGroup::new(position, group.radius_km)
-                    .map_err(|e| NodeError::Refused(e.to_string()))?,
+                    .map_err(|e| NodeError::Refused(Refusal::Geo(e)))?,
             ),
             _ => None,
         };
@@ -55,7 +56,7 @@ impl EventLoop {
     pub(super) fn join_geo(&mut self, radius_km: f64) -> Result<GeoGroup, NodeError> {
         let position = self.people.position.ok_or(NodeError::NoPosition)?;
         let group =
-            GeoGroup::new(position, radius_km).map_err(|e| NodeError::Refused(e.to_string()))?;
+            GeoGroup::new(position, radius_km).map_err(|e| NodeError::Refused(Refusal::Geo(e)))?;
         self.replace_group(Some(group.clone()));
         Ok(group)
     }

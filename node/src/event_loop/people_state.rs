@@ -18,6 +18,7 @@ use ipm_protocol::{
 };
 
 use super::{name_records::NameQuery, EventLoop};
+use crate::client::Refusal;
 use crate::{
     client::people::{ClaimStatus, ContactEntry, Me, People, PeopleRequest, User},
     client::NodeError,
@@ -140,9 +141,8 @@ impl EventLoop {
             }
             PeopleRequest::RemoveContact { name, reply } => {
                 let _ = reply.send(self.change_contacts(|book| {
-                    book.remove(&name).ok_or_else(|| {
-                        NodeError::Refused(format!("no contact '{name}': /contacts lists them"))
-                    })
+                    book.remove(&name)
+                        .ok_or_else(|| NodeError::Refused(Refusal::NoContact(name.clone())))
                 }));
             }
             PeopleRequest::Block {
@@ -151,7 +151,7 @@ impl EventLoop {
                 reply,
             } => {
                 let result = if peer == self.local_peer_id() {
-                    Err(NodeError::Refused("that is you".into()))
+                    Err(NodeError::Refused(Refusal::OwnPeer))
                 } else {
                     self.change_contacts(|book| {
                         Ok(if blocked {
@@ -267,7 +267,7 @@ impl EventLoop {
     }
 
     fn add_interest(&mut self, tag: &str) -> Result<bool, NodeError> {
-        let tag = normalize_tag(tag).map_err(|e| NodeError::Refused(e.to_string()))?;
+        let tag = normalize_tag(tag).map_err(|e| NodeError::Refused(Refusal::Tag(e)))?;
         if self.people.interests.contains(&tag) {
             return Ok(false);
         }
@@ -280,7 +280,7 @@ impl EventLoop {
 
     fn set_away(&mut self, text: Option<String>) -> Result<(), NodeError> {
         if let Some(text) = &text {
-            validate_away(text).map_err(|e| NodeError::Refused(e.to_string()))?;
+            validate_away(text).map_err(|e| NodeError::Refused(Refusal::Away(e)))?;
         }
         self.people.away = text;
         self.reset_auto_replies();
@@ -294,14 +294,18 @@ impl EventLoop {
         peer: PeerId,
         addr: Option<libp2p::Multiaddr>,
     ) -> Result<Option<String>, NodeError> {
-        validate_name(name)
-            .map_err(|e| NodeError::Refused(format!("bad contact name '{name}': {e}")))?;
+        validate_name(name).map_err(|e| {
+            NodeError::Refused(Refusal::BadContactName {
+                name: name.to_owned(),
+                source: e,
+            })
+        })?;
         if peer == self.local_peer_id() {
-            return Err(NodeError::Refused("that is you".into()));
+            return Err(NodeError::Refused(Refusal::OwnPeer));
         }
         let previous = self.change_contacts(|book| {
             book.add(name, peer, addr.clone())
-                .map_err(|e| NodeError::Refused(e.to_string()))
+                .map_err(|e| NodeError::Refused(Refusal::Contact(e)))
         })?;
         if let Some(addr) = addr {
             self.add_known_address(&addr);
@@ -318,8 +322,8 @@ impl EventLoop {
         let result = change(&mut book)?;
         if let Some(dir) = &self.config.data_dir {
             book.save(&dir.contacts()).map_err(|e| NodeError::Save {
-                what: dir.contacts().display().to_string(),
-                reason: e.to_string(),
+                path: dir.contacts(),
+                source: e,
             })?;
         }
         self.directory.contacts = book;
@@ -332,8 +336,8 @@ impl EventLoop {
     ) -> Result<(), NodeError> {
         match &self.config.data_dir {
             Some(dir) => Settings::update(&dir.settings(), change).map_err(|e| NodeError::Save {
-                what: dir.settings().display().to_string(),
-                reason: e.to_string(),
+                path: dir.settings(),
+                source: e,
             }),
             None => Ok(()),
         }

@@ -70,10 +70,8 @@ impl EventLoop {
         peers
     }
 
-    fn own_record(&self, name: &str) -> Result<SignedName, String> {
-        NameRecord::sign(&self.key, name, now_ms())
-            .map(|r| SignedName::new(&r))
-            .map_err(|e| e.to_string())
+    fn own_record(&self, name: &str) -> Result<SignedName, ipm_protocol::NameRecordError> {
+        NameRecord::sign(&self.key, name, now_ms()).map(|r| SignedName::new(&r))
     }
 
     /// Feeds `input` to the registry machine and carries out what it decides.
@@ -153,10 +151,11 @@ impl EventLoop {
             }
             Action::TakeName { reply, name } => {
                 let taken = self.take_name(name.clone());
+                let took = taken.is_ok();
                 if let Some(reply) = self.registry.renames.remove(&reply) {
-                    let _ = reply.send(taken.clone());
+                    let _ = reply.send(taken);
                 }
-                if taken.is_ok() {
+                if took {
                     return Some(Input::Renamed { name });
                 }
             }

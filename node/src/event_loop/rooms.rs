@@ -24,12 +24,12 @@ use crate::{
 impl EventLoop {
     pub(super) fn publish(&mut self, room: Room, text: String) -> Result<Published, NodeError> {
         if !self.is_subscribed(&room) {
-            return Err(NodeError::NotInRoom(room.to_string()));
+            return Err(NodeError::NotInRoom(room));
         }
         let chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
         let bytes = encode_gossip(&Gossip::Chat(chat.clone()));
         // Receivers apply exactly these rules; refuse here what they would reject.
-        decode_gossip(&bytes).map_err(|e| NodeError::InvalidMessage(e.to_string()))?;
+        decode_gossip(&bytes).map_err(NodeError::InvalidMessage)?;
         let topic = IdentTopic::new(room.topic());
         let hash = topic.hash();
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
@@ -39,7 +39,7 @@ impl EventLoop {
             .count();
         match gossipsub.publish(topic, bytes) {
             Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => return Err(NodeError::Publish(format!("{e:?}"))),
+            Err(e) => return Err(NodeError::Publish(e)),
         }
         self.intake.insert(chat.id);
         self.metrics.count_sent("room");
@@ -77,7 +77,10 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .subscribe(&topic)
-            .map_err(|e| NodeError::Room(format!("cannot join {room}: {e:?}")))?;
+            .map_err(|source| NodeError::Room {
+                room: room.clone(),
+                source,
+            })?;
         let new = self.rooms.insert(room.clone());
         if new {
             self.emit(Event::Joined { room });

@@ -13,4 +13,5 @@ pub mod offers;
 pub mod peer_policy;
 pub mod presence;
 pub mod rate_limit;
+pub mod refusal;
 pub mod registry_client;

@@ -22,11 +22,19 @@ use ipm_protocol::{
 };
 
 use crate::{
-    client::OfferTarget,
     event::Event,
     logic::{backoff, directory::Directory},
     store::transfers::{Direction, State, Transfer, Transfers},
 };
+
+/// Who a file is offered to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferTarget {
+    /// One peer (`/send-file`).
+    Peer(PeerId),
+    /// Everyone in a room (`/share`).
+    Room(Room),
+}
 
 /// How long an offer keeps looking for a peer it cannot dial before it fails: a peer
 /// behind a relay needs a moment after start to reserve its circuit and publish it.

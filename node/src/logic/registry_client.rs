@@ -19,10 +19,27 @@ use ipm_protocol::{
 };
 use libp2p::PeerId;
 
-use crate::{
-    client::login::Login,
-    logic::{backoff, names::MAX_TRACKED_NAMES},
-};
+use super::{backoff, names::MAX_TRACKED_NAMES, refusal::Refusal};
+
+/// What a bootstrap's registry said about this node's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Login {
+    /// The name is registered to this node: `new` for a first registration, false for a
+    /// login with a name registered before.
+    Registered {
+        /// Whether the name was registered just now.
+        new: bool,
+    },
+    /// Another key registered the name first.
+    Taken {
+        /// The holder.
+        owner: PeerId,
+    },
+    /// The registry refused for another reason.
+    Refused(String),
+    /// The bootstrap did not answer (not connected, no registry, timed out).
+    Unavailable(String),
+}
 
 /// How long before a registry is asked again about a name it did not confirm.
 pub const LOOKUP_RECHECK: Duration = Duration::from_secs(60);
@@ -115,7 +132,7 @@ pub enum Input {
         /// The call that was not sent.
         call: CallId,
         /// Why.
-        reason: String,
+        reason: NameRecordError,
     },
     /// The own name is now `name` (an [`Action::TakeName`] succeeded).
     Renamed {
@@ -189,7 +206,7 @@ pub enum Action {
         /// The waiter.
         reply: ReplyId,
         /// Why the rename was refused.
-        refusal: Option<String>,
+        refusal: Option<Refusal>,
     },
     /// Make `name` the own name (remembered, announced, claimed in the DHT), report
     /// [`Input::Renamed`] when that worked, and answer the waiter with the outcome.
@@ -235,7 +252,7 @@ struct PendingRename {
     name: String,
     waiting: usize,
     accepted: Vec<PeerId>,
-    refusal: Option<String>,
+    refusal: Option<Refusal>,
 }
 
 /// A login that got no answer: when to try again (none while the retry is on the wire),
@@ -353,16 +370,16 @@ impl RegistryClient {
             },
             Input::Unsigned { call, reason } => match self.calls.remove(&call) {
                 Some(Call::Login { bootstrap, .. }) => {
-                    self.login_settled(bootstrap, Login::Refused(reason))
+                    self.login_settled(bootstrap, Login::Refused(reason.to_string()))
                 }
                 Some(Call::Rename { reply, .. }) => match self.renames.remove(&reply) {
                     Some(_) => vec![Action::AnswerRename {
                         reply,
-                        refusal: Some(reason),
+                        refusal: Some(Refusal::Sign(reason)),
                     }],
                     None => Vec::new(),
                 },
-                Some(call) => self.failed(now, call, reason),
+                Some(call) => self.failed(now, call, reason.to_string()),
                 None => Vec::new(),
             },
             Input::Renamed { name } => {
@@ -516,17 +533,17 @@ impl RegistryClient {
     }
 
     fn rename(&mut self, name: String, registries: &[PeerId], reply: ReplyId) -> Vec<Action> {
-        let refuse = |reason: String| {
+        let refuse = |reason: Refusal| {
             vec![Action::AnswerRename {
                 reply,
                 refusal: Some(reason),
             }]
         };
         if let Err(e) = validate_name(&name) {
-            return refuse(format!("bad name '{name}': {e}"));
+            return refuse(Refusal::BadName { name, source: e });
         }
         if !self.user {
-            return refuse("a bootstrap has no name".into());
+            return refuse(Refusal::BootstrapName);
         }
         if name == self.name {
             return vec![Action::AnswerRename {
@@ -566,7 +583,7 @@ impl RegistryClient {
         &mut self,
         reply: ReplyId,
         bootstrap: PeerId,
-        refusal: Option<String>,
+        refusal: Option<Refusal>,
     ) -> Vec<Action> {
         let Some(pending) = self.renames.get_mut(&reply) else {
             return Vec::new();
@@ -686,7 +703,10 @@ impl RegistryClient {
                 .rename_answered(
                     reply,
                     bootstrap,
-                    Some(format!("{error} at bootstrap {bootstrap}")),
+                    Some(Refusal::Registry {
+                        bootstrap,
+                        source: Box::new(error),
+                    }),
                 ),
             (Call::Lookup { name }, RegistryResponse::Owner(Some(signed))) => {
                 match signed.verify() {
@@ -1009,7 +1029,7 @@ mod tests {
             m.handle(t0, rename),
             vec![Action::AnswerRename {
                 reply,
-                refusal: Some("a bootstrap has no name".into())
+                refusal: Some(Refusal::BootstrapName)
             }]
         );
         let seen = Input::NameSeen {
@@ -1061,7 +1081,10 @@ mod tests {
                 },
                 Action::AnswerRename {
                     reply,
-                    refusal: Some(format!("{error} at bootstrap {}", asked[1].1))
+                    refusal: Some(Refusal::Registry {
+                        bootstrap: asked[1].1,
+                        source: Box::new(error)
+                    })
                 }
             ]
         );
@@ -1131,7 +1154,7 @@ mod tests {
         assert!(matches!(
             &actions[..],
             [Action::AnswerRename { reply: r, refusal: Some(why) }]
-                if *r == reply && why.starts_with("bad name ''")
+                if *r == reply && matches!(why, Refusal::BadName { name, .. } if name.is_empty())
         ));
     }
 
@@ -1143,13 +1166,13 @@ mod tests {
         let t0 = Instant::now();
         let unsigned = |call| Input::Unsigned {
             call,
-            reason: "no key".into(),
+            reason: NameRecordError::Malformed("no key".into()),
         };
         assert_eq!(
             m.handle(t0, unsigned(asked[0].0)),
             vec![Action::AnswerRename {
                 reply,
-                refusal: Some("no key".into())
+                refusal: Some(Refusal::Sign(NameRecordError::Malformed("no key".into())))
             }]
         );
         assert!(m.handle(t0, unsigned(asked[1].0)).is_empty());

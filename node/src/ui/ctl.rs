@@ -136,7 +136,7 @@ async fn handle(stream: UnixStream, session: &Session, quit: &mpsc::Sender<()>) 
             },
             Err(message) => CtlReply {
                 ok: false,
-                output: message,
+                output: message.to_string(),
                 quit: false,
             },
         },

@@ -19,7 +19,7 @@ use crate::{
     ui::commands,
     ui::progress::{Bars, SharedPrinter},
     ui::render,
-    ui::session::{Outcome, Session},
+    ui::session::{Outcome, Session, SessionError},
 };
 
 /// Tab completion of command names, room names and the names of online users.
@@ -72,7 +72,7 @@ impl Completer for PromptHelper {
     }
 }
 
-type LineRequest = (String, oneshot::Sender<Result<Outcome, String>>);
+type LineRequest = (String, oneshot::Sender<Result<Outcome, SessionError>>);
 
 /// Runs the prompt until `/quit`, Ctrl-D, or the node stops. Blocks a thread of its own.
 pub async fn run(

@@ -11,22 +11,73 @@ use std::{
     time::Duration,
 };
 
+use libp2p::{Multiaddr, PeerId};
+
 use ipm_protocol::{MessageId, Room};
 
 use crate::{
-    client::{Client, OfferTarget, Status, TransferView},
+    client::{Client, Conversation, NodeError, OfferTarget, Status, TransferView},
     logic::geo_group::CurrentRoom,
     net::addresses::is_relayed,
     store::data_dir::write_atomic,
-    store::history::{direct_log, Entry, History, MAX_READ},
+    store::history::{Entry, MAX_READ},
     store::transfers::{Direction, State},
-    ui::commands::{self, Command, Target},
+    ui::commands::{self, Command, ParseError, Target},
     ui::emoji,
     ui::render,
 };
 
 /// How long `/connect` waits for an answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a command failed; its text is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The line is not a command.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The node refused or failed the request.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A conversation's log could not be read.
+    #[error("cannot read history of {shown}: {source}")]
+    History {
+        /// The conversation as the user named it.
+        shown: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `/save` could not write its file.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `/leave` of a room that is not joined.
+    #[error("not in {0}")]
+    NotJoined(Room),
+    /// `/leave-geo` without a location group.
+    #[error("not in a location group")]
+    NoGroup,
+    /// `/join-interest` without a tag and without remembered interests.
+    #[error("no interests yet: /join-interest <tag>, or start ipm with --interest <tag>")]
+    NoInterests,
+    /// A contact's address names no peer.
+    #[error("the address has no /p2p/<peer id>")]
+    NoPeerInAddr(Multiaddr),
+    /// `/unblock` of a user who is not blocked.
+    #[error("{user} ({peer}) is not blocked")]
+    NotBlocked {
+        /// The user as typed.
+        user: String,
+        /// Its peer.
+        peer: PeerId,
+    },
+}
 
 /// What a command produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,20 +111,18 @@ impl Outcome {
     }
 }
 
-/// The state frontends share: the node handle, the history folder, the current room.
+/// The state frontends share: the node handle and the current room.
 #[derive(Clone, Debug)]
 pub struct Session {
     client: Client,
-    history_dir: PathBuf,
     current: Arc<Mutex<CurrentRoom>>,
 }
 
 impl Session {
-    /// A session on `client` whose history lives in `history_dir`.
-    pub fn new(client: Client, history_dir: PathBuf) -> Self {
+    /// A session on `client`.
+    pub fn new(client: Client) -> Self {
         Self {
             client,
-            history_dir,
             current: Arc::new(Mutex::new(CurrentRoom::Room(Room::Lobby))),
         }
     }
@@ -105,21 +154,20 @@ impl Session {
     }
 
     /// Parses and runs one line of input.
-    pub async fn run_line(&self, line: &str) -> Result<Outcome, String> {
-        let command = commands::parse(line).map_err(|e| e.to_string())?;
+    pub async fn run_line(&self, line: &str) -> Result<Outcome, SessionError> {
+        let command = commands::parse(line)?;
         self.execute(command).await
     }
 
     /// Runs one command.
-    pub async fn execute(&self, command: Command) -> Result<Outcome, String> {
+    pub async fn execute(&self, command: Command) -> Result<Outcome, SessionError> {
         match command {
             Command::Say(text) => {
                 let room = self.current_room();
                 let published = self
                     .client
                     .publish(room.clone(), emoji::expand(&text))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(Outcome::Sent {
                     room,
                     id: published.id,
@@ -131,26 +179,25 @@ impl Session {
                 let peer = self
                     .client
                     .dial_within(addr.clone(), CONNECT_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(Outcome::Text(format!("connected to {peer} at {addr}")))
             }
             Command::Status => {
-                let status = self.client.status().await.map_err(|e| e.to_string())?;
+                let status = self.client.status().await?;
                 let mut text = render_status(&status, &self.current_room());
                 text.push_str(&self.status_of_people().await?);
                 Ok(Outcome::Text(text))
             }
             Command::History { target, count } => {
-                let (log, shown) = match target {
+                let (conversation, shown) = match target {
                     Some(target) => self.conversation(&target).await?,
                     None => {
                         let room = self.current_room();
-                        (room.slug(), room.to_string())
+                        let shown = room.to_string();
+                        (Conversation::Room(room), shown)
                     }
                 };
-                let entries = History::read_last(&self.history_dir, &log, count)
-                    .map_err(|e| format!("cannot read history of {shown}: {e}"))?;
+                let entries = self.history(conversation, count, &shown).await?;
                 if entries.is_empty() {
                     return Ok(Outcome::Text(format!("no messages in {shown} yet")));
                 }
@@ -163,24 +210,17 @@ impl Session {
                 ))
             }
             Command::Save { target, path } => {
-                let (log, shown) = self.conversation(&target).await?;
-                let count = save(&self.history_dir, &log, &shown, &path)?;
+                let (conversation, shown) = self.conversation(&target).await?;
+                let entries = self.history(conversation, MAX_READ, &shown).await?;
+                let count = save(&entries, &path)?;
                 Ok(Outcome::Text(format!(
                     "saved {count} messages of {shown} to {}",
                     path.display()
                 )))
             }
             Command::Msg { user, text } => {
-                let peer = self
-                    .client
-                    .resolve_user(&user)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let outcome = self
-                    .client
-                    .send_direct(peer, emoji::expand(&text))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let peer = self.client.resolve_user(&user).await?;
+                let outcome = self.client.send_direct(peer, emoji::expand(&text)).await?;
                 Ok(Outcome::Text(if outcome.delivered {
                     format!("delivered to {}", outcome.name)
                 } else {
@@ -191,16 +231,11 @@ impl Session {
                 }))
             }
             Command::SendFile { user, path } => {
-                let peer = self
-                    .client
-                    .resolve_user(&user)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let peer = self.client.resolve_user(&user).await?;
                 let id = self
                     .client
                     .offer_file(OfferTarget::Peer(peer), path.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(Outcome::Text(format!(
                     "offered {} to {user} as transfer {}; it starts when they /accept it",
                     path.display(),
@@ -212,8 +247,7 @@ impl Session {
                 let id = self
                     .client
                     .offer_file(OfferTarget::Room(room.clone()), path.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(Outcome::Text(format!(
                     "shared {} in {room}; others fetch it with /get {}",
                     path.display(),
@@ -221,7 +255,7 @@ impl Session {
                 )))
             }
             Command::Accept(id) => {
-                let t = self.client.accept(&id).await.map_err(|e| e.to_string())?;
+                let t = self.client.accept(&id).await?;
                 Ok(Outcome::Text(format!(
                     "downloading {} ({}) from {}",
                     t.name,
@@ -230,22 +264,18 @@ impl Session {
                 )))
             }
             Command::Reject(id) => {
-                let t = self.client.reject(&id).await.map_err(|e| e.to_string())?;
+                let t = self.client.reject(&id).await?;
                 Ok(Outcome::Text(format!(
                     "rejected {} from {}",
                     t.name, t.with
                 )))
             }
             Command::Transfers => {
-                let list = self.client.transfers().await.map_err(|e| e.to_string())?;
+                let list = self.client.transfers().await?;
                 Ok(Outcome::Text(render_transfers(&list)))
             }
             Command::Join(room) => {
-                let new = self
-                    .client
-                    .join(room.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let new = self.client.join(room.clone()).await?;
                 self.set_current(room.clone());
                 let verb = if new { "joined" } else { "back in" };
                 Ok(Outcome::Text(format!(
@@ -253,17 +283,13 @@ impl Session {
                 )))
             }
             Command::Leave(room) => {
-                let was = self
-                    .client
-                    .leave(room.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let was = self.client.leave(room.clone()).await?;
                 if !was {
-                    return Err(format!("not in {room}"));
+                    return Err(SessionError::NotJoined(room));
                 }
                 let mut text = format!("left {room}");
                 if self.current_room() == room {
-                    let status = self.client.status().await.map_err(|e| e.to_string())?;
+                    let status = self.client.status().await?;
                     let next = status
                         .rooms
                         .first()
@@ -275,7 +301,7 @@ impl Session {
                 Ok(Outcome::Text(text))
             }
             Command::Rooms => {
-                let status = self.client.status().await.map_err(|e| e.to_string())?;
+                let status = self.client.status().await?;
                 let current = match self.current() {
                     CurrentRoom::Room(room) => Some(room),
                     CurrentRoom::Geo(_) => None,
@@ -306,19 +332,34 @@ impl Session {
 }
 
 impl Session {
-    /// The log name and shown name of a room or a private conversation.
-    async fn conversation(&self, target: &Target) -> Result<(String, String), String> {
+    /// A room or a private conversation, and how it is shown.
+    async fn conversation(&self, target: &Target) -> Result<(Conversation, String), SessionError> {
         match target {
-            Target::Room(room) => Ok((room.slug(), room.to_string())),
+            Target::Room(room) => Ok((Conversation::Room(room.clone()), room.to_string())),
             Target::User(user) => {
-                let peer = self
-                    .client
-                    .resolve_user(user)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((direct_log(&peer), user.clone()))
+                let peer = self.client.resolve_user(user).await?;
+                Ok((Conversation::Direct(peer), user.clone()))
             }
         }
+    }
+
+    /// The last `count` entries of `conversation`, shown to the user as `shown`.
+    async fn history(
+        &self,
+        conversation: Conversation,
+        count: usize,
+        shown: &str,
+    ) -> Result<Vec<Entry>, SessionError> {
+        self.client
+            .history(conversation, count)
+            .await
+            .map_err(|e| match e {
+                NodeError::History(source) => SessionError::History {
+                    shown: shown.to_owned(),
+                    source,
+                },
+                other => SessionError::Node(other),
+            })
     }
 }
 
@@ -381,16 +422,17 @@ pub fn format_time(ms: u64) -> String {
     }
 }
 
-fn save(history_dir: &Path, log: &str, shown: &str, path: &Path) -> Result<usize, String> {
-    let entries = History::read_last(history_dir, log, MAX_READ)
-        .map_err(|e| format!("cannot read history of {shown}: {e}"))?;
+/// Writes `entries` as text to the file `path` the user asked for; returns how many.
+fn save(entries: &[Entry], path: &Path) -> Result<usize, SessionError> {
     let mut text = String::new();
-    for entry in &entries {
+    for entry in entries {
         text.push_str(&format_entry(entry));
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes(), false)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    write_atomic(path, text.as_bytes(), false).map_err(|source| SessionError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(entries.len())
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use ipm_protocol::{geo::cell_size_km, limits::WIRE_GEOHASH_PRECISION, Room};
 
-use super::{Outcome, Session};
+use super::{Outcome, Session, SessionError};
 use crate::{
     client::people::{ClaimStatus, Me, People, User},
     logic::geo_group::{format_km, CurrentRoom, GeoGroup, DEFAULT_RADIUS_KM},
@@ -22,7 +22,7 @@ const DEFAULT_AWAY: &str = "away";
 
 impl Session {
     /// Runs a command about rooms and people.
-    pub(super) async fn run_people(&self, command: PeopleCommand) -> Result<Outcome, String> {
+    pub(super) async fn run_people(&self, command: PeopleCommand) -> Result<Outcome, SessionError> {
         let client = self.client();
         let text = match command {
             PeopleCommand::Users => {
@@ -33,10 +33,7 @@ impl Session {
             }
             PeopleCommand::ListGeo => render_location(&self.people().await?.me),
             PeopleCommand::SetGeo(position) => {
-                let group = client
-                    .set_position(position)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let group = client.set_position(position).await?;
                 let mut text = match position {
                     Some(p) => format!(
                         "location set to {p} (geohash {}); others see the cell {}",
@@ -60,10 +57,7 @@ impl Session {
                 text
             }
             PeopleCommand::JoinGeo(radius) => {
-                let group = client
-                    .join_geo(radius.unwrap_or(DEFAULT_RADIUS_KM))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let group = client.join_geo(radius.unwrap_or(DEFAULT_RADIUS_KM)).await?;
                 let text = format!(
                     "joined the location group: {}; it is now the current room",
                     describe_group(&group)
@@ -72,8 +66,8 @@ impl Session {
                 text
             }
             PeopleCommand::LeaveGeo => {
-                if !client.leave_geo().await.map_err(|e| e.to_string())? {
-                    return Err("not in a location group".into());
+                if !client.leave_geo().await? {
+                    return Err(SessionError::NoGroup);
                 }
                 let mut text = "left the location group".to_owned();
                 if let CurrentRoom::Geo(_) = self.current() {
@@ -83,19 +77,13 @@ impl Session {
                 text
             }
             PeopleCommand::JoinInterest(Some(tag)) => {
-                client
-                    .add_interest(tag.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                client.add_interest(tag.clone()).await?;
                 self.join_interests(&[tag]).await?
             }
             PeopleCommand::JoinInterest(None) => {
                 let interests = self.people().await?.me.interests;
                 if interests.is_empty() {
-                    return Err(
-                        "no interests yet: /join-interest <tag>, or start ipm with --interest <tag>"
-                            .into(),
-                    );
+                    return Err(SessionError::NoInterests);
                 }
                 self.join_interests(&interests).await?
             }
@@ -104,33 +92,26 @@ impl Session {
                 let (peer, addr) = match target {
                     ContactTarget::User(user) => (self.resolve(&user).await?, None),
                     ContactTarget::Addr(addr) => {
-                        let peer = peer_of(&addr).ok_or("the address has no /p2p/<peer id>")?;
+                        let Some(peer) = peer_of(&addr) else {
+                            return Err(SessionError::NoPeerInAddr(addr));
+                        };
                         (peer, Some(addr))
                     }
                 };
-                let previous = client
-                    .add_contact(name.clone(), peer, addr)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let previous = client.add_contact(name.clone(), peer, addr).await?;
                 match previous {
                     Some(old) => format!("{old} ({peer}) is now called {name}"),
                     None => format!("added {name}: {peer}"),
                 }
             }
             PeopleCommand::RemoveContact(name) => {
-                let peer = client
-                    .remove_contact(name.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let peer = client.remove_contact(name.clone()).await?;
                 format!("removed {name} ({peer}) from the contacts")
             }
             PeopleCommand::Block(None) => render_blocked(&self.people().await?),
             PeopleCommand::Block(Some(user)) => {
                 let peer = self.resolve(&user).await?;
-                let new = client
-                    .set_blocked(peer, true)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let new = client.set_blocked(peer, true).await?;
                 if new {
                     format!("blocked {user} ({peer}): their messages are dropped")
                 } else {
@@ -139,58 +120,42 @@ impl Session {
             }
             PeopleCommand::Unblock(user) => {
                 let peer = self.resolve(&user).await?;
-                if !client
-                    .set_blocked(peer, false)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    return Err(format!("{user} ({peer}) is not blocked"));
+                if !client.set_blocked(peer, false).await? {
+                    return Err(SessionError::NotBlocked { user, peer });
                 }
                 format!("unblocked {user} ({peer})")
             }
             PeopleCommand::Away(text) => {
                 let text = text.unwrap_or_else(|| DEFAULT_AWAY.to_owned());
-                client
-                    .set_away(Some(text.clone()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                client.set_away(Some(text.clone())).await?;
                 format!("you are away: {text}")
             }
             PeopleCommand::Rename(name) => {
-                client
-                    .rename(name.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                client.rename(name.clone()).await?;
                 format!("you are now {name}")
             }
             PeopleCommand::Back => {
-                client.set_away(None).await.map_err(|e| e.to_string())?;
+                client.set_away(None).await?;
                 "welcome back".to_owned()
             }
         };
         Ok(Outcome::Text(text))
     }
 
-    async fn people(&self) -> Result<People, String> {
-        self.client().people().await.map_err(|e| e.to_string())
+    async fn people(&self) -> Result<People, SessionError> {
+        Ok(self.client().people().await?)
     }
 
-    async fn resolve(&self, user: &str) -> Result<libp2p::PeerId, String> {
-        self.client()
-            .resolve_user(user)
-            .await
-            .map_err(|e| e.to_string())
+    async fn resolve(&self, user: &str) -> Result<libp2p::PeerId, SessionError> {
+        Ok(self.client().resolve_user(user).await?)
     }
 
     /// Joins the interest rooms of `tags`; the first becomes the current room.
-    async fn join_interests(&self, tags: &[String]) -> Result<String, String> {
+    async fn join_interests(&self, tags: &[String]) -> Result<String, SessionError> {
         let mut joined = Vec::new();
         for tag in tags {
             let room = Room::Interest(tag.clone());
-            self.client()
-                .join(room.clone())
-                .await
-                .map_err(|e| e.to_string())?;
+            self.client().join(room.clone()).await?;
             joined.push(room);
         }
         let names: Vec<String> = joined.iter().map(ToString::to_string).collect();
@@ -204,7 +169,7 @@ impl Session {
     }
 
     /// The `/rooms` line of the location group, when one is joined.
-    pub(super) async fn group_line(&self) -> Result<Option<String>, String> {
+    pub(super) async fn group_line(&self) -> Result<Option<String>, SessionError> {
         let people = self.people().await?;
         Ok(people.me.group.map(|group| {
             let mark = if matches!(self.current(), CurrentRoom::Geo(_)) {
@@ -222,7 +187,7 @@ impl Session {
 
     /// The people part of `/status`: the current room and who is in it, the location, the
     /// interests, the away text and the name record.
-    pub(super) async fn status_of_people(&self) -> Result<String, String> {
+    pub(super) async fn status_of_people(&self) -> Result<String, SessionError> {
         let people = self.people().await?;
         let current = self.current();
         let mut out = String::new();
