@@ -285,33 +285,31 @@ impl EventLoop {
 
     /// `/accept` and `/get`.
     pub(super) fn accept(&mut self, query: &str) -> Result<TransferView, NodeError> {
-        let known = Known {
-            transfers: &self.store.transfers,
-            directory: &self.directory,
-        };
-        let (id, actions) = self
-            .files
-            .offers
-            .accept(known, query)
-            .map_err(FileError::Transfer)?;
-        self.carry_out_offers(actions).map_err(FileError::Save)?;
-        self.transfer_view(id)
-            .ok_or(NodeError::File(FileError::Transfer(
-                TransferError::Vanished,
-            )))
+        self.answer_offer(query, Offers::accept)
     }
 
     /// `/reject`: declines an offer or stops a download (its partial file is removed).
     pub(super) fn reject(&mut self, query: &str) -> Result<TransferView, NodeError> {
+        self.answer_offer(query, Offers::reject)
+    }
+
+    /// The user's answer to the transfer `query` names: the machine's `answer` decides what
+    /// it does, and the transfer is shown as it is afterwards.
+    fn answer_offer(
+        &mut self,
+        query: &str,
+        answer: fn(
+            &mut Offers,
+            Known<'_>,
+            &str,
+        ) -> Result<(TransferId, Vec<Action>), TransferError>,
+    ) -> Result<TransferView, NodeError> {
         let known = Known {
             transfers: &self.store.transfers,
             directory: &self.directory,
         };
-        let (id, actions) = self
-            .files
-            .offers
-            .reject(known, query)
-            .map_err(FileError::Transfer)?;
+        let (id, actions) =
+            answer(&mut self.files.offers, known, query).map_err(FileError::Transfer)?;
         self.carry_out_offers(actions).map_err(FileError::Save)?;
         self.transfer_view(id)
             .ok_or(NodeError::File(FileError::Transfer(

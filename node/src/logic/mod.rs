@@ -1,5 +1,10 @@
-//! Decisions without I/O: what the node knows of peers and names, presence, the location
-//! group, rate limits and retry pauses. Everything here takes the time as an argument.
+//! Decisions without I/O. Each machine takes inputs, the current time and any random draw,
+//! and returns what the driver in `event_loop` must do: `delivery` (private messages),
+//! `mail_pickup` (sealed copies at bootstraps), `registry_client` (names at bootstraps),
+//! `offers` (file offers and transfers), `intake` (what each gossip message is),
+//! `announcing` and `presence` (who is online), `peer_policy` (which peers to dial, keep and
+//! drop). Beside them: `directory` and `names` (what is known of peers), `geo_group`,
+//! `rate_limit`, `backoff` and `refusal` (why a change is refused).
 
 pub mod announcing;
 pub mod backoff;
