@@ -104,8 +104,8 @@ impl EventLoop {
 
     pub(super) fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
         if info.protocol_version != IDENTIFY_PROTOCOL_VERSION {
-            debug!(%peer, version = %info.protocol_version, "not an ipm peer; disconnecting");
-            let _ = self.swarm.disconnect_peer_id(peer);
+            debug!(%peer, version = %info.protocol_version, "not an ipm peer");
+            self.swarm.behaviour_mut().peer_manager.foreign(peer);
             return;
         }
         self.directory.observe_agent(peer, info.agent_version);

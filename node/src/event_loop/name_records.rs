@@ -1,7 +1,7 @@
 //! Name records in the event loop: claiming the own name in the DHT, looking up the names
 //! others use, and admitting the records other peers ask this node to store.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libp2p::{
     kad::{self, store::RecordStore, GetRecordOk, PeerRecord, QueryId, Quorum, RecordKey},
@@ -19,13 +19,8 @@ use crate::{
     config::Role,
     event::Event,
     logic::directory::short_id,
-    logic::names::{ClaimStep, OwnClaim},
+    logic::names::{ClaimStep, OwnClaim, MAX_RUNNING_LOOKUPS, TAKEN_RECHECK},
 };
-
-/// How long to wait before looking at a name held by someone else again.
-const TAKEN_RECHECK: Duration = Duration::from_secs(300);
-/// Most name lookups running at once; a name seen meanwhile is looked up when seen again.
-const MAX_RUNNING_LOOKUPS: usize = 32;
 
 /// A running lookup of one name.
 pub(super) struct NameQuery {

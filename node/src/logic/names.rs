@@ -61,6 +61,10 @@ struct Lookup {
 const MAX_BACKOFF_DOUBLINGS: u32 = 8;
 /// How long a name found owned is trusted before it is looked up again.
 pub const OWNER_RECHECK: Duration = Duration::from_secs(600);
+/// How long to wait before looking at the own name, held by someone else, again.
+pub const TAKEN_RECHECK: Duration = Duration::from_secs(300);
+/// Most name lookups running at once; a name seen meanwhile is looked up when seen again.
+pub const MAX_RUNNING_LOOKUPS: usize = 32;
 /// Most names remembered; past that, the name looked up longest ago is forgotten.
 pub const MAX_TRACKED_NAMES: usize = 4096;
 

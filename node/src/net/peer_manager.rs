@@ -148,6 +148,11 @@ impl PeerManager {
         }
     }
 
+    /// `peer` speaks another protocol than ipm's (its identify version differs): it is cut off.
+    pub fn foreign(&mut self, peer: PeerId) {
+        self.act(PeerAction::Disconnect(peer));
+    }
+
     /// A peer stopped answering pings on `connection` (its network vanished): the
     /// connection closes now instead of when the kernel gives up on it.
     pub fn unresponsive(&mut self, peer: PeerId, connection: ConnectionId) {
