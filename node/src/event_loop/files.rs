@@ -42,6 +42,9 @@ enum Refused {
     Save(#[source] std::io::Error),
 }
 
+/// One of the offer machine's answers to a typed transfer id (`accept`, `reject`).
+type Answer = fn(&mut Offers, Known<'_>, &str) -> Result<(TransferId, Vec<Action>), TransferError>;
+
 /// What an outbound file request was for.
 #[derive(Debug)]
 enum Outbound {
@@ -295,15 +298,7 @@ impl EventLoop {
 
     /// The user's answer to the transfer `query` names: the machine's `answer` decides what
     /// it does, and the transfer is shown as it is afterwards.
-    fn answer_offer(
-        &mut self,
-        query: &str,
-        answer: fn(
-            &mut Offers,
-            Known<'_>,
-            &str,
-        ) -> Result<(TransferId, Vec<Action>), TransferError>,
-    ) -> Result<TransferView, NodeError> {
+    fn answer_offer(&mut self, query: &str, answer: Answer) -> Result<TransferView, NodeError> {
         let known = Known {
             transfers: &self.store.transfers,
             directory: &self.directory,
