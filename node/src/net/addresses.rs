@@ -1,6 +1,8 @@
 //! Addresses: whether one goes through a relay or a loopback interface, the peer id it ends
 //! with, the address a connection is shown under, and why a dial failed, in one line.
 
+use std::net::IpAddr;
+
 use libp2p::{core::ConnectedPoint, multiaddr::Protocol, swarm::DialError, Multiaddr, PeerId};
 
 /// One short line saying why a dial failed: the innermost cause of each attempt.
@@ -59,6 +61,19 @@ pub fn remote_addr(endpoint: &ConnectedPoint) -> Multiaddr {
         ConnectedPoint::Listener { local_addr, .. } if is_relayed(local_addr) => local_addr.clone(),
         ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
     }
+}
+
+/// The IP address a direct connection's address names; `None` for a relayed one (its
+/// address names the relay, not the peer) or one without an IP.
+pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    if is_relayed(addr) {
+        return None;
+    }
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 /// Whether an address is on a loopback interface.

@@ -22,7 +22,7 @@ use libp2p::{
 };
 use tracing::debug;
 
-use super::addresses::{is_relayed, remote_addr};
+use super::addresses::{ip_of, is_relayed, remote_addr};
 use crate::logic::peer_policy::{DialWhen, OverBudget, PeerAction, PeerPolicy, PeerSettings};
 
 /// Drives the node's [`PeerPolicy`] from the swarm's connection events.
@@ -48,6 +48,12 @@ impl PeerManager {
     /// How many peers are connected.
     pub fn connected(&self) -> usize {
         self.connections.len()
+    }
+
+    /// The IP address `peer` is connected from over a direct connection (the first one
+    /// when it holds several); `None` when it is not connected or only through a relay.
+    pub fn remote_ip(&self, peer: &PeerId) -> Option<std::net::IpAddr> {
+        self.connections.get(peer)?.values().find_map(ip_of)
     }
 
     /// Whether `peer` is one of the bootstraps.
