@@ -72,6 +72,38 @@ pub struct Config {
     pub presence_interval: Duration,
     /// How long a peer may stay silent before it counts as offline.
     pub presence_timeout: Duration,
+    /// How many inbound connections one address or network may hold.
+    pub address_limits: AddressLimits,
+}
+
+/// How many inbound connections one IP address and one network (IPv4 /24, IPv6 /64) may
+/// hold, in the handshakes and established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressLimits {
+    /// Connections from this host (loopback) are counted only in the totals: every
+    /// process on the machine shares one address, and no remote peer can send from it.
+    pub loopback_exempt: bool,
+    /// Most connections of one address in the handshakes.
+    pub pending_per_ip: u32,
+    /// Most connections of one network in the handshakes.
+    pub pending_per_network: u32,
+    /// Most established connections of one address.
+    pub established_per_ip: u32,
+    /// Most established connections of one network.
+    pub established_per_network: u32,
+}
+
+impl Default for AddressLimits {
+    fn default() -> Self {
+        use ipm_protocol::limits;
+        Self {
+            loopback_exempt: true,
+            pending_per_ip: limits::MAX_PENDING_PER_IP,
+            pending_per_network: limits::MAX_PENDING_PER_NETWORK,
+            established_per_ip: limits::MAX_ESTABLISHED_PER_IP,
+            established_per_network: limits::MAX_ESTABLISHED_PER_NETWORK,
+        }
+    }
 }
 
 impl Config {
@@ -103,6 +135,7 @@ impl Config {
             interests: Vec::new(),
             presence_interval: Duration::from_secs(10),
             presence_timeout: Duration::from_secs(30),
+            address_limits: AddressLimits::default(),
         }
     }
 

@@ -119,6 +119,32 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 /// Most inbound connections still being set up (Noise and Yamux handshakes).
 pub const MAX_PENDING_INCOMING: u32 = 64;
 
+/// Of [`MAX_PENDING_INCOMING`], the slots only addresses a node has had a working
+/// connection with may take: strangers flooding the rest leave room for returning peers.
+pub const PENDING_RESERVED_FOR_KNOWN: u32 = 16;
+
+/// Most inbound connections one IP address may have in the handshakes at once.
+pub const MAX_PENDING_PER_IP: u32 = 4;
+
+/// Most inbound connections one network (an IPv4 /24, an IPv6 /64) may have in the
+/// handshakes at once.
+pub const MAX_PENDING_PER_NETWORK: u32 = 16;
+
+/// Most established inbound connections from one IP address (many users may share one
+/// behind a NAT).
+pub const MAX_ESTABLISHED_PER_IP: u32 = 64;
+
+/// Most established inbound connections from one network (an IPv4 /24, an IPv6 /64).
+pub const MAX_ESTABLISHED_PER_NETWORK: u32 = 256;
+
+/// Share of a node's connection budget inbound connections may fill (in eighths): the
+/// rest is kept for the node's own dials.
+pub const INBOUND_EIGHTHS: u32 = 7;
+
+/// How long an inbound connection may take to finish its Noise and Yamux handshakes, in
+/// milliseconds.
+pub const INBOUND_HANDSHAKE_MS: u64 = 5_000;
+
 /// Share of the machine's memory above which new connections are refused.
 pub const MAX_MEMORY_FRACTION: f64 = 0.9;
 

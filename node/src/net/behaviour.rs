@@ -17,7 +17,7 @@ use crate::{
     config::{Config, Role},
     logic::{connection_budget::Watermarks, peer_policy::PeerSettings},
     net::scoring,
-    net::{addresses::peer_of, peer_manager::PeerManager},
+    net::{addresses::peer_of, ip_limits::IpLimits, peer_manager::PeerManager},
 };
 
 use crate::net::codec::CborCodec;
@@ -65,6 +65,8 @@ mod composed {
     pub struct Behaviour {
         /// Refuses connections beyond the configured counts.
         pub limits: connection_limits::Behaviour,
+        /// Refuses inbound connections beyond what one address or network may hold.
+        pub ip_limits: crate::net::ip_limits::IpLimits,
         /// Refuses new connections when the process uses too much memory.
         pub memory: memory_connection_limits::Behaviour,
         /// Dials, keeps and drops peers: the connection budget, redials, the graylist.
@@ -218,11 +220,11 @@ impl Behaviour {
 
         let connection_limits = ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
-            .with_max_established_per_peer(Some(limits::MAX_CONNECTIONS_PER_PEER))
-            .with_max_pending_incoming(Some(limits::MAX_PENDING_INCOMING));
+            .with_max_established_per_peer(Some(limits::MAX_CONNECTIONS_PER_PEER));
 
         Ok(Self {
             limits: connection_limits::Behaviour::new(connection_limits),
+            ip_limits: IpLimits::new(config.address_limits.clone(), config.max_connections),
             memory: memory_connection_limits::Behaviour::with_max_percentage(
                 limits::MAX_MEMORY_FRACTION,
             ),

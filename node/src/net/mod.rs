@@ -6,6 +6,7 @@ pub mod behaviour;
 pub mod codec;
 pub mod download;
 pub mod exchange;
+pub mod ip_limits;
 pub mod metrics;
 pub mod peer_manager;
 pub mod scoring;

@@ -1,6 +1,17 @@
-//! Builds the swarm: TCP and QUIC transports, Noise, Yamux, DNS, relay client.
+//! Builds the swarm: TCP and QUIC transports, Noise, Yamux, DNS, relay client; inbound TCP
+//! handshakes are bounded in time.
 
-use libp2p::{identity::Keypair, noise, tcp, yamux, Swarm};
+use std::time::Duration;
+
+use libp2p::{
+    core::{
+        muxing::StreamMuxerBox,
+        transport::{timeout::TransportTimeout, Boxed},
+        upgrade::Version,
+    },
+    identity::Keypair,
+    noise, tcp, yamux, PeerId, Swarm, Transport,
+};
 
 use crate::{config::Config, net::behaviour::Behaviour};
 
@@ -10,6 +21,24 @@ fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
     config.set_max_num_streams(ipm_protocol::limits::MAX_STREAMS_PER_CONNECTION);
     config
+}
+
+/// How long an inbound TCP connection may take to finish its Noise and Yamux handshakes:
+/// a socket that connects and stays silent holds a handshake slot no longer. The node's own
+/// dials keep libp2p's ten seconds.
+const INBOUND_HANDSHAKE: Duration =
+    Duration::from_millis(ipm_protocol::limits::INBOUND_HANDSHAKE_MS);
+
+/// TCP with Noise and Yamux, inbound handshakes bounded by [`INBOUND_HANDSHAKE`].
+fn tcp_transport(
+    key: &Keypair,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    let upgraded = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux_config())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    Ok(TransportTimeout::with_ingoing_timeout(upgraded, INBOUND_HANDSHAKE).boxed())
 }
 
 /// Why the swarm could not be built.
@@ -22,13 +51,9 @@ pub fn build(key: Keypair, config: &Config) -> Result<Swarm<Behaviour>, SwarmErr
     let err = |e: &dyn std::fmt::Display| SwarmError(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
-        )
-        .map_err(|e| err(&e))?
         .with_quic()
+        .with_other_transport(tcp_transport)
+        .map_err(|e| err(&e))?
         .with_dns()
         .map_err(|e| err(&e))?
         .with_relay_client(noise::Config::new, yamux_config)
