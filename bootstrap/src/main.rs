@@ -26,7 +26,7 @@ struct Cli {
     /// Address to listen on; repeat for several [default: TCP and QUIC on all interfaces, port 7433].
     #[arg(long, env = "IPM_LISTEN", value_name = "MADDR", value_delimiter = ',')]
     listen: Vec<Multiaddr>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9100).
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; the figures are public to whoever reaches ADDR).
     #[arg(long, env = "IPM_METRICS", value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
 }

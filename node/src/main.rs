@@ -400,7 +400,7 @@ fn print_reply(result: &Result<Outcome, SessionError>, json: bool) {
     } else {
         match result {
             Ok(outcome) => writeln!(out, "{}", outcome.describe()),
-            Err(error) => writeln!(out, "error: {error}"),
+            Err(error) => writeln!(out, "error: {}", error.describe()),
         }
     };
     let _ = out.flush();

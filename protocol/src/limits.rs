@@ -182,6 +182,10 @@ pub const MAX_PENDING_OFFERS_PER_PEER: usize = 16;
 /// Most file offers from all peers waiting for the user's answer.
 pub const MAX_PENDING_OFFERS: usize = 256;
 
+/// Most of [`MAX_PENDING_OFFERS`] that files shared in rooms may hold, so that
+/// offers sent to this user directly always find a slot.
+pub const MAX_PENDING_SHARED: usize = MAX_PENDING_OFFERS / 2;
+
 /// How long an unanswered offer counts as pending, in milliseconds (1 day);
 /// older offers stay listed but no longer hold a sender's quota.
 pub const PENDING_OFFER_TTL_MS: u64 = 24 * 60 * 60 * 1000;

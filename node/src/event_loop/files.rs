@@ -189,9 +189,11 @@ impl EventLoop {
 
     /// Feeds `input` to the offer machine and carries out what it decides.
     fn drive_offers(&mut self, now: Instant, input: Input) {
+        let free_space = self.download_room();
         let known = Known {
             transfers: &self.store.transfers,
             directory: &self.directory,
+            free_space,
         };
         let actions = self.files.offers.handle(now, known, input);
         if let Err(e) = self.carry_out_offers(actions) {
@@ -275,9 +277,11 @@ impl EventLoop {
         room: Option<String>,
         offer: FileOffer,
     ) -> Result<(), Refused> {
+        let free_space = self.download_room();
         let known = Known {
             transfers: &self.store.transfers,
             directory: &self.directory,
+            free_space,
         };
         let now_ms = ipm_protocol::now_ms();
         let actions = self
@@ -301,9 +305,11 @@ impl EventLoop {
     /// The user's answer to the transfer `query` names: the machine's `answer` decides what
     /// it does, and the transfer is shown as it is afterwards.
     fn answer_offer(&mut self, query: &str, answer: Answer) -> Result<TransferView, NodeError> {
+        let free_space = self.download_room();
         let known = Known {
             transfers: &self.store.transfers,
             directory: &self.directory,
+            free_space,
         };
         let (id, actions) =
             answer(&mut self.files.offers, known, query).map_err(FileError::Transfer)?;
@@ -312,6 +318,51 @@ impl EventLoop {
             .ok_or(NodeError::File(FileError::Transfer(
                 TransferError::Vanished,
             )))
+    }
+
+    /// Bytes free for new downloads: the free space of the downloads folder minus what the
+    /// running downloads still need (`None` without a downloads folder or when unknown).
+    fn download_room(&self) -> Option<u64> {
+        let downloads = self.store.downloads.as_ref()?;
+        let free = crate::store::data_dir::free_space(downloads).ok()?;
+        let owed: u64 = self
+            .store
+            .transfers
+            .downloading()
+            .filter(|(id, _)| self.files.downloads.contains_key(id))
+            .map(|(_, t)| {
+                let have = self
+                    .job(t)
+                    .and_then(|job| std::fs::metadata(job.part_path()).ok())
+                    .map_or(0, |m| m.len());
+                t.offer.size.saturating_sub(have)
+            })
+            .sum();
+        Some(free.saturating_sub(owed))
+    }
+
+    /// Removes the partial files of transfers that are not downloading (left by a crash
+    /// between a failure and its clean-up, or by an older ipm that kept them).
+    fn remove_stale_parts(&self) {
+        let Some(downloads) = &self.store.downloads else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(downloads.join(".partial")) else {
+            return;
+        };
+        let live: std::collections::HashSet<String> = self
+            .store
+            .transfers
+            .downloading()
+            .map(|(id, _)| format!("{id}.part"))
+            .collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".part") && !live.contains(&name) {
+                debug!(file = %name, "removing a stale partial download");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn save_state(&mut self, id: &TransferId, state: State) {
@@ -380,12 +431,16 @@ impl EventLoop {
         self.files.downloads.insert(id, task);
     }
 
-    /// Restarts the downloads that were running when the node stopped.
+    /// Restarts the downloads that were running when the node stopped, and removes the
+    /// partial files no download will use.
     pub(super) fn resume_downloads(&mut self) {
+        self.remove_stale_parts();
         for id in self.store.transfers.unfinished_downloads() {
+            let free_space = self.download_room();
             let known = Known {
                 transfers: &self.store.transfers,
                 directory: &self.directory,
+                free_space,
             };
             let started = self.files.offers.start(known, id);
             match started {

@@ -17,7 +17,7 @@ use libp2p::PeerId;
 
 use ipm_protocol::{
     file::sanitize_file_name,
-    limits::{MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER},
+    limits::{MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER, MAX_PENDING_SHARED},
     FileOffer, Room, TransferId,
 };
 
@@ -47,6 +47,10 @@ pub const FIRST_LOOKUP_PAUSE: Duration = Duration::from_millis(500);
 /// Fewest characters of a transfer id that `/accept` and `/reject` take.
 pub const MIN_TYPED_ID: usize = 4;
 
+/// Disk space a download must leave free, so that a file (or several) cannot fill the disk
+/// the user's history, outbox and settings live on.
+pub const DISK_MARGIN: u64 = 256 * 1024 * 1024;
+
 /// What the machine reads but does not own.
 #[derive(Clone, Copy, Debug)]
 pub struct Known<'a> {
@@ -54,6 +58,17 @@ pub struct Known<'a> {
     pub transfers: &'a Transfers,
     /// Who peers are: names to show, blocked senders.
     pub directory: &'a Directory,
+    /// Bytes free for downloads: the free space of the downloads folder minus what the
+    /// running downloads still need (`None` when unknown: then nothing is refused for it).
+    pub free_space: Option<u64>,
+}
+
+impl Known<'_> {
+    /// Whether a file of `size` bytes fits, [`DISK_MARGIN`] left over.
+    fn fits(&self, size: u64) -> bool {
+        self.free_space
+            .is_none_or(|free| size.saturating_add(DISK_MARGIN) <= free)
+    }
 }
 
 /// The settings the machine decides by.
@@ -204,9 +219,25 @@ pub enum TransferError {
     /// The node has no data dir, hence nowhere to download.
     #[error("this node has no data dir to download into")]
     NoDownloadDir,
-    /// Only an incoming offer or a running download can be rejected.
-    #[error("transfer {0} is not an offer or download in progress")]
+    /// Only an incoming offer, a running download or a failed one can be rejected.
+    #[error("transfer {0} is not an offer, a download in progress or a failed download")]
     NotRejectable(TransferId),
+    /// The file does not fit on the disk.
+    #[error(
+        "not enough disk space: the file needs {} MiB and {} MiB must stay free, {} MiB are free",
+        mib(*.size), mib(DISK_MARGIN), mib(*.free)
+    )]
+    NoSpace {
+        /// The file's size in bytes.
+        size: u64,
+        /// Free bytes for downloads.
+        free: u64,
+    },
+}
+
+/// Bytes in MiB, rounded up.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024 * 1024)
 }
 
 /// Why an incoming offer is not kept.
@@ -221,6 +252,9 @@ pub enum Refusal {
     /// The sender, or everyone together, has too many offers waiting for an answer.
     #[error("too many offers are waiting for an answer")]
     TooMany,
+    /// The file does not fit on the recipient's disk.
+    #[error("not enough disk space for this file")]
+    NoSpace,
 }
 
 /// A file the user offers (`/send-file`, `/share`), with what the driver drew for it.
@@ -347,6 +381,12 @@ impl Offers {
                     return Vec::new();
                 }
                 match result {
+                    // The partial file goes: it would hold disk space for nothing; a new
+                    // /accept starts over.
+                    Err(reason) => vec![
+                        Action::StopDownload(transfer),
+                        Action::Fail { transfer, reason },
+                    ],
                     Ok(path) => vec![
                         Action::Save {
                             transfer,
@@ -359,7 +399,6 @@ impl Offers {
                             sha256: hex::encode(t.offer.sha256),
                         }),
                     ],
-                    Err(reason) => vec![Action::Fail { transfer, reason }],
                 }
             }
         }
@@ -488,11 +527,19 @@ impl Offers {
         if known.transfers.contains(&offer.transfer) {
             return Ok(Vec::new());
         }
-        let (from_peer, all) = known.transfers.pending_offers(&peer, now_ms);
-        if from_peer >= MAX_PENDING_OFFERS_PER_PEER || all >= MAX_PENDING_OFFERS {
+        let direct = room.is_none();
+        // Downloads started by --auto-accept hold the same slots as unanswered offers.
+        let auto = direct && self.policy.auto_accept && self.policy.can_download;
+        let pending = known.transfers.pending_offers(&peer, now_ms, auto);
+        if pending.from_peer >= MAX_PENDING_OFFERS_PER_PEER
+            || pending.all >= MAX_PENDING_OFFERS
+            || (!direct && pending.shared >= MAX_PENDING_SHARED)
+        {
             return Err(Refusal::TooMany);
         }
-        let direct = room.is_none();
+        if !known.fits(offer.size) {
+            return Err(Refusal::NoSpace);
+        }
         let id = offer.transfer;
         let mut actions = vec![
             Action::Record(Transfer {
@@ -513,7 +560,7 @@ impl Offers {
                 room,
             }),
         ];
-        if direct && self.policy.auto_accept && self.policy.can_download {
+        if auto {
             actions.extend(self.download(id, peer));
         }
         Ok(actions)
@@ -549,6 +596,13 @@ impl Offers {
         if self.downloading.contains(&id) {
             return Ok(Vec::new());
         }
+        // A download resumed after a restart was accepted when the file fitted.
+        if transfer.state != State::Downloading && !known.fits(transfer.offer.size) {
+            return Err(TransferError::NoSpace {
+                size: transfer.offer.size,
+                free: known.free_space.unwrap_or(0),
+            });
+        }
         let (true, Some(peer)) = (self.policy.can_download, transfer.peer) else {
             return Err(TransferError::NoDownloadDir);
         };
@@ -566,8 +620,8 @@ impl Offers {
         ]
     }
 
-    /// `/reject`: declines an incoming offer or stops its download (its partial file goes);
-    /// the sender of a direct offer is told.
+    /// `/reject`: declines an incoming offer, stops its download or clears a failed one
+    /// (its partial file goes); the sender of a direct offer is told.
     pub fn reject(
         &mut self,
         known: Known<'_>,
@@ -576,7 +630,10 @@ impl Offers {
         let id = find_transfer(known.transfers, typed)?;
         let transfer = known.transfers.get(&id).ok_or(TransferError::Vanished)?;
         if transfer.direction != Direction::Incoming
-            || !matches!(transfer.state, State::Offered | State::Downloading)
+            || !matches!(
+                transfer.state,
+                State::Offered | State::Downloading | State::Failed { .. }
+            )
         {
             return Err(TransferError::NotRejectable(id));
         }
@@ -651,11 +708,13 @@ mod tests {
     struct World {
         transfers: Transfers,
         directory: Directory,
+        free_space: Option<u64>,
     }
 
     impl World {
         fn new() -> Self {
             Self {
+                free_space: None,
                 transfers: Transfers::default(),
                 directory: Directory::new(
                     NameBook::new(Duration::from_secs(10)),
@@ -668,6 +727,7 @@ mod tests {
             Known {
                 transfers: &self.transfers,
                 directory: &self.directory,
+                free_space: self.free_space,
             }
         }
 
@@ -1229,6 +1289,124 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_larger_than_the_free_disk_is_refused() {
+        let mut w = World::new();
+        let alice = PeerId::random();
+        let mut m = Offers::new(Policy::new(secs(60.0), true, true));
+        w.free_space = Some(DISK_MARGIN + 1000);
+        let mut big = offer(TransferId::random(), "big.iso");
+        big.size = 1001;
+        assert_eq!(
+            m.on_offer(w.known(), alice, None, big.clone(), 1),
+            Err(Refusal::NoSpace)
+        );
+        assert_eq!(
+            Refusal::NoSpace.to_string(),
+            "not enough disk space for this file"
+        );
+        big.size = 1000;
+        let out = m.on_offer(w.known(), alice, None, big, 1).unwrap();
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::StartDownload { .. })));
+        // An offer kept while there was room is refused at /accept once the room is gone.
+        let mut m = Offers::new(policy());
+        let id = w.add(transfer(Direction::Incoming, alice, None));
+        w.free_space = Some(DISK_MARGIN);
+        let err = m.start(w.known(), id).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not enough disk space: the file needs 1 MiB and 256 MiB must stay free, 256 MiB are free"
+        );
+    }
+
+    #[test]
+    fn auto_accepted_downloads_hold_the_senders_offer_slots() {
+        let mut w = World::new();
+        let spammer = PeerId::random();
+        let mut m = Offers::new(Policy::new(secs(60.0), true, true));
+        for _ in 0..MAX_PENDING_OFFERS_PER_PEER {
+            let out = m
+                .on_offer(
+                    w.known(),
+                    spammer,
+                    None,
+                    offer(TransferId::random(), "a"),
+                    1,
+                )
+                .unwrap();
+            w.apply(&out);
+        }
+        assert_eq!(
+            m.on_offer(
+                w.known(),
+                spammer,
+                None,
+                offer(TransferId::random(), "a"),
+                1
+            ),
+            Err(Refusal::TooMany)
+        );
+    }
+
+    #[test]
+    fn shared_files_leave_slots_for_direct_offers() {
+        let mut w = World::new();
+        let mut m = Offers::new(policy());
+        let room = Some("lobby".to_owned());
+        let mut kept = 0;
+        for _ in 0..MAX_PENDING_OFFERS {
+            let sharer = PeerId::random();
+            if let Ok(out) = m.on_offer(
+                w.known(),
+                sharer,
+                room.clone(),
+                offer(TransferId::random(), "a"),
+                1,
+            ) {
+                w.apply(&out);
+                kept += 1;
+            }
+        }
+        assert_eq!(kept, MAX_PENDING_SHARED);
+        let direct = m.on_offer(
+            w.known(),
+            PeerId::random(),
+            None,
+            offer(TransferId::random(), "a"),
+            1,
+        );
+        assert!(direct.is_ok());
+    }
+
+    #[test]
+    fn a_failed_download_can_be_rejected_and_its_partial_file_goes() {
+        let mut w = World::new();
+        let alice = PeerId::random();
+        let id = w.add(transfer(Direction::Incoming, alice, None));
+        w.transfers
+            .set_state(
+                &id,
+                State::Failed {
+                    reason: "disk full".into(),
+                },
+            )
+            .unwrap();
+        let mut m = Offers::new(policy());
+        let (_, out) = m.reject(w.known(), &id.to_string()).unwrap();
+        assert_eq!(
+            out[..2],
+            [
+                Action::StopDownload(id),
+                Action::Save {
+                    transfer: id,
+                    state: State::Rejected
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn accepting_starts_one_download() {
         let mut w = World::new();
         let alice = PeerId::random();
@@ -1260,10 +1438,13 @@ mod tests {
         let out = m.handle(Instant::now(), w.known(), ended);
         assert_eq!(
             out,
-            vec![Action::Fail {
-                transfer: id,
-                reason: "hash mismatch".into()
-            }]
+            vec![
+                Action::StopDownload(id),
+                Action::Fail {
+                    transfer: id,
+                    reason: "hash mismatch".into()
+                }
+            ]
         );
         w.apply(&out);
         assert_eq!(m.accept(w.known(), &typed).unwrap().1.len(), 2);

@@ -74,16 +74,21 @@ where
     let part = job.part_path();
     let io_err = |what: &str, e: io::Error| format!("{what} {}: {e}", part.display());
     if let Some(dir) = part.parent() {
-        tokio::fs::create_dir_all(dir)
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || crate::store::data_dir::create_private_dir(&dir))
             .await
+            .map_err(io::Error::other)
+            .and_then(|r| r)
             .map_err(|e| io_err("cannot create the folder of", e))?;
     }
     let (mut done, mut hasher) = resume_point(&part, job.size)
         .await
         .map_err(|e| io_err("cannot read", e))?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = tokio::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
         .open(&part)
         .await
         .map_err(|e| io_err("cannot open", e))?;

@@ -147,16 +147,53 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// How long the metrics server waits on one connection, and how many it serves at once.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// Longest wait for the request.
+    pub read: std::time::Duration,
+    /// Longest wait for the answer to be taken.
+    pub write: std::time::Duration,
+    /// Connections served at once; more are closed at once.
+    pub connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            read: std::time::Duration::from_secs(5),
+            write: std::time::Duration::from_secs(10),
+            connections: 32,
+        }
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) -> std::io::Result<()> {
+    serve_within(listener, registry, ServerLimits::default()).await
+}
+
+/// Serves `GET /metrics` on `listener` within `limits`: a client that sends nothing, or
+/// never reads, is cut off, so idle connections cannot pile up.
+pub async fn serve_within(
+    listener: TcpListener,
+    registry: Arc<Mutex<Registry>>,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections));
     loop {
         let (mut stream, _) = listener.accept().await?;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!("metrics: too many connections, closing one");
+            continue;
+        };
         let registry = registry.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut head = vec![0u8; 4096];
-            let n = match stream.read(&mut head).await {
-                Ok(n) => n,
-                Err(_) => return,
+            let n = match tokio::time::timeout(limits.read, stream.read(&mut head)).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) | Err(_) => return,
             };
             let request = String::from_utf8_lossy(&head[..n]);
             let (status, body) = if request.starts_with("GET /metrics ") {
@@ -168,8 +205,54 @@ pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) -> std
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
+            let write = async {
+                stream.write_all(response.as_bytes()).await?;
+                stream.shutdown().await
+            };
+            let _ = tokio::time::timeout(limits.write, write).await;
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod server_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_silent_client_is_cut_off_and_others_are_still_served() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ServerLimits {
+            read: Duration::from_millis(200),
+            ..ServerLimits::default()
+        };
+        let metrics = Metrics::new();
+        tokio::spawn(serve_within(listener, metrics.registry(), limits));
+        // Connections that never send a byte: each is closed by the server.
+        let mut silent = Vec::new();
+        for _ in 0..limits.connections {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        for stream in &mut silent {
+            let mut buf = [0u8; 16];
+            let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+                .await
+                .expect("the server kept a silent connection open")
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+        }
+        let mut honest = tokio::net::TcpStream::connect(addr).await.unwrap();
+        honest
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(20), honest.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     }
 }

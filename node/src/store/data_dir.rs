@@ -1,4 +1,8 @@
 //! The node's folder on disk: where each file lives, and atomic whole-file writes.
+//!
+//! The folder is the user's alone: it is created 0700, its files 0600, and a folder or
+//! identity file that other users may write is refused with the command that fixes it
+//! (someone who can write there could swap the key, the contacts or the ctl socket).
 
 use std::{
     fs,
@@ -12,10 +16,84 @@ pub struct DataDir {
     root: PathBuf,
 }
 
+/// A file or folder of the data dir that other users may write.
+#[derive(Debug, thiserror::Error)]
+pub enum Exposed {
+    /// The data dir.
+    #[error("data dir {0} is writable by other users: run chmod 700 {0}")]
+    Dir(String),
+    /// A file in it.
+    #[error("{0} is writable by other users: run chmod 600 {0}")]
+    File(String),
+}
+
+impl Exposed {
+    /// As an I/O error (permission denied) whose text is this one line.
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::PermissionDenied, self)
+    }
+}
+
+/// Refuses `path` when users other than its owner may write it.
+#[cfg(unix)]
+pub fn refuse_exposed(path: &Path, meta: &fs::Metadata) -> Result<(), Exposed> {
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o022 == 0 {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    Err(if meta.is_dir() {
+        Exposed::Dir(shown)
+    } else {
+        Exposed::File(shown)
+    })
+}
+
+/// Refuses `path` when users other than its owner may write it.
+#[cfg(not(unix))]
+pub fn refuse_exposed(_: &Path, _: &fs::Metadata) -> Result<(), Exposed> {
+    Ok(())
+}
+
+/// Bytes an unprivileged user may still write on the file system holding `path`.
+#[cfg(unix)]
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let stat = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Bytes an unprivileged user may still write on the file system holding `path` (unknown
+/// on this platform).
+#[cfg(not(unix))]
+pub fn free_space(_: &Path) -> io::Result<u64> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "free space unknown",
+    ))
+}
+
+/// Creates the folder `path` and its missing parents, each readable by its owner only.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
 impl DataDir {
-    /// Opens `root`, creating it (but never its parent) when it does not exist yet.
+    /// Opens `root`, creating it (but never its parent) when it does not exist yet; a
+    /// folder other users may write is refused.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
+        if let Ok(meta) = fs::metadata(&root) {
+            if meta.is_dir() {
+                refuse_exposed(&root, &meta).map_err(Exposed::into_io)?;
+            }
+        }
         if !root.is_dir() {
             match root.parent() {
                 Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
@@ -42,7 +120,13 @@ impl DataDir {
             )
         })?;
         let root = dirs.data_dir().to_path_buf();
-        fs::create_dir_all(&root)?;
+        if !root.is_dir() {
+            if let Some(parent) = root.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            create_private_dir(&root)?;
+        }
+        refuse_exposed(&root, &fs::metadata(&root)?).map_err(Exposed::into_io)?;
         Ok(Self { root })
     }
 
@@ -188,6 +272,33 @@ mod tests {
         let err = DataDir::open(tmp.path().join("no/such")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(DataDir::open(tmp.path().join("fresh")).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_dir_others_can_write_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("fresh");
+        DataDir::open(&fresh).unwrap();
+        let mode = fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        for exposed in [0o777, 0o770, 0o702] {
+            fs::set_permissions(&fresh, fs::Permissions::from_mode(exposed)).unwrap();
+            let err = DataDir::open(&fresh).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+            let text = err.to_string();
+            assert_eq!(
+                text,
+                format!(
+                    "data dir {0} is writable by other users: run chmod 700 {0}",
+                    fresh.display()
+                )
+            );
+        }
+        // Readable by others is the user's choice; only writing is refused.
+        fs::set_permissions(&fresh, fs::Permissions::from_mode(0o755)).unwrap();
+        DataDir::open(&fresh).unwrap();
     }
 
     #[test]

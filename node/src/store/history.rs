@@ -2,6 +2,10 @@
 //!
 //! A log survives `kill -9`: each entry goes out in a single `write`, and a line torn by a
 //! crash is skipped on reading and fenced off with a newline before the next append.
+//!
+//! At most [`MAX_OPEN`] logs are open at once: the least recently written is closed to
+//! open another, so a crowd of peers (each with a fresh key, each its own conversation)
+//! cannot use up the process's file descriptors.
 
 use std::{
     collections::HashMap,
@@ -33,21 +37,27 @@ pub struct Entry {
 /// Most entries one read returns.
 pub const MAX_READ: usize = 100_000;
 
+/// Most logs kept open at once.
+pub const MAX_OPEN: usize = 64;
+
 /// The open logs of one node.
 #[derive(Debug)]
 pub struct History {
     dir: PathBuf,
-    open: HashMap<String, File>,
+    /// Open logs and when each was last written (a counter of appends).
+    open: HashMap<String, (File, u64)>,
+    appends: u64,
 }
 
 impl History {
     /// Opens (and creates) the history folder.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        crate::store::data_dir::create_private_dir(&dir)?;
         Ok(Self {
             dir,
             open: HashMap::new(),
+            appends: 0,
         })
     }
 
@@ -60,12 +70,18 @@ impl History {
     pub fn append(&mut self, conversation: &str, entry: &Entry) -> io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
         line.push(b'\n');
-        let file = match self.open.entry(conversation.to_owned()) {
+        self.appends += 1;
+        if !self.open.contains_key(conversation) && self.open.len() >= MAX_OPEN {
+            self.close_least_recent();
+        }
+        let (file, last) = match self.open.entry(conversation.to_owned()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+            std::collections::hash_map::Entry::Vacant(v) => v.insert((
                 crate::store::journal::open_for_append(&log_path(&self.dir, conversation))?,
-            ),
+                0,
+            )),
         };
+        *last = self.appends;
         let written = file.write_all(&line).and_then(|()| file.flush());
         if written.is_err() {
             // A failed write (a full disk) may leave half a line: reopen on the next append,
@@ -73,6 +89,23 @@ impl History {
             self.open.remove(conversation);
         }
         written
+    }
+
+    /// How many logs are open now.
+    pub fn open_logs(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Closes the log written least recently (every entry in it is written already).
+    fn close_least_recent(&mut self) {
+        let oldest = self
+            .open
+            .iter()
+            .min_by_key(|(_, (_, last))| *last)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = oldest {
+            self.open.remove(&name);
+        }
     }
 
     /// The last `n` entries of `conversation`, oldest first.
@@ -194,6 +227,47 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(History::conversations(tmp.path()).unwrap(), vec!["lobby"]);
+    }
+
+    /// Descriptors of this process open on files inside `dir` (Linux `/proc/self/fd`).
+    fn descriptors_in(dir: &Path) -> usize {
+        let dir = dir.canonicalize().unwrap();
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|fd| fs::read_link(fd.path()).ok())
+            .filter(|target| target.starts_with(&dir))
+            .count()
+    }
+
+    #[test]
+    fn a_thousand_conversations_keep_a_bounded_set_of_files_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut h = History::open(tmp.path()).unwrap();
+        for i in 0..1000 {
+            h.append(&format!("dm-{i}"), &entry(i)).unwrap();
+        }
+        assert!(h.open_logs() <= MAX_OPEN, "{} logs open", h.open_logs());
+        if cfg!(target_os = "linux") {
+            let open = descriptors_in(tmp.path());
+            assert!(
+                open <= MAX_OPEN,
+                "{open} descriptors open in the history folder"
+            );
+        }
+        // A closed log takes further entries, after the ones it has.
+        h.append("dm-0", &entry(1000)).unwrap();
+        assert_eq!(
+            History::read_last(tmp.path(), "dm-0", 10).unwrap(),
+            vec![entry(0), entry(1000)]
+        );
+        for i in 1..1000 {
+            assert_eq!(
+                History::read_last(tmp.path(), &format!("dm-{i}"), 10).unwrap(),
+                vec![entry(i)]
+            );
+        }
+        assert_eq!(History::conversations(tmp.path()).unwrap().len(), 1000);
     }
 
     #[test]

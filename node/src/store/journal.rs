@@ -92,14 +92,17 @@ pub fn read_all<T: DeserializeOwned>(path: &Path) -> io::Result<Vec<T>> {
     Ok(records)
 }
 
-/// Opens a line file for appending; a torn last line left by a crash is closed with a
-/// newline so the next record starts on a line of its own.
+/// Opens a line file for appending (created readable by its owner only); a torn last line
+/// left by a crash is closed with a newline so the next record starts on a line of its own.
 pub fn open_for_append(path: &Path) -> io::Result<File> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)?;
+    let mut options = OpenOptions::new();
+    options.create(true).append(true).read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
     let len = file.metadata()?.len();
     if len > 0 {
         file.seek(SeekFrom::Start(len - 1))?;

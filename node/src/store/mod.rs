@@ -70,7 +70,7 @@ impl NodeStore {
     /// Opens what a user's node keeps in `dir`.
     pub fn open(dir: &DataDir) -> Result<Self, OpenError> {
         let downloads = dir.downloads();
-        std::fs::create_dir_all(&downloads).map_err(OpenError::at(&downloads))?;
+        data_dir::create_private_dir(&downloads).map_err(OpenError::at(&downloads))?;
         let history_dir = dir.history();
         Ok(Self {
             history: Some(History::open(history_dir.clone()).map_err(OpenError::at(&history_dir))?),

@@ -17,8 +17,11 @@ use crate::store::data_dir::write_atomic;
 
 /// Largest transfers file accepted.
 const MAX_TABLE_FILE: u64 = 16 * 1024 * 1024;
-/// Most incoming offers kept before the oldest finished ones are forgotten.
-pub const MAX_TRANSFERS: usize = 10_000;
+/// Most transfers kept: past it the oldest finished ones, and unanswered incoming offers
+/// older than [`limits::PENDING_OFFER_TTL_MS`], are forgotten. A row takes at most about
+/// 1 KiB (a name of 255 bytes, a reason of 256, a path), so the table stays far below
+/// [`MAX_TABLE_FILE`] and each save rewrites a few MiB at most.
+pub const MAX_TRANSFERS: usize = 4_000;
 
 /// Which way a file goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +86,17 @@ impl Transfer {
     }
 }
 
+/// How many incoming offers wait (see [`Transfers::pending_offers`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// From the peer asked about.
+    pub from_peer: usize,
+    /// From everyone.
+    pub all: usize,
+    /// Of those, shared in rooms.
+    pub shared: usize,
+}
+
 /// Every transfer this node knows, saved as one JSON file.
 #[derive(Debug, Default)]
 pub struct Transfers {
@@ -138,7 +152,7 @@ impl Transfers {
                 transfer: t.clone(),
             })
             .collect();
-        let json = serde_json::to_vec_pretty(&rows).map_err(io::Error::other)?;
+        let json = serde_json::to_vec(&rows).map_err(io::Error::other)?;
         write_atomic(path, &json, true)
     }
 
@@ -148,43 +162,61 @@ impl Transfers {
         if self.table.contains_key(&transfer.offer.transfer) {
             return Ok(false);
         }
-        if self.table.len() >= MAX_TRANSFERS {
-            self.forget_oldest_finished();
-        }
+        while self.table.len() >= MAX_TRANSFERS && self.forget_oldest(transfer.created_ms) {}
         self.table.insert(transfer.offer.transfer, transfer);
         self.save()?;
         Ok(true)
     }
 
-    fn forget_oldest_finished(&mut self) {
+    /// Forgets the oldest transfer that is finished, or an incoming offer left unanswered
+    /// for [`limits::PENDING_OFFER_TTL_MS`] at `now_ms`; whether there was one.
+    fn forget_oldest(&mut self, now_ms: u64) -> bool {
         let oldest = self
             .table
             .iter()
-            .filter(|(_, t)| !matches!(t.state, State::Offered | State::Downloading))
+            .filter(|(_, t)| match t.state {
+                State::Downloading => false,
+                State::Offered => {
+                    t.direction == Direction::Incoming
+                        && now_ms.saturating_sub(t.created_ms) >= limits::PENDING_OFFER_TTL_MS
+                }
+                State::Done { .. } | State::Rejected | State::Failed { .. } => true,
+            })
             .min_by_key(|(_, t)| t.created_ms)
             .map(|(id, _)| *id);
-        if let Some(id) = oldest {
-            self.table.remove(&id);
-        }
+        oldest.is_some_and(|id| self.table.remove(&id).is_some())
     }
 
-    /// Unanswered incoming offers younger than [`limits::PENDING_OFFER_TTL_MS`] at `now_ms`:
-    /// how many came from `peer`, and how many in all.
-    pub fn pending_offers(&self, peer: &PeerId, now_ms: u64) -> (usize, usize) {
-        let pending: Vec<&Transfer> = self
-            .table
-            .values()
-            .filter(|t| {
-                t.direction == Direction::Incoming
-                    && t.state == State::Offered
-                    && now_ms.saturating_sub(t.created_ms) < limits::PENDING_OFFER_TTL_MS
-            })
-            .collect();
-        let from_peer = pending
+    /// Incoming offers waiting for an answer at `now_ms` (unanswered and younger than
+    /// [`limits::PENDING_OFFER_TTL_MS`]), and with `downloading` also the downloads
+    /// running: how many are `peer`'s, how many in all, and how many of those were shared
+    /// in rooms.
+    pub fn pending_offers(&self, peer: &PeerId, now_ms: u64, downloading: bool) -> Pending {
+        let mut pending = Pending::default();
+        for t in self.table.values() {
+            let counts = t.direction == Direction::Incoming
+                && match t.state {
+                    State::Offered => {
+                        now_ms.saturating_sub(t.created_ms) < limits::PENDING_OFFER_TTL_MS
+                    }
+                    State::Downloading => downloading,
+                    _ => false,
+                };
+            if counts {
+                pending.all += 1;
+                pending.from_peer += usize::from(t.peer.as_ref() == Some(peer));
+                pending.shared += usize::from(t.room.is_some());
+            }
+        }
+        pending
+    }
+
+    /// Incoming transfers whose download was started and has not ended.
+    pub fn downloading(&self) -> impl Iterator<Item = (TransferId, &Transfer)> {
+        self.table
             .iter()
-            .filter(|t| t.peer.as_ref() == Some(peer))
-            .count();
-        (from_peer, pending.len())
+            .filter(|(_, t)| t.direction == Direction::Incoming && t.state == State::Downloading)
+            .map(|(id, t)| (*id, t))
     }
 
     /// Whether transfer `id` is known.
@@ -306,7 +338,55 @@ mod tests {
         for t in [answered, stale, other, outgoing] {
             table.table.insert(t.offer.transfer, t);
         }
-        assert_eq!(table.pending_offers(&spammer, now), (3, 4));
+        let pending = table.pending_offers(&spammer, now, false);
+        assert_eq!((pending.from_peer, pending.all), (3, 4));
+        assert_eq!(table.pending_offers(&spammer, now, true).from_peer, 4);
+    }
+
+    #[test]
+    fn the_table_stays_bounded_when_old_offers_are_never_answered() {
+        // Offers nobody answers, arriving over days: the stale ones make room.
+        let mut table = Transfers::default();
+        let day = limits::PENDING_OFFER_TTL_MS;
+        for i in 0..(3 * MAX_TRANSFERS) as u64 {
+            let mut t = transfer(Direction::Incoming);
+            t.created_ms = i * (3 * day / MAX_TRANSFERS as u64);
+            table.insert(t).unwrap();
+            assert!(table.table.len() <= MAX_TRANSFERS);
+        }
+        // Live offers and downloads are never forgotten; the user's own offers neither.
+        let mut live = Transfers::default();
+        let mut mine = transfer(Direction::Outgoing);
+        mine.created_ms = 0;
+        let mine_id = mine.offer.transfer;
+        live.insert(mine).unwrap();
+        for _ in 0..MAX_TRANSFERS + 10 {
+            let mut t = transfer(Direction::Incoming);
+            t.state = State::Done {
+                path: PathBuf::from("x"),
+            };
+            live.insert(t).unwrap();
+        }
+        assert!(live.table.len() <= MAX_TRANSFERS);
+        assert!(live.get(&mine_id).is_some());
+    }
+
+    #[test]
+    fn the_saved_table_is_compact() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("transfers.json");
+        let mut table = Transfers::open(&path).unwrap();
+        for _ in 0..100 {
+            table.insert(transfer(Direction::Incoming)).unwrap();
+        }
+        let bytes = fs::read(&path).unwrap();
+        assert!(!bytes.contains(&b'\n'), "pretty-printed");
+        assert!(
+            bytes.len() < 100 * 450,
+            "{} bytes for 100 rows",
+            bytes.len()
+        );
+        assert_eq!(Transfers::open(&path).unwrap().list().len(), 100);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! The exchange is one JSON line each way: `{"line": "/status"}` and
 //! `{"ok": true, "output": "...", "quit": false}`.
+//!
+//! Only the user who runs the node may drive it: the socket is created 0600 in a 0700
+//! folder, and each connection's peer uid (`SO_PEERCRED`) must be the socket's owner.
 
 use std::{
     io,
@@ -68,6 +71,17 @@ pub enum CtlError {
 pub struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
+    /// The user the node runs as (the socket's owner); only this user is served.
+    owner: u32,
+}
+
+/// The answer to a connection from a user other than the node's.
+pub const REFUSED_USER: &str = "refused: this ipm node belongs to another user";
+
+/// Whether a ctl connection from `peer` (its uid, when the system tells it) may drive a
+/// node run by user `owner`: only the same user may.
+pub fn admits(owner: u32, peer: Option<u32>) -> bool {
+    peer == Some(owner)
 }
 
 impl CtlServer {
@@ -79,13 +93,21 @@ impl CtlServer {
             }
             let _ = std::fs::remove_file(path);
         }
-        let listener = UnixListener::bind(path).map_err(|source| CtlError::Io {
+        let io_err = |source| CtlError::Io {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let listener = UnixListener::bind(path).map_err(io_err)?;
+        let owner = {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(io_err)?;
+            std::fs::metadata(path).map_err(io_err)?.uid()
+        };
         Ok(Self {
             listener,
             path: path.to_owned(),
+            owner,
         })
     }
 
@@ -94,6 +116,12 @@ impl CtlServer {
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => {
+                    let peer = stream.peer_cred().ok().map(|c| c.uid());
+                    if !admits(self.owner, peer) {
+                        warn!(?peer, "ctl connection from another user refused");
+                        tokio::spawn(refuse(stream));
+                        continue;
+                    }
                     let session = session.clone();
                     let quit = quit.clone();
                     tokio::spawn(async move {
@@ -117,6 +145,29 @@ impl Drop for CtlServer {
     }
 }
 
+/// Tells a connection of another user that it is refused. Its request is read (bounded,
+/// never run) only so that the refusal is not lost to a broken pipe on its side.
+async fn refuse(stream: UnixStream) {
+    let reply = CtlReply {
+        ok: false,
+        output: REFUSED_USER.into(),
+        quit: false,
+    };
+    let Ok(mut bytes) = serde_json::to_vec(&reply) else {
+        return;
+    };
+    bytes.push(b'\n');
+    let (read, mut write) = stream.into_split();
+    let exchange = async {
+        let mut ignored = String::new();
+        let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
+        let _ = reader.read_line(&mut ignored).await;
+        write.write_all(&bytes).await?;
+        write.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), exchange).await;
+}
+
 async fn handle(stream: UnixStream, session: &Session, quit: &mpsc::Sender<()>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
@@ -136,7 +187,7 @@ async fn handle(stream: UnixStream, session: &Session, quit: &mpsc::Sender<()>) 
             },
             Err(message) => CtlReply {
                 ok: false,
-                output: message.to_string(),
+                output: message.describe(),
                 quit: false,
             },
         },
@@ -184,5 +235,25 @@ pub async fn send(path: &Path, data_dir: &Path, line: &str) -> Result<CtlReply, 
     let mut reader = BufReader::new(read).take(MAX_REPLY as u64);
     let mut answer = String::new();
     reader.read_line(&mut answer).await.map_err(io_err)?;
-    serde_json::from_str(&answer).map_err(|e| CtlError::BadReply(e.to_string()))
+    let mut reply: CtlReply =
+        serde_json::from_str(&answer).map_err(|e| CtlError::BadReply(e.to_string()))?;
+    // Whatever answers on the socket, its text cannot drive the terminal `ipm ctl` runs in.
+    reply.output = crate::ui::render::clean_lines(&reply.output);
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_nodes_own_user_is_admitted() {
+        assert!(admits(1000, Some(1000)));
+        assert!(!admits(1000, Some(1001)));
+        assert!(
+            !admits(1000, Some(0)),
+            "not even root drives another user's node"
+        );
+        assert!(!admits(0, None), "a peer whose uid is unknown is refused");
+    }
 }

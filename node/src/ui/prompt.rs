@@ -169,7 +169,7 @@ fn read_lines(
                     }
                     Ok(Ok(Outcome::Sent { .. })) => {}
                     Ok(Ok(outcome)) => println!("{}", outcome.describe()),
-                    Ok(Err(message)) => println!("error: {message}"),
+                    Ok(Err(message)) => println!("error: {}", message.describe()),
                     Err(_) => break,
                 }
             }

@@ -135,6 +135,20 @@ pub fn clean(text: &str) -> String {
         .collect()
 }
 
+/// Several lines of output that may hold peer text (a command's answer): like [`clean`],
+/// but the line breaks between the lines stay.
+pub fn clean_lines(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '�'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +177,12 @@ mod tests {
             text: "\u{1b}[2Jgotcha".into(),
         });
         assert!(!line.contains('\u{1b}'), "{line}");
+    }
+
+    #[test]
+    fn answers_keep_their_lines_but_lose_escapes() {
+        let text = "a\u{1b}]0;title\u{7}\nb\r\u{9b}2J";
+        assert_eq!(clean_lines(text), "a�]0;title�\nb��2J");
     }
 
     #[test]

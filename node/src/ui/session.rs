@@ -97,11 +97,20 @@ pub enum Outcome {
     Quit,
 }
 
+impl SessionError {
+    /// The error as the user reads it: peer text in it cannot drive the terminal.
+    pub fn describe(&self) -> String {
+        render::clean_lines(&self.to_string())
+    }
+}
+
 impl Outcome {
     /// The text shown for this outcome (empty for a plain send at the prompt).
+    /// Peer text in it (names, messages, file names, refusals) has its control characters
+    /// neutralised, whatever command produced it.
     pub fn describe(&self) -> String {
         match self {
-            Outcome::Text(text) => text.clone(),
+            Outcome::Text(text) => render::clean_lines(text),
             Outcome::Sent { room, id, peers: 0 } => {
                 format!("sent {id} to {room} (nobody else is in {room} yet)")
             }
@@ -390,15 +399,15 @@ pub fn render_transfers(list: &[TransferView]) -> String {
             }
             State::Done { .. } => "done".into(),
             State::Rejected => "rejected".into(),
-            State::Failed { reason } => format!("failed: {reason}"),
+            State::Failed { reason } => format!("failed: {}", render::clean(reason)),
         };
         let _ = writeln!(
             out,
             "{}  {} ({}) {arrow} {}  {state}",
             render::short(&t.id.to_string()),
-            t.name,
+            render::clean(&t.name),
             render::bytes(t.size),
-            t.with
+            render::clean(&t.with)
         );
     }
     out.pop();
@@ -407,7 +416,12 @@ pub fn render_transfers(list: &[TransferView]) -> String {
 
 /// `time name: text`, local time.
 pub fn format_entry(entry: &Entry) -> String {
-    format!("{} {}: {}", format_time(entry.ts), entry.from, entry.text)
+    format!(
+        "{} {}: {}",
+        format_time(entry.ts),
+        render::clean(&entry.from),
+        render::clean(&entry.text)
+    )
 }
 
 /// A timestamp (ms since the epoch) as local `YYYY-MM-DD HH:MM:SS`.
@@ -500,4 +514,65 @@ pub fn render_status(status: &Status, current: &Room) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ipm_protocol::TransferId;
+
+    const ESCAPE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}";
+
+    #[test]
+    fn history_lines_neutralise_peer_control_characters() {
+        let entry = Entry {
+            ts: 0,
+            id: "00".into(),
+            from: format!("mallory{ESCAPE}"),
+            peer: "12D3Koo".into(),
+            text: format!("hi{ESCAPE}\r\nfake line"),
+            outgoing: false,
+        };
+        let line = format_entry(&entry);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        let shown = Outcome::Text(format!("{line}\n{line}")).describe();
+        assert_eq!(shown.lines().count(), 2, "{shown:?}");
+    }
+
+    #[test]
+    fn transfer_rows_neutralise_names_peers_and_reasons() {
+        let view = |state| TransferView {
+            id: TransferId::random(),
+            direction: Direction::Outgoing,
+            with: format!("eve{ESCAPE}"),
+            name: format!("a{ESCAPE}.txt"),
+            size: 3,
+            bytes: 0,
+            state,
+        };
+        let table = render_transfers(&[
+            view(State::Offered),
+            view(State::Failed {
+                reason: format!("refused: {ESCAPE}"),
+            }),
+        ]);
+        assert_eq!(table.lines().count(), 2, "{table:?}");
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
+    }
+
+    #[test]
+    fn every_answer_and_error_is_neutralised() {
+        let answer = Outcome::Text(format!("downloading x from {ESCAPE}")).describe();
+        assert!(!answer.contains('\u{1b}'), "{answer:?}");
+        let error = SessionError::NotBlocked {
+            user: format!("x{ESCAPE}"),
+            peer: PeerId::random(),
+        }
+        .describe();
+        assert!(!error.contains('\u{1b}'), "{error:?}");
+    }
 }
