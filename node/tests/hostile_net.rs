@@ -58,6 +58,7 @@ impl Stall {
             let (stop, open, opened) =
                 (stall.stop.clone(), stall.open.clone(), stall.opened.clone());
             tokio::spawn(async move {
+                let mut first = true;
                 while !stop.load(Ordering::Relaxed) {
                     let socket = tokio::net::TcpSocket::new_v4().unwrap();
                     socket.bind(SocketAddr::from((from, 0))).unwrap();
@@ -66,6 +67,15 @@ impl Stall {
                         opened.fetch_add(1, Ordering::Relaxed);
                         // Half a multistream header, never finished.
                         let _ = stream.write_all(b"\x13/multistream/1").await;
+                        // The first socket of each is closed at a random moment, so that
+                        // the slots held never come free together; later ones are held
+                        // until the victim drops them.
+                        let hold = match first {
+                            true => Duration::from_millis(rand::random::<u64>() % 10_000),
+                            false => Duration::from_secs(3600),
+                        };
+                        first = false;
+                        let until = tokio::time::Instant::now() + hold;
                         let mut buf = [0u8; 256];
                         loop {
                             tokio::select! {
@@ -74,14 +84,18 @@ impl Stall {
                                     Ok(_) => {}
                                 },
                                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                                    if stop.load(Ordering::Relaxed) { break; }
+                                    if stop.load(Ordering::Relaxed)
+                                        || tokio::time::Instant::now() >= until
+                                    {
+                                        break;
+                                    }
                                 }
                             }
                         }
                         open.fetch_sub(1, Ordering::Relaxed);
                     }
                     // Pacing between renewals, so the flood does not eat the test machine.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             });
         }
@@ -111,17 +125,20 @@ async fn strict_bootstrap() -> TestNode {
     .await
 }
 
-/// Dials `addr` until it answers; how long that took (`None`: not within [`WAIT`]).
-async fn join(node: &TestNode, addr: &Multiaddr) -> Option<Duration> {
+/// Dials `addr` until it answers: how long that took (`None`: not within [`WAIT`]) and how
+/// many dials were refused before.
+async fn join(node: &TestNode, addr: &Multiaddr) -> (Option<Duration>, usize) {
     let started = Instant::now();
+    let mut refused = 0;
     while started.elapsed() < WAIT {
         if node.client.dial(addr.clone()).await.is_ok() {
-            return Some(started.elapsed());
+            return (Some(started.elapsed()), refused);
         }
+        refused += 1;
         // A user retrying after a refusal.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    None
+    (None, refused)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,10 +167,10 @@ async fn a_newcomer_joins_a_bootstrap_while_one_address_holds_hundreds_of_stalle
     let mut config = user_config("newcomer", tmp.path(), &bootstrap.addr);
     config.address_limits = AddressLimits::default();
     let mut newcomer = spawn_with_key(Keypair::generate_ed25519(), config).await;
-    let took = join(&newcomer, &bootstrap.addr).await;
+    let (took, refused) = join(&newcomer, &bootstrap.addr).await;
     eprintln!(
-        "newcomer joined in {took:?} with {SOCKETS} stalled sockets from one address \
-         ({} open, {} opened so far)",
+        "newcomer joined in {took:?} after {refused} refused dials, with {SOCKETS} stalled \
+         sockets from one address ({} open, {} opened so far)",
         stall.open.load(Ordering::Relaxed),
         stall.opened.load(Ordering::Relaxed)
     );
