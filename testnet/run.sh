@@ -78,6 +78,8 @@ build() {
     fi
     rm -rf "$STAGING_DIR"
     mkdir -p "$STAGING_DIR/data"
+    # ipm refuses a data dir other users can write, whatever the host's umask.
+    chmod 700 "$STAGING_DIR/data"
     for bin in ipm ipm-bootstrap; do
         [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: build without IPM_TESTNET_NO_BUILD"
         if command -v readelf >/dev/null && [[ $(readelf -l "$bin_dir/$bin") == *INTERP* ]]; then
