@@ -1,7 +1,8 @@
 //! Decisions without I/O. Each machine takes inputs, the current time and any random draw,
 //! and returns what the driver in `event_loop` must do: `delivery` (private messages),
 //! `mail_pickup` (sealed copies at bootstraps), `registry_client` (names at bootstraps),
-//! `offers` (file offers and transfers), `intake` (what each gossip message is),
+//! `offers` (file offers and transfers), `intake` (what each gossip message is) with
+//! `forwarder_budget` (what forwarders of unknown authors may bring),
 //! `announcing` and `presence` (who is online), `peer_policy` (which peers to dial, keep and
 //! drop). Beside them: `directory` and `names` (what is known of peers), `geo_group`,
 //! `rate_limit`, `backoff` and `refusal` (why a change is refused).
@@ -10,6 +11,7 @@ pub mod announcing;
 pub mod backoff;
 pub mod delivery;
 pub mod directory;
+pub mod forwarder_budget;
 pub mod geo_group;
 pub mod intake;
 pub mod mail_pickup;
