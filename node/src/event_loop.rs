@@ -124,6 +124,7 @@ impl EventLoop {
         let people = PeopleState::new(key.clone(), &config);
         let files = files::Files::new(&config, store.downloads.is_some());
         let registry = registry::RegistryState::new(&config);
+        let intake = Intake::new(SEEN_CAPACITY, config.presence_interval);
         Self {
             swarm,
             key,
@@ -139,7 +140,7 @@ impl EventLoop {
             store,
             services,
             directory,
-            intake: Intake::new(SEEN_CAPACITY),
+            intake,
             pending_dials: HashMap::new(),
             files,
             lookups: HashMap::new(),
@@ -329,6 +330,7 @@ impl EventLoop {
                     .disconnected(&peer_id, &remote_addr(&endpoint));
                 if num_established == 0 {
                     self.registry_peer_gone(peer_id);
+                    self.forwarder_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });
                 }
             }
@@ -386,7 +388,7 @@ impl EventLoop {
                     match self.gossip_over_budget(&propagation_source, &message) {
                         Some(verdict) => (verdict, true),
                         None => {
-                            let verdict = self.on_gossip(&message);
+                            let verdict = self.on_gossip(propagation_source, &message);
                             let rejected = matches!(verdict, MessageAcceptance::Reject);
                             (verdict, rejected)
                         }

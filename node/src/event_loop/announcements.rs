@@ -55,19 +55,30 @@ impl EventLoop {
         self.announcing_step(Instant::now(), announcing::Input::Stopping)
     }
 
-    /// A user's announcement taken in from the presence topic.
-    pub(super) fn hear_presence(&mut self, peer: PeerId, presence: Presence) {
+    /// A user's announcement taken in from the presence topic, delivered by `forwarder`.
+    /// Contacts and users who spoke in the user's rooms are never evicted from a full table.
+    pub(super) fn hear_presence(&mut self, peer: PeerId, presence: Presence, forwarder: PeerId) {
         let name_pending = !presence.leaving
             && (self.directory.names.is_running(&presence.name)
                 || self.asking_registry(&presence.name));
+        let protected =
+            self.directory.contacts.petname(&peer).is_some() || self.intake.spoke(&peer);
         self.presence_step(
             Instant::now(),
             presence::Input::Heard {
                 peer,
                 presence: Box::new(presence),
                 name_pending,
+                forwarder,
+                protected,
             },
         );
+    }
+
+    /// The node holds no connection to `peer` any more: users heard only through it lose
+    /// the stretch of their silence.
+    pub(super) fn forwarder_gone(&mut self, peer: PeerId) {
+        self.presence_step(Instant::now(), presence::Input::ForwarderGone(peer));
     }
 
     /// A lookup of `name` settled: report the users who came online waiting for it.

@@ -1,7 +1,7 @@
 //! Rooms in the event loop: joining and leaving, publishing a line, and carrying out what
 //! the gossip intake decides about each message (chat lines, shared files, presence).
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Instant};
 
 use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance},
@@ -105,7 +105,12 @@ impl EventLoop {
 
     /// Checks a gossip message (room line, shared file or presence) and carries out what
     /// the intake decides; the verdict feeds gossipsub's peer scoring.
-    pub(super) fn on_gossip(&mut self, message: &gossipsub::Message) -> MessageAcceptance {
+    /// `forwarder` is the peer that delivered it.
+    pub(super) fn on_gossip(
+        &mut self,
+        forwarder: PeerId,
+        message: &gossipsub::Message,
+    ) -> MessageAcceptance {
         let topic = if self.people.is_presence_topic(&message.topic) {
             Topic::Presence
         } else {
@@ -115,6 +120,9 @@ impl EventLoop {
             source: message.source,
             topic,
             data: &message.data,
+            forwarder,
+            forwarder_ip: self.swarm.behaviour().peer_manager.remote_ip(&forwarder),
+            received: Instant::now(),
         };
         let here = Here {
             local: *self.swarm.local_peer_id(),
@@ -123,6 +131,7 @@ impl EventLoop {
             rooms: &self.rooms,
             people: &self.people,
             directory: &self.directory,
+            now: Instant::now(),
         };
         let now_ms = ipm_protocol::now_ms();
         let outcome = self.intake.handle(now_ms, arrival, &here);
@@ -136,6 +145,12 @@ impl EventLoop {
         };
         for action in outcome.actions {
             match action {
+                // A bootstrap forwards whatever its users bring and caps it itself.
+                Action::PenaliseForwarder(peer) => {
+                    if !self.swarm.behaviour().peer_manager.is_bootstrap(&peer) {
+                        self.penalise_author(Some(peer));
+                    }
+                }
                 Action::EndSession(peer) => self.registry_peer_gone(peer),
                 Action::ObserveName { peer, name } => self.observe_name(peer, &name),
                 Action::ShareFile {
@@ -177,7 +192,11 @@ impl EventLoop {
                         distance_km,
                     });
                 }
-                Action::Presence { peer, presence } => self.hear_presence(peer, presence),
+                Action::Presence {
+                    peer,
+                    presence,
+                    forwarder,
+                } => self.hear_presence(peer, presence, forwarder),
             }
         }
         acceptance
@@ -192,6 +211,7 @@ struct Here<'a> {
     rooms: &'a BTreeSet<Room>,
     people: &'a PeopleState,
     directory: &'a Directory,
+    now: Instant,
 }
 
 impl Context for Here<'_> {
@@ -217,6 +237,14 @@ impl Context for Here<'_> {
 
     fn blocked(&self, peer: &PeerId) -> bool {
         self.directory.is_blocked(peer)
+    }
+
+    fn trusted(&self, peer: &PeerId) -> bool {
+        self.directory.contacts.petname(peer).is_some()
+    }
+
+    fn listed(&self, peer: &PeerId) -> bool {
+        self.people.table.get(peer, self.now).is_some()
     }
 
     fn placement(&self, room: &Room, geo: Option<&str>) -> Option<(Room, Option<f64>)> {

@@ -3,15 +3,30 @@
 //! name, record and show a room line, hand a shared file over, pass a presence on, end a
 //! registry session).
 //!
-//! The driver classifies the topic, passes the raw payload, the time and a [`Context`]
-//! answering what the node knows (joined rooms, blocks, the location group), and carries
-//! out the returned [`Action`]s in order.
+//! The driver classifies the topic, passes the raw payload, the peer that forwarded it and
+//! that peer's address, the time and a [`Context`] answering what the node knows (joined
+//! rooms, blocks, contacts, who is listed online, the location group), and carries out the
+//! returned [`Action`]s in order.
+//!
+//! Keys cost nothing, so besides each author's own budget the intake holds what forwarders
+//! may bring (see [`crate::logic::forwarder_budget`]): lines of authors not seen before,
+//! announcements of users not listed online, and presence announcements in all. What is
+//! over them is ignored; a forwarder that keeps bringing lines of fresh keys is penalised.
+
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use libp2p::PeerId;
 
 use ipm_protocol::{decode_gossip, DecodeError, FileOffer, Gossip, MessageId, Presence, Room};
 
-use crate::logic::{directory::RecentIds, presence::goodbye_is_fresh};
+use crate::logic::{
+    directory::RecentIds,
+    forwarder_budget::{Admission, Budget, ForwarderBudget, ANNOUNCEMENTS},
+    presence::goodbye_is_fresh,
+};
 
 /// The topic a message arrived on, as the driver classified it.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +48,12 @@ pub struct Arrival<'a> {
     pub topic: Topic,
     /// The payload, not decoded yet.
     pub data: &'a [u8],
+    /// The peer that delivered it (its author or a peer forwarding it).
+    pub forwarder: PeerId,
+    /// The address the forwarder is connected from, when directly connected.
+    pub forwarder_ip: Option<IpAddr>,
+    /// When it arrived, by the local clock.
+    pub received: Instant,
 }
 
 /// What the node knows that the routing depends on.
@@ -49,6 +70,10 @@ pub trait Context {
     fn subscribed(&self, room: &Room) -> bool;
     /// Whether the user blocked `peer`.
     fn blocked(&self, peer: &PeerId) -> bool;
+    /// Whether `peer` is trusted without further checks: one of the user's contacts.
+    fn trusted(&self, peer: &PeerId) -> bool;
+    /// Whether `peer` is listed online already (its announcements are no newcomer's).
+    fn listed(&self, peer: &PeerId) -> bool;
     /// How a line in `room` from a sender at `geo` is shown: the room to show and log it
     /// under and the sender's distance in km, or `None` when it is not shown (a cell of the
     /// location group, and the sender is beyond the radius or gave no position).
@@ -91,6 +116,8 @@ pub enum Verdict {
 /// What the driver must do, in this order.
 #[derive(Debug, PartialEq)]
 pub enum Action {
+    /// The forwarder keeps bringing more lines of new authors than it may: penalise it.
+    PenaliseForwarder(PeerId),
     /// A bootstrap ends `peer`'s registry session: it said goodbye just now.
     EndSession(PeerId),
     /// Note the name `peer` claims (and look it up when due).
@@ -141,6 +168,8 @@ pub enum Action {
         peer: PeerId,
         /// What it announced.
         presence: Presence,
+        /// The peer that delivered it.
+        forwarder: PeerId,
     },
 }
 
@@ -171,14 +200,47 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Intake {
     seen: RecentIds<MessageId>,
+    new_authors: ForwarderBudget,
+    newcomers: ForwarderBudget,
+    announcements: ForwarderBudget,
+}
+
+/// The presence interval the budgets for announcements are set for: a node announcing more
+/// often (as in tests) allows proportionally more.
+const PRESENCE_BASE: Duration = Duration::from_secs(10);
+
+/// `budget` with its rates scaled to a presence interval of `interval`.
+fn scaled(budget: Budget, interval: Duration) -> Budget {
+    let factor = if interval.is_zero() {
+        1.0
+    } else {
+        (PRESENCE_BASE.as_secs_f64() / interval.as_secs_f64()).max(1.0)
+    };
+    let scale = |n: u32| (f64::from(n) * factor).min(f64::from(u32::MAX)) as u32;
+    Budget {
+        per_forwarder_per_sec: scale(budget.per_forwarder_per_sec),
+        per_ip_per_sec: scale(budget.per_ip_per_sec),
+        ..budget
+    }
 }
 
 impl Intake {
-    /// An intake remembering the last `capacity` ids.
-    pub fn new(capacity: usize) -> Self {
+    /// An intake remembering the last `capacity` ids, for an overlay whose nodes announce
+    /// themselves every `presence_interval` (stretched as it grows).
+    pub fn new(capacity: usize, presence_interval: Duration) -> Self {
         Self {
             seen: RecentIds::new(capacity),
+            new_authors: ForwarderBudget::new_authors(),
+            // Newcomers arrive at human rates, however often their nodes announce.
+            newcomers: ForwarderBudget::newcomer(),
+            announcements: ForwarderBudget::new(scaled(ANNOUNCEMENTS, presence_interval)),
         }
+    }
+
+    /// Whether a line of `author` was shown in a room here (it passed the budget for new
+    /// authors): a member of the user's rooms.
+    pub fn spoke(&self, author: &PeerId) -> bool {
+        self.new_authors.admitted(author)
     }
 
     /// Remembers `id` (a line or a file this node published itself), so that copies coming
@@ -193,13 +255,39 @@ impl Intake {
             return Outcome::reject(Rejection::NoSource);
         };
         let room = match arrival.topic {
-            Topic::Presence => return presence(now_ms, source, arrival.data, here),
+            Topic::Presence => return self.presence(now_ms, source, &arrival, here),
             Topic::Foreign => return Outcome::reject(Rejection::ForeignTopic),
             Topic::Room(room) => room,
         };
-        let chat = match decode_gossip(arrival.data) {
-            Ok(Gossip::Chat(chat)) => chat,
-            Ok(Gossip::FileOffer(offer)) => {
+        let gossip = match decode_gossip(arrival.data) {
+            Ok(gossip @ (Gossip::Chat(_) | Gossip::FileOffer(_))) => gossip,
+            Ok(Gossip::Presence(_)) => return Outcome::reject(Rejection::PresenceInRoom),
+            Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
+        };
+        if !here.subscribed(&room) {
+            return Outcome::bare(Verdict::Ignore);
+        }
+        let trusted = here.trusted(&source) || source == here.local_peer();
+        let admission = self.new_authors.admit(
+            source,
+            arrival.forwarder,
+            arrival.forwarder_ip,
+            trusted,
+            arrival.received,
+        );
+        if let Admission::Capped { penalise } = admission {
+            return Outcome {
+                verdict: Verdict::Ignore,
+                actions: if penalise {
+                    vec![Action::PenaliseForwarder(arrival.forwarder)]
+                } else {
+                    Vec::new()
+                },
+            };
+        }
+        let chat = match gossip {
+            Gossip::Chat(chat) => chat,
+            Gossip::FileOffer(offer) => {
                 if !here.joined(&room) || !self.seen.insert(offer.transfer) {
                     return Outcome::bare(Verdict::Ignore);
                 }
@@ -218,10 +306,9 @@ impl Intake {
                     ],
                 };
             }
-            Ok(Gossip::Presence(_)) => return Outcome::reject(Rejection::PresenceInRoom),
-            Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
+            Gossip::Presence(_) => return Outcome::reject(Rejection::PresenceInRoom),
         };
-        if !here.subscribed(&room) || !self.seen.insert(chat.id) {
+        if !self.seen.insert(chat.id) {
             return Outcome::bare(Verdict::Ignore);
         }
         let mut actions = vec![Action::ObserveName {
@@ -265,15 +352,47 @@ impl Intake {
     }
 }
 
-/// A message on the presence topic from `source`.
-fn presence(now_ms: u64, source: PeerId, data: &[u8], here: &impl Context) -> Outcome {
-    let presence = match decode_gossip(data) {
-        Ok(Gossip::Presence(presence)) => presence,
-        Ok(Gossip::Chat(_) | Gossip::FileOffer(_)) => {
-            return Outcome::reject(Rejection::NotPresence)
+impl Intake {
+    /// A message on the presence topic from `source`.
+    fn presence(
+        &mut self,
+        now_ms: u64,
+        source: PeerId,
+        arrival: &Arrival<'_>,
+        here: &impl Context,
+    ) -> Outcome {
+        let presence = match decode_gossip(arrival.data) {
+            Ok(Gossip::Presence(presence)) => presence,
+            Ok(Gossip::Chat(_) | Gossip::FileOffer(_)) => {
+                return Outcome::reject(Rejection::NotPresence)
+            }
+            Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
+        };
+        let trusted = here.trusted(&source);
+        let (forwarder, ip, now) = (arrival.forwarder, arrival.forwarder_ip, arrival.received);
+        let newcomer = !trusted && !presence.leaving && !here.listed(&source);
+        // A newcomer over its budget takes nothing from the users listed already.
+        let within = (!newcomer
+            || self.newcomers.admit(source, forwarder, ip, false, now) == Admission::Pass)
+            && self
+                .announcements
+                .admit(source, forwarder, ip, trusted, now)
+                == Admission::Pass;
+        if !within {
+            return Outcome::bare(Verdict::Ignore);
         }
-        Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
-    };
+        presence_actions(now_ms, source, presence, forwarder, here)
+    }
+}
+
+/// What to do with a valid announcement of `source` delivered by `forwarder`.
+fn presence_actions(
+    now_ms: u64,
+    source: PeerId,
+    presence: Presence,
+    forwarder: PeerId,
+    here: &impl Context,
+) -> Outcome {
     let mut actions = Vec::new();
     if here.is_bootstrap() && presence.leaving && goodbye_is_fresh(&presence, now_ms) {
         // Signed by the leaver: its registry session ends with its goodbye.
@@ -289,6 +408,7 @@ fn presence(now_ms: u64, source: PeerId, data: &[u8], here: &impl Context) -> Ou
         actions.push(Action::Presence {
             peer: source,
             presence,
+            forwarder,
         });
     }
     Outcome {
@@ -313,6 +433,8 @@ mod tests {
         cells: HashSet<Room>,
         group: Room,
         blocked: HashSet<PeerId>,
+        contacts: HashSet<PeerId>,
+        listed: HashSet<PeerId>,
     }
 
     impl Here {
@@ -324,6 +446,8 @@ mod tests {
                 cells: HashSet::new(),
                 group: Room::Lobby,
                 blocked: HashSet::new(),
+                contacts: HashSet::new(),
+                listed: HashSet::new(),
             }
         }
 
@@ -354,6 +478,12 @@ mod tests {
         fn blocked(&self, peer: &PeerId) -> bool {
             self.blocked.contains(peer)
         }
+        fn trusted(&self, peer: &PeerId) -> bool {
+            self.contacts.contains(peer)
+        }
+        fn listed(&self, peer: &PeerId) -> bool {
+            self.listed.contains(peer)
+        }
         fn placement(&self, room: &Room, geo: Option<&str>) -> Option<(Room, Option<f64>)> {
             if self.cells.contains(room) && !self.joined.contains(room) {
                 return (geo == Some(NEAR)).then(|| (self.group.clone(), Some(3.0)));
@@ -378,6 +508,9 @@ mod tests {
             source: Some(source),
             topic: Topic::Room(room),
             data,
+            forwarder: source,
+            forwarder_ip: None,
+            received: Instant::now(),
         }
     }
 
@@ -386,6 +519,9 @@ mod tests {
             source: Some(source),
             topic: Topic::Presence,
             data,
+            forwarder: source,
+            forwarder_ip: None,
+            received: Instant::now(),
         }
     }
 
@@ -417,7 +553,7 @@ mod tests {
     #[test]
     fn a_line_is_observed_recorded_and_shown() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let alice = PeerId::random();
         let (chat, bytes) = line("hello");
         let outcome = intake.handle(NOW_MS, at(alice, Room::Lobby, &bytes), &here);
@@ -447,7 +583,7 @@ mod tests {
     #[test]
     fn a_bootstrap_shows_a_line_but_keeps_no_history() {
         let here = Here::bootstrap();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let (_, bytes) = line("hello");
         let outcome = intake.handle(NOW_MS, at(PeerId::random(), Room::Lobby, &bytes), &here);
         assert_eq!(outcome.verdict, Verdict::Accept);
@@ -461,7 +597,7 @@ mod tests {
     #[test]
     fn a_second_copy_is_ignored() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let (_, bytes) = line("hello");
         let alice = PeerId::random();
         intake.handle(NOW_MS, at(alice, Room::Lobby, &bytes), &here);
@@ -472,7 +608,7 @@ mod tests {
     #[test]
     fn the_own_line_coming_back_is_ignored() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let (chat, bytes) = line("mine");
         assert!(intake.insert(chat.id));
         let outcome = intake.handle(NOW_MS, at(PeerId::random(), Room::Lobby, &bytes), &here);
@@ -482,7 +618,7 @@ mod tests {
     #[test]
     fn a_line_in_a_room_not_listened_to_is_ignored() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let (_, bytes) = line("hello");
         let room = Room::Interest("rust".into());
         let outcome = intake.handle(NOW_MS, at(PeerId::random(), room, &bytes), &here);
@@ -494,7 +630,7 @@ mod tests {
         let mut here = Here::user();
         let mallory = PeerId::random();
         here.blocked.insert(mallory);
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let chat = ChatMessage::new("mallory", "spam", None);
         let bytes = encode_gossip(&Gossip::Chat(chat.clone()));
         let outcome = intake.handle(NOW_MS, at(mallory, Room::Lobby, &bytes), &here);
@@ -513,7 +649,7 @@ mod tests {
         let cell = Room::Geo("u33db".into());
         here.cells.insert(cell.clone());
         here.group = Room::Geo("u33d".into());
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let far = ChatMessage::new("alice", "far away", Some("u0000".into()));
         let bytes = encode_gossip(&Gossip::Chat(far));
         let alice = PeerId::random();
@@ -538,12 +674,15 @@ mod tests {
     #[test]
     fn an_unsigned_message_or_a_foreign_topic_is_rejected() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let (_, bytes) = line("hello");
         let unsigned = Arrival {
             source: None,
             topic: Topic::Room(Room::Lobby),
             data: &bytes,
+            forwarder: PeerId::random(),
+            forwarder_ip: None,
+            received: Instant::now(),
         };
         assert_eq!(
             intake.handle(NOW_MS, unsigned, &here).verdict,
@@ -553,6 +692,9 @@ mod tests {
             source: Some(PeerId::random()),
             topic: Topic::Foreign,
             data: &bytes,
+            forwarder: PeerId::random(),
+            forwarder_ip: None,
+            received: Instant::now(),
         };
         assert_eq!(
             intake.handle(NOW_MS, foreign, &here).verdict,
@@ -563,7 +705,7 @@ mod tests {
     #[test]
     fn garbage_is_rejected() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let outcome = intake.handle(
             NOW_MS,
             at(PeerId::random(), Room::Lobby, b"\xff\x00"),
@@ -583,7 +725,7 @@ mod tests {
     #[test]
     fn presence_sent_to_a_room_is_rejected() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let bytes = encode_gossip(&Gossip::Presence(announcement(false, NOW_MS)));
         let outcome = intake.handle(NOW_MS, at(PeerId::random(), Room::Lobby, &bytes), &here);
         assert_eq!(outcome, Outcome::reject(Rejection::PresenceInRoom));
@@ -592,7 +734,7 @@ mod tests {
     #[test]
     fn a_chat_line_sent_to_the_presence_topic_is_rejected() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let (_, bytes) = line("hello");
         let outcome = intake.handle(NOW_MS, on_presence(PeerId::random(), &bytes), &here);
         assert_eq!(outcome, Outcome::reject(Rejection::NotPresence));
@@ -604,7 +746,7 @@ mod tests {
     #[test]
     fn a_shared_file_is_handed_over_once_and_only_in_a_joined_room() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let alice = PeerId::random();
         let shared = offer();
         let bytes = encode_gossip(&Gossip::FileOffer(shared.clone()));
@@ -637,7 +779,7 @@ mod tests {
     #[test]
     fn a_users_presence_is_observed_and_passed_on() {
         let here = Here::user();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let bob = PeerId::random();
         let hello = announcement(false, NOW_MS);
         let bytes = encode_gossip(&Gossip::Presence(hello.clone()));
@@ -651,6 +793,7 @@ mod tests {
                     Action::Presence {
                         peer: bob,
                         presence: hello,
+                        forwarder: bob,
                     },
                 ],
             }
@@ -664,6 +807,7 @@ mod tests {
             vec![Action::Presence {
                 peer: bob,
                 presence: bye,
+                forwarder: bob,
             }]
         );
         // The own announcement coming back changes nothing.
@@ -674,7 +818,7 @@ mod tests {
     #[test]
     fn a_fresh_goodbye_ends_the_session_at_a_bootstrap() {
         let here = Here::bootstrap();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let bob = PeerId::random();
         let bytes = encode_gossip(&Gossip::Presence(announcement(true, NOW_MS - 99_999)));
         let outcome = intake.handle(NOW_MS, on_presence(bob, &bytes), &here);
@@ -694,9 +838,92 @@ mod tests {
     #[test]
     fn a_goodbye_older_than_100_s_does_not_end_a_session() {
         let here = Here::bootstrap();
-        let mut intake = Intake::new(100);
+        let mut intake = Intake::new(100, PRESENCE_BASE);
         let bytes = encode_gossip(&Gossip::Presence(announcement(true, NOW_MS - 100_000)));
         let outcome = intake.handle(NOW_MS, on_presence(PeerId::random(), &bytes), &here);
         assert_eq!(outcome, Outcome::bare(Verdict::Accept));
+    }
+
+    fn via(source: PeerId, forwarder: PeerId, topic: Topic, data: &[u8]) -> Arrival<'_> {
+        Arrival {
+            source: Some(source),
+            topic,
+            data,
+            forwarder,
+            forwarder_ip: Some("10.1.2.3".parse().unwrap()),
+            received: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn lines_of_fresh_keys_over_one_forwarder_are_capped_and_the_forwarder_penalised() {
+        let here = Here::user();
+        let mut intake = Intake::new(10_000, PRESENCE_BASE);
+        let mallory = PeerId::random();
+        let mut shown = 0;
+        let mut penalties = 0;
+        for _ in 0..200 {
+            let (_, bytes) = line("buy now");
+            let outcome = intake.handle(
+                NOW_MS,
+                via(PeerId::random(), mallory, Topic::Room(Room::Lobby), &bytes),
+                &here,
+            );
+            shown += outcome
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::Show { .. }))
+                .count();
+            penalties += outcome
+                .actions
+                .iter()
+                .filter(|a| **a == Action::PenaliseForwarder(mallory))
+                .count();
+        }
+        assert!((20..=22).contains(&shown), "{shown} shown");
+        assert!(penalties > 100, "{penalties} penalties");
+        // A contact's line through the same forwarder still shows, as does a newcomer's
+        // through an honest forwarder.
+        let mut here = here;
+        let friend = PeerId::random();
+        here.contacts.insert(friend);
+        let (_, bytes) = line("hi");
+        let outcome = intake.handle(
+            NOW_MS,
+            via(friend, mallory, Topic::Room(Room::Lobby), &bytes),
+            &here,
+        );
+        assert!(matches!(outcome.actions.last(), Some(Action::Show { .. })));
+        let newcomer = PeerId::random();
+        let (_, bytes) = line("hello all");
+        let outcome = intake.handle(
+            NOW_MS,
+            via(newcomer, newcomer, Topic::Room(Room::Lobby), &bytes),
+            &here,
+        );
+        assert_eq!(outcome.verdict, Verdict::Accept);
+    }
+
+    #[test]
+    fn announcements_of_fresh_keys_over_one_forwarder_are_capped() {
+        let mut here = Here::user();
+        let mut intake = Intake::new(100, PRESENCE_BASE);
+        let mallory = PeerId::random();
+        let hello = encode_gossip(&Gossip::Presence(announcement(false, NOW_MS)));
+        let accepted = (0..500)
+            .filter(|_| {
+                let arrival = via(PeerId::random(), mallory, Topic::Presence, &hello);
+                intake.handle(NOW_MS, arrival, &here).verdict == Verdict::Accept
+            })
+            .count();
+        assert!((40..=42).contains(&accepted), "{accepted} accepted");
+        // Users listed already keep announcing through it, up to its overall budget.
+        let bob = PeerId::random();
+        here.listed.insert(bob);
+        let arrival = via(bob, mallory, Topic::Presence, &hello);
+        assert_eq!(
+            intake.handle(NOW_MS, arrival, &here).verdict,
+            Verdict::Accept
+        );
     }
 }

@@ -2,6 +2,12 @@
 //! reported online or offline, whether a goodbye is fresh, and the timing rules for when
 //! this node announces itself.
 //!
+//! Keys cost nothing, so the table holds against announcements of fresh keys that vanish:
+//! the pause a peer may promise (`every_ms`, which stretches its timeout) is bounded by the
+//! overlay size this node sees itself; a peer heard only through forwarders that are all
+//! disconnected now loses its stretch; and a full table makes room for a contact or a member
+//! of the user's rooms by evicting the least trusted entry, never such a one.
+//!
 //! Plain data and functions; the caller passes the time, so tests need no clock.
 
 use std::{
@@ -33,6 +39,13 @@ pub fn goodbye_is_fresh(presence: &Presence, now_ms: u64) -> bool {
     now_ms.saturating_sub(presence.sent_ms) < GOODBYE_MAX_AGE_MS
 }
 
+/// Most forwarders remembered per peer as the paths its announcements came by.
+pub const MAX_PATHS: usize = 4;
+
+/// How much longer than it sees itself another node's view of the overlay may be: the
+/// longest pause a peer may promise is the one of a node seeing this many times the users.
+pub const OVERLAY_SLACK: usize = 2;
+
 /// The last announcement of one peer, when it arrived, and how long it may stay silent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seen {
@@ -42,6 +55,12 @@ pub struct Seen {
     pub at: Instant,
     /// Silence after which the peer counts as offline.
     pub timeout: Duration,
+    /// When it was first heard (this time online).
+    pub since: Instant,
+    /// The forwarders its announcements came through, most recent last (none: not known).
+    pub via: Vec<PeerId>,
+    /// A contact or a member of the user's rooms: never evicted to make room.
+    pub protected: bool,
 }
 
 impl Seen {
@@ -62,7 +81,14 @@ pub enum Input {
         presence: Box<Presence>,
         /// Whether a lookup of `presence.name` is running.
         name_pending: bool,
+        /// The peer that delivered the announcement.
+        forwarder: PeerId,
+        /// Whether the peer is a contact or a member of one of the user's rooms.
+        protected: bool,
     },
+    /// The node holds no connection to `peer` any more: users heard only through it lose
+    /// the stretch of their timeout.
+    ForwarderGone(PeerId),
     /// The periodic check: users silent for too long are gone.
     Tick,
     /// A lookup of `name` settled: users waiting for it can be reported.
@@ -92,6 +118,7 @@ pub enum Action {
 #[derive(Debug)]
 pub struct PresenceTable {
     seen: HashMap<PeerId, Seen>,
+    capacity: usize,
     timeout: Duration,
     interval: Duration,
     /// Users who came online while their name was being looked up: they are reported once
@@ -103,8 +130,14 @@ impl PresenceTable {
     /// A table in which a peer announcing every `interval` is offline after `timeout` of
     /// silence; a peer that promises a longer pause gets a proportionally longer timeout.
     pub fn new(timeout: Duration, interval: Duration) -> Self {
+        Self::with_capacity(timeout, interval, MAX_ONLINE_USERS)
+    }
+
+    /// A table tracking at most `capacity` users.
+    pub fn with_capacity(timeout: Duration, interval: Duration, capacity: usize) -> Self {
         Self {
             seen: HashMap::new(),
+            capacity,
             timeout,
             interval,
             unreported: HashMap::new(),
@@ -119,7 +152,24 @@ impl PresenceTable {
                 peer,
                 presence,
                 name_pending,
-            } => self.heard(now, peer, *presence, name_pending),
+                forwarder,
+                protected,
+            } => {
+                let mut actions = Vec::new();
+                let path = Path {
+                    forwarder: Some(forwarder),
+                    protected,
+                };
+                if let Some(evicted) = self.make_room(now, &peer, protected) {
+                    actions.extend(self.went_offline(evicted));
+                }
+                actions.extend(self.heard(now, peer, *presence, name_pending, path));
+                actions
+            }
+            Input::ForwarderGone(forwarder) => {
+                self.forwarder_gone(forwarder);
+                self.handle(now, Input::Tick)
+            }
             Input::Tick => {
                 let gone: Vec<PeerId> = self.expire(now).into_iter().map(|(p, _)| p).collect();
                 gone.into_iter()
@@ -156,10 +206,11 @@ impl PresenceTable {
         peer: PeerId,
         presence: Presence,
         name_pending: bool,
+        path: Path,
     ) -> Vec<Action> {
         if presence.leaving {
             let was_online = self.get(&peer, now).is_some();
-            self.observe(peer, presence, now);
+            self.observe_via(peer, presence, now, path);
             return if was_online {
                 self.went_offline(peer).into_iter().collect()
             } else {
@@ -167,7 +218,7 @@ impl PresenceTable {
             };
         }
         let name = presence.name.clone();
-        if !self.observe(peer, presence, now) {
+        if !self.observe_via(peer, presence, now, path) {
             return Vec::new();
         }
         let mut actions = Vec::new();
@@ -191,11 +242,18 @@ impl PresenceTable {
             .then_some(Action::Offline(peer))
     }
 
+    /// The longest pause between two announcements a peer may promise here: what a node
+    /// seeing [`OVERLAY_SLACK`] times the users this node tracks would announce.
+    pub fn longest_every(&self) -> Duration {
+        announce_every(self.interval, self.seen.len().saturating_mul(OVERLAY_SLACK))
+    }
+
     /// The silence after which the sender of `presence` counts as offline.
     fn timeout_of(&self, presence: &Presence) -> Duration {
         let every = presence
             .every_ms
-            .map_or(self.interval, |ms| Duration::from_millis(ms.into()));
+            .map_or(self.interval, |ms| Duration::from_millis(ms.into()))
+            .min(self.longest_every());
         if self.interval.is_zero() || every <= self.interval {
             return self.timeout;
         }
@@ -206,17 +264,25 @@ impl PresenceTable {
     /// Records an announcement of `peer` received at `now`. An announcement
     /// sent before the one already held (gossip may reorder) only refreshes
     /// the time, unless the one held says the peer left. Returns true when the peer was not
-    /// online before. A newcomer is ignored while [`MAX_ONLINE_USERS`] are tracked.
+    /// online before. A newcomer is ignored while the table is full (see `make_room`).
     ///
     /// A leaving announcement makes the peer offline at once; it is kept until the next
     /// [`PresenceTable::expire`], which drops it without returning it.
     pub fn observe(&mut self, peer: PeerId, presence: Presence, now: Instant) -> bool {
+        let path = Path {
+            forwarder: None,
+            protected: false,
+        };
+        self.observe_via(peer, presence, now, path)
+    }
+
+    fn observe_via(&mut self, peer: PeerId, presence: Presence, now: Instant, path: Path) -> bool {
         let timeout = if presence.leaving {
             Duration::ZERO
         } else {
             self.timeout_of(&presence)
         };
-        let full = self.seen.len() >= MAX_ONLINE_USERS;
+        let full = self.seen.len() >= self.capacity;
         match self.seen.get_mut(&peer) {
             Some(seen) => {
                 let was_online = seen.online(now);
@@ -229,6 +295,17 @@ impl PresenceTable {
                     seen.timeout = timeout;
                 }
                 seen.at = seen.at.max(now);
+                if !was_online {
+                    seen.since = now;
+                }
+                seen.protected = path.protected;
+                if let Some(forwarder) = path.forwarder {
+                    seen.via.retain(|p| *p != forwarder);
+                    if seen.via.len() >= MAX_PATHS {
+                        seen.via.remove(0);
+                    }
+                    seen.via.push(forwarder);
+                }
                 !was_online && seen.online(now)
             }
             None if full || presence.leaving => false,
@@ -239,9 +316,57 @@ impl PresenceTable {
                         presence,
                         at: now,
                         timeout,
+                        since: now,
+                        via: path.forwarder.into_iter().collect(),
+                        protected: path.protected,
                     },
                 );
                 true
+            }
+        }
+    }
+
+    /// Before `peer` is heard at `now`: when the table is full and `peer` is new, evicts an
+    /// entry to make room, and returns it when it was online. A user silent for its timeout
+    /// goes first; otherwise, only for a `protected` newcomer, the least trusted entry: not
+    /// protected, and first heard most recently. A newcomer that is not protected waits
+    /// until some user falls silent.
+    fn make_room(&mut self, now: Instant, peer: &PeerId, protected: bool) -> Option<PeerId> {
+        if self.seen.len() < self.capacity || self.seen.contains_key(peer) {
+            return None;
+        }
+        if let Some((silent, left)) = self
+            .seen
+            .iter()
+            .find(|(_, s)| !s.online(now))
+            .map(|(p, s)| (*p, s.presence.leaving))
+        {
+            self.seen.remove(&silent);
+            return (!left).then_some(silent);
+        }
+        if !protected {
+            return None;
+        }
+        let least_trusted = self
+            .seen
+            .iter()
+            .filter(|(_, s)| !s.protected)
+            .max_by_key(|(_, s)| s.since)
+            .map(|(p, _)| *p)?;
+        self.seen.remove(&least_trusted);
+        Some(least_trusted)
+    }
+
+    /// `forwarder` is disconnected: peers heard only through it lose the stretch of their
+    /// timeout (they count as offline once the base timeout has passed since they were last
+    /// heard).
+    fn forwarder_gone(&mut self, forwarder: PeerId) {
+        let base = self.timeout;
+        for seen in self.seen.values_mut() {
+            let before = seen.via.len();
+            seen.via.retain(|p| *p != forwarder);
+            if before > 0 && seen.via.is_empty() {
+                seen.timeout = seen.timeout.min(base);
             }
         }
     }
@@ -277,6 +402,13 @@ impl PresenceTable {
             .filter(|s| s.online(now))
             .map(|s| &s.presence)
     }
+}
+
+/// Where an announcement came from, as the table keeps it.
+#[derive(Clone, Copy, Debug)]
+struct Path {
+    forwarder: Option<PeerId>,
+    protected: bool,
 }
 
 /// The longest pause between two announcements of a node that sees `online` other users:
@@ -367,6 +499,10 @@ mod tests {
     fn a_promised_longer_pause_stretches_the_timeout() {
         let t0 = Instant::now();
         let mut table = PresenceTable::new(Duration::from_secs(30), Duration::from_secs(10));
+        // A node seeing 25 users allows the pauses of an overlay of 50: up to 25 s.
+        for _ in 0..25 {
+            table.observe(PeerId::random(), presence("other", 1), t0);
+        }
         let (slow, fast) = (PeerId::random(), PeerId::random());
         let stretched = Presence {
             every_ms: Some(25_000),
@@ -454,6 +590,8 @@ mod tests {
             peer,
             presence: Box::new(presence),
             name_pending,
+            forwarder: peer,
+            protected: false,
         }
     }
 
@@ -565,5 +703,115 @@ mod tests {
         assert!(!goodbye_is_fresh(&bye(now_ms - 500_000), now_ms));
         // A clock ahead of ours is fresh.
         assert!(goodbye_is_fresh(&bye(now_ms + 5_000), now_ms));
+    }
+
+    fn heard_via(peer: PeerId, presence: Presence, forwarder: PeerId, protected: bool) -> Input {
+        Input::Heard {
+            peer,
+            presence: Box::new(presence),
+            name_pending: false,
+            forwarder,
+            protected,
+        }
+    }
+
+    fn ghost(sent_ms: u64) -> Presence {
+        Presence {
+            every_ms: Some(MAX_PRESENCE_EVERY_MS),
+            ..presence("ghost", sent_ms)
+        }
+    }
+
+    #[test]
+    fn the_promised_pause_is_bounded_by_the_overlay_this_node_sees() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let mallory = PeerId::random();
+        let ghosts: Vec<PeerId> = (0..10).map(|_| PeerId::random()).collect();
+        for g in &ghosts {
+            table.handle(t0, heard_via(*g, ghost(1), mallory, false));
+        }
+        // Ten users seen: no stretch is plausible (twenty users announce at the base rate).
+        assert_eq!(table.longest_every(), Duration::from_secs(10));
+        assert_eq!(
+            table
+                .handle(t0 + Duration::from_secs(30), Input::Tick)
+                .len(),
+            ghosts.len()
+        );
+        assert_eq!(table.online(t0 + Duration::from_secs(30)).count(), 0);
+        // Before, ten minutes promised kept each listed for 60 times the timeout: 30 min.
+    }
+
+    #[test]
+    fn users_heard_only_through_a_gone_forwarder_lose_their_stretch() {
+        let t0 = Instant::now();
+        let mut table = table();
+        let (mallory, bootstrap) = (PeerId::random(), PeerId::random());
+        // Enough users seen that a long pause is plausible.
+        for _ in 0..200 {
+            table.handle(t0, heard_via(PeerId::random(), ghost(1), mallory, false));
+        }
+        let bob = PeerId::random();
+        table.handle(t0, heard_via(bob, ghost(1), mallory, false));
+        table.handle(t0, heard_via(bob, ghost(2), bootstrap, false));
+        let later = t0 + Duration::from_secs(31);
+        // The first few ghosts were heard while too few users were seen for any stretch.
+        assert!(table.online(later).count() > 180);
+        let gone = table.handle(later, Input::ForwarderGone(mallory));
+        assert_eq!(gone.len(), 200, "the ghosts are offline");
+        assert!(!gone.contains(&Action::Offline(bob)));
+        // Bob is still heard through the bootstrap.
+        assert!(table.get(&bob, later).is_some());
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_least_trusted_for_a_contact_and_never_a_protected_one() {
+        const CAPACITY: usize = 100;
+        let t0 = Instant::now();
+        let mut table =
+            PresenceTable::with_capacity(Duration::from_secs(30), Duration::from_secs(10), 100);
+        let mallory = PeerId::random();
+        let friend = PeerId::random();
+        table.handle(t0, heard_via(friend, presence("friend", 1), friend, true));
+        let member = PeerId::random();
+        let at = |i: usize| t0 + Duration::from_millis(i as u64);
+        table.handle(
+            at(1),
+            heard_via(member, presence("member", 1), member, true),
+        );
+        let mut newest = PeerId::random();
+        for i in 2..CAPACITY {
+            newest = PeerId::random();
+            table.handle(
+                at(i),
+                heard_via(newest, presence("ghost", 1), mallory, false),
+            );
+        }
+        assert_eq!(table.online(at(CAPACITY)).count(), CAPACITY);
+        // Full: a stranger waits, a contact gets in by evicting the newest stranger.
+        let now = at(CAPACITY);
+        let stranger = PeerId::random();
+        assert!(table
+            .handle(now, heard_via(stranger, presence("s", 1), mallory, false))
+            .is_empty());
+        assert!(table.get(&stranger, now).is_none());
+        let carol = PeerId::random();
+        let actions = table.handle(now, heard_via(carol, presence("carol", 1), carol, true));
+        assert!(actions.contains(&Action::Offline(newest)), "{actions:?}");
+        assert!(actions.contains(&Action::Online(carol)));
+        // However many protected newcomers come, the protected entries stay.
+        for i in 0..(CAPACITY + 10) {
+            let p = PeerId::random();
+            table.handle(
+                at(CAPACITY + 1 + i),
+                heard_via(p, presence("p", 1), p, true),
+            );
+        }
+        let end = at(3 * CAPACITY);
+        assert!(table.get(&friend, end).is_some());
+        assert!(table.get(&member, end).is_some());
+        assert!(table.get(&carol, end).is_some());
+        assert_eq!(table.online(end).count(), CAPACITY);
     }
 }
