@@ -5,6 +5,7 @@ use std::time::Duration;
 use ipm_protocol::Position;
 use libp2p::Multiaddr;
 
+use crate::logic::service_budgets::ServiceLimits;
 use crate::store::data_dir::DataDir;
 
 /// What a node is for: a user's node, or the optional bootstrap.
@@ -68,6 +69,9 @@ pub struct Config {
     pub presence_interval: Duration,
     /// How long a peer may stay silent before it counts as offline.
     pub presence_timeout: Duration,
+    /// A bootstrap's budgets for its mailbox and registry (per address, per recipient, in
+    /// all).
+    pub service_limits: ServiceLimits,
 }
 
 impl Config {
@@ -95,6 +99,7 @@ impl Config {
             interests: Vec::new(),
             presence_interval: Duration::from_secs(10),
             presence_timeout: Duration::from_secs(30),
+            service_limits: ServiceLimits::default(),
         }
     }
 

@@ -240,11 +240,12 @@ impl EventLoop {
         request: MailboxRequest,
         channel: ResponseChannel<MailboxResponse>,
     ) {
+        let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
         let response = match &mut self.services {
             Some(services) => {
                 let response = services
                     .mailbox
-                    .serve(peer, request, ipm_protocol::now_ms());
+                    .serve(peer, ip, request, ipm_protocol::now_ms());
                 self.metrics
                     .mailbox
                     .set(i64::try_from(services.mailbox.len()).unwrap_or(i64::MAX));

@@ -4,7 +4,8 @@
 //! `offers` (file offers and transfers), `intake` (what each gossip message is),
 //! `announcing` and `presence` (who is online), `peer_policy` (which peers to dial, keep and
 //! drop). Beside them: `directory` and `names` (what is known of peers), `geo_group`,
-//! `rate_limit`, `backoff` and `refusal` (why a change is refused).
+//! `rate_limit`, `backoff`, `refusal` (why a change is refused) and `service_budgets` (a
+//! bootstrap's budgets, as settings).
 
 pub mod announcing;
 pub mod backoff;
@@ -20,3 +21,4 @@ pub mod presence;
 pub mod rate_limit;
 pub mod refusal;
 pub mod registry_client;
+pub mod service_budgets;
