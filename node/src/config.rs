@@ -5,6 +5,7 @@ use std::time::Duration;
 use ipm_protocol::Position;
 use libp2p::Multiaddr;
 
+use crate::logic::service_budgets::ServiceLimits;
 use crate::store::data_dir::DataDir;
 
 /// What a node is for: a user's node, or the optional bootstrap.
@@ -74,6 +75,9 @@ pub struct Config {
     pub presence_timeout: Duration,
     /// How many inbound connections one address or network may hold.
     pub address_limits: AddressLimits,
+    /// A bootstrap's budgets for its mailbox and registry (per address, per recipient, in
+    /// all).
+    pub service_limits: ServiceLimits,
 }
 
 /// How many inbound connections one IP address and one network (IPv4 /24, IPv6 /64) may
@@ -136,6 +140,7 @@ impl Config {
             presence_interval: Duration::from_secs(10),
             presence_timeout: Duration::from_secs(30),
             address_limits: AddressLimits::default(),
+            service_limits: ServiceLimits::default(),
         }
     }
 

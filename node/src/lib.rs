@@ -77,7 +77,9 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
         (None, Role::Node) => (store::NodeStore::in_memory(), None),
         (None, Role::Bootstrap) => (
             store::NodeStore::in_memory(),
-            Some(services::BootstrapServices::in_memory()),
+            Some(services::BootstrapServices::in_memory(
+                config.service_limits,
+            )),
         ),
         (Some(dir), Role::Node) => (store::NodeStore::open(dir)?, None),
         (Some(dir), Role::Bootstrap) => (
@@ -85,6 +87,7 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
             Some(services::BootstrapServices::open(
                 dir,
                 ipm_protocol::now_ms(),
+                config.service_limits,
             )?),
         ),
     };

@@ -59,6 +59,7 @@ fn max_request(proto: Proto) -> usize {
         Proto::Direct => limits::MAX_DIRECT_REQUEST_LEN,
         Proto::File => limits::MAX_FILE_REQUEST_LEN,
         Proto::Mailbox => limits::MAX_MAILBOX_REQUEST_LEN,
+        Proto::Registry => limits::MAX_REGISTRY_REQUEST_LEN,
     }
 }
 

@@ -8,7 +8,7 @@ use libp2p::{
     PeerId,
 };
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use ipm_protocol::{DirectMessage, DirectRequest, DirectResponse, MessageId};
 
@@ -295,17 +295,24 @@ impl EventLoop {
     ) {
         let DirectRequest::Message(message) = request;
         let id = message.id;
-        self.receive_direct(peer, message);
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .direct
-            .send_response(channel, DirectResponse::Delivered { id });
+        // Acknowledged only once the message is in the history log (or was before): a
+        // message that could not be logged gets no answer, so its sender keeps it and tries
+        // again.
+        if self.receive_direct(peer, message) {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .direct
+                .send_response(channel, DirectResponse::Delivered { id });
+        }
     }
 
-    /// Shows and logs a private message from `peer` the first time its id arrives (also
-    /// across restarts: the conversation's log is read once per peer).
-    pub(super) fn receive_direct(&mut self, peer: PeerId, message: DirectMessage) {
+    /// Shows and logs a private message from `peer` the first time its id arrives from
+    /// `peer` (also across restarts: the conversation's log is read once per peer). True
+    /// when the sender may forget it: it is in the history log, was before, or is dropped
+    /// for good (a blocked sender).
+    pub(super) fn receive_direct(&mut self, peer: PeerId, message: DirectMessage) -> bool {
+        let mut safe = true;
         let incoming = Incoming {
             from: peer,
             id: message.id,
@@ -338,7 +345,14 @@ impl EventLoop {
                         text: message.text.clone(),
                         outgoing: false,
                     };
-                    self.record_in(&conversation(&from), &shown, &entry);
+                    if let Err(e) = self.log_received(&from, &entry) {
+                        warn!(peer = %from, "cannot write history: {e}");
+                        self.emit(Event::Error {
+                            message: format!("cannot write history of {shown}: {e}"),
+                        });
+                        self.direct.machine.unreceive(from, id);
+                        safe = false;
+                    }
                     self.metrics.count_received("direct");
                     self.emit(Event::Direct {
                         id,
@@ -348,6 +362,15 @@ impl EventLoop {
                     });
                 }
             }
+        }
+        safe
+    }
+
+    /// Appends a received message to its conversation's log (nothing to do without one).
+    fn log_received(&mut self, from: &PeerId, entry: &Entry) -> std::io::Result<()> {
+        match &mut self.store.history {
+            Some(history) => history.append(&conversation(from), entry),
+            None => Ok(()),
         }
     }
 }

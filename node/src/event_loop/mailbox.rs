@@ -184,10 +184,16 @@ impl EventLoop {
                 debug!(%bootstrap, %id, "mailbox refused the message: {reason}");
             }
             (Some(MailboxCall::Fetch), MailboxResponse::Messages { messages, more }) => {
-                let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
-                for message in messages {
-                    self.open_mail(message);
-                }
+                // Only what is safely logged (or can never be opened) is acknowledged; the
+                // rest stays at the bootstrap and is fetched again at the next poll.
+                let ids: Vec<MessageId> = messages
+                    .into_iter()
+                    .filter_map(|message| {
+                        let id = message.id;
+                        self.open_mail(message).then_some(id)
+                    })
+                    .collect();
+                let more = more && !ids.is_empty();
                 self.pick_up(Input::Fetched {
                     bootstrap: peer,
                     ids,
@@ -198,25 +204,32 @@ impl EventLoop {
         }
     }
 
-    /// Opens one sealed message and delivers it like a direct one (duplicates dropped).
-    fn open_mail(&mut self, message: Sealed) {
+    /// Opens one sealed message and delivers it like a direct one (duplicates dropped);
+    /// false when it could not be logged and must stay at the bootstrap.
+    fn open_mail(&mut self, message: Sealed) -> bool {
         let (sender, bytes) = match sealed::open(&self.key, &message.sealed) {
             Ok(opened) => opened,
             Err(e) => {
                 debug!("dropping mailbox message {}: {e}", message.id);
-                return;
+                return true;
             }
         };
         match ipm_protocol::decode::<DirectRequest>(&bytes, MAX_DIRECT_REQUEST_LEN) {
             Ok(DirectRequest::Message(direct)) if direct.id == message.id => {
                 self.metrics.count_received("mailbox");
-                self.receive_direct(sender, direct);
+                self.receive_direct(sender, direct)
             }
-            Ok(_) => debug!(
-                "dropping mailbox message {}: its id does not match",
-                message.id
-            ),
-            Err(e) => debug!("dropping mailbox message {}: {e}", message.id),
+            Ok(_) => {
+                debug!(
+                    "dropping mailbox message {}: its id does not match",
+                    message.id
+                );
+                true
+            }
+            Err(e) => {
+                debug!("dropping mailbox message {}: {e}", message.id);
+                true
+            }
         }
     }
 
@@ -227,11 +240,12 @@ impl EventLoop {
         request: MailboxRequest,
         channel: ResponseChannel<MailboxResponse>,
     ) {
+        let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
         let response = match &mut self.services {
             Some(services) => {
                 let response = services
                     .mailbox
-                    .serve(peer, request, ipm_protocol::now_ms());
+                    .serve(peer, ip, request, ipm_protocol::now_ms());
                 self.metrics
                     .mailbox
                     .set(i64::try_from(services.mailbox.len()).unwrap_or(i64::MAX));

@@ -345,7 +345,12 @@ impl EventLoop {
         channel: ResponseChannel<RegistryResponse>,
     ) {
         let response = match &mut self.services {
-            Some(services) => services.registry.serve(peer, request),
+            Some(services) => {
+                let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
+                services
+                    .registry
+                    .serve(peer, ip, request, ipm_protocol::now_ms())
+            }
             None => RegistryResponse::Refused(RegistryError::Refused(
                 "this node keeps no registry".into(),
             )),

@@ -18,7 +18,7 @@ use libp2p::PeerId;
 
 use crate::logic::{backoff, directory::RecentIds};
 
-/// How many received ids are remembered per run to drop duplicates quickly.
+/// How many received (sender, id) pairs are remembered per run to drop duplicates quickly.
 pub const SEEN_DIRECT: usize = 100_000;
 /// The pause before the first retry of an unreachable peer; it doubles with each attempt.
 pub const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -90,7 +90,9 @@ pub struct Incoming {
 pub enum Dropped {
     /// The user blocked its sender.
     Blocked,
-    /// A copy with the same id arrived before (this run or before a restart).
+    /// A copy with the same id from the same sender arrived before (this run or before a
+    /// restart). An id is only a duplicate per sender: whoever saw an id (a bootstrap sees
+    /// the ids of sealed messages) cannot pre-empt the real message with a copy of its own.
     Duplicate,
 }
 
@@ -212,7 +214,7 @@ pub struct Delivery {
     deadlines: HashMap<MessageId, Instant>,
     announced_queued: HashSet<MessageId>,
     retry: HashMap<PeerId, Retry>,
-    received: RecentIds<MessageId>,
+    received: RecentIds<(PeerId, MessageId)>,
     loaded_history: HashSet<PeerId>,
     auto_replied: HashSet<PeerId>,
 }
@@ -346,10 +348,10 @@ impl Delivery {
         let mut actions = vec![Reaction::LearnName { from }];
         if self.loaded_history.insert(from) {
             for seen in earlier() {
-                self.received.insert(seen);
+                self.received.insert((from, seen));
             }
         }
-        if !self.received.insert(id) {
+        if !self.received.insert((from, id)) {
             actions.push(Reaction::Drop {
                 from,
                 id,
@@ -364,6 +366,12 @@ impl Delivery {
         }
         actions.push(Reaction::Show { from, id });
         actions
+    }
+
+    /// Forgets that message `id` from `from` arrived: it was shown but could not be logged,
+    /// so it was not acknowledged and its sender's next copy must be taken again.
+    pub fn unreceive(&mut self, from: PeerId, id: MessageId) {
+        self.received.remove(&(from, id));
     }
 
     fn remember(&mut self, to: PeerId, id: MessageId) {
@@ -959,6 +967,44 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn an_id_sent_first_by_another_sender_does_not_suppress_the_real_message() {
+        let (mut d, alice, mallory) = (machine(), PeerId::random(), PeerId::random());
+        let id = MessageId::random();
+        assert!(d
+            .receive(incoming(mallory, id), Vec::new)
+            .contains(&Reaction::Show { from: mallory, id }));
+        assert!(d
+            .receive(incoming(alice, id), Vec::new)
+            .contains(&Reaction::Show { from: alice, id }));
+        // Another sender's log holding the id does not make it a duplicate either.
+        let carol = PeerId::random();
+        assert!(d
+            .receive(incoming(carol, MessageId::random()), || vec![id])
+            .iter()
+            .all(|r| !matches!(r, Reaction::Drop { .. })));
+        assert!(d
+            .receive(incoming(alice, id), Vec::new)
+            .contains(&Reaction::Drop {
+                from: alice,
+                id,
+                why: Dropped::Duplicate
+            }));
+    }
+
+    #[test]
+    fn a_message_that_could_not_be_logged_is_taken_again() {
+        let (mut d, alice) = (machine(), PeerId::random());
+        let id = MessageId::random();
+        assert!(d
+            .receive(incoming(alice, id), Vec::new)
+            .contains(&Reaction::Show { from: alice, id }));
+        d.unreceive(alice, id);
+        assert!(d
+            .receive(incoming(alice, id), Vec::new)
+            .contains(&Reaction::Show { from: alice, id }));
     }
 
     #[test]

@@ -226,6 +226,13 @@ impl<T: std::hash::Hash + Eq + Clone> RecentIds<T> {
         }
         true
     }
+
+    /// Forgets `id`, so that it counts as new the next time.
+    pub fn remove(&mut self, id: &T) {
+        if self.set.remove(id) {
+            self.order.retain(|seen| seen != id);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
 //! and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
-//! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`
-//! and `refusal` (why a change is refused).
+//! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
+//! `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
+//! settings).
 
 pub mod announcing;
 pub mod backoff;
@@ -24,3 +25,4 @@ pub mod presence;
 pub mod rate_limit;
 pub mod refusal;
 pub mod registry_client;
+pub mod service_budgets;

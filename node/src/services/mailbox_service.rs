@@ -1,13 +1,13 @@
 //! The bootstrap's answers on `/ipm/mailbox/1`: keep a sealed message for its recipient,
 //! hand a recipient what waits for it, forget what it acknowledged.
 
-use std::{io, path::Path};
+use std::{io, net::IpAddr, path::Path};
 
 use libp2p::PeerId;
 
 use ipm_protocol::{limits::MAX_FETCH, MailboxRequest, MailboxResponse};
 
-use super::mailbox_store::{Mailbox, Stored};
+use super::mailbox_store::{Mailbox, MailboxLimits, Stored};
 
 /// The mailbox a bootstrap serves.
 #[derive(Debug)]
@@ -16,22 +16,29 @@ pub struct MailboxService {
 }
 
 impl MailboxService {
-    /// A mailbox kept in memory only.
-    pub fn in_memory() -> Self {
+    /// A mailbox kept in memory only, with budgets `limits`.
+    pub fn in_memory(limits: MailboxLimits) -> Self {
         Self {
-            store: Mailbox::in_memory(),
+            store: Mailbox::in_memory(limits),
         }
     }
 
     /// Opens the mailbox journal at `path`, dropping what expired before `now_ms`.
-    pub fn open(path: &Path, now_ms: u64) -> io::Result<Self> {
+    pub fn open(path: &Path, now_ms: u64, limits: MailboxLimits) -> io::Result<Self> {
         Ok(Self {
-            store: Mailbox::open(path, now_ms)?,
+            store: Mailbox::open_with(path, now_ms, limits)?,
         })
     }
 
-    /// The answer to `peer`'s request at `now_ms`.
-    pub fn serve(&mut self, peer: PeerId, request: MailboxRequest, now_ms: u64) -> MailboxResponse {
+    /// The answer at `now_ms` to `peer`'s request, which came from `ip` (`None`: through a
+    /// relay).
+    pub fn serve(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        request: MailboxRequest,
+        now_ms: u64,
+    ) -> MailboxResponse {
         match request {
             MailboxRequest::Deposit {
                 to,
@@ -41,6 +48,7 @@ impl MailboxService {
                 Ok(to) => {
                     let stored = Stored {
                         from: peer,
+                        from_ip: ip,
                         to,
                         message,
                         expires_ms: now_ms.saturating_add(ttl_ms),
@@ -95,7 +103,7 @@ mod tests {
 
     #[test]
     fn a_deposit_waits_for_its_recipient_until_acknowledged() {
-        let mut service = MailboxService::in_memory();
+        let mut service = MailboxService::in_memory(MailboxLimits::default());
         let (alice, bob) = (PeerId::random(), PeerId::random());
         let id = MessageId::random();
         let deposit = MailboxRequest::Deposit {
@@ -103,13 +111,16 @@ mod tests {
             message: sealed(id),
             ttl_ms: 1_000,
         };
-        assert_eq!(service.serve(alice, deposit, 0), MailboxResponse::Stored);
+        assert_eq!(
+            service.serve(alice, None, deposit, 0),
+            MailboxResponse::Stored
+        );
         let fetch = || MailboxRequest::Fetch { max: 10 };
-        match service.serve(alice, fetch(), 1) {
+        match service.serve(alice, None, fetch(), 1) {
             MailboxResponse::Messages { messages, .. } => assert!(messages.is_empty()),
             other => panic!("unexpected {other:?}"),
         }
-        match service.serve(bob, fetch(), 1) {
+        match service.serve(bob, None, fetch(), 1) {
             MailboxResponse::Messages { messages, more } => {
                 assert_eq!(messages.len(), 1);
                 assert!(!more);
@@ -117,31 +128,31 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let ack = MailboxRequest::Ack { ids: vec![id] };
-        assert_eq!(service.serve(bob, ack, 2), MailboxResponse::Acked(1));
+        assert_eq!(service.serve(bob, None, ack, 2), MailboxResponse::Acked(1));
         assert!(service.is_empty());
     }
 
     #[test]
     fn a_deposit_for_something_that_is_no_peer_is_refused() {
-        let mut service = MailboxService::in_memory();
+        let mut service = MailboxService::in_memory(MailboxLimits::default());
         let deposit = MailboxRequest::Deposit {
             to: vec![0; 5],
             message: sealed(MessageId::random()),
             ttl_ms: 1_000,
         };
-        let answer = service.serve(PeerId::random(), deposit, 0);
+        let answer = service.serve(PeerId::random(), None, deposit, 0);
         assert!(matches!(answer, MailboxResponse::Refused(_)));
     }
 
     #[test]
     fn expired_messages_are_dropped() {
-        let mut service = MailboxService::in_memory();
+        let mut service = MailboxService::in_memory(MailboxLimits::default());
         let deposit = MailboxRequest::Deposit {
             to: PeerId::random().to_bytes(),
             message: sealed(MessageId::random()),
             ttl_ms: 10,
         };
-        service.serve(PeerId::random(), deposit, 0);
+        service.serve(PeerId::random(), None, deposit, 0);
         assert_eq!(service.expire(5).ok(), Some(0));
         assert_eq!(service.expire(11).ok(), Some(1));
         assert!(service.is_empty());

@@ -2,6 +2,7 @@
 //! directory of who is online, and the forwarding of every room its peers join. A node gets
 //! these parts once, when it is built as a bootstrap; a user's node has none of them.
 
+pub mod address_budget;
 pub mod mailbox_service;
 pub mod mailbox_store;
 pub mod name_registry;
@@ -12,6 +13,7 @@ use std::collections::BTreeSet;
 use ipm_protocol::Room;
 use libp2p::Multiaddr;
 
+use crate::logic::service_budgets::ServiceLimits;
 use crate::{
     net::addresses::{is_loopback, is_relayed},
     store::{data_dir::DataDir, OpenError},
@@ -32,21 +34,25 @@ pub struct BootstrapServices {
 }
 
 impl BootstrapServices {
-    /// Services kept in memory only.
-    pub fn in_memory() -> Self {
+    /// Services kept in memory only, with budgets `limits`.
+    pub fn in_memory(limits: ServiceLimits) -> Self {
         Self {
-            mailbox: MailboxService::in_memory(),
-            registry: RegistryService::in_memory(),
+            mailbox: MailboxService::in_memory(limits.mailbox),
+            registry: RegistryService::in_memory(limits.new_names_per_address_per_hour),
         }
     }
 
-    /// Opens the mailbox and registry journals of `dir` at `now_ms`.
-    pub fn open(dir: &DataDir, now_ms: u64) -> Result<Self, OpenError> {
+    /// Opens the mailbox and registry journals of `dir` at `now_ms`, with budgets `limits`.
+    pub fn open(dir: &DataDir, now_ms: u64, limits: ServiceLimits) -> Result<Self, OpenError> {
         Ok(Self {
-            mailbox: MailboxService::open(&dir.mailbox(), now_ms)
+            mailbox: MailboxService::open(&dir.mailbox(), now_ms, limits.mailbox)
                 .map_err(OpenError::at(&dir.mailbox()))?,
-            registry: RegistryService::open(&dir.registry())
-                .map_err(OpenError::at(&dir.registry()))?,
+            registry: RegistryService::open(
+                &dir.registry(),
+                now_ms,
+                limits.new_names_per_address_per_hour,
+            )
+            .map_err(OpenError::at(&dir.registry()))?,
         })
     }
 
@@ -77,7 +83,7 @@ mod tests {
 
     #[test]
     fn a_bootstrap_forwards_new_rooms_up_to_its_limit() {
-        let services = BootstrapServices::in_memory();
+        let services = BootstrapServices::in_memory(ServiceLimits::default());
         let lobby = Room::Lobby;
         let mut joined = BTreeSet::new();
         assert_eq!(
@@ -91,7 +97,7 @@ mod tests {
 
     #[test]
     fn a_bootstrap_advertises_where_it_listens_but_loopback_only_when_told() {
-        let services = BootstrapServices::in_memory();
+        let services = BootstrapServices::in_memory(ServiceLimits::default());
         let addr = |s: &str| s.parse::<Multiaddr>().expect("an address");
         let any = [addr("/ip4/0.0.0.0/tcp/7433")];
         assert!(services.advertises(&addr("/ip4/192.0.2.7/tcp/7433"), &any));

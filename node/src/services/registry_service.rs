@@ -1,7 +1,7 @@
 //! The bootstrap's answers on `/ipm/registry/1`: register (or log in) a name, say who holds
 //! a name, and list the logged-in users connected now (the directory).
 
-use std::{collections::BTreeMap, io, path::Path};
+use std::{collections::BTreeMap, io, net::IpAddr, path::Path};
 
 use libp2p::PeerId;
 use tracing::{debug, info};
@@ -11,34 +11,54 @@ use ipm_protocol::{
     SignedName,
 };
 
+use super::address_budget::{AddressKey, WindowCounter};
 use super::name_registry::{Registered, Registry};
 
+pub use crate::logic::service_budgets::NEW_NAMES_PER_ADDRESS_PER_HOUR;
+const HOUR_MS: u64 = 60 * 60 * 1000;
+
 /// The registry a bootstrap serves, and who is logged in and connected.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RegistryService {
     names: Registry,
     online: BTreeMap<PeerId, NameRecord>,
+    new_names: WindowCounter,
 }
 
 impl RegistryService {
-    /// A registry kept in memory only.
-    pub fn in_memory() -> Self {
-        Self::default()
+    /// A registry kept in memory only, letting an address take `new_names_per_hour`.
+    pub fn in_memory(new_names_per_hour: u32) -> Self {
+        Self::with(Registry::in_memory(), new_names_per_hour)
     }
 
-    /// Opens the registry journal at `path`.
-    pub fn open(path: &Path) -> io::Result<Self> {
-        Ok(Self {
-            names: Registry::open(path)?,
+    /// Opens the registry journal at `path` at `now_ms`.
+    pub fn open(path: &Path, now_ms: u64, new_names_per_hour: u32) -> io::Result<Self> {
+        Ok(Self::with(
+            Registry::open(path, now_ms)?,
+            new_names_per_hour,
+        ))
+    }
+
+    fn with(names: Registry, new_names_per_hour: u32) -> Self {
+        Self {
+            names,
             online: BTreeMap::new(),
-        })
+            new_names: WindowCounter::new(new_names_per_hour, HOUR_MS),
+        }
     }
 
-    /// The answer to `peer`'s request.
-    pub fn serve(&mut self, peer: PeerId, request: RegistryRequest) -> RegistryResponse {
+    /// The answer at `now_ms` to `peer`'s request, which came from `ip` (`None`: through a
+    /// relay).
+    pub fn serve(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        request: RegistryRequest,
+        now_ms: u64,
+    ) -> RegistryResponse {
         match request {
             RegistryRequest::Register(signed) => match signed.verify() {
-                Ok(record) => match self.names.register(peer, record.clone()) {
+                Ok(record) => match self.register(peer, ip, record.clone(), now_ms) {
                     Ok(outcome) => {
                         info!(%peer, name = %record.name, ?outcome, "name registered");
                         self.online.insert(peer, record);
@@ -54,7 +74,7 @@ impl RegistryService {
                 Err(e) => RegistryResponse::Refused(RegistryError::Refused(e.to_string())),
             },
             RegistryRequest::Lookup { name } => {
-                RegistryResponse::Owner(self.names.owner(&name).map(SignedName::new))
+                RegistryResponse::Owner(self.names.owner(&name, now_ms).map(SignedName::new))
             }
             RegistryRequest::Online { max } => {
                 let max = usize::from(max).min(MAX_ONLINE_LISTED);
@@ -68,6 +88,23 @@ impl RegistryService {
                 RegistryResponse::Online { users, more }
             }
         }
+    }
+
+    /// Registers `record` for `peer`; a new name counts against the budget of `ip`.
+    fn register(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        record: NameRecord,
+        now_ms: u64,
+    ) -> Result<Registered, RegistryError> {
+        let address = AddressKey::of(ip);
+        let may_add = self.new_names.allows(address, now_ms);
+        let outcome = self.names.register(peer, record, now_ms, may_add)?;
+        if outcome == Registered::New {
+            self.new_names.count(address, now_ms);
+        }
+        Ok(outcome)
     }
 
     /// Ends `peer`'s session (it disconnected or said goodbye); whether it had one.
@@ -91,15 +128,32 @@ mod tests {
     use super::*;
     use libp2p::identity::Keypair;
 
-    fn register(service: &mut RegistryService, key: &Keypair, name: &str) -> RegistryResponse {
+    const T: u64 = 1_000_000_000;
+
+    fn register_from(
+        service: &mut RegistryService,
+        ip: &str,
+        key: &Keypair,
+        name: &str,
+    ) -> RegistryResponse {
         let record = NameRecord::sign(key, name, 1).expect("a valid name");
         let peer = key.public().to_peer_id();
-        service.serve(peer, RegistryRequest::Register(SignedName::new(&record)))
+        let ip = ip.parse().ok();
+        service.serve(
+            peer,
+            ip,
+            RegistryRequest::Register(SignedName::new(&record)),
+            T,
+        )
+    }
+
+    fn register(service: &mut RegistryService, key: &Keypair, name: &str) -> RegistryResponse {
+        register_from(service, "192.0.2.1", key, name)
     }
 
     #[test]
     fn first_come_first_served_and_the_directory_lists_the_others() {
-        let mut service = RegistryService::in_memory();
+        let mut service = RegistryService::in_memory(NEW_NAMES_PER_ADDRESS_PER_HOUR);
         let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
         assert_eq!(
             register(&mut service, &alice, "alice"),
@@ -115,7 +169,7 @@ mod tests {
         ));
         register(&mut service, &bob, "bob");
         let alice_peer = alice.public().to_peer_id();
-        match service.serve(alice_peer, RegistryRequest::Online { max: 10 }) {
+        match service.serve(alice_peer, None, RegistryRequest::Online { max: 10 }, T) {
             RegistryResponse::Online { users, more } => {
                 assert_eq!(users.len(), 1);
                 assert_eq!(users[0].name, "bob");
@@ -126,5 +180,32 @@ mod tests {
         assert!(service.log_out(&bob.public().to_peer_id()));
         assert_eq!(service.online(), 1);
         assert_eq!(service.names(), 2);
+    }
+
+    #[test]
+    fn one_address_registers_a_few_new_names_an_hour_whatever_its_keys() {
+        let mut service = RegistryService::in_memory(3);
+        let squatter = "198.51.100.7";
+        let mut refused = 0;
+        for i in 0..10 {
+            let key = Keypair::generate_ed25519();
+            if matches!(
+                register_from(&mut service, squatter, &key, &format!("name{i}")),
+                RegistryResponse::Refused(_)
+            ) {
+                refused += 1;
+            }
+        }
+        assert_eq!((service.names(), refused), (3, 7));
+        // Another address is not affected, and a holder still logs in from the squatter's.
+        let alice = Keypair::generate_ed25519();
+        assert_eq!(
+            register_from(&mut service, "203.0.113.9", &alice, "alice"),
+            RegistryResponse::Registered { new: true }
+        );
+        assert_eq!(
+            register_from(&mut service, squatter, &alice, "alice"),
+            RegistryResponse::Registered { new: false }
+        );
     }
 }

@@ -87,6 +87,7 @@ pub fn direct(i: u64) -> DirectMessage {
 pub fn stored(i: u64) -> Stored {
     Stored {
         from: peer_of(2),
+        from_ip: None,
         to: peer(),
         message: Sealed {
             id: id(i),

@@ -97,6 +97,7 @@ struct RawBehaviour {
     direct: request_response::Behaviour<RawCodec>,
     file: request_response::Behaviour<RawCodec>,
     mailbox: request_response::Behaviour<RawCodec>,
+    registry: request_response::Behaviour<RawCodec>,
 }
 
 /// The request-response protocols of ipm.
@@ -105,6 +106,8 @@ pub enum Proto {
     Direct,
     File,
     Mailbox,
+    /// Served by bootstraps only (not in [`Proto::ALL`]).
+    Registry,
 }
 
 impl Proto {
@@ -145,6 +148,10 @@ enum Command {
 /// Handle to a running raw peer.
 pub struct RawPeer {
     pub peer_id: PeerId,
+    /// Its identity, to sign what it claims (name records).
+    pub key: Keypair,
+    /// Where it listens, with its peer id.
+    pub addr: Multiaddr,
     commands: mpsc::UnboundedSender<Command>,
     pub events: mpsc::UnboundedReceiver<RawEvent>,
 }
@@ -164,50 +171,66 @@ fn request_response_behaviour(protocol: &'static str) -> request_response::Behav
 impl RawPeer {
     /// Starts a raw peer listening on loopback.
     pub async fn start() -> RawPeer {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Starts a raw peer listening on the loopback address `ip` (any of 127.0.0.0/8). A
+    /// victim that dials its [`RawPeer::addr`] sees it at `ip` (its own dials leave from
+    /// 127.0.0.1, whatever it listens on).
+    pub async fn start_on(ip: &str) -> RawPeer {
         let key = Keypair::generate_ed25519();
         let peer_id = key.public().to_peer_id();
-        let mut swarm: Swarm<RawBehaviour> = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|key| {
-                let gossipsub_config = gossipsub::ConfigBuilder::default()
-                    .heartbeat_interval(Duration::from_millis(100))
-                    .validation_mode(gossipsub::ValidationMode::Permissive)
-                    .max_transmit_size(4 << 20)
-                    .build()
-                    .unwrap();
-                RawBehaviour {
-                    identify: identify::Behaviour::new(
-                        identify::Config::new("/ipm/1".into(), key.public())
-                            .with_agent_version("ipm/hostile".into()),
-                    ),
-                    ping: ping::Behaviour::new(ping::Config::new()),
-                    gossipsub: gossipsub::Behaviour::new(
-                        gossipsub::MessageAuthenticity::Signed(key.clone()),
-                        gossipsub_config,
-                    )
-                    .unwrap(),
-                    direct: request_response_behaviour("/ipm/direct/1"),
-                    file: request_response_behaviour("/ipm/file/1"),
-                    mailbox: request_response_behaviour("/ipm/mailbox/1"),
-                }
-            })
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(LONG))
-            .build();
+        let mut swarm: Swarm<RawBehaviour> =
+            libp2p::SwarmBuilder::with_existing_identity(key.clone())
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .unwrap()
+                .with_behaviour(|key| {
+                    let gossipsub_config = gossipsub::ConfigBuilder::default()
+                        .heartbeat_interval(Duration::from_millis(100))
+                        .validation_mode(gossipsub::ValidationMode::Permissive)
+                        .max_transmit_size(4 << 20)
+                        .build()
+                        .unwrap();
+                    RawBehaviour {
+                        identify: identify::Behaviour::new(
+                            identify::Config::new("/ipm/1".into(), key.public())
+                                .with_agent_version("ipm/hostile".into()),
+                        ),
+                        ping: ping::Behaviour::new(ping::Config::new()),
+                        gossipsub: gossipsub::Behaviour::new(
+                            gossipsub::MessageAuthenticity::Signed(key.clone()),
+                            gossipsub_config,
+                        )
+                        .unwrap(),
+                        direct: request_response_behaviour("/ipm/direct/1"),
+                        file: request_response_behaviour("/ipm/file/1"),
+                        mailbox: request_response_behaviour("/ipm/mailbox/1"),
+                        registry: request_response_behaviour("/ipm/registry/1"),
+                    }
+                })
+                .unwrap()
+                .with_swarm_config(|c| c.with_idle_connection_timeout(LONG))
+                .build();
         swarm
-            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .listen_on(format!("/ip4/{ip}/tcp/0").parse().unwrap())
             .unwrap();
+        let addr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                break address.with(libp2p::multiaddr::Protocol::P2p(peer_id));
+            }
+        };
         let (commands, rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         tokio::spawn(run(swarm, rx, events_tx));
         RawPeer {
             peer_id,
+            key,
+            addr,
             commands,
             events,
         }
@@ -349,6 +372,7 @@ async fn run(
                             Proto::Direct => behaviour.direct.send_request(&peer, request),
                             Proto::File => behaviour.file.send_request(&peer, request),
                             Proto::Mailbox => behaviour.mailbox.send_request(&peer, request),
+                            Proto::Registry => behaviour.registry.send_request(&peer, request),
                         };
                         if let Some(reply) = reply {
                             pending.insert(id, reply);
@@ -395,7 +419,10 @@ async fn run(
                     let _ = swarm.behaviour_mut().file.send_response(channel, ipm_protocol::encode(&response));
                 }
                 SwarmEvent::Behaviour(
-                    RawBehaviourEvent::Direct(e) | RawBehaviourEvent::File(e) | RawBehaviourEvent::Mailbox(e),
+                    RawBehaviourEvent::Direct(e)
+                    | RawBehaviourEvent::File(e)
+                    | RawBehaviourEvent::Mailbox(e)
+                    | RawBehaviourEvent::Registry(e),
                 ) => match e {
                     request_response::Event::Message {
                         message: request_response::Message::Response { request_id, response },
