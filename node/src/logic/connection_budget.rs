@@ -11,8 +11,9 @@
 //!   dials and peers with a request in flight (a private message, a file chunk, a mailbox
 //!   call) are always let in.
 //! - Trimmable: in no gossipsub mesh of the node, not a bootstrap, not dialled by the user,
-//!   no request in flight either way, and connected or used longer ago than the grace
-//!   period (`grace`; [`LOOKUP_GRACE`] for a connection only a DHT lookup opened).
+//!   no request in flight either way (nor one ended within [`EXCHANGE_LINGER`]), and
+//!   connected or used longer ago than the grace period (`grace`; [`LOOKUP_GRACE`] for a
+//!   connection only a DHT lookup opened).
 //! - Above the high mark (protected peers pushed it there), trimmable peers are closed down
 //!   to it; above the low mark, connections only a DHT lookup opened are closed once their
 //!   short grace is over, so that lookups do not fill the room newcomers need.
@@ -34,6 +35,11 @@ use libp2p::PeerId;
 /// How long a connection only a DHT lookup opened is kept above the low mark: long enough
 /// for the lookup's request and for gossipsub to graft the peer into a mesh it needs.
 pub const LOOKUP_GRACE: Duration = Duration::from_secs(5);
+/// How long after its last request a peer still counts as busy, whatever the grace period:
+/// a download asks for its next chunks only once it has written the last ones, which on a
+/// slow or busy disk takes seconds, so a transfer in flight may have no request outstanding
+/// for a while.
+pub const EXCHANGE_LINGER: Duration = Duration::from_secs(10);
 /// How long a dial of a discovered peer counts as pending.
 const DIAL_PENDING: Duration = Duration::from_secs(20);
 
@@ -129,6 +135,8 @@ struct Record {
     dialled: bool,
     user: bool,
     last_used: Instant,
+    /// When a request to or from it was last seen.
+    last_exchange: Option<Instant>,
 }
 
 impl Record {
@@ -219,6 +227,7 @@ impl ConnectionBudget {
             dialled,
             user,
             last_used: now,
+            last_exchange: None,
         });
         record.user |= user;
     }
@@ -238,6 +247,7 @@ impl ConnectionBudget {
     pub fn used(&mut self, peer: &PeerId, now: Instant) {
         if let Some(record) = self.peers.get_mut(peer) {
             record.last_used = now;
+            record.last_exchange = Some(now);
         }
     }
 
@@ -351,6 +361,8 @@ impl ConnectionBudget {
                     && !standing.mesh.contains(p)
                     && !standing.busy.contains(p)
                     && now.saturating_duration_since(r.last_used) >= self.grace(r)
+                    && r.last_exchange
+                        .is_none_or(|at| now.saturating_duration_since(at) >= EXCHANGE_LINGER)
             })
             .map(|(p, r)| {
                 let score = standing.scores.get(p).copied().unwrap_or(0.0).min(0.0);
@@ -507,6 +519,29 @@ mod tests {
         // Once the request is answered the peer goes too.
         world.busy.clear();
         assert_eq!(budget.trim(world.standing(), now), vec![peers[3]]);
+    }
+
+    #[test]
+    fn a_peer_between_two_requests_stays_whatever_the_grace() {
+        let start = Instant::now();
+        let mut budget = ConnectionBudget::new(
+            Watermarks {
+                low: 0,
+                high: 0,
+                grace: Duration::ZERO,
+                walk_every: secs(10),
+            },
+            HashSet::new(),
+        );
+        let peer = connect(&mut budget, 1, start)[0];
+        budget.used(&peer, start);
+        let world = World::new();
+        let almost = start + EXCHANGE_LINGER - Duration::from_millis(1);
+        assert!(budget.trim(world.standing(), almost).is_empty());
+        assert_eq!(
+            budget.trim(world.standing(), start + EXCHANGE_LINGER),
+            vec![peer]
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn bootstrap_config() -> Config {
     Config {
         role: Role::Bootstrap,
         target_peers: 0,
+        max_peers: Config::bootstrap().max_peers,
         use_relay: false,
         ..Config::for_tests("bootstrap")
     }
