@@ -4,8 +4,9 @@
 //! each part does lives beside it: `rooms` (join, leave, publish, room lines arriving),
 //! `connections` (dialling, bootstraps, discovery, identify and Kademlia), `direct` (private
 //! messages), `mailbox` (sealed messages at bootstraps), `files` (offers and downloads),
-//! `registry` (names at bootstraps), and for people `announcements` (presence),
-//! `location` (the location group), `name_records` (names in the DHT) and `people_state`.
+//! `registry` (names at bootstraps), `room_forwarding` (the rooms a bootstrap forwards), and
+//! for people `announcements` (presence), `location` (the location group), `name_records`
+//! (names in the DHT) and `people_state`.
 
 mod announcements;
 mod connections;
@@ -18,6 +19,7 @@ mod direct;
 mod files;
 mod mailbox;
 mod registry;
+mod room_forwarding;
 mod rooms;
 mod spam;
 mod status;
@@ -189,6 +191,7 @@ impl EventLoop {
                     self.retry_offer_lookups(now);
                     self.retry_logins(now);
                     self.peer_heartbeat(now);
+                    self.leave_idle_rooms(now);
                 }
                 _ = presence.tick() => self.on_presence_tick(),
             }
@@ -331,6 +334,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.registry_peer_gone(peer_id);
                     self.forwarder_gone(peer_id);
+                    self.forwarding_peer_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });
                 }
             }
@@ -406,16 +410,13 @@ impl EventLoop {
             // subscription made every connection of a churning overlay cost an announcement.
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. })
                 if self.people.is_presence_topic(&topic) => {}
-            // The bootstrap forwards every ipm room so that peers which only know it still
-            // hear each other.
-            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { topic, .. }) => {
-                let forward = self
-                    .services
-                    .as_ref()
-                    .and_then(|s| s.room_to_forward(topic.as_str(), &self.rooms));
-                if let Some(room) = forward {
-                    let _ = self.join(room);
-                }
+            // A bootstrap forwards the rooms its peers share, so that peers which only know
+            // it still hear each other.
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                self.on_room_subscribed(peer_id, &topic)
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
+                self.on_room_unsubscribed(peer_id, &topic)
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.on_identify(peer_id, info)

@@ -213,16 +213,36 @@ async fn inbound_sybils_do_not_starve_a_nodes_own_dials() {
             .next_event(|e| matches!(e, RawEvent::Connected(_)).then_some(()))
             .await;
     }
-    let dialled = node.client.dial(bootstrap.addr.clone()).await;
+    let (dialled, refused) = join(&node, &bootstrap.addr).await;
     let status = node.client.status().await.unwrap();
     eprintln!(
-        "{} peers connected to a node with a budget of {BUDGET}: own dial {dialled:?}",
+        "{} peers connected to a node with a budget of {BUDGET}: own dial in {dialled:?} \
+         after {refused} refusals",
         status.peers.len()
     );
-    assert!(
-        dialled.is_ok(),
-        "the node could not dial its bootstrap: {dialled:?}"
-    );
+    assert!(dialled.is_some(), "the node could not dial its bootstrap");
+}
+
+/// A user that reaches nobody but the bootstrap: it listens nowhere and asks for no relay.
+async fn spawn_behind_bootstrap(name: &str, bootstrap: &Multiaddr) -> TestNode {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = user_config(name, tmp.path(), bootstrap);
+    config.listen = Vec::new();
+    config.use_relay = false;
+    let key = Keypair::generate_ed25519();
+    let (client, event_loop) = ipm_node::start(key.clone(), config).unwrap();
+    let events = client.events();
+    let task = tokio::spawn(event_loop.run());
+    client.dial(bootstrap.clone()).await.unwrap();
+    TestNode {
+        client,
+        events,
+        addr: bootstrap.clone(),
+        key,
+        dir: tmp.path().to_path_buf(),
+        task,
+        tmp: Some(tmp),
+    }
 }
 
 /// Publishes `text` in `room` from `from` and waits until `to` shows it.
@@ -238,4 +258,51 @@ async fn says(from: &TestNode, to: &mut TestNode, room: &Room, text: &str) {
     })
     .await;
     assert_eq!(got, text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_behind_a_bootstrap_talk_in_a_new_room_while_one_peer_floods_junk_rooms() {
+    ipm_node::logging::init("warn");
+    const JUNK: usize = 10_000;
+    let bootstrap = spawn_bootstrap().await;
+    let mut junk = RawPeer::start().await;
+    junk.dial(bootstrap.addr.clone()).await;
+    junk.next_event(|e| matches!(e, RawEvent::Connected(_)).then_some(()))
+        .await;
+    let started = Instant::now();
+    for i in 0..JUNK {
+        junk.subscribe(&Room::interest(&format!("junk{i}")).unwrap().topic())
+            .await;
+    }
+    // Gossipsub reads one peer's subscriptions in order: once the bootstrap sees the junk
+    // peer in the lobby, it has read every junk subscription.
+    junk.subscribe(&Room::Lobby.topic()).await;
+    wait_until("the bootstrap to read the junk subscriptions", || async {
+        members(&bootstrap.client, &Room::Lobby).await >= 1
+    })
+    .await;
+    let status = bootstrap.client.status().await.unwrap();
+    eprintln!(
+        "{JUNK} junk subscriptions read in {:?}; the bootstrap is in {} rooms",
+        started.elapsed(),
+        status.rooms.len()
+    );
+
+    let mut alice = spawn_behind_bootstrap("alice", &bootstrap.addr).await;
+    let mut bob = spawn_behind_bootstrap("bob", &bootstrap.addr).await;
+    let fresh = Room::interest("fresh").unwrap();
+    alice.client.join(fresh.clone()).await.unwrap();
+    bob.client.join(fresh.clone()).await.unwrap();
+    for user in [&alice, &bob] {
+        wait_until("the bootstrap to forward the new room", || async {
+            members(&user.client, &fresh).await >= 1
+                && members(&user.client, &Room::Lobby).await >= 1
+        })
+        .await;
+    }
+    says(&alice, &mut bob, &fresh, "anyone here?").await;
+    says(&bob, &mut alice, &fresh, "yes").await;
+    says(&alice, &mut bob, &Room::Lobby, "and the lobby still works").await;
+    let status = bootstrap.client.status().await.unwrap();
+    eprintln!("the bootstrap forwards {} rooms", status.rooms.len());
 }

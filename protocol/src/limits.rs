@@ -98,8 +98,23 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
 // before the node allocates on a peer's behalf.
 // ---------------------------------------------------------------------------
 
-/// Most rooms a bootstrap forwards for: it joins every ipm room its peers join.
+/// Most rooms a bootstrap forwards for: it joins the ipm rooms two of its peers join.
 pub const MAX_FORWARDED_ROOMS: usize = 10_000;
+
+/// Most rooms one peer's subscriptions count towards at a bootstrap deciding what to
+/// forward.
+pub const MAX_FORWARD_WANTS_PER_PEER: usize = 64;
+
+/// Most room subscriptions a bootstrap counts from one address, all its peers together.
+pub const MAX_FORWARD_WANTS_PER_ADDRESS: usize = 256;
+
+/// Most rooms a bootstrap forwards for peers that all share one address (users behind one
+/// NAT).
+pub const MAX_FORWARDED_ROOMS_PER_SHARED_ADDRESS: usize = 8;
+
+/// How long a bootstrap keeps forwarding a room fewer than two peers want, in
+/// milliseconds.
+pub const FORWARD_IDLE_MS: u64 = 10 * 60 * 1000;
 
 /// Most gossipsub topics one peer may be subscribed to in a node's view (the
 /// subscription filter). A bootstrap forwards up to [`MAX_FORWARDED_ROOMS`]

@@ -1,28 +1,25 @@
 //! What only a bootstrap serves: the mailbox for offline users, the name registry with its
-//! directory of who is online, and the forwarding of every room its peers join. A node gets
+//! directory of who is online, and the forwarding of the rooms its peers share. A node gets
 //! these parts once, when it is built as a bootstrap; a user's node has none of them.
 
 pub mod address_budget;
+pub mod forwarding;
 pub mod mailbox_service;
 pub mod mailbox_store;
 pub mod name_registry;
 pub mod registry_service;
 
-use std::collections::BTreeSet;
-
 use ipm_protocol::Room;
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 
 use crate::logic::service_budgets::ServiceLimits;
 use crate::{
     net::addresses::{is_loopback, is_relayed},
     store::{data_dir::DataDir, OpenError},
 };
+use forwarding::{ForwardLimits, Origin, RoomDemand};
 use mailbox_service::MailboxService;
 use registry_service::RegistryService;
-
-/// Most rooms a bootstrap forwards for (it joins every ipm room its peers join).
-pub const MAX_FORWARDED_ROOMS: usize = ipm_protocol::limits::MAX_FORWARDED_ROOMS;
 
 /// Everything a bootstrap serves beside what every node does.
 #[derive(Debug)]
@@ -31,6 +28,8 @@ pub struct BootstrapServices {
     pub mailbox: MailboxService,
     /// Names and who is online.
     pub registry: RegistryService,
+    /// Which rooms are forwarded for peers that only know this bootstrap.
+    pub forwarding: RoomDemand,
 }
 
 impl BootstrapServices {
@@ -39,6 +38,7 @@ impl BootstrapServices {
         Self {
             mailbox: MailboxService::in_memory(limits.mailbox),
             registry: RegistryService::in_memory(limits.new_names_per_address_per_hour),
+            forwarding: RoomDemand::new(ForwardLimits::default()),
         }
     }
 
@@ -53,6 +53,7 @@ impl BootstrapServices {
                 limits.new_names_per_address_per_hour,
             )
             .map_err(OpenError::at(&dir.registry()))?,
+            forwarding: RoomDemand::new(ForwardLimits::default()),
         })
     }
 
@@ -65,15 +66,18 @@ impl BootstrapServices {
         !is_relayed(addr) && (!is_loopback(addr) || explicit_loopback)
     }
 
-    /// The room of `topic` to join so that peers which only know this bootstrap hear each
-    /// other: an ipm room not joined yet, while fewer than [`MAX_FORWARDED_ROOMS`] are.
-    pub fn room_to_forward(&self, topic: &str, joined: &BTreeSet<Room>) -> Option<Room> {
-        if joined.len() >= MAX_FORWARDED_ROOMS {
-            return None;
-        }
-        Room::from_topic(topic)
-            .ok()
-            .filter(|room| !joined.contains(room))
+    /// `peer` (from `origin`) subscribed to `topic`: the room to join so that peers which
+    /// only know this bootstrap hear each other, if any. `joined`: the rooms this node is in.
+    pub fn room_to_forward(
+        &mut self,
+        peer: PeerId,
+        origin: Origin,
+        topic: &str,
+        joined: &std::collections::BTreeSet<Room>,
+    ) -> Option<Room> {
+        let room = Room::from_topic(topic).ok()?;
+        let already = joined.contains(&room);
+        self.forwarding.subscribed(peer, origin, room, already)
     }
 }
 
@@ -82,17 +86,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bootstrap_forwards_new_rooms_up_to_its_limit() {
-        let services = BootstrapServices::in_memory(ServiceLimits::default());
-        let lobby = Room::Lobby;
-        let mut joined = BTreeSet::new();
+    fn a_bootstrap_forwards_ipm_rooms_two_peers_share() {
+        let mut services = BootstrapServices::in_memory(ServiceLimits::default());
+        let joined = std::collections::BTreeSet::from([Room::Lobby]);
+        let topic = Room::interest("rust").expect("a tag").topic();
+        let (alice, bob) = (PeerId::random(), PeerId::random());
+        let a = Origin::Ip("192.0.2.1".parse().expect("an address"));
+        let b = Origin::Ip("198.51.100.2".parse().expect("an address"));
+        assert_eq!(services.room_to_forward(alice, a, &topic, &joined), None);
+        assert!(services.room_to_forward(bob, b, &topic, &joined).is_some());
+        let lobby = Room::Lobby.topic();
+        assert_eq!(services.room_to_forward(alice, a, &lobby, &joined), None);
+        assert_eq!(services.room_to_forward(bob, b, &lobby, &joined), None);
         assert_eq!(
-            services.room_to_forward(&lobby.topic(), &joined),
-            Some(Room::Lobby)
+            services.room_to_forward(alice, a, "not an ipm topic", &joined),
+            None
         );
-        joined.insert(Room::Lobby);
-        assert_eq!(services.room_to_forward(&lobby.topic(), &joined), None);
-        assert_eq!(services.room_to_forward("not an ipm topic", &joined), None);
     }
 
     #[test]
