@@ -112,8 +112,8 @@ async fn lines_of_many_fresh_keys_over_one_connection_are_capped_and_honest_line
          forwarder cut off: {cut_off}",
         flood.len()
     );
-    // The budget for new authors per forwarder: a burst of 20 and 2 a second.
-    let budget = 20.0 + 2.0 * elapsed;
+    // The budget for new authors per forwarder: a burst of 60 and 5 a second.
+    let budget = 60.0 + 5.0 * elapsed;
     assert!(
         (shown as f64) <= budget + 1.0,
         "{shown} of {} flood lines shown, budget {budget:.0}",

@@ -122,6 +122,7 @@ impl EventLoop {
             data: &message.data,
             forwarder,
             forwarder_ip: self.swarm.behaviour().peer_manager.remote_ip(&forwarder),
+            via_bootstrap: self.swarm.behaviour().peer_manager.is_bootstrap(&forwarder),
             received: Instant::now(),
         };
         let here = Here {
