@@ -97,6 +97,14 @@ pub struct AddressLimits {
     pub established_per_network: u32,
 }
 
+impl AddressLimits {
+    /// The address `ip` counts under for the per-address limits and budgets; `None` when it
+    /// is exempt (loopback, when so configured).
+    pub fn counted(&self, ip: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        (!(self.loopback_exempt && ip.is_loopback())).then_some(ip)
+    }
+}
+
 impl Default for AddressLimits {
     fn default() -> Self {
         use ipm_protocol::limits;

@@ -45,7 +45,11 @@ fn chat_line(author: &Keypair, name: &str, text: &str) -> (ChatMessage, Vec<u8>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_of_many_fresh_keys_over_one_connection_are_capped_and_honest_lines_arrive_at_once() {
-    let mut victim = spawn(Config::for_tests("victim")).await;
+    // The attacker sends from 127.0.0.2: the victim budgets loopback addresses as it would
+    // remote ones.
+    let mut victim_config = Config::for_tests("victim");
+    victim_config.address_limits.loopback_exempt = false;
+    let mut victim = spawn(victim_config).await;
     let honest = spawn(Config::for_tests("honest")).await;
     honest.client.dial(victim.addr.clone()).await.unwrap();
     wait_until("the honest user in the victim's lobby", || async {

@@ -121,7 +121,12 @@ impl EventLoop {
             topic,
             data: &message.data,
             forwarder,
-            forwarder_ip: self.swarm.behaviour().peer_manager.remote_ip(&forwarder),
+            forwarder_ip: self
+                .swarm
+                .behaviour()
+                .peer_manager
+                .remote_ip(&forwarder)
+                .and_then(|ip| self.config.address_limits.counted(ip)),
             via_bootstrap: self.swarm.behaviour().peer_manager.is_bootstrap(&forwarder),
             received: Instant::now(),
         };

@@ -74,7 +74,9 @@ pub const ANNOUNCEMENTS: Budget = Budget {
 };
 
 /// Whether `ip` shares no address budget: 127.0.0.1 and ::1, this machine itself (local
-/// overlays and tests run every node there). Other loopback addresses are budgeted.
+/// overlays and tests run every node there). Other loopback addresses are budgeted when the
+/// driver passes them (it leaves every loopback address out while
+/// `AddressLimits::loopback_exempt` is on, the default).
 pub fn exempt(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => *v4 == std::net::Ipv4Addr::LOCALHOST,

@@ -161,8 +161,7 @@ impl AddressBudget {
     /// The address `ip` is counted under: `None` when it is exempt from the per-address
     /// limits (loopback, when so configured).
     fn limited(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
-        let ip = canonical(ip?);
-        (!(self.limits.loopback_exempt && ip.is_loopback())).then_some(ip)
+        self.limits.counted(canonical(ip?))
     }
 
     fn is_known(&self, ip: IpAddr, now: Instant) -> bool {
