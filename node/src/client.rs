@@ -4,7 +4,7 @@ mod errors;
 pub mod login;
 pub mod people;
 
-pub use crate::logic::{offers::OfferTarget, refusal::Refusal};
+pub use crate::logic::{connection_budget::Kind, offers::OfferTarget, refusal::Refusal};
 pub use errors::{FileError, NodeError};
 
 use std::{
@@ -47,6 +47,21 @@ pub struct PeerStatus {
     pub addrs: Vec<Multiaddr>,
     /// Its agent string, once identify has run.
     pub agent: Option<String>,
+    /// What it is to the node: in a mesh, dialled by a lookup, dialled in, a bootstrap,
+    /// dialled by the user.
+    pub kind: Kind,
+}
+
+/// How many peers the node keeps, and of which kinds.
+#[derive(Clone, Debug)]
+pub struct ConnectionsStatus {
+    /// Connected peers of each kind.
+    pub by_kind: Vec<(Kind, usize)>,
+    /// Below this many the node looks for more.
+    pub low: usize,
+    /// The most it keeps, but for bootstraps, peers the user dialled and peers with a
+    /// request in flight.
+    pub high: usize,
 }
 
 /// A joined room and who else is in it.
@@ -75,6 +90,8 @@ pub struct Status {
     pub relayed: Vec<Multiaddr>,
     /// Connected peers.
     pub peers: Vec<PeerStatus>,
+    /// Their counts by kind, and the watermarks.
+    pub connections: ConnectionsStatus,
     /// Joined rooms.
     pub rooms: Vec<RoomStatus>,
 }

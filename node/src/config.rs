@@ -44,19 +44,23 @@ pub struct Config {
     pub role: Role,
     /// Gossipsub heartbeat: short in tests, one second in real use.
     pub heartbeat: Duration,
-    /// How many peers the node tries to keep connections to.
+    /// The low watermark: below this many connected peers the node walks the DHT and dials
+    /// what it finds (0: never, as on a bootstrap).
     pub target_peers: usize,
-    /// Above this many connected peers, idle connections outside every gossipsub mesh are
-    /// closed down to `target_peers` (0: never, the default: in the fan-out bench a sparser
-    /// overlay made lobby delivery slower, see the README's Performance section).
+    /// The high watermark: the most peers the node stays connected to. At it, a newcomer
+    /// takes the place of the least useful peer (in no gossipsub mesh, not a bootstrap, not
+    /// dialled by the user, nothing in flight, past `peer_grace`) or is refused; bootstraps,
+    /// peers the user dials and peers with a request in flight are always let in, and the
+    /// surplus they make is trimmed once possible (see `logic::connection_budget`).
     pub max_peers: usize,
     /// How long a connection is left alone after it opened or was last used before it may
-    /// be closed as surplus: long enough for gossipsub to graft it into a mesh, and for a
+    /// be closed to make room: long enough for gossipsub to graft it into a mesh, and for a
     /// conversation to go on without redialling.
     pub peer_grace: Duration,
     /// Hard cap on established connections.
     pub max_connections: u32,
-    /// How often the node walks the DHT to discover more peers.
+    /// How often the node walks the DHT to discover more peers, at most (only while it has
+    /// fewer than `target_peers`).
     pub discovery_interval: Duration,
     /// How long an unused connection stays open.
     pub idle_timeout: Duration,
@@ -85,8 +89,12 @@ impl Config {
             mdns: true,
             role: Role::Node,
             heartbeat: Duration::from_secs(1),
-            target_peers: 8,
-            max_peers: 0,
+            // Gossipsub keeps meshes of 6 (5..12) in each of the lobby and presence, so 12
+            // peers let both meshes form from different peers.
+            target_peers: 12,
+            // A mesh at its most (12, `mesh_n_high`), 6 more peers to gossip to
+            // (`gossip_lazy`), the bootstrap, and 5 for lookups and newcomers.
+            max_peers: 24,
             peer_grace: Duration::from_secs(20),
             max_connections: 256,
             discovery_interval: Duration::from_secs(30),
@@ -105,7 +113,9 @@ impl Config {
             mdns: false,
             use_relay: false,
             target_peers: 0,
-            max_peers: 0,
+            // Every user connects to the bootstrap: as many peers as connections fit,
+            // leaving 96 of them for peers holding a second one (TCP and QUIC).
+            max_peers: 4000,
             max_connections: 4096,
             ..Self::node("bootstrap")
         }

@@ -1,7 +1,10 @@
 //! Connections in the event loop: dialling on request, redialling bootstraps, discovering
 //! peers through the DHT, relay reservations, and what identify and Kademlia report.
 
-use std::{collections::HashSet, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use libp2p::{
     identify, kad,
@@ -17,6 +20,7 @@ use crate::{
     net::{
         addresses::{dial_reason, peer_of, worth_dialling},
         behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL},
+        metrics::KindLabel,
     },
 };
 
@@ -30,6 +34,7 @@ impl EventLoop {
             None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
         };
         let id = opts.connection_id();
+        self.swarm.behaviour_mut().peer_manager.user_dial(id);
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.pending_dials.insert(id, (addr, reply));
@@ -43,23 +48,46 @@ impl EventLoop {
         }
     }
 
-    /// Lets the peer manager redial bootstraps and close the surplus of connections; the
-    /// peers in gossipsub's meshes are kept.
+    /// Lets the peer manager redial bootstraps and trim connections, telling it which peers
+    /// are in gossipsub's meshes (kept) and their scores; walks the DHT when it wants more
+    /// peers.
     pub(super) fn peer_heartbeat(&mut self, now: Instant) {
         let behaviour = self.swarm.behaviour_mut();
         let mesh: HashSet<PeerId> = behaviour.gossipsub.all_mesh_peers().copied().collect();
-        behaviour.peer_manager.heartbeat(now, &mesh);
+        // Scores only rank the peers to trim, which happens near the high mark (a bootstrap
+        // with thousands of peers is spared computing them every tick).
+        let connected = behaviour.peer_manager.connected();
+        let near_high = connected * 4 >= behaviour.peer_manager.marks().high * 3;
+        let scores: HashMap<PeerId, f64> = if near_high {
+            self.swarm
+                .connected_peers()
+                .filter_map(|p| Some((*p, self.swarm.behaviour().gossipsub.peer_score(p)?)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let behaviour = self.swarm.behaviour_mut();
+        if behaviour.peer_manager.heartbeat(now, mesh, scores) {
+            behaviour.kad.get_closest_peers(PeerId::random());
+        }
+        self.record_connections();
     }
 
-    /// Dials more peers from the DHT while the node has fewer than it wants.
+    /// Sets the connection gauges, by kind.
+    fn record_connections(&self) {
+        for (kind, count) in self.swarm.behaviour().peer_manager.counts() {
+            self.metrics
+                .connections
+                .get_or_create(&KindLabel {
+                    kind: kind.label().into(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Polls the mailboxes now and then (the DHT is walked from the peer heartbeat).
     pub(super) fn discover(&mut self) {
         self.poll_mailboxes();
-        if self.swarm.behaviour().peer_manager.wants_peers() {
-            self.swarm
-                .behaviour_mut()
-                .kad
-                .get_closest_peers(PeerId::random());
-        }
     }
 
     /// The DHT reported `peer`: the peer manager dials it while the node wants peers.

@@ -184,7 +184,11 @@ impl EventLoop {
                         continue;
                     };
                     let request = DirectRequest::Message(pending.message.clone());
-                    let request_id = self.swarm.behaviour_mut().direct.send_request(&to, request);
+                    let behaviour = self.swarm.behaviour_mut();
+                    let request_id = behaviour.direct.send_request(&to, request);
+                    behaviour
+                        .peer_manager
+                        .request_sent(to, "direct", request_id);
                     self.direct.in_flight.insert(request_id, id);
                 }
                 Action::LookUp { peer } => self.look_up(peer),

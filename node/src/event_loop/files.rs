@@ -182,6 +182,8 @@ impl EventLoop {
             .behaviour_mut()
             .file
             .send_request(&peer, FileRequest::Offer(offer));
+        let manager = &mut self.swarm.behaviour_mut().peer_manager;
+        manager.request_sent(peer, "file", request_id);
         self.files.outbound.insert(request_id, Outbound::Offer(id));
     }
 
@@ -413,6 +415,8 @@ impl EventLoop {
                 len,
             },
         );
+        let manager = &mut self.swarm.behaviour_mut().peer_manager;
+        manager.request_sent(peer, "file", request_id);
         self.files
             .outbound
             .insert(request_id, Outbound::Chunk(reply));

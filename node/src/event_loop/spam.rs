@@ -87,6 +87,8 @@ impl EventLoop {
                 return None;
             }
         }
+        // A request received or sent keeps its connection from being trimmed until done.
+        peer_manager.exchanged(protocol, &event);
         Some(event)
     }
 }

@@ -1,10 +1,11 @@
-//! `/status` in the event loop: the node's addresses, reachability, peers and rooms.
+//! `/status` in the event loop: the node's addresses, reachability, peers (each with its
+//! kind, and counted by kind against the watermarks) and rooms.
 
 use libp2p::{autonat, gossipsub::IdentTopic, Multiaddr, PeerId};
 
 use super::EventLoop;
 use crate::{
-    client::{PeerStatus, RoomStatus, Status},
+    client::{ConnectionsStatus, Kind, PeerStatus, RoomStatus, Status},
     net::addresses::is_relayed,
 };
 
@@ -29,6 +30,7 @@ impl EventLoop {
                 }
             })
             .collect();
+        let manager = &self.swarm.behaviour().peer_manager;
         let mut peers: Vec<PeerStatus> = self
             .swarm
             .connected_peers()
@@ -39,9 +41,15 @@ impl EventLoop {
                     name: self.directory.display_name(p),
                     addrs: info.map(|i| i.connections.clone()).unwrap_or_default(),
                     agent: info.and_then(|i| i.agent.clone()),
+                    kind: manager.kind(p).unwrap_or(Kind::Inbound),
                 }
             })
             .collect();
+        let connections = ConnectionsStatus {
+            by_kind: manager.counts(),
+            low: manager.marks().low,
+            high: manager.marks().high,
+        };
         peers.sort_by(|a, b| a.name.cmp(&b.name));
         let listen: Vec<Multiaddr> = self
             .swarm
@@ -61,6 +69,7 @@ impl EventLoop {
             },
             external: self.swarm.external_addresses().cloned().collect(),
             peers,
+            connections,
             rooms,
         }
     }

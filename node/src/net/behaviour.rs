@@ -15,7 +15,7 @@ use libp2p::{
 
 use crate::{
     config::{Config, Role},
-    logic::peer_policy::PeerSettings,
+    logic::{connection_budget::Watermarks, peer_policy::PeerSettings},
     net::scoring,
     net::{addresses::peer_of, peer_manager::PeerManager},
 };
@@ -115,21 +115,25 @@ fn relay_server_config() -> relay::Config {
     }
 }
 
-/// What the peer manager is given: the bootstraps, and the budget of a node of this role
-/// (a bootstrap looks for no peers of its own).
+/// What the peer manager is given: the bootstraps, and the watermarks of a node of this
+/// role (a bootstrap looks for no peers of its own).
 fn peer_settings(config: &Config) -> PeerSettings {
+    let low = match config.role {
+        Role::Node => config.target_peers,
+        Role::Bootstrap => 0,
+    };
     PeerSettings {
         bootstraps: config
             .bootstrap
             .iter()
             .filter_map(|addr| peer_of(addr).map(|peer| (peer, addr.clone())))
             .collect(),
-        target_peers: match config.role {
-            Role::Node => config.target_peers,
-            Role::Bootstrap => 0,
+        marks: Watermarks {
+            low,
+            high: config.max_peers.max(low),
+            grace: config.peer_grace,
+            walk_every: config.discovery_interval,
         },
-        max_peers: config.max_peers,
-        grace: config.peer_grace,
     }
 }
 

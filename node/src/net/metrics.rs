@@ -20,7 +20,8 @@ use tracing::debug;
 /// Labels of ipm's message counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// `room`, `direct`, `mailbox`.
+    /// `room`, `direct`, `mailbox`; for connections `mesh`, `dht`, `inbound`, `bootstrap`,
+    /// `user`.
     pub kind: String,
 }
 
@@ -40,6 +41,9 @@ pub struct Metrics {
     pub registered_names: Gauge,
     /// Users logged in at this bootstrap and connected now.
     pub online_users: Gauge,
+    /// Connected peers by kind: `mesh`, `dht`, `inbound`, `bootstrap`, `user` (see
+    /// `logic::connection_budget::Kind`).
+    pub connections: Family<KindLabel, Gauge>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -60,6 +64,7 @@ impl Metrics {
         let mailbox = Gauge::default();
         let registered_names = Gauge::default();
         let online_users = Gauge::default();
+        let connections = Family::<KindLabel, Gauge>::default();
         registry.register("messages_received", "Messages received", received.clone());
         registry.register("messages_sent", "Messages sent", sent.clone());
         registry.register(
@@ -82,6 +87,12 @@ impl Metrics {
             "Users logged in at this bootstrap and connected",
             online_users.clone(),
         );
+        registry.register(
+            "connections",
+            "Connected peers by kind: in a gossipsub mesh, dialled by a DHT lookup or \
+             discovery, dialled in, bootstraps, dialled by the user",
+            connections.clone(),
+        );
         Self {
             libp2p,
             received,
@@ -90,6 +101,7 @@ impl Metrics {
             mailbox,
             registered_names,
             online_users,
+            connections,
             registry: Arc::new(Mutex::new(registry)),
         }
     }

@@ -1,7 +1,9 @@
 //! The peer manager: a `NetworkBehaviour` beside the protocols that sees every connection
-//! open and close, and dials or closes connections as [`PeerPolicy`] decides (the
-//! connection budget, bootstrap redials, direct dials of relayed peers, spam budgets and
-//! the graylist). It speaks no protocol of its own: its handler is libp2p's dummy.
+//! open and close, lets it in or refuses it, and dials or closes connections as the
+//! [`ConnectionBudget`] (how many peers, which to trim) and the [`PeerPolicy`] (bootstrap
+//! redials, direct dials of relayed peers, spam budgets and the graylist) decide. It also
+//! keeps which requests are in flight with each peer, so that trimming never cuts one. It
+//! speaks no protocol of its own: its handler is libp2p's dummy.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -12,24 +14,51 @@ use std::{
 
 use libp2p::{
     core::{transport::PortUse, Endpoint},
+    request_response::{self, InboundRequestId, OutboundRequestId},
     swarm::{
         behaviour::ConnectionEstablished,
         dial_opts::{DialOpts, PeerCondition},
-        dummy, CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm,
-        NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        dummy, CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, DialFailure,
+        FromSwarm, NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
     Multiaddr, PeerId,
 };
 use tracing::debug;
 
 use super::addresses::{ip_of, is_relayed, remote_addr};
-use crate::logic::peer_policy::{DialWhen, OverBudget, PeerAction, PeerPolicy, PeerSettings};
+use crate::logic::{
+    connection_budget::{Admission, ConnectionBudget, Kind, Standing, Watermarks},
+    peer_policy::{DialWhen, OverBudget, PeerAction, PeerPolicy, PeerSettings},
+};
+
+/// Requests tracked per peer at most (more are not protected, nothing else changes).
+const MAX_TRACKED_REQUESTS: usize = 4096;
+
+/// One request in flight, on the protocol named by the string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum InFlight {
+    Sent(&'static str, OutboundRequestId),
+    Received(&'static str, InboundRequestId),
+}
+
+/// Why a connection was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("already connected to {0} peers, each kept for now")]
+struct Full(usize);
 
 /// Drives the node's [`PeerPolicy`] from the swarm's connection events.
 pub struct PeerManager {
     policy: PeerPolicy,
+    budget: ConnectionBudget,
     /// The open connections of each connected peer, with the address each is shown under.
     connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
+    /// Requests in flight with each peer, either way.
+    in_flight: HashMap<PeerId, HashSet<InFlight>>,
+    /// Dials the user asked for, not established yet.
+    user_dials: HashSet<ConnectionId>,
+    /// The peers in gossipsub's meshes and their scores, as of the last heartbeat.
+    mesh: HashSet<PeerId>,
+    scores: HashMap<PeerId, f64>,
     pending: VecDeque<ToSwarm<Infallible, THandlerInEvent<Self>>>,
     waker: Option<Waker>,
 }
@@ -37,12 +66,96 @@ pub struct PeerManager {
 impl PeerManager {
     /// A peer manager with `settings`.
     pub fn new(settings: PeerSettings) -> Self {
+        let bootstraps = settings.bootstraps.iter().map(|(p, _)| *p).collect();
         Self {
+            budget: ConnectionBudget::new(settings.marks.clone(), bootstraps),
             policy: PeerPolicy::new(settings),
             connections: HashMap::new(),
+            in_flight: HashMap::new(),
+            user_dials: HashSet::new(),
+            mesh: HashSet::new(),
+            scores: HashMap::new(),
             pending: VecDeque::new(),
             waker: None,
         }
+    }
+
+    /// The watermarks the node keeps to.
+    pub fn marks(&self) -> &Watermarks {
+        self.budget.marks()
+    }
+
+    /// What `peer` is to the node, as of the last heartbeat (`None`: not connected).
+    pub fn kind(&self, peer: &PeerId) -> Option<Kind> {
+        self.budget.kind(peer, &self.mesh)
+    }
+
+    /// How many connected peers are of each kind.
+    pub fn counts(&self) -> Vec<(Kind, usize)> {
+        self.budget.counts(&self.mesh)
+    }
+
+    /// The user dials on `connection`: it is let in and kept.
+    pub fn user_dial(&mut self, connection: ConnectionId) {
+        self.user_dials.insert(connection);
+    }
+
+    /// This node sent request `id` to `peer` on `protocol`: the connection is kept until
+    /// it is answered or failed.
+    pub fn request_sent(&mut self, peer: PeerId, protocol: &'static str, id: OutboundRequestId) {
+        self.track(peer, InFlight::Sent(protocol, id));
+    }
+
+    /// Keeps the requests in flight up to date from an event of `protocol`'s
+    /// request-response behaviour (a request received within its budget is in flight until
+    /// answered; one sent, until its answer or failure).
+    pub fn exchanged<Req, Resp>(
+        &mut self,
+        protocol: &'static str,
+        event: &request_response::Event<Req, Resp>,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message: Message::Request { request_id, .. },
+                ..
+            } => self.track(*peer, InFlight::Received(protocol, *request_id)),
+            Event::Message {
+                peer,
+                message: Message::Response { request_id, .. },
+                ..
+            }
+            | Event::OutboundFailure {
+                peer, request_id, ..
+            } => self.untrack(peer, InFlight::Sent(protocol, *request_id)),
+            Event::ResponseSent {
+                peer, request_id, ..
+            }
+            | Event::InboundFailure {
+                peer, request_id, ..
+            } => self.untrack(peer, InFlight::Received(protocol, *request_id)),
+        }
+    }
+
+    fn track(&mut self, peer: PeerId, request: InFlight) {
+        let requests = self.in_flight.entry(peer).or_default();
+        if requests.len() < MAX_TRACKED_REQUESTS {
+            requests.insert(request);
+        }
+    }
+
+    fn untrack(&mut self, peer: &PeerId, request: InFlight) {
+        if let Some(requests) = self.in_flight.get_mut(peer) {
+            requests.remove(&request);
+            if requests.is_empty() {
+                self.in_flight.remove(peer);
+            }
+        }
+    }
+
+    fn busy(&self) -> HashSet<PeerId> {
+        self.in_flight.keys().copied().collect()
     }
 
     /// How many peers are connected.
@@ -63,43 +176,66 @@ impl PeerManager {
 
     /// Whether the node looks for more peers now.
     pub fn wants_peers(&self) -> bool {
-        self.policy.wants_peers(self.connected())
+        self.budget.wants_peers()
     }
 
     /// `peer` exchanged a request with this node.
     pub fn used(&mut self, peer: PeerId, now: Instant) {
-        self.policy.used(peer, now);
+        self.budget.used(&peer, now);
     }
 
     /// The user dialled `peer`: it is kept.
     pub fn pin(&mut self, peer: PeerId) {
-        self.policy.pin(peer);
+        self.budget.pin(&peer);
     }
 
-    /// Runs from time to time with the peers in the node's gossipsub meshes.
-    pub fn heartbeat(&mut self, now: Instant, mesh: &HashSet<PeerId>) {
+    /// Runs from time to time with the peers in the node's gossipsub meshes and the scores
+    /// of the connected peers: redials bootstraps and trims. Whether to walk the DHT for
+    /// more peers now.
+    pub fn heartbeat(
+        &mut self,
+        now: Instant,
+        mesh: HashSet<PeerId>,
+        scores: HashMap<PeerId, f64>,
+    ) -> bool {
+        self.mesh = mesh;
+        self.scores = scores;
         let connected: HashSet<PeerId> = self.connections.keys().copied().collect();
-        for action in self.policy.heartbeat(now, &connected, mesh) {
+        for action in self.policy.heartbeat(now, &connected) {
             self.act(action);
         }
+        let busy = self.busy();
+        let standing = Standing {
+            mesh: &self.mesh,
+            busy: &busy,
+            scores: &self.scores,
+        };
+        for peer in self.budget.trim(standing, now) {
+            debug!(%peer, "trimming a connection");
+            self.act(PeerAction::Disconnect(peer));
+        }
+        self.budget.walk(now)
     }
 
-    /// The DHT reported `peer`.
+    /// The DHT reported `peer`: dialled while the node wants peers.
     pub fn discovered(&mut self, peer: PeerId) {
-        let connected = self.connections.contains_key(&peer);
-        if let Some(action) = self
-            .policy
-            .discovered(peer, Vec::new(), connected, self.connected())
-        {
-            self.act(action);
+        if self.budget.discovered(peer, Instant::now()) {
+            self.act(PeerAction::Dial {
+                peer,
+                addrs: Vec::new(),
+                when: DialWhen::Disconnected,
+            });
         }
     }
 
-    /// mDNS found `peer` at `addr` on the LAN.
+    /// mDNS found `peer` at `addr` on the LAN: dialled below the high mark.
     pub fn found_nearby(&mut self, peer: PeerId, addr: Multiaddr) {
-        let connected = self.connections.contains_key(&peer);
-        if let Some(action) = self.policy.found_nearby(peer, addr, connected) {
-            self.act(action);
+        if self.budget.nearby(&peer) {
+            self.act(PeerAction::Dial {
+                peer,
+                addrs: vec![addr],
+                when: DialWhen::Disconnected,
+            });
         }
     }
 
@@ -200,29 +336,62 @@ impl PeerManager {
     }
 }
 
+impl PeerManager {
+    /// Lets a connection to `peer` in, making room or refusing it at the high mark.
+    fn admit(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        let user = self.user_dials.contains(&connection);
+        let busy = self.in_flight.contains_key(&peer);
+        let busy_peers = self.busy();
+        let standing = Standing {
+            mesh: &self.mesh,
+            busy: &busy_peers,
+            scores: &self.scores,
+        };
+        match self
+            .budget
+            .admit(peer, user, busy, standing, Instant::now())
+        {
+            Admission::Accept => Ok(dummy::ConnectionHandler),
+            Admission::Evict(victim) => {
+                debug!(%victim, newcomer = %peer, "closing a connection to make room");
+                self.act(PeerAction::Disconnect(victim));
+                Ok(dummy::ConnectionHandler)
+            }
+            Admission::Deny => {
+                debug!(%peer, "refusing a connection: at the high mark");
+                Err(ConnectionDenied::new(Full(self.budget.connected())))
+            }
+        }
+    }
+}
+
 impl NetworkBehaviour for PeerManager {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
     fn handle_established_inbound_connection(
         &mut self,
-        _: ConnectionId,
-        _: PeerId,
+        connection: ConnectionId,
+        peer: PeerId,
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
+        self.admit(connection, peer)
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        _: ConnectionId,
-        _: PeerId,
+        connection: ConnectionId,
+        peer: PeerId,
         _: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
+        self.admit(connection, peer)
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
@@ -237,7 +406,19 @@ impl NetworkBehaviour for PeerManager {
                     .entry(peer_id)
                     .or_default()
                     .insert(connection_id, remote_addr(endpoint));
-                self.policy.used(peer_id, Instant::now());
+                let user = self.user_dials.remove(&connection_id);
+                self.budget
+                    .established(peer_id, endpoint.is_dialer(), user, Instant::now());
+            }
+            FromSwarm::DialFailure(DialFailure {
+                peer_id,
+                connection_id,
+                ..
+            }) => {
+                self.user_dials.remove(&connection_id);
+                if let Some(peer) = peer_id {
+                    self.budget.dial_failed(&peer);
+                }
             }
             FromSwarm::ConnectionClosed(ConnectionClosed {
                 peer_id,
@@ -251,6 +432,8 @@ impl NetworkBehaviour for PeerManager {
                 if remaining_established == 0 {
                     self.connections.remove(&peer_id);
                     self.policy.disconnected(&peer_id);
+                    self.budget.closed(&peer_id);
+                    self.in_flight.remove(&peer_id);
                 }
             }
             _ => {}

@@ -458,7 +458,25 @@ pub fn render_status(status: &Status, current: &Room) -> String {
             let _ = writeln!(out, "  {addr}");
         }
     }
-    let _ = writeln!(out, "connections: {}", status.peers.len());
+    let kinds: Vec<String> = status
+        .connections
+        .by_kind
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "connections: {} ({}; keeps {} to {})",
+        status.peers.len(),
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        },
+        status.connections.low,
+        status.connections.high
+    );
     for p in &status.peers {
         let addr = p.addrs.first().map(ToString::to_string).unwrap_or_default();
         let how = if !p.addrs.is_empty() && p.addrs.iter().all(is_relayed) {
@@ -466,7 +484,7 @@ pub fn render_status(status: &Status, current: &Room) -> String {
         } else {
             "direct"
         };
-        let _ = writeln!(out, "  {} {} {how} {addr}", p.name, p.peer);
+        let _ = writeln!(out, "  {} {} {} {how} {addr}", p.name, p.peer, p.kind);
     }
     let _ = writeln!(out, "current room: {current}");
     let _ = write!(out, "rooms:");
