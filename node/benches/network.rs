@@ -15,6 +15,7 @@
 //! Prints a table and writes `ipm-bench.json` at the root of the target dir. Every knob is an
 //! environment variable, see [`support::Settings`].
 #![allow(clippy::unwrap_used, missing_docs)]
+#![recursion_limit = "256"]
 
 mod support;
 

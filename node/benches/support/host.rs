@@ -103,7 +103,20 @@ async fn serve() {
     });
     let mut nodes: HashMap<usize, Hosted> = HashMap::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    // Nodes start in tasks of their own, so that joins go at the parent's pace and a slow
+    // start holds up no other command; each hands its node back here.
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(usize, Hosted)>();
+    loop {
+        let line = tokio::select! {
+            Some((index, hosted)) = started_rx.recv() => {
+                nodes.insert(index, hosted);
+                continue;
+            }
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => line,
+                _ => break,
+            },
+        };
         let command: Command = match serde_json::from_str(&line) {
             Ok(c) => c,
             Err(e) => {
@@ -118,20 +131,23 @@ async fn serve() {
                 bootstrap,
             } => {
                 let out = out_tx.clone();
-                match start(index, &listen, bootstrap.as_deref(), out).await {
-                    Ok((hosted, addr)) => {
-                        nodes.insert(index, hosted);
-                        let _ = out_tx.send(json!({
-                            "ev": "started", "index": index, "addr": addr.to_string(),
-                            "at_us": now_us(),
-                        }));
+                let started = started_tx.clone();
+                tokio::spawn(async move {
+                    match start(index, &listen, bootstrap.as_deref(), out.clone()).await {
+                        Ok((hosted, addr)) => {
+                            let _ = started.send((index, hosted));
+                            let _ = out.send(json!({
+                                "ev": "started", "index": index, "addr": addr.to_string(),
+                                "at_us": now_us(),
+                            }));
+                        }
+                        Err(error) => {
+                            let _ = out.send(json!({
+                                "ev": "start_failed", "index": index, "error": error,
+                            }));
+                        }
                     }
-                    Err(error) => {
-                        let _ = out_tx.send(json!({
-                            "ev": "start_failed", "index": index, "error": error,
-                        }));
-                    }
-                }
+                });
             }
             Command::Publish { index, seq } => {
                 let Some(node) = nodes.get(&index) else {
@@ -161,30 +177,41 @@ async fn serve() {
                 }
             }
             Command::Stats => {
-                let mut per_node = Vec::with_capacity(nodes.len());
-                for (index, node) in &nodes {
-                    if let Ok(status) = node.client.status().await {
+                let clients: Vec<(usize, Client)> =
+                    nodes.iter().map(|(i, n)| (*i, n.client.clone())).collect();
+                let out = out_tx.clone();
+                tokio::spawn(async move {
+                    let asked = clients.into_iter().map(|(index, client)| async move {
+                        let status = client.status().await.ok()?;
                         let connections: usize = status.peers.iter().map(|p| p.addrs.len()).sum();
                         let lobby = status
                             .rooms
                             .iter()
                             .find(|r| r.room == Room::Lobby)
                             .map_or(0, |r| r.members.len());
-                        per_node.push(json!({
+                        Some(json!({
                             "index": index, "peers": status.peers.len(),
                             "connections": connections, "lobby": lobby,
-                        }));
-                    }
-                }
-                let _ = out_tx.send(json!({
-                    "ev": "stats", "nodes": per_node,
-                    "cpu_s": machine::process_cpu().map(|c| c.as_secs_f64()),
-                    "rss_kb": machine::own_rss_kb(),
-                    "fds": std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()),
-                }));
+                        }))
+                    });
+                    let per_node: Vec<Value> = futures::future::join_all(asked)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let _ = out.send(json!({
+                        "ev": "stats", "nodes": per_node,
+                        "cpu_s": machine::process_cpu().map(|c| c.as_secs_f64()),
+                        "rss_kb": machine::own_rss_kb(),
+                        "fds": std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()),
+                    }));
+                });
             }
             Command::Exit => break,
         }
+    }
+    while let Ok((index, hosted)) = started_rx.try_recv() {
+        nodes.insert(index, hosted);
     }
     let stopping = nodes.into_values().map(|node| async move {
         node.client.shutdown().await;

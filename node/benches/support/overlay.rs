@@ -361,6 +361,7 @@ struct Sample {
     cpu_s: f64,
     rss_kb: u64,
     connections: Vec<u64>,
+    peers: Vec<u64>,
     lobby: Vec<u64>,
     fds_max: u64,
 }
@@ -370,6 +371,7 @@ fn summarize(stats: &[Value]) -> Sample {
         cpu_s: 0.0,
         rss_kb: 0,
         connections: Vec::new(),
+        peers: Vec::new(),
         lobby: Vec::new(),
         fds_max: 0,
     };
@@ -384,6 +386,7 @@ fn summarize(stats: &[Value]) -> Sample {
             s.connections
                 .push(node["connections"].as_u64().unwrap_or(0));
             s.lobby.push(node["lobby"].as_u64().unwrap_or(0));
+            s.peers.push(node["peers"].as_u64().unwrap_or(0));
         }
     }
     s
@@ -405,6 +408,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     }
     let bytes_at_start = ns.link_bytes();
     let delayer_cpu_at_start = ns.delayer_cpu_s();
+    let drops_at_start = ns.link_drops();
 
     // Join: one node every 1/join_per_s seconds, each knowing only the bootstrap.
     let pace = Duration::from_secs_f64(1.0 / settings.join_per_s);
@@ -490,7 +494,10 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
             }
         }
         if now >= next_sample {
-            samples.push(summarize(&run.sample()).connections);
+            // Asked without waiting: the answers are gathered as they come.
+            for host in &mut run.hosts {
+                host.send(json!({"cmd": "stats"}));
+            }
             next_sample = Instant::now() + SAMPLE_EVERY;
         }
         let wake = [Some(next_line), next_churn, Some(next_sample)]
@@ -501,6 +508,11 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         run.pump_until(wake);
     }
     run.pump(settings.drain.max(WINDOW));
+    samples.extend(
+        std::mem::take(&mut run.stats)
+            .iter()
+            .map(|host| summarize(std::slice::from_ref(host)).connections),
+    );
     let end = summarize(&run.sample());
     samples.push(end.connections.clone());
     let bytes_after = ns.link_bytes();
@@ -549,7 +561,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     });
     let conn_max = samples.iter().flatten().copied().max();
     let conn_mean = mean(&samples.iter().flatten().copied().collect::<Vec<u64>>());
-    let high_watermark = ipm_node::Config::node("").max_connections;
+    let high_watermark = ipm_node::Config::node("").max_peers;
     let result = json!({
         "nodes": n,
         "link_delay_ms": settings.delay_ms,
@@ -570,16 +582,26 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
             show only in bytes_in_per_node_per_message",
         "bytes_in_per_node_per_message": opt(bytes_msg, 0),
         "idle_bytes_in_per_node_per_s": opt(idle_bytes_per_node_s, 0),
+        "bytes_in_per_node_per_s_while_sending": opt(
+            bytes_after
+                .zip(bytes_before)
+                .map(|(a, b)| a.saturating_sub(b) as f64 / online_end / window_s),
+            0
+        ),
         "idle_cpu_cores": round(idle_cores, 3),
         "idle_cpu_ms_per_node_per_s": round(idle_cores * 1000.0 / online_idle, 3),
         "connections_per_node_mean": opt(conn_mean, 1),
         "connections_per_node_max": conn_max,
         "connection_cap": high_watermark,
+        "connection_cap_note": "the high watermark, Config::node().max_peers",
+        "peers_per_node_mean": opt(mean(&end.peers), 1),
+        "peers_per_node_max": end.peers.iter().max(),
         "lobby_members_min": end.lobby.iter().min(),
         "lobby_members_mean": opt(mean(&end.lobby), 1),
         "cpu_s": round(end.cpu_s, 1),
         "cpu_cores_while_sending": round((end.cpu_s - cpu_before) / window_s, 2),
         "rss_mb": end.rss_kb / 1024,
+        "link_drops": ns.link_drops().zip(drops_at_start).map(|(a, b)| a.saturating_sub(b)),
         "link_delay_cpu_s": opt(ns.delayer_cpu_s().zip(delayer_cpu_at_start).map(|(a, b)| a - b), 1),
         "rss_mb_per_node": round(end.rss_kb as f64 / 1024.0 / online_end, 1),
         "fds_max_per_host": end.fds_max,
