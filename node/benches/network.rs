@@ -7,11 +7,15 @@
 //!   that only know a bootstrap;
 //! - private messages: round trip to a connected peer, and first contact (DHT lookup, dial,
 //!   ack) with a peer never connected before;
-//! - memory: resident size of an idle `ipm --headless` process and what each connection adds.
+//! - memory: resident size of an idle `ipm --headless` process and what each connection adds;
+//! - overlay (only with `IPM_BENCH_ONLY=overlay`): 100, 500 and 1000 nodes over TCP in several
+//!   processes inside a network namespace whose loopback delays each packet 50 ms, and a
+//!   churn run; the bench re-executes itself as the node hosts.
 //!
 //! Prints a table and writes `ipm-bench.json` at the root of the target dir. Every knob is an
 //! environment variable, see [`support::Settings`].
 #![allow(clippy::unwrap_used, missing_docs)]
+#![recursion_limit = "256"]
 
 mod support;
 
@@ -20,11 +24,17 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use support::{
-    fanout, file_transfer, machine, memory, report,
+    fanout, file_transfer, host, machine, memory, overlay, report,
     settings::{Section, Settings},
 };
 
 fn main() {
+    if std::env::var_os(host::HOST_ENV).is_some() {
+        host::run();
+    }
+    if let Some(delay) = std::env::var_os(support::netns::LINK_ENV) {
+        support::netns::run_delayer(delay.to_string_lossy().parse().unwrap_or(50));
+    }
     machine::init();
     let settings = Settings::from_env();
     let started = Instant::now();
@@ -58,6 +68,9 @@ fn main() {
     if settings.runs(Section::Memory) {
         let result = runtime.block_on(memory::run(&settings));
         out.insert("memory".into(), result);
+    }
+    if settings.runs(Section::Overlay) {
+        out.insert("overlay".into(), Value::Array(overlay::run_all()));
     }
     out.insert("load_average_at_end".into(), json!(machine::load_average()));
     out.insert(

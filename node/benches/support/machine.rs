@@ -126,6 +126,15 @@ fn read_again(file: &mut std::fs::File) -> Option<String> {
 pub fn process_cpu() -> Option<std::time::Duration> {
     let files = SELF_FILES.get()?.as_ref()?;
     let stat = read_again(&mut files.lock().ok()?.stat)?;
+    cpu_in_stat(&stat)
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+pub fn cpu_of(pid: u32) -> Option<std::time::Duration> {
+    cpu_in_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn cpu_in_stat(stat: &str) -> Option<std::time::Duration> {
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -41,7 +41,46 @@ pub fn targets(out: &Value) -> Value {
         )
     });
     let idle = num(&out["memory"]["idle_rss_mb"]);
+    let runs = out["overlay"].as_array().cloned().unwrap_or_default();
+    let largest_stable = runs
+        .iter()
+        .filter(|r| r["churn"] == false)
+        .max_by_key(|r| r["nodes"].as_u64().unwrap_or(0));
+    let churned = runs.iter().find(|r| r["churn"] == true);
+    let at = |r: Option<&Value>, key: &str| r.and_then(|r| num(&r[key]));
+    let big = largest_stable
+        .and_then(|r| r["nodes"].as_u64())
+        .unwrap_or(0);
+    let of_1000 = |v: Option<f64>, ok: fn(f64) -> bool| v.map(ok).filter(|_| big >= 1000);
+    let o_delivery = at(largest_stable, "delivery_ratio_stable");
+    let o_p95 = at(largest_stable, "p95_ms");
+    let o_p99 = at(largest_stable, "p99_ms");
+    let o_dup = at(largest_stable, "duplicates_per_node_per_message");
+    let conn_over: Option<f64> = (!runs.is_empty()).then(|| {
+        runs.iter()
+            .map(|r| {
+                num(&r["connections_per_node_max"]).unwrap_or(0.0)
+                    - num(&r["connection_cap"]).unwrap_or(0.0)
+            })
+            .fold(f64::MIN, f64::max)
+    });
+    let churn_delivery = at(churned, "delivery_ratio_stable");
+    let largest_label = format!("largest stable overlay run: {big}");
     json!({
+        "overlay_1000_delivery_complete": target(o_delivery, of_1000(o_delivery, |d| d >= 1.0),
+            &format!("delivery_ratio_stable = 1 at 1000 nodes, 50 ms links ({largest_label})")),
+        "overlay_1000_p95_at_most_450ms": target(o_p95, of_1000(o_p95, |p| p <= 450.0),
+            &format!("p95_ms <= 450 at 1000 nodes ({largest_label})")),
+        "overlay_1000_p99_at_most_600ms": target(o_p99, of_1000(o_p99, |p| p <= 600.0),
+            &format!("p99_ms <= 600 at 1000 nodes ({largest_label})")),
+        "overlay_1000_duplicates_at_most_3": target(o_dup, of_1000(o_dup, |d| d <= 3.0),
+            &format!("duplicates_per_node_per_message <= 3 at 1000 nodes ({largest_label})")),
+        "overlay_connections_within_cap": target(conn_over, conn_over.map(|o| o <= 0.0),
+            "connections_per_node_max - connection_cap <= 0 in every overlay run"),
+        "overlay_churn_delivery_999": target(churn_delivery, churn_delivery.map(|d| d >= 0.999),
+            "delivery_ratio_stable >= 0.999 with 10 % churn per minute"),
+        "lobby_200_p99_at_most_1s": target(p99, p99.map(|p| p <= 1000.0).filter(|_| nodes == Some(200)),
+            &format!("p99_ms <= 1000 at 200 nodes (largest run: {})", nodes.unwrap_or(0))),
         "tcp_at_least_half_of_raw": target(tcp_vs_raw, tcp_vs_raw.map(|r| r >= 0.5), "tcp_vs_raw >= 0.5"),
         "tcp_at_least_scp": target(tcp_vs_scp, tcp_vs_scp.map(|r| r >= 1.0), "tcp_vs_scp >= 1"),
         "quic_at_least_30pct_of_raw": target(quic_vs_raw, quic_vs_raw.map(|r| r >= 0.3), "quic_vs_raw >= 0.3"),
@@ -119,6 +158,7 @@ pub fn print_table(out: &Value) {
             ));
         }
     }
+    rows.extend(super::overlay::rows(out));
     let direct = &out["direct"];
     if direct.is_object() {
         rows.push((

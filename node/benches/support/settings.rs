@@ -15,6 +15,8 @@ pub enum Section {
     Direct,
     /// Resident memory of the `ipm` binary.
     Memory,
+    /// Hundreds of nodes over delayed links in several processes (only when asked for).
+    Overlay,
 }
 
 impl Section {
@@ -24,6 +26,7 @@ impl Section {
             "fanout" => Some(Section::Fanout),
             "direct" => Some(Section::Direct),
             "memory" => Some(Section::Memory),
+            "overlay" => Some(Section::Overlay),
             _ => None,
         }
     }
@@ -32,7 +35,8 @@ impl Section {
 /// Every knob of a run.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `IPM_BENCH_ONLY`: comma-separated sections (`file,fanout,direct,memory`); all by default.
+    /// `IPM_BENCH_ONLY`: comma-separated sections (`file,fanout,direct,memory,overlay`); all
+    /// but `overlay` by default.
     pub only: Vec<Section>,
     /// `IPM_BENCH_FILE_MB`: size of the transferred file in MiB (default 1024).
     pub file_mb: u64,
@@ -118,7 +122,7 @@ impl Settings {
 
     /// Whether `section` is part of this run.
     pub fn runs(&self, section: Section) -> bool {
-        self.only.is_empty() || self.only.contains(&section)
+        self.only.contains(&section) || (self.only.is_empty() && section != Section::Overlay)
     }
 
     /// File descriptors the largest overlay may need. In one process each connection holds

@@ -1,0 +1,306 @@
+//! A node host: a child process of the overlay bench that runs many real nodes in one tokio
+//! runtime, takes commands as JSON lines on stdin and reports what its nodes saw as JSON
+//! lines on stdout, each stamped with the wall clock (parent and hosts share one host clock).
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ipm_node::{Client, Config, Event};
+use ipm_protocol::Room;
+use libp2p::{identity::Keypair, Multiaddr};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    sync::{broadcast, mpsc},
+    task::JoinHandle,
+};
+
+use super::machine;
+
+/// Set in the environment of a child that is to act as a node host.
+pub const HOST_ENV: &str = "IPM_BENCH_OVERLAY_HOST";
+
+/// Longest a node may take to start listening.
+const START_WAIT: Duration = Duration::from_secs(30);
+
+/// What the parent asks of a host.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+enum Command {
+    /// Start node `index` listening on `listen`, knowing only `bootstrap` (none: it is the
+    /// bootstrap, with the bootstrap's real settings).
+    Start {
+        index: usize,
+        listen: String,
+        bootstrap: Option<String>,
+    },
+    /// Node `index` sends lobby line number `seq`, with the wall clock in its text.
+    Publish { index: usize, seq: u64 },
+    /// Node `index` leaves (shuts down as `ipm` does on quit).
+    Stop { index: usize },
+    /// Report connections and lobby members of every node, CPU and RSS of the process.
+    Stats,
+    /// Stop everything and exit.
+    Exit,
+}
+
+/// Microseconds since the epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The lobby line of message `seq` sent at `at_us`.
+pub fn message_text(seq: u64, at_us: u64) -> String {
+    format!("ovl {seq} {at_us}")
+}
+
+/// Message number and send time out of a lobby line of this bench.
+pub fn parse_text(text: &str) -> Option<(u64, u64)> {
+    let mut parts = text.strip_prefix("ovl ")?.split(' ');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+struct Hosted {
+    client: Client,
+    task: JoinHandle<()>,
+    recorder: JoinHandle<()>,
+}
+
+/// Runs the host until the parent says `exit` or closes stdin; never returns.
+pub fn run() -> ! {
+    machine::init();
+    let _ = machine::raise_fd_limit(20_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(serve());
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    std::process::exit(0)
+}
+
+async fn serve() {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
+    let writer = std::thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        while let Some(line) = out_rx.blocking_recv() {
+            if writeln!(lock, "{line}").is_err() {
+                return;
+            }
+            // Flush only when nothing else is waiting, so bursts go out in one write.
+            if out_rx.is_empty() && lock.flush().is_err() {
+                return;
+            }
+        }
+    });
+    let mut nodes: HashMap<usize, Hosted> = HashMap::new();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // Nodes start in tasks of their own, so that joins go at the parent's pace and a slow
+    // start holds up no other command; each hands its node back here.
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(usize, Hosted)>();
+    loop {
+        let line = tokio::select! {
+            Some((index, hosted)) = started_rx.recv() => {
+                nodes.insert(index, hosted);
+                continue;
+            }
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => line,
+                _ => break,
+            },
+        };
+        let command: Command = match serde_json::from_str(&line) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = out_tx.send(json!({"ev": "error", "error": e.to_string()}));
+                continue;
+            }
+        };
+        match command {
+            Command::Start {
+                index,
+                listen,
+                bootstrap,
+            } => {
+                let out = out_tx.clone();
+                let started = started_tx.clone();
+                tokio::spawn(async move {
+                    match start(index, &listen, bootstrap.as_deref(), out.clone()).await {
+                        Ok((hosted, addr)) => {
+                            let _ = started.send((index, hosted));
+                            let _ = out.send(json!({
+                                "ev": "started", "index": index, "addr": addr.to_string(),
+                                "at_us": now_us(),
+                            }));
+                        }
+                        Err(error) => {
+                            let _ = out.send(json!({
+                                "ev": "start_failed", "index": index, "error": error,
+                            }));
+                        }
+                    }
+                });
+            }
+            Command::Publish { index, seq } => {
+                let Some(node) = nodes.get(&index) else {
+                    continue;
+                };
+                let client = node.client.clone();
+                let out = out_tx.clone();
+                tokio::spawn(async move {
+                    let at_us = now_us();
+                    let result = client.publish(Room::Lobby, message_text(seq, at_us)).await;
+                    let _ = out.send(json!({
+                        "ev": "published", "index": index, "seq": seq, "at_us": at_us,
+                        "ok": result.is_ok(),
+                        "error": result.err().map(|e| e.to_string()),
+                    }));
+                });
+            }
+            Command::Stop { index } => {
+                if let Some(node) = nodes.remove(&index) {
+                    let out = out_tx.clone();
+                    tokio::spawn(async move {
+                        node.client.shutdown().await;
+                        let _ = tokio::time::timeout(Duration::from_secs(5), node.task).await;
+                        node.recorder.abort();
+                        let _ = out.send(json!({"ev": "stopped", "index": index}));
+                    });
+                }
+            }
+            Command::Stats => {
+                let clients: Vec<(usize, Client)> =
+                    nodes.iter().map(|(i, n)| (*i, n.client.clone())).collect();
+                let out = out_tx.clone();
+                tokio::spawn(async move {
+                    let asked = clients.into_iter().map(|(index, client)| async move {
+                        let status = client.status().await.ok()?;
+                        let connections: usize = status.peers.iter().map(|p| p.addrs.len()).sum();
+                        let lobby = status
+                            .rooms
+                            .iter()
+                            .find(|r| r.room == Room::Lobby)
+                            .map_or(0, |r| r.members.len());
+                        Some(json!({
+                            "index": index, "peers": status.peers.len(),
+                            "connections": connections, "lobby": lobby,
+                        }))
+                    });
+                    let per_node: Vec<Value> = futures::future::join_all(asked)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let _ = out.send(json!({
+                        "ev": "stats", "nodes": per_node,
+                        "cpu_s": machine::process_cpu().map(|c| c.as_secs_f64()),
+                        "rss_kb": machine::own_rss_kb(),
+                        "fds": std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()),
+                    }));
+                });
+            }
+            Command::Exit => break,
+        }
+    }
+    while let Ok((index, hosted)) = started_rx.try_recv() {
+        nodes.insert(index, hosted);
+    }
+    let stopping = nodes.into_values().map(|node| async move {
+        node.client.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), node.task).await;
+        node.recorder.abort();
+    });
+    futures::future::join_all(stopping).await;
+    drop(out_tx);
+    let _ = writer.join();
+}
+
+async fn start(
+    index: usize,
+    listen: &str,
+    bootstrap: Option<&str>,
+    out: mpsc::UnboundedSender<Value>,
+) -> Result<(Hosted, Multiaddr), String> {
+    let listen: Multiaddr = listen.parse().map_err(|e| format!("{e}"))?;
+    let config = match bootstrap {
+        Some(boot) => Config {
+            listen: vec![listen],
+            mdns: false,
+            bootstrap: vec![boot.parse().map_err(|e| format!("{e}"))?],
+            ..Config::node(format!("n{index}"))
+        },
+        None => Config {
+            listen: vec![listen],
+            ..Config::bootstrap()
+        },
+    };
+    let (client, event_loop) =
+        ipm_node::start(Keypair::generate_ed25519(), config).map_err(|e| e.to_string())?;
+    let mut events = client.events();
+    let task = tokio::spawn(event_loop.run());
+    let addr = tokio::time::timeout(START_WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Listening { addr }) => return Some(addr),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| "did not start listening".to_owned())?;
+    if let Some(boot) = bootstrap.and_then(|b| b.parse::<Multiaddr>().ok()) {
+        // As `ipm --bootstrap` does; the answer says whether the link works.
+        let client = client.clone();
+        let out = out.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.dial_within(boot, Duration::from_secs(30)).await {
+                let _ =
+                    out.send(json!({"ev": "dial_failed", "index": index, "error": e.to_string()}));
+            }
+        });
+    }
+    let recorder = tokio::spawn(record(index, events, out));
+    Ok((
+        Hosted {
+            client,
+            task,
+            recorder,
+        },
+        addr,
+    ))
+}
+
+/// Forwards the lobby lines node `index` reports, stamped on arrival.
+async fn record(
+    index: usize,
+    mut events: broadcast::Receiver<Event>,
+    out: mpsc::UnboundedSender<Value>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(Event::Message { text, .. }) => {
+                let at_us = now_us();
+                if let Some((seq, _)) = parse_text(&text) {
+                    let _ =
+                        out.send(json!({"ev": "msg", "index": index, "seq": seq, "at_us": at_us}));
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let _ = out.send(json!({"ev": "lagged", "index": index, "missed": n}));
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
