@@ -24,6 +24,10 @@ use super::machine;
 /// Set in the environment of a child that is to act as a node host.
 pub const HOST_ENV: &str = "IPM_BENCH_OVERLAY_HOST";
 
+/// Set to a host's number (1 for the first node host, 0 for the bootstrap's): that host logs
+/// to stderr what `RUST_LOG` asks for.
+pub const LOG_HOST_ENV: &str = "IPM_BENCH_OVERLAY_LOG_HOST";
+
 /// Longest a node may take to start listening.
 const START_WAIT: Duration = Duration::from_secs(30);
 
@@ -75,6 +79,10 @@ struct Hosted {
 /// Runs the host until the parent says `exit` or closes stdin; never returns.
 pub fn run() -> ! {
     machine::init();
+    let me = std::env::var(HOST_ENV).unwrap_or_default();
+    if std::env::var(LOG_HOST_ENV).is_ok_and(|h| h.trim() == me.trim()) {
+        ipm_node::logging::init("info");
+    }
     let _ = machine::raise_fd_limit(20_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -202,6 +210,7 @@ async fn serve() {
                     let _ = out.send(json!({
                         "ev": "stats", "nodes": per_node,
                         "cpu_s": machine::process_cpu().map(|c| c.as_secs_f64()),
+                        "wait_s": machine::process_run_queue_wait().map(|c| c.as_secs_f64()),
                         "rss_kb": machine::own_rss_kb(),
                         "fds": std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()),
                     }));

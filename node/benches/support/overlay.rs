@@ -159,7 +159,7 @@ impl Run {
             .map(|h| {
                 let mut child = ns
                     .command(&exe)
-                    .env(HOST_ENV, "1")
+                    .env(HOST_ENV, h.to_string())
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
@@ -359,6 +359,8 @@ impl Run {
 /// Totals of one stats sample: CPU seconds and RSS of all hosts, and per-node connections.
 struct Sample {
     cpu_s: f64,
+    /// Seconds the hosts' threads waited for a core.
+    wait_s: f64,
     rss_kb: u64,
     connections: Vec<u64>,
     peers: Vec<u64>,
@@ -369,6 +371,7 @@ struct Sample {
 fn summarize(stats: &[Value]) -> Sample {
     let mut s = Sample {
         cpu_s: 0.0,
+        wait_s: 0.0,
         rss_kb: 0,
         connections: Vec::new(),
         peers: Vec::new(),
@@ -377,6 +380,7 @@ fn summarize(stats: &[Value]) -> Sample {
     };
     for host in stats {
         s.cpu_s += host["cpu_s"].as_f64().unwrap_or(0.0);
+        s.wait_s += host["wait_s"].as_f64().unwrap_or(0.0);
         s.rss_kb += host["rss_kb"].as_u64().unwrap_or(0);
         s.fds_max = s.fds_max.max(host["fds"].as_u64().unwrap_or(0));
         for node in host["nodes"].as_array().into_iter().flatten() {
@@ -408,7 +412,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     }
     let bytes_at_start = ns.link_bytes();
     let delayer_cpu_at_start = ns.delayer_cpu_s();
-    let drops_at_start = ns.link_drops();
+    let link_at_start = ns.link_counters();
 
     // Join: one node every 1/join_per_s seconds, each knowing only the bootstrap.
     let pace = Duration::from_secs_f64(1.0 / settings.join_per_s);
@@ -443,6 +447,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     let idle_s = idle_started.elapsed().as_secs_f64();
     let online_idle = run.online().len().max(1) as f64;
     let idle_cores = (idle_after.cpu_s - idle_before.cpu_s) / idle_s;
+    let idle_wait_cores = (idle_after.wait_s - idle_before.wait_s) / idle_s;
     let idle_bytes_per_node_s = bytes_idle_after
         .zip(bytes_idle_before)
         .map(|(a, b)| a.saturating_sub(b) as f64 / idle_s / online_idle);
@@ -463,7 +468,9 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     };
     let mut samples = vec![idle_after.connections.clone()];
     let bytes_before = ns.link_bytes();
+    let link_before = ns.link_counters();
     let cpu_before = idle_after.cpu_s;
+    let wait_before = idle_after.wait_s;
     let sending = Instant::now();
     let mut next_line = Instant::now();
     let mut next_churn = churn_every.map(|e| Instant::now() + e);
@@ -516,6 +523,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     let end = summarize(&run.sample());
     samples.push(end.connections.clone());
     let bytes_after = ns.link_bytes();
+    let link_after = ns.link_counters();
     let window_s = sending.elapsed().as_secs_f64();
     let bytes_total_after = ns.link_bytes();
 
@@ -601,7 +609,16 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "cpu_s": round(end.cpu_s, 1),
         "cpu_cores_while_sending": round((end.cpu_s - cpu_before) / window_s, 2),
         "rss_mb": end.rss_kb / 1024,
-        "link_drops": ns.link_drops().zip(drops_at_start).map(|(a, b)| a.saturating_sub(b)),
+        "idle_cpu_wait_cores": round(idle_wait_cores, 3),
+        "cpu_wait_cores_while_sending": round((end.wait_s - wait_before) / window_s, 2),
+        "cpu_wait_note": "threads of the hosts runnable but waiting for a core (schedstat), \
+            on average: what they would have used more on an idle machine with enough cores",
+        "link": link_after.since(&link_at_start),
+        "link_while_sending": link_after.since(&link_before),
+        "link_note": "kernel counters: backlog drops (softnet_stat, whole machine), tun0 drops \
+            both ways, write errors of the delay process, TCP retransmissions and timeouts \
+            (SYNs included) in the namespace; link is the whole run, link_while_sending \
+            the lines and the drain",
         "link_delay_cpu_s": opt(ns.delayer_cpu_s().zip(delayer_cpu_at_start).map(|(a, b)| a - b), 1),
         "rss_mb_per_node": round(end.rss_kb as f64 / 1024.0 / online_end, 1),
         "fds_max_per_host": end.fds_max,
