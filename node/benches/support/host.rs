@@ -232,6 +232,24 @@ async fn serve() {
     let _ = writer.join();
 }
 
+/// The settings `ipm` runs a node with, but for those `IPM_BENCH_OVERLAY_TARGET_PEERS`,
+/// `IPM_BENCH_OVERLAY_MAX_PEERS` and `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high
+/// watermarks and the least time between two DHT walks), for experiments; unset by default.
+pub fn node_config(index: usize) -> Config {
+    let mut config = Config::node(format!("n{index}"));
+    let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
+    if let Some(low) = var("IPM_BENCH_OVERLAY_TARGET_PEERS") {
+        config.target_peers = low as usize;
+    }
+    if let Some(high) = var("IPM_BENCH_OVERLAY_MAX_PEERS") {
+        config.max_peers = high as usize;
+    }
+    if let Some(secs) = var("IPM_BENCH_OVERLAY_DISCOVERY_S") {
+        config.discovery_interval = Duration::from_secs(secs.max(1));
+    }
+    config
+}
+
 async fn start(
     index: usize,
     listen: &str,
@@ -244,7 +262,7 @@ async fn start(
             listen: vec![listen],
             mdns: false,
             bootstrap: vec![boot.parse().map_err(|e| format!("{e}"))?],
-            ..Config::node(format!("n{index}"))
+            ..node_config(index)
         },
         None => Config {
             listen: vec![listen],

@@ -28,6 +28,9 @@ const BOOTSTRAP: usize = 1_000_000;
 const WINDOW: Duration = Duration::from_secs(10);
 /// How often connection counts are sampled while messages flow.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// Above this many cores' worth of threads waiting for a core on average, a run is reported
+/// as bound by the machine's CPU.
+const CPU_BOUND_WAIT_CORES: f64 = 0.25;
 /// Longest a host may take to answer a stats request.
 const STATS_WAIT: Duration = Duration::from_secs(60);
 
@@ -104,8 +107,21 @@ impl OverlaySettings {
             "idle_s": self.idle.as_secs(), "churn_s": self.churn_len.as_secs(),
             "churn_pct_per_min": self.churn_pct, "nodes_per_host": self.per_host,
             "drain_s": self.drain.as_secs(),
+            "node_settings_changed": node_settings_changed(),
         })
     }
+}
+
+/// The node settings changed from `ipm`'s for an experiment (see [`super::host::node_config`]).
+fn node_settings_changed() -> Vec<String> {
+    [
+        "IPM_BENCH_OVERLAY_TARGET_PEERS",
+        "IPM_BENCH_OVERLAY_MAX_PEERS",
+        "IPM_BENCH_OVERLAY_DISCOVERY_S",
+    ]
+    .iter()
+    .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
+    .collect()
 }
 
 /// The listen address of node `index`: its own loopback address, so that every node dials
@@ -569,7 +585,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     });
     let conn_max = samples.iter().flatten().copied().max();
     let conn_mean = mean(&samples.iter().flatten().copied().collect::<Vec<u64>>());
-    let high_watermark = ipm_node::Config::node("").max_peers;
+    let high_watermark = super::host::node_config(0).max_peers;
     let result = json!({
         "nodes": n,
         "link_delay_ms": settings.delay_ms,
@@ -611,6 +627,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "rss_mb": end.rss_kb / 1024,
         "idle_cpu_wait_cores": round(idle_wait_cores, 3),
         "cpu_wait_cores_while_sending": round((end.wait_s - wait_before) / window_s, 2),
+        "cpu_bound": (end.wait_s - wait_before) / window_s > CPU_BOUND_WAIT_CORES,
         "cpu_wait_note": "threads of the hosts runnable but waiting for a core (schedstat), \
             on average: what they would have used more on an idle machine with enough cores",
         "link": link_after.since(&link_at_start),
@@ -635,6 +652,15 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "elapsed_s": round(started.elapsed().as_secs_f64(), 1),
     });
     println!("  {n:>5} nodes ({label}): {result}");
+    let wait_cores = (end.wait_s - wait_before) / window_s;
+    if wait_cores > CPU_BOUND_WAIT_CORES {
+        println!(
+            "  {n:>5} nodes ({label}): CPU-bound: the hosts' threads waited for a core {wait_cores:.1} \
+             cores on average while lines flowed (using {:.1}); latency and delivery measure \
+             the machine, not the links",
+            (end.cpu_s - cpu_before) / window_s
+        );
+    }
     run.exit();
     result
 }
