@@ -250,6 +250,28 @@ pub fn node_config(index: usize) -> Config {
     config
 }
 
+/// Most new names the bootstrap's registry takes from one address per hour in the bench:
+/// every node dials from the one address 127.1.255.253 here, where users would come from
+/// addresses of their own.
+pub const BENCH_NEW_NAMES_PER_ADDRESS_PER_HOUR: u32 = 1_000_000;
+
+/// The bootstrap's settings, but for its registry's budget of new names per address, which
+/// all the bench's nodes would share (`ipm`'s is 16 an hour, and the registry does not
+/// exempt loopback addresses as the connection and forwarder budgets do).
+/// `IPM_BENCH_OVERLAY_NAMES_PER_ADDRESS` sets it (16 to measure with `ipm`'s own).
+pub fn bootstrap_config(listen: Multiaddr) -> Config {
+    let mut config = Config {
+        listen: vec![listen],
+        ..Config::bootstrap()
+    };
+    config.service_limits.new_names_per_address_per_hour =
+        std::env::var("IPM_BENCH_OVERLAY_NAMES_PER_ADDRESS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(BENCH_NEW_NAMES_PER_ADDRESS_PER_HOUR);
+    config
+}
+
 async fn start(
     index: usize,
     listen: &str,
@@ -264,10 +286,7 @@ async fn start(
             bootstrap: vec![boot.parse().map_err(|e| format!("{e}"))?],
             ..node_config(index)
         },
-        None => Config {
-            listen: vec![listen],
-            ..Config::bootstrap()
-        },
+        None => bootstrap_config(listen),
     };
     let (client, event_loop) =
         ipm_node::start(Keypair::generate_ed25519(), config).map_err(|e| e.to_string())?;

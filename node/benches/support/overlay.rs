@@ -108,6 +108,9 @@ impl OverlaySettings {
             "churn_pct_per_min": self.churn_pct, "nodes_per_host": self.per_host,
             "drain_s": self.drain.as_secs(),
             "node_settings_changed": node_settings_changed(),
+            "bootstrap_new_names_per_address_per_hour": super::host::bootstrap_config(
+                "/ip4/127.0.0.1/tcp/0".parse().expect("an address")
+            ).service_limits.new_names_per_address_per_hour,
         })
     }
 }
@@ -173,8 +176,17 @@ impl Run {
         let exe = std::env::current_exe().expect("own executable");
         let hosts = (0..hosts)
             .map(|h| {
-                let mut child = ns
-                    .command(&exe)
+                // The bootstrap's host may run ahead of the nodes on the cores, as a
+                // bootstrap on a machine of its own would (`IPM_BENCH_OVERLAY_BOOTSTRAP_NICE`).
+                let nice = var("IPM_BENCH_OVERLAY_BOOTSTRAP_NICE", 0i32);
+                let mut command = if h == 0 && nice != 0 {
+                    let mut c = ns.command(std::path::Path::new("nice"));
+                    c.args(["-n", &nice.to_string()]).arg(&exe);
+                    c
+                } else {
+                    ns.command(&exe)
+                };
+                let mut child = command
                     .env(HOST_ENV, h.to_string())
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
