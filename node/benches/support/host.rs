@@ -24,6 +24,10 @@ use super::machine;
 /// Set in the environment of a child that is to act as a node host.
 pub const HOST_ENV: &str = "IPM_BENCH_OVERLAY_HOST";
 
+/// Set to a host's number (1 for the first node host, 0 for the bootstrap's): that host logs
+/// to stderr what `RUST_LOG` asks for.
+pub const LOG_HOST_ENV: &str = "IPM_BENCH_OVERLAY_LOG_HOST";
+
 /// Longest a node may take to start listening.
 const START_WAIT: Duration = Duration::from_secs(30);
 
@@ -75,6 +79,10 @@ struct Hosted {
 /// Runs the host until the parent says `exit` or closes stdin; never returns.
 pub fn run() -> ! {
     machine::init();
+    let me = std::env::var(HOST_ENV).unwrap_or_default();
+    if std::env::var(LOG_HOST_ENV).is_ok_and(|h| h.trim() == me.trim()) {
+        ipm_node::logging::init("info");
+    }
     let _ = machine::raise_fd_limit(20_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -202,6 +210,7 @@ async fn serve() {
                     let _ = out.send(json!({
                         "ev": "stats", "nodes": per_node,
                         "cpu_s": machine::process_cpu().map(|c| c.as_secs_f64()),
+                        "wait_s": machine::process_run_queue_wait().map(|c| c.as_secs_f64()),
                         "rss_kb": machine::own_rss_kb(),
                         "fds": std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()),
                     }));
@@ -223,6 +232,46 @@ async fn serve() {
     let _ = writer.join();
 }
 
+/// The settings `ipm` runs a node with, but for those `IPM_BENCH_OVERLAY_TARGET_PEERS`,
+/// `IPM_BENCH_OVERLAY_MAX_PEERS` and `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high
+/// watermarks and the least time between two DHT walks), for experiments; unset by default.
+pub fn node_config(index: usize) -> Config {
+    let mut config = Config::node(format!("n{index}"));
+    let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
+    if let Some(low) = var("IPM_BENCH_OVERLAY_TARGET_PEERS") {
+        config.target_peers = low as usize;
+    }
+    if let Some(high) = var("IPM_BENCH_OVERLAY_MAX_PEERS") {
+        config.max_peers = high as usize;
+    }
+    if let Some(secs) = var("IPM_BENCH_OVERLAY_DISCOVERY_S") {
+        config.discovery_interval = Duration::from_secs(secs.max(1));
+    }
+    config
+}
+
+/// Most new names the bootstrap's registry takes from one address per hour in the bench:
+/// every node dials from the one address 127.1.255.253 here, where users would come from
+/// addresses of their own.
+pub const BENCH_NEW_NAMES_PER_ADDRESS_PER_HOUR: u32 = 1_000_000;
+
+/// The bootstrap's settings, but for its registry's budget of new names per address, which
+/// all the bench's nodes would share (`ipm`'s is 16 an hour, and the registry does not
+/// exempt loopback addresses as the connection and forwarder budgets do).
+/// `IPM_BENCH_OVERLAY_NAMES_PER_ADDRESS` sets it (16 to measure with `ipm`'s own).
+pub fn bootstrap_config(listen: Multiaddr) -> Config {
+    let mut config = Config {
+        listen: vec![listen],
+        ..Config::bootstrap()
+    };
+    config.service_limits.new_names_per_address_per_hour =
+        std::env::var("IPM_BENCH_OVERLAY_NAMES_PER_ADDRESS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(BENCH_NEW_NAMES_PER_ADDRESS_PER_HOUR);
+    config
+}
+
 async fn start(
     index: usize,
     listen: &str,
@@ -235,12 +284,9 @@ async fn start(
             listen: vec![listen],
             mdns: false,
             bootstrap: vec![boot.parse().map_err(|e| format!("{e}"))?],
-            ..Config::node(format!("n{index}"))
+            ..node_config(index)
         },
-        None => Config {
-            listen: vec![listen],
-            ..Config::bootstrap()
-        },
+        None => bootstrap_config(listen),
     };
     let (client, event_loop) =
         ipm_node::start(Keypair::generate_ed25519(), config).map_err(|e| e.to_string())?;

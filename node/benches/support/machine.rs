@@ -129,6 +129,22 @@ pub fn process_cpu() -> Option<std::time::Duration> {
     cpu_in_stat(&stat)
 }
 
+/// Time the threads of this process have spent runnable but waiting for a core so far (the
+/// second field of each `/proc/self/task/*/schedstat`): how much more CPU it would have used
+/// on an idle machine with enough cores.
+pub fn process_run_queue_wait() -> Option<std::time::Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(std::time::Duration::from_nanos(ns))
+}
+
 /// CPU time (user + system) process `pid` has used so far.
 pub fn cpu_of(pid: u32) -> Option<std::time::Duration> {
     cpu_in_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)

@@ -28,6 +28,9 @@ const BOOTSTRAP: usize = 1_000_000;
 const WINDOW: Duration = Duration::from_secs(10);
 /// How often connection counts are sampled while messages flow.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// Above this many cores' worth of threads waiting for a core on average, a run is reported
+/// as bound by the machine's CPU.
+const CPU_BOUND_WAIT_CORES: f64 = 0.25;
 /// Longest a host may take to answer a stats request.
 const STATS_WAIT: Duration = Duration::from_secs(60);
 
@@ -104,8 +107,24 @@ impl OverlaySettings {
             "idle_s": self.idle.as_secs(), "churn_s": self.churn_len.as_secs(),
             "churn_pct_per_min": self.churn_pct, "nodes_per_host": self.per_host,
             "drain_s": self.drain.as_secs(),
+            "node_settings_changed": node_settings_changed(),
+            "bootstrap_new_names_per_address_per_hour": super::host::bootstrap_config(
+                "/ip4/127.0.0.1/tcp/0".parse().expect("an address")
+            ).service_limits.new_names_per_address_per_hour,
         })
     }
+}
+
+/// The node settings changed from `ipm`'s for an experiment (see [`super::host::node_config`]).
+fn node_settings_changed() -> Vec<String> {
+    [
+        "IPM_BENCH_OVERLAY_TARGET_PEERS",
+        "IPM_BENCH_OVERLAY_MAX_PEERS",
+        "IPM_BENCH_OVERLAY_DISCOVERY_S",
+    ]
+    .iter()
+    .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
+    .collect()
 }
 
 /// The listen address of node `index`: its own loopback address, so that every node dials
@@ -157,9 +176,18 @@ impl Run {
         let exe = std::env::current_exe().expect("own executable");
         let hosts = (0..hosts)
             .map(|h| {
-                let mut child = ns
-                    .command(&exe)
-                    .env(HOST_ENV, "1")
+                // The bootstrap's host may run ahead of the nodes on the cores, as a
+                // bootstrap on a machine of its own would (`IPM_BENCH_OVERLAY_BOOTSTRAP_NICE`).
+                let nice = var("IPM_BENCH_OVERLAY_BOOTSTRAP_NICE", 0i32);
+                let mut command = if h == 0 && nice != 0 {
+                    let mut c = ns.command(std::path::Path::new("nice"));
+                    c.args(["-n", &nice.to_string()]).arg(&exe);
+                    c
+                } else {
+                    ns.command(&exe)
+                };
+                let mut child = command
+                    .env(HOST_ENV, h.to_string())
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
@@ -359,6 +387,8 @@ impl Run {
 /// Totals of one stats sample: CPU seconds and RSS of all hosts, and per-node connections.
 struct Sample {
     cpu_s: f64,
+    /// Seconds the hosts' threads waited for a core.
+    wait_s: f64,
     rss_kb: u64,
     connections: Vec<u64>,
     peers: Vec<u64>,
@@ -369,6 +399,7 @@ struct Sample {
 fn summarize(stats: &[Value]) -> Sample {
     let mut s = Sample {
         cpu_s: 0.0,
+        wait_s: 0.0,
         rss_kb: 0,
         connections: Vec::new(),
         peers: Vec::new(),
@@ -377,6 +408,7 @@ fn summarize(stats: &[Value]) -> Sample {
     };
     for host in stats {
         s.cpu_s += host["cpu_s"].as_f64().unwrap_or(0.0);
+        s.wait_s += host["wait_s"].as_f64().unwrap_or(0.0);
         s.rss_kb += host["rss_kb"].as_u64().unwrap_or(0);
         s.fds_max = s.fds_max.max(host["fds"].as_u64().unwrap_or(0));
         for node in host["nodes"].as_array().into_iter().flatten() {
@@ -408,7 +440,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     }
     let bytes_at_start = ns.link_bytes();
     let delayer_cpu_at_start = ns.delayer_cpu_s();
-    let drops_at_start = ns.link_drops();
+    let link_at_start = ns.link_counters();
 
     // Join: one node every 1/join_per_s seconds, each knowing only the bootstrap.
     let pace = Duration::from_secs_f64(1.0 / settings.join_per_s);
@@ -443,6 +475,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     let idle_s = idle_started.elapsed().as_secs_f64();
     let online_idle = run.online().len().max(1) as f64;
     let idle_cores = (idle_after.cpu_s - idle_before.cpu_s) / idle_s;
+    let idle_wait_cores = (idle_after.wait_s - idle_before.wait_s) / idle_s;
     let idle_bytes_per_node_s = bytes_idle_after
         .zip(bytes_idle_before)
         .map(|(a, b)| a.saturating_sub(b) as f64 / idle_s / online_idle);
@@ -463,7 +496,9 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     };
     let mut samples = vec![idle_after.connections.clone()];
     let bytes_before = ns.link_bytes();
+    let link_before = ns.link_counters();
     let cpu_before = idle_after.cpu_s;
+    let wait_before = idle_after.wait_s;
     let sending = Instant::now();
     let mut next_line = Instant::now();
     let mut next_churn = churn_every.map(|e| Instant::now() + e);
@@ -516,6 +551,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     let end = summarize(&run.sample());
     samples.push(end.connections.clone());
     let bytes_after = ns.link_bytes();
+    let link_after = ns.link_counters();
     let window_s = sending.elapsed().as_secs_f64();
     let bytes_total_after = ns.link_bytes();
 
@@ -561,7 +597,7 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     });
     let conn_max = samples.iter().flatten().copied().max();
     let conn_mean = mean(&samples.iter().flatten().copied().collect::<Vec<u64>>());
-    let high_watermark = ipm_node::Config::node("").max_peers;
+    let high_watermark = super::host::node_config(0).max_peers;
     let result = json!({
         "nodes": n,
         "link_delay_ms": settings.delay_ms,
@@ -601,7 +637,17 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "cpu_s": round(end.cpu_s, 1),
         "cpu_cores_while_sending": round((end.cpu_s - cpu_before) / window_s, 2),
         "rss_mb": end.rss_kb / 1024,
-        "link_drops": ns.link_drops().zip(drops_at_start).map(|(a, b)| a.saturating_sub(b)),
+        "idle_cpu_wait_cores": round(idle_wait_cores, 3),
+        "cpu_wait_cores_while_sending": round((end.wait_s - wait_before) / window_s, 2),
+        "cpu_bound": (end.wait_s - wait_before) / window_s > CPU_BOUND_WAIT_CORES,
+        "cpu_wait_note": "threads of the hosts runnable but waiting for a core (schedstat), \
+            on average: what they would have used more on an idle machine with enough cores",
+        "link": link_after.since(&link_at_start),
+        "link_while_sending": link_after.since(&link_before),
+        "link_note": "kernel counters: backlog drops (softnet_stat, whole machine), tun0 drops \
+            both ways, write errors of the delay process, TCP retransmissions and timeouts \
+            (SYNs included) in the namespace; link is the whole run, link_while_sending \
+            the lines and the drain",
         "link_delay_cpu_s": opt(ns.delayer_cpu_s().zip(delayer_cpu_at_start).map(|(a, b)| a - b), 1),
         "rss_mb_per_node": round(end.rss_kb as f64 / 1024.0 / online_end, 1),
         "fds_max_per_host": end.fds_max,
@@ -618,6 +664,15 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "elapsed_s": round(started.elapsed().as_secs_f64(), 1),
     });
     println!("  {n:>5} nodes ({label}): {result}");
+    let wait_cores = (end.wait_s - wait_before) / window_s;
+    if wait_cores > CPU_BOUND_WAIT_CORES {
+        println!(
+            "  {n:>5} nodes ({label}): CPU-bound: the hosts' threads waited for a core {wait_cores:.1} \
+             cores on average while lines flowed (using {:.1}); latency and delivery measure \
+             the machine, not the links",
+            (end.cpu_s - cpu_before) / window_s
+        );
+    }
     run.exit();
     result
 }
