@@ -176,7 +176,7 @@ not() { ! "$@"; }
 connected_to() {
     local out
     out=$(status_of "$1") || return 1
-    # Connection lines: "  <name> <peer id> [direct|relayed] <address>".
+    # Connection lines: "  <name> <peer id> <kind> [direct|relayed] <address>".
     grep -Eq "^  [^ ]+ $2 " <<<"$out"
 }
 

@@ -8,7 +8,7 @@ FILE_BYTES=$((4 * 1024 * 1024))
 relayed_to() {
     local out
     out=$(status_of "$1") || return 1
-    grep -Eq "^  [^ ]+ $2 relayed " <<<"$out"
+    grep -Eq "^  [^ ]+ $2 ([^ ]+ )?relayed " <<<"$out"
 }
 
 # The line of node $1's /status about its connection to peer $2.
