@@ -11,6 +11,10 @@ relayed_to() {
     grep -Eq "^  [^ ]+ $2 ([^ ]+ )?relayed " <<<"$out"
 }
 
+# Whether node $1 holds a reservation at the bootstrap's relay (its /status lists the
+# relayed address others can reach it at).
+has_reservation() { status_of "$1" | grep -q '^reachable through relay:'; }
+
 # The line of node $1's /status about its connection to peer $2.
 connection_line() { status_of "$1" | grep -E "^  [^ ]+ $2 " | head -n1 || true; }
 
@@ -23,6 +27,9 @@ private_message_relayed() {
         fail "no peer id in the /status of alice or dave"
         return 1
     }
+    # After the bootstrap's restart dave reserves a relay slot again before anyone can
+    # reach it from net_a.
+    wait_until 30 "dave is reachable through the bootstrap's relay" has_reservation dave || return 1
     text=$(unique private-from-alice)
     out=$(private alice dave "$text") || return 1
     [[ $out == "delivered to dave"* ]] || {
