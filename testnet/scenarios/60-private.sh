@@ -32,10 +32,17 @@ private_message_relayed() {
     wait_until 30 "dave is reachable through the bootstrap's relay" has_reservation dave || return 1
     text=$(unique private-from-alice)
     out=$(private alice dave "$text") || return 1
-    [[ $out == "delivered to dave"* ]] || {
-        fail "alice's message to dave was not delivered at once: $out"
-        ok=1
-    }
+    # A first contact through the relay is usually delivered at once; when the circuit is
+    # not up within the node's wait the message is queued and the outbox delivers it on its
+    # next try, which the wait for dave's event below checks.
+    case $out in
+        "delivered to dave"*) ;;
+        "dave is not reachable now: queued"*) info "alice's first message to dave was queued before it was delivered" ;;
+        *)
+            fail "alice's message to dave was neither delivered nor queued: $out"
+            ok=1
+            ;;
+    esac
     wait_until 30 "dave got alice's private message with alice's peer id" \
         has_event dave direct "$(pair peer "$alice_id")" "$(pair text "$text")" || ok=1
     wait_until 10 "dave's conversation with alice has it" said_in dave alice alice "$text" || ok=1
