@@ -19,7 +19,7 @@ use ipm_node::{
 use ipm_protocol::{
     encode, limits, DirectMessage, DirectRequest, FileOffer, FileRequest, FileResponse, TransferId,
 };
-use raw_peer::{Proto, RawEvent, RawPeer};
+use raw_peer::{Proto, RawPeer};
 use sha2::Digest;
 use support::*;
 
@@ -36,12 +36,7 @@ fn descriptors_in(dir: &Path) -> usize {
 
 /// Starts a raw peer (a fresh key) connected to `victim`.
 async fn raw_peer_connected_to(victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start().await;
-    raw.dial(victim.addr.clone()).await;
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
+    RawPeer::connected_to(victim.addr.clone(), victim.client.peer_id()).await
 }
 
 /// How many one-line conversations the crowd opens.

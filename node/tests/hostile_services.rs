@@ -18,14 +18,9 @@ use libp2p::identity::Keypair;
 use raw_peer::{Proto, RawEvent, RawPeer};
 use support::*;
 
-/// Starts a raw peer connected to `victim`.
+/// Starts a raw peer (a fresh key) connected to `victim`.
 async fn raw_peer_connected_to(victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start().await;
-    raw.dial(victim.addr.clone()).await;
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
+    RawPeer::connected_to(victim.addr.clone(), victim.client.peer_id()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,6 +236,15 @@ impl RawPeer {
         }
     }
 
+    /// Starts a raw peer (a fresh key) and connects it to `peer` at `addr`.
+    pub async fn connected_to(addr: Multiaddr, peer: PeerId) -> RawPeer {
+        let mut raw = RawPeer::start().await;
+        raw.dial(addr).await;
+        raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
+            .await;
+        raw
+    }
+
     pub async fn dial(&self, addr: Multiaddr) {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Dial(addr, tx)).unwrap();
