@@ -168,7 +168,10 @@ async fn register(raw: &RawPeer, bootstrap: &TestNode, name: &str) -> RegistryRe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_squatter_with_fresh_keys_at_one_address_takes_only_a_few_names() {
-    let bootstrap = spawn_bootstrap().await;
+    // The squatter's loopback address counts as a remote one would.
+    let mut config = bootstrap_config();
+    config.address_limits.loopback_exempt = false;
+    let bootstrap = spawn(config).await;
     let common = [
         "anna", "ben", "carla", "david", "emma", "felix", "greta", "hans", "ida", "jonas", "klara",
         "lukas", "mia", "noah", "olga", "paul", "rosa", "sven", "tina", "uwe", "vera", "willi",

@@ -28,6 +28,10 @@ pub const HOST_ENV: &str = "IPM_BENCH_OVERLAY_HOST";
 /// to stderr what `RUST_LOG` asks for.
 pub const LOG_HOST_ENV: &str = "IPM_BENCH_OVERLAY_LOG_HOST";
 
+/// Set to `<node index>:<file>`: each time the parent asks for stats, the host holding that
+/// node writes the node's Prometheus metrics to the file (the last write is the run's end).
+pub const METRICS_ENV: &str = "IPM_BENCH_OVERLAY_METRICS";
+
 /// Longest a node may take to start listening.
 const START_WAIT: Duration = Duration::from_secs(30);
 
@@ -190,6 +194,7 @@ async fn serve() {
                 let out = out_tx.clone();
                 tokio::spawn(async move {
                     let asked = clients.into_iter().map(|(index, client)| async move {
+                        write_metrics_if_asked(index, &client);
                         let status = client.status().await.ok()?;
                         let connections: usize = status.peers.iter().map(|p| p.addrs.len()).sum();
                         let lobby = status
@@ -200,6 +205,7 @@ async fn serve() {
                         Some(json!({
                             "index": index, "peers": status.peers.len(),
                             "connections": connections, "lobby": lobby,
+                            "kad": kad_queries(&client),
                         }))
                     });
                     let per_node: Vec<Value> = futures::future::join_all(asked)
@@ -232,6 +238,52 @@ async fn serve() {
     let _ = writer.join();
 }
 
+/// Writes the metrics of node `index` where [`METRICS_ENV`] asks for them.
+fn write_metrics_if_asked(index: usize, client: &Client) {
+    let Ok(asked) = std::env::var(METRICS_ENV) else {
+        return;
+    };
+    let Some((node, path)) = asked.split_once(':') else {
+        return;
+    };
+    if node.trim().parse() == Ok(index) {
+        let text = ipm_node::net::metrics::render(&client.metrics());
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("cannot write the metrics of node {index} to {path}: {e}");
+        }
+    }
+}
+
+/// The node's Kademlia queries so far, by type (`GetRecord`, `GetClosestPeers`, ...): for
+/// each, `[progress events, requests the queries sent]`, read from its metrics
+/// (`ipm_libp2p_kad_query_result_num_requests`, observed on each progress of a query with the
+/// query's requests so far, so a query reporting twice counts its first requests twice).
+fn kad_queries(client: &Client) -> Value {
+    let text = ipm_node::net::metrics::render(&client.metrics());
+    let mut by_type = serde_json::Map::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("ipm_libp2p_kad_query_result_num_requests_") else {
+            continue;
+        };
+        let (slot, rest) = match rest.split_once("{type=\"") {
+            Some(("count", rest)) => (0, rest),
+            Some(("sum", rest)) => (1, rest),
+            _ => continue,
+        };
+        let Some((kind, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let entry = by_type
+            .entry(kind.to_owned())
+            .or_insert_with(|| json!([0.0, 0.0]));
+        entry[slot] = json!(value);
+    }
+    Value::Object(by_type)
+}
+
 /// The settings `ipm` runs a node with, but for those `IPM_BENCH_OVERLAY_TARGET_PEERS`,
 /// `IPM_BENCH_OVERLAY_MAX_PEERS` and `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high
 /// watermarks and the least time between two DHT walks), for experiments; unset by default.
@@ -250,26 +302,15 @@ pub fn node_config(index: usize) -> Config {
     config
 }
 
-/// Most new names the bootstrap's registry takes from one address per hour in the bench:
-/// every node dials from the one address 127.1.255.253 here, where users would come from
-/// addresses of their own.
-pub const BENCH_NEW_NAMES_PER_ADDRESS_PER_HOUR: u32 = 1_000_000;
-
-/// The bootstrap's settings, but for its registry's budget of new names per address, which
-/// all the bench's nodes would share (`ipm`'s is 16 an hour, and the registry does not
-/// exempt loopback addresses as the connection and forwarder budgets do).
-/// `IPM_BENCH_OVERLAY_NAMES_PER_ADDRESS` sets it (16 to measure with `ipm`'s own).
+/// The bootstrap's own settings (`Config::bootstrap`), listening on `listen`. Every node of
+/// the bench dials from 127.1.255.253; that is a loopback address, which the bootstrap's
+/// per-address limits and budgets leave out by default (`AddressLimits::loopback_exempt`),
+/// so each node counts as if it came from an address of its own.
 pub fn bootstrap_config(listen: Multiaddr) -> Config {
-    let mut config = Config {
+    Config {
         listen: vec![listen],
         ..Config::bootstrap()
-    };
-    config.service_limits.new_names_per_address_per_hour =
-        std::env::var("IPM_BENCH_OVERLAY_NAMES_PER_ADDRESS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(BENCH_NEW_NAMES_PER_ADDRESS_PER_HOUR);
-    config
+    }
 }
 
 async fn start(

@@ -108,9 +108,6 @@ impl OverlaySettings {
             "churn_pct_per_min": self.churn_pct, "nodes_per_host": self.per_host,
             "drain_s": self.drain.as_secs(),
             "node_settings_changed": node_settings_changed(),
-            "bootstrap_new_names_per_address_per_hour": super::host::bootstrap_config(
-                "/ip4/127.0.0.1/tcp/0".parse().expect("an address")
-            ).service_limits.new_names_per_address_per_hour,
         })
     }
 }
@@ -394,6 +391,8 @@ struct Sample {
     peers: Vec<u64>,
     lobby: Vec<u64>,
     fds_max: u64,
+    /// Kademlia query progress events and requests, by query type, summed over the nodes.
+    kad: std::collections::BTreeMap<String, (f64, f64)>,
 }
 
 fn summarize(stats: &[Value]) -> Sample {
@@ -405,6 +404,7 @@ fn summarize(stats: &[Value]) -> Sample {
         peers: Vec::new(),
         lobby: Vec::new(),
         fds_max: 0,
+        kad: std::collections::BTreeMap::new(),
     };
     for host in stats {
         s.cpu_s += host["cpu_s"].as_f64().unwrap_or(0.0);
@@ -419,9 +419,30 @@ fn summarize(stats: &[Value]) -> Sample {
                 .push(node["connections"].as_u64().unwrap_or(0));
             s.lobby.push(node["lobby"].as_u64().unwrap_or(0));
             s.peers.push(node["peers"].as_u64().unwrap_or(0));
+            for (kind, figures) in node["kad"].as_object().into_iter().flatten() {
+                let entry = s.kad.entry(kind.clone()).or_default();
+                entry.0 += figures[0].as_f64().unwrap_or(0.0);
+                entry.1 += figures[1].as_f64().unwrap_or(0.0);
+            }
         }
     }
     s
+}
+
+/// Kademlia figures per node, by query type.
+fn kad_per_node(sample: &Sample, nodes: f64) -> Value {
+    let per_node = |v: f64| round(v / nodes.max(1.0), 1);
+    sample
+        .kad
+        .iter()
+        .map(|(kind, (events, requests))| {
+            (
+                kind.clone(),
+                json!([per_node(*events), per_node(*requests)]),
+            )
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 fn mean(v: &[u64]) -> Option<f64> {
@@ -651,6 +672,10 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "link_delay_cpu_s": opt(ns.delayer_cpu_s().zip(delayer_cpu_at_start).map(|(a, b)| a - b), 1),
         "rss_mb_per_node": round(end.rss_kb as f64 / 1024.0 / online_end, 1),
         "fds_max_per_host": end.fds_max,
+        "kad_queries_per_node": kad_per_node(&end, online_end),
+        "kad_queries_note": "Kademlia queries of the nodes online at the end, by type: \
+            [progress events, requests sent] per node over the whole run, from each node's \
+            metrics (a node that left takes its figures with it)",
         "hops_p50": null,
         "hops_max": null,
         "hops_note": "gossip messages carry no hop count",

@@ -26,6 +26,7 @@ use crate::{
     event::Event,
     logic::names::OwnClaim,
     logic::registry_client::{Action, CallId, Input, RegistryClient, ReplyId},
+    services::address_budget::AddressKey,
 };
 
 /// What the event loop keeps about registries: the machine, and what it cannot hold (the
@@ -347,9 +348,10 @@ impl EventLoop {
         let response = match &mut self.services {
             Some(services) => {
                 let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
+                let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
                 services
                     .registry
-                    .serve(peer, ip, request, ipm_protocol::now_ms())
+                    .serve(peer, address, request, ipm_protocol::now_ms())
             }
             None => RegistryResponse::Refused(RegistryError::Refused(
                 "this node keeps no registry".into(),

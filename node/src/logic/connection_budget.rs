@@ -15,8 +15,12 @@
 //!   connected or used longer ago than the grace period (`grace`; [`LOOKUP_GRACE`] for a
 //!   connection only a DHT lookup opened).
 //! - Above the high mark (protected peers pushed it there), trimmable peers are closed down
-//!   to it; above the low mark, connections only a DHT lookup opened are closed once their
-//!   short grace is over, so that lookups do not fill the room newcomers need.
+//!   to it; above the low mark, connections only a DHT lookup opened are closed after
+//!   [`LOOKUP_KEEP`], so that later lookups find them open instead of dialling again, and a
+//!   newcomer at the high mark takes the place of one of them once its short grace is over.
+//! - A dial the budget would refuse once connected is refused before it starts
+//!   ([`ConnectionBudget::may_dial`]): a handshake both sides pay for nothing is the most
+//!   expensive way to say no.
 //! - Least useful first: a negative gossipsub score, then connections only a lookup opened,
 //!   then the least recently used. Outbound connections (which this node chose) are never
 //!   trimmed below a third of the low mark, so peers that dial in cannot eclipse the node.
@@ -32,9 +36,14 @@ use std::{
 
 use libp2p::PeerId;
 
-/// How long a connection only a DHT lookup opened is kept above the low mark: long enough
-/// for the lookup's request and for gossipsub to graft the peer into a mesh it needs.
+/// The least time a connection only a DHT lookup opened is kept: long enough for the
+/// lookup's request and for gossipsub to graft the peer into a mesh it needs. After it, a
+/// newcomer at the high mark may take its place.
 pub const LOOKUP_GRACE: Duration = Duration::from_secs(5);
+/// How long a connection only a DHT lookup opened is kept above the low mark (below the high
+/// one): the lookups of the next minute reuse it rather than dial the peer again, each new
+/// connection costing both sides a Noise handshake.
+pub const LOOKUP_KEEP: Duration = Duration::from_secs(60);
 /// How long after its last request a peer still counts as busy, whatever the grace period:
 /// a download asks for its next chunks only once it has written the last ones, which on a
 /// slow or busy disk takes seconds, so a transfer in flight may have no request outstanding
@@ -218,6 +227,24 @@ impl ConnectionBudget {
         }
     }
 
+    /// Whether dialling `peer` is worth it: whether [`ConnectionBudget::admit`] would let
+    /// the connection in now, without taking any room.
+    pub fn may_dial(
+        &self,
+        peer: &PeerId,
+        user: bool,
+        busy: bool,
+        standing: Standing<'_>,
+        now: Instant,
+    ) -> bool {
+        (self.peers.contains_key(peer) && !self.closing.contains(peer))
+            || self.connected() < self.marks.high
+            || user
+            || busy
+            || self.is_bootstrap(peer)
+            || !self.least_useful(standing, now, 1).is_empty()
+    }
+
     /// A first connection to `peer` is established (later ones change nothing but `user`).
     pub fn established(&mut self, peer: PeerId, outbound: bool, user: bool, now: Instant) {
         let dialled = self.dialling.remove(&peer).is_some();
@@ -268,7 +295,11 @@ impl ConnectionBudget {
             let lookups: Vec<PeerId> = self
                 .least_useful(standing, now, usize::MAX)
                 .into_iter()
-                .filter(|p| self.peers.get(p).is_some_and(Record::lookup_only))
+                .filter(|p| {
+                    self.peers.get(p).is_some_and(|r| {
+                        r.lookup_only() && now.saturating_duration_since(r.last_used) >= LOOKUP_KEEP
+                    })
+                })
                 .take(over_low)
                 .collect();
             self.closing.extend(lookups.iter().copied());
@@ -547,7 +578,7 @@ mod tests {
     #[test]
     fn a_negative_score_goes_before_a_lookup_which_goes_before_an_idle_peer() {
         let start = Instant::now();
-        let mut budget = budget(0, 3);
+        let mut budget = budget(0, 2);
         let idle = connect(&mut budget, 2, start)[0];
         let lookup = PeerId::random();
         budget.established(lookup, true, false, start + secs(10));
@@ -555,14 +586,14 @@ mod tests {
         let scored = connect(&mut budget, 1, start + secs(10))[0];
         world.scores.insert(scored, -5.0);
         let now = start + GRACE + secs(10);
-        // Five peers, high mark 3: two go, the worst score first, then the lookup.
+        // Four peers, high mark 2: two go, the worst score first, then the lookup.
         let closed = budget.trim(world.standing(), now);
         assert_eq!(closed, vec![scored, lookup]);
         let _ = idle;
     }
 
     #[test]
-    fn connections_only_a_lookup_opened_close_above_the_low_mark_after_a_few_seconds() {
+    fn connections_only_a_lookup_opened_close_above_the_low_mark_after_a_minute() {
         let start = Instant::now();
         let mut budget = budget(2, 10);
         connect(&mut budget, 2, start);
@@ -572,9 +603,9 @@ mod tests {
         }
         let world = World::new();
         assert!(budget
-            .trim(world.standing(), start + LOOKUP_GRACE - secs(1))
+            .trim(world.standing(), start + LOOKUP_KEEP - secs(1))
             .is_empty());
-        let closed = budget.trim(world.standing(), start + LOOKUP_GRACE);
+        let closed = budget.trim(world.standing(), start + LOOKUP_KEEP);
         // Down to the low mark, keeping a third of it outbound: one lookup connection stays.
         assert_eq!(closed.len(), 2);
         assert!(closed.iter().all(|p| lookups.contains(p)));
@@ -593,8 +624,53 @@ mod tests {
         connect(&mut budget2, 2, start);
         let world = World::new();
         assert!(budget2
-            .trim(world.standing(), start + LOOKUP_GRACE)
+            .trim(world.standing(), start + LOOKUP_KEEP)
             .is_empty());
+    }
+
+    #[test]
+    fn a_newcomer_at_the_high_mark_replaces_a_lookup_connection_after_its_short_grace() {
+        let start = Instant::now();
+        let mut budget = budget(0, 2);
+        connect(&mut budget, 1, start);
+        let lookup = PeerId::random();
+        budget.established(lookup, true, false, start);
+        let world = World::new();
+        let newcomer = PeerId::random();
+        assert_eq!(
+            budget.admit(newcomer, false, false, world.standing(), start + secs(1)),
+            Admission::Deny
+        );
+        assert_eq!(
+            budget.admit(
+                newcomer,
+                false,
+                false,
+                world.standing(),
+                start + LOOKUP_GRACE
+            ),
+            Admission::Evict(lookup)
+        );
+    }
+
+    #[test]
+    fn a_dial_that_would_be_refused_once_connected_is_not_started() {
+        let start = Instant::now();
+        let mut budget = budget(0, 2);
+        let peers = connect(&mut budget, 2, start);
+        let mut world = World::new();
+        world.mesh.extend(peers.iter().copied());
+        let later = start + GRACE;
+        let stranger = PeerId::random();
+        assert!(!budget.may_dial(&stranger, false, false, world.standing(), later));
+        // The user's dials, requests in flight and peers already connected are always made.
+        assert!(budget.may_dial(&stranger, true, false, world.standing(), later));
+        assert!(budget.may_dial(&stranger, false, true, world.standing(), later));
+        assert!(budget.may_dial(&peers[0], false, false, world.standing(), later));
+        // With a peer that may make room, the dial goes ahead, and nothing is closed yet.
+        world.mesh.remove(&peers[1]);
+        assert!(budget.may_dial(&stranger, false, false, world.standing(), later));
+        assert_eq!(budget.connected(), 2);
     }
 
     #[test]

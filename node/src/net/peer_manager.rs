@@ -337,6 +337,21 @@ impl PeerManager {
 }
 
 impl PeerManager {
+    /// Whether a dial of `peer` may start: one the budget would refuse once connected is
+    /// not worth the handshake.
+    fn may_dial(&self, connection: ConnectionId, peer: &PeerId) -> bool {
+        let user = self.user_dials.contains(&connection);
+        let busy = self.in_flight.contains_key(peer);
+        let busy_peers = self.busy();
+        let standing = Standing {
+            mesh: &self.mesh,
+            busy: &busy_peers,
+            scores: &self.scores,
+        };
+        self.budget
+            .may_dial(peer, user, busy, standing, Instant::now())
+    }
+
     /// Lets a connection to `peer` in, making room or refusing it at the high mark.
     fn admit(
         &mut self,
@@ -381,6 +396,22 @@ impl NetworkBehaviour for PeerManager {
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.admit(connection, peer)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<PeerId>,
+        _: &[Multiaddr],
+        _: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        match peer {
+            Some(peer) if !self.may_dial(connection, &peer) => {
+                debug!(%peer, "not dialling: at the high mark");
+                Err(ConnectionDenied::new(Full(self.budget.connected())))
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 
     fn handle_established_outbound_connection(

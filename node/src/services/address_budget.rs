@@ -1,11 +1,16 @@
 //! Budgets per network address for the bootstrap's services: fresh keys cost nothing, an
 //! address costs something. IPv4 addresses count one by one, IPv6 ones by /64 (what one
-//! host or home is usually given), and peers without a direct address share one budget.
+//! host or home is usually given), peers without a direct address share one budget, and a
+//! peer on an address exempt from the per-address limits (loopback, by default) has its own.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv6Addr},
 };
+
+use libp2p::PeerId;
+
+use crate::config::AddressLimits;
 
 /// The unit an address budget is kept for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,6 +21,9 @@ pub enum AddressKey {
     V6([u8; 8]),
     /// Every peer whose address is not known (reached only through a relay).
     Unknown,
+    /// One peer on an address exempt from the per-address limits: every local process
+    /// shares the loopback address, which no remote peer can send from.
+    Exempt(PeerId),
 }
 
 impl AddressKey {
@@ -28,6 +36,14 @@ impl AddressKey {
                 None => Self::V6(prefix_64(&v6)),
             },
             None => Self::Unknown,
+        }
+    }
+
+    /// The budget of `peer` coming from `ip`, as `limits` count addresses.
+    pub fn of_peer(peer: PeerId, ip: Option<IpAddr>, limits: &AddressLimits) -> Self {
+        match ip {
+            Some(ip) if limits.counted(ip).is_none() => Self::Exempt(peer),
+            ip => Self::of(ip),
         }
     }
 }
@@ -110,6 +126,30 @@ mod tests {
         let v4: IpAddr = "192.0.2.7".parse().expect("an address");
         assert_eq!(AddressKey::of(Some(mapped)), AddressKey::of(Some(v4)));
         assert_eq!(AddressKey::of(None), AddressKey::Unknown);
+    }
+
+    #[test]
+    fn loopback_peers_have_a_budget_each_while_loopback_is_exempt() {
+        let (alice, bob) = (PeerId::random(), PeerId::random());
+        let loopback: IpAddr = "127.0.0.1".parse().expect("an address");
+        let remote: IpAddr = "192.0.2.1".parse().expect("an address");
+        let exempt = AddressLimits::default();
+        assert_ne!(
+            AddressKey::of_peer(alice, Some(loopback), &exempt),
+            AddressKey::of_peer(bob, Some(loopback), &exempt)
+        );
+        assert_eq!(
+            AddressKey::of_peer(alice, Some(remote), &exempt),
+            AddressKey::of_peer(bob, Some(remote), &exempt)
+        );
+        let counted = AddressLimits {
+            loopback_exempt: false,
+            ..AddressLimits::default()
+        };
+        assert_eq!(
+            AddressKey::of_peer(alice, Some(loopback), &counted),
+            AddressKey::of_peer(bob, Some(loopback), &counted)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The bootstrap's answers on `/ipm/registry/1`: register (or log in) a name, say who holds
 //! a name, and list the logged-in users connected now (the directory).
 
-use std::{collections::BTreeMap, io, net::IpAddr, path::Path};
+use std::{collections::BTreeMap, io, path::Path};
 
 use libp2p::PeerId;
 use tracing::{debug, info};
@@ -47,18 +47,18 @@ impl RegistryService {
         }
     }
 
-    /// The answer at `now_ms` to `peer`'s request, which came from `ip` (`None`: through a
-    /// relay).
+    /// The answer at `now_ms` to `peer`'s request, whose new names count against the budget
+    /// of `address`.
     pub fn serve(
         &mut self,
         peer: PeerId,
-        ip: Option<IpAddr>,
+        address: AddressKey,
         request: RegistryRequest,
         now_ms: u64,
     ) -> RegistryResponse {
         match request {
             RegistryRequest::Register(signed) => match signed.verify() {
-                Ok(record) => match self.register(peer, ip, record.clone(), now_ms) {
+                Ok(record) => match self.register(peer, address, record.clone(), now_ms) {
                     Ok(outcome) => {
                         info!(%peer, name = %record.name, ?outcome, "name registered");
                         self.online.insert(peer, record);
@@ -90,15 +90,14 @@ impl RegistryService {
         }
     }
 
-    /// Registers `record` for `peer`; a new name counts against the budget of `ip`.
+    /// Registers `record` for `peer`; a new name counts against the budget of `address`.
     fn register(
         &mut self,
         peer: PeerId,
-        ip: Option<IpAddr>,
+        address: AddressKey,
         record: NameRecord,
         now_ms: u64,
     ) -> Result<Registered, RegistryError> {
-        let address = AddressKey::of(ip);
         let may_add = self.new_names.allows(address, now_ms);
         let outcome = self.names.register(peer, record, now_ms, may_add)?;
         if outcome == Registered::New {
@@ -138,10 +137,10 @@ mod tests {
     ) -> RegistryResponse {
         let record = NameRecord::sign(key, name, 1).expect("a valid name");
         let peer = key.public().to_peer_id();
-        let ip = ip.parse().ok();
+        let address = AddressKey::of(ip.parse().ok());
         service.serve(
             peer,
-            ip,
+            address,
             RegistryRequest::Register(SignedName::new(&record)),
             T,
         )
@@ -169,7 +168,12 @@ mod tests {
         ));
         register(&mut service, &bob, "bob");
         let alice_peer = alice.public().to_peer_id();
-        match service.serve(alice_peer, None, RegistryRequest::Online { max: 10 }, T) {
+        match service.serve(
+            alice_peer,
+            AddressKey::Unknown,
+            RegistryRequest::Online { max: 10 },
+            T,
+        ) {
             RegistryResponse::Online { users, more } => {
                 assert_eq!(users.len(), 1);
                 assert_eq!(users[0].name, "bob");

@@ -78,7 +78,8 @@ pub async fn spawn_bootstrap() -> TestNode {
     spawn(bootstrap_config()).await
 }
 
-fn bootstrap_config() -> Config {
+/// The settings of a bootstrap in tests.
+pub fn bootstrap_config() -> Config {
     Config {
         role: Role::Bootstrap,
         target_peers: 0,
