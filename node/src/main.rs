@@ -25,6 +25,7 @@ use ipm_node::{
     store::settings::Settings,
     ui::commands,
     ui::ctl::{self, CtlServer},
+    ui::progress::Steps,
     ui::render,
     ui::session::{Outcome, Session, SessionError},
     Client, Event,
@@ -123,7 +124,12 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     // An empty IPM_BOOTSTRAP or IPM_LISTEN means none.
     args.bootstrap.retain(|a| !a.is_empty());
     args.listen.retain(|a| !a.is_empty());
-    let interactive = !args.headless && !args.json && std::io::stdin().is_terminal();
+    // The prompt needs a terminal on both sides; with stdout in a file or a pipe, commands
+    // are read line by line and events written as plain lines.
+    let interactive = !args.headless
+        && !args.json
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal();
     ipm_node::logging::init(if interactive { "warn" } else { "info" });
 
     let data_dir = open_data_dir(args.data_dir.as_deref())?;
@@ -407,9 +413,12 @@ fn print_reply(result: &Result<Outcome, SessionError>, json: bool) {
 }
 
 async fn print_events(mut events: broadcast::Receiver<Event>, json: bool) {
+    // Plain lines cannot be redrawn: a download shows a line per tenth, not per report.
+    let mut steps = Steps::default();
     loop {
         let line = match events.recv().await {
             Ok(event) if json => event.to_json_line(),
+            Ok(event) if !steps.keep(&event, std::time::Instant::now()) => continue,
             Ok(event) => render::event_line(&event),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 let event = Event::Error {
