@@ -31,7 +31,7 @@ use ipm_node::{
     Client, Event,
 };
 
-use cli::{Cli, CtlArgs, NodeArgs, Sub};
+use cli::{Cli, CompletionShell, CtlArgs, NodeArgs, Sub};
 
 /// How long the node waits for a bootstrap at start.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,12 +45,26 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    program::run("ipm", async {
-        match cli.command {
-            Some(Sub::Ctl(args)) => run_ctl(args).await,
-            None => run_node(cli.node).await,
+    match cli.command {
+        Some(Sub::Completions(args)) => print_completions(args.shell),
+        Some(Sub::Ctl(args)) => program::run("ipm", run_ctl(args)),
+        None => program::run("ipm", run_node(cli.node)),
+    }
+}
+
+/// Writes the completion script of `shell` to stdout.
+fn print_completions(shell: CompletionShell) -> ExitCode {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell.generator(), &mut command, "ipm", &mut out);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipm: cannot write the completion script: {e}");
+            ExitCode::FAILURE
         }
-    })
+    }
 }
 
 fn open_data_dir(dir: Option<&Path>) -> anyhow::Result<DataDir> {
