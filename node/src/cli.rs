@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{
+    builder::{PossibleValue, TypedValueParser},
+    error::ErrorKind,
+    ArgAction, Args, Parser, Subcommand, ValueEnum,
+};
 use ipm_protocol::{room::normalize_tag, Position};
 use libp2p::Multiaddr;
 
@@ -34,6 +38,77 @@ pub struct Cli {
 pub enum Sub {
     /// Send one prompt command to the node running on a data dir and print its answer.
     Ctl(CtlArgs),
+    /// Print the tab-completion script of ipm for a shell.
+    #[command(after_help = INSTALL_COMPLETIONS)]
+    Completions(CompletionsArgs),
+}
+
+const INSTALL_COMPLETIONS: &str = "\
+Install it where the shell looks for completions, then open a new shell:
+  bash: ipm completions bash > ~/.local/share/bash-completion/completions/ipm
+  zsh:  ipm completions zsh > ~/.zfunc/_ipm
+        (with fpath=(~/.zfunc $fpath) before compinit in ~/.zshrc)
+  fish: ipm completions fish > ~/.config/fish/completions/ipm.fish";
+
+/// `ipm completions` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_parser = ShellParser)]
+    pub shell: CompletionShell,
+}
+
+/// Reads the shell of `ipm completions`, naming the shells it knows when it is not one.
+#[derive(Clone, Debug)]
+struct ShellParser;
+
+impl TypedValueParser for ShellParser {
+    type Value = CompletionShell;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<CompletionShell, clap::Error> {
+        let text = value.to_string_lossy();
+        CompletionShell::from_str(&text, true).map_err(|_| {
+            cmd.clone().error(
+                ErrorKind::InvalidValue,
+                format!("no completions for the shell '{text}': pick bash, zsh or fish"),
+            )
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            CompletionShell::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
+}
+
+/// The shells `ipm completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash.
+    Bash,
+    /// The Z shell.
+    Zsh,
+    /// The friendly interactive shell.
+    Fish,
+}
+
+impl CompletionShell {
+    /// The clap_complete generator of this shell.
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }
 
 /// `ipm ctl` flags.

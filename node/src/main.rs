@@ -25,12 +25,13 @@ use ipm_node::{
     store::settings::Settings,
     ui::commands,
     ui::ctl::{self, CtlServer},
+    ui::progress::Steps,
     ui::render,
     ui::session::{Outcome, Session, SessionError},
     Client, Event,
 };
 
-use cli::{Cli, CtlArgs, NodeArgs, Sub};
+use cli::{Cli, CompletionShell, CtlArgs, NodeArgs, Sub};
 
 /// How long the node waits for a bootstrap at start.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,12 +45,26 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    program::run("ipm", async {
-        match cli.command {
-            Some(Sub::Ctl(args)) => run_ctl(args).await,
-            None => run_node(cli.node).await,
+    match cli.command {
+        Some(Sub::Completions(args)) => print_completions(args.shell),
+        Some(Sub::Ctl(args)) => program::run("ipm", run_ctl(args)),
+        None => program::run("ipm", run_node(cli.node)),
+    }
+}
+
+/// Writes the completion script of `shell` to stdout.
+fn print_completions(shell: CompletionShell) -> ExitCode {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell.generator(), &mut command, "ipm", &mut out);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipm: cannot write the completion script: {e}");
+            ExitCode::FAILURE
         }
-    })
+    }
 }
 
 fn open_data_dir(dir: Option<&Path>) -> anyhow::Result<DataDir> {
@@ -123,7 +138,12 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     // An empty IPM_BOOTSTRAP or IPM_LISTEN means none.
     args.bootstrap.retain(|a| !a.is_empty());
     args.listen.retain(|a| !a.is_empty());
-    let interactive = !args.headless && !args.json && std::io::stdin().is_terminal();
+    // The prompt needs a terminal on both sides; with stdout in a file or a pipe, commands
+    // are read line by line and events written as plain lines.
+    let interactive = !args.headless
+        && !args.json
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal();
     ipm_node::logging::init(if interactive { "warn" } else { "info" });
 
     let data_dir = open_data_dir(args.data_dir.as_deref())?;
@@ -407,9 +427,12 @@ fn print_reply(result: &Result<Outcome, SessionError>, json: bool) {
 }
 
 async fn print_events(mut events: broadcast::Receiver<Event>, json: bool) {
+    // Plain lines cannot be redrawn: a download shows a line per tenth, not per report.
+    let mut steps = Steps::default();
     loop {
         let line = match events.recv().await {
             Ok(event) if json => event.to_json_line(),
+            Ok(event) if !steps.keep(&event, std::time::Instant::now()) => continue,
             Ok(event) => render::event_line(&event),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 let event = Event::Error {

@@ -1,5 +1,5 @@
 //! Frontends: the command grammar, the session that runs commands against a `Client`, the
-//! interactive prompt, how events are rendered, progress bars, emoji and `ipm ctl`.
+//! interactive prompt and its screen, how events are rendered, progress bars, emoji and `ipm ctl`.
 
 pub mod commands;
 pub mod ctl;
@@ -7,4 +7,5 @@ pub mod emoji;
 pub mod progress;
 pub mod prompt;
 pub mod render;
+pub mod screen;
 pub mod session;

@@ -1,5 +1,5 @@
-//! The interactive prompt: rustyline with history and completion; incoming messages are
-//! printed above the line being typed without garbling it.
+//! The interactive prompt: rustyline with history and completion; incoming messages and the
+//! answers to commands are printed above the line being typed without garbling it.
 
 use std::{
     path::PathBuf,
@@ -10,15 +10,16 @@ use rustyline::{
     completion::{Completer, Pair},
     error::ReadlineError,
     history::DefaultHistory,
-    Context, Editor, Helper, Highlighter, Hinter, Validator,
+    Context, Editor, ExternalPrinter, Helper, Highlighter, Hinter, Validator,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{
     event::Event,
     ui::commands,
-    ui::progress::{Bars, SharedPrinter},
+    ui::progress::Bars,
     ui::render,
+    ui::screen::{self, Screen, SharedScreen},
     ui::session::{Outcome, Session, SessionError},
 };
 
@@ -86,20 +87,18 @@ pub async fn run(
         rooms: rooms.clone(),
     }));
     let _ = editor.load_history(&history_file);
-    let printer: SharedPrinter = Arc::new(Mutex::new(editor.create_external_printer()?));
-    let mut bars = Bars::new(printer.clone());
-    let print = move |line: String| {
-        printer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .print(line)
-            .is_ok()
-    };
+    let screen: SharedScreen = Arc::new(Mutex::new(match editor.create_external_printer() {
+        Ok(printer) => Screen::terminal(Box::new(queued(printer)), screen::terminal_columns),
+        Err(_) => Screen::plain(Box::new(screen::Stdout)),
+    }));
+    let mut bars = Bars::new(screen.clone());
 
     let (line_tx, mut line_rx) = mpsc::channel::<LineRequest>(1);
     let prompt_session = session.clone();
-    let reader =
-        std::thread::spawn(move || read_lines(editor, history_file, prompt_session, line_tx));
+    let reader_screen = screen.clone();
+    let reader = std::thread::spawn(move || {
+        read_lines(editor, history_file, prompt_session, reader_screen, line_tx)
+    });
 
     let printer_task = tokio::spawn(async move {
         loop {
@@ -123,12 +122,16 @@ pub async fn run(
                     // Connections are listed by /status; the prompt stays for conversation.
                     let quiet =
                         matches!(event, Event::Connected { .. } | Event::Disconnected { .. });
-                    if !bars.on_event(&event) && !quiet && !print(render::event_line(&event)) {
+                    if quiet || bars.on_event(&event) {
+                        continue;
+                    }
+                    if !screen::lock(&screen).print(&render::event_line(&event)) {
                         break;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    print(format!("({n} events skipped: the prompt fell behind)"));
+                    screen::lock(&screen)
+                        .print(&format!("({n} events skipped: the prompt fell behind)"));
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }
@@ -143,15 +146,70 @@ pub async fn run(
     Ok(())
 }
 
+/// Hands what the screen writes to a thread of its own, which writes it through rustyline's
+/// `printer`. Rustyline takes a printed line only while it reads one; between two (after
+/// Enter) it keeps the printer waiting, and so the thread, never the screen, waits.
+struct Queue(std::sync::mpsc::Sender<String>);
+
+impl ExternalPrinter for Queue {
+    fn print(&mut self, msg: String) -> rustyline::Result<()> {
+        self.0
+            .send(msg)
+            .map_err(|_| ReadlineError::Io(std::io::Error::other("the terminal is gone")))
+    }
+}
+
+fn queued(mut printer: impl ExternalPrinter + Send + 'static) -> Queue {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for msg in rx {
+            if printer.print(msg).is_err() {
+                break;
+            }
+        }
+    });
+    Queue(tx)
+}
+
+/// What the prompt shows for the answer to a typed line. A room line is shown as the others
+/// read it; a private message shows nothing here, since the node's own report of its delivery
+/// (or of its queueing) is on the screen already.
+pub fn answer_lines(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Sent {
+            room,
+            peers,
+            from,
+            text,
+            ..
+        } => {
+            let line = render::own_message(room, from, text);
+            if *peers == 0 {
+                format!("{line}\n(nobody else is in {room} yet)")
+            } else {
+                line
+            }
+        }
+        Outcome::Direct { .. } => String::new(),
+        other => other.describe(),
+    }
+}
+
 fn read_lines(
     mut editor: Editor<PromptHelper, DefaultHistory>,
     history_file: PathBuf,
     session: Session,
+    screen: SharedScreen,
     lines: mpsc::Sender<LineRequest>,
 ) {
+    let show = |text: &str| {
+        screen::lock(&screen).print(text);
+    };
     loop {
         let prompt = format!("[{}]> ", session.current());
-        match editor.readline(&prompt) {
+        let read = editor.readline(&prompt);
+        screen::lock(&screen).input_accepted();
+        match read {
             Ok(line) => {
                 if line.trim().is_empty() {
                     continue;
@@ -164,23 +222,54 @@ fn read_lines(
                 }
                 match rx.blocking_recv() {
                     Ok(Ok(Outcome::Quit)) => break,
-                    Ok(Ok(Outcome::Sent { peers: 0, room, .. })) => {
-                        println!("(nobody else is in {room} yet)");
-                    }
-                    Ok(Ok(Outcome::Sent { .. })) => {}
-                    Ok(Ok(outcome)) => println!("{}", outcome.describe()),
-                    Ok(Err(message)) => println!("error: {}", message.describe()),
+                    Ok(Ok(outcome)) => show(&answer_lines(&outcome)),
+                    Ok(Err(message)) => show(&format!("error: {}", message.describe())),
                     Err(_) => break,
                 }
             }
-            Err(ReadlineError::Interrupted) => {
-                println!("(Ctrl-D or /quit to leave)");
-            }
+            Err(ReadlineError::Interrupted) => show("(Ctrl-D or /quit to leave)"),
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("prompt failed: {e}");
+                show(&format!("prompt failed: {e}"));
                 break;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipm_protocol::{MessageId, Room};
+
+    fn sent(peers: usize) -> Outcome {
+        Outcome::Sent {
+            room: Room::Lobby,
+            id: MessageId::random(),
+            peers,
+            from: "alice".into(),
+            text: "hello 😄".into(),
+        }
+    }
+
+    #[test]
+    fn the_own_room_line_is_shown_signed_like_the_lines_of_others() {
+        assert_eq!(answer_lines(&sent(2)), "[lobby] alice: hello 😄");
+        assert_eq!(
+            answer_lines(&sent(0)),
+            "[lobby] alice: hello 😄\n(nobody else is in lobby yet)"
+        );
+    }
+
+    #[test]
+    fn a_private_message_leaves_its_report_to_the_node() {
+        for delivered in [true, false] {
+            let outcome = Outcome::Direct {
+                name: "bob".into(),
+                delivered,
+            };
+            assert_eq!(answer_lines(&outcome), "");
+            assert!(outcome.describe().contains("bob"), "ctl still says it");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! How events look to a person (the prompt and the plain-text daemon output).
 
+use ipm_protocol::Room;
+
 use crate::{event::Event, logic::geo_group::format_km};
 
 /// One human-readable line for `event`.
@@ -14,17 +16,9 @@ pub fn event_line(event: &Event) -> String {
             room,
             from,
             text,
-            distance_km: Some(d),
+            distance_km,
             ..
-        } => format!(
-            "[{room}] {} ({}): {}",
-            clean(from),
-            format_km(*d),
-            clean(text)
-        ),
-        Event::Message {
-            room, from, text, ..
-        } => format!("[{room}] {}: {}", clean(from), clean(text)),
+        } => message_line(room, from, *distance_km, text),
         Event::Direct { from, text, .. } => {
             format!("[private] {}: {}", clean(from), clean(text))
         }
@@ -102,6 +96,24 @@ pub fn event_line(event: &Event) -> String {
     }
 }
 
+/// The user's own room line, as it reads to the others: `[room] name: text`.
+pub fn own_message(room: &Room, name: &str, text: &str) -> String {
+    message_line(room, name, None, text)
+}
+
+/// A room line: `[room] from: text`, with the distance to its author when known.
+fn message_line(room: &Room, from: &str, distance_km: Option<f64>, text: &str) -> String {
+    match distance_km {
+        Some(d) => format!(
+            "[{room}] {} ({}): {}",
+            clean(from),
+            format_km(d),
+            clean(text)
+        ),
+        None => format!("[{room}] {}: {}", clean(from), clean(text)),
+    }
+}
+
 /// The first 8 characters of an id: enough for `/accept` and friends.
 pub fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
@@ -152,7 +164,7 @@ pub fn clean_lines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipm_protocol::{MessageId, Room};
+    use ipm_protocol::MessageId;
     use libp2p::PeerId;
 
     #[test]
@@ -166,6 +178,21 @@ mod tests {
             distance_km: None,
         });
         assert_eq!(line, "[lobby] alice: hi 😄");
+    }
+
+    #[test]
+    fn the_own_line_reads_like_the_lines_of_others() {
+        let theirs = event_line(&Event::Message {
+            room: Room::Interest("rust".into()),
+            id: MessageId::random(),
+            from: "alice".into(),
+            peer: PeerId::random(),
+            text: "hi 😄".into(),
+            distance_km: None,
+        });
+        let mine = own_message(&Room::Interest("rust".into()), "alice", "hi 😄");
+        assert_eq!(mine, theirs);
+        assert_eq!(mine, "[interest:rust] alice: hi 😄");
     }
 
     #[test]

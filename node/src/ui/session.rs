@@ -92,6 +92,17 @@ pub enum Outcome {
         id: MessageId,
         /// How many peers were in the room.
         peers: usize,
+        /// The user's own name, as the line is signed.
+        from: String,
+        /// The text sent, its shortcodes expanded.
+        text: String,
+    },
+    /// A private message was delivered, or queued for later.
+    Direct {
+        /// The recipient's display name.
+        name: String,
+        /// True when the recipient acknowledged it; false when it waits in the outbox.
+        delivered: bool,
     },
     /// The user asked the node to stop.
     Quit,
@@ -111,20 +122,37 @@ impl Outcome {
     pub fn describe(&self) -> String {
         match self {
             Outcome::Text(text) => render::clean_lines(text),
-            Outcome::Sent { room, id, peers: 0 } => {
+            Outcome::Sent {
+                room, id, peers: 0, ..
+            } => {
                 format!("sent {id} to {room} (nobody else is in {room} yet)")
             }
-            Outcome::Sent { room, id, peers } => format!("sent {id} to {room} ({peers} peers)"),
+            Outcome::Sent {
+                room, id, peers, ..
+            } => format!("sent {id} to {room} ({peers} peers)"),
+            Outcome::Direct {
+                name,
+                delivered: true,
+            } => format!("delivered to {}", render::clean(name)),
+            Outcome::Direct {
+                name,
+                delivered: false,
+            } => format!(
+                "{} is not reachable now: queued, it will be delivered when they are back",
+                render::clean(name)
+            ),
             Outcome::Quit => "bye".into(),
         }
     }
 }
 
-/// The state frontends share: the node handle and the current room.
+/// The state frontends share: the node handle, the current room and the user's own name.
 #[derive(Clone, Debug)]
 pub struct Session {
     client: Client,
     current: Arc<Mutex<CurrentRoom>>,
+    /// The user's name as last asked of the node; none until needed and after `/name`.
+    name: Arc<Mutex<Option<String>>>,
 }
 
 impl Session {
@@ -133,7 +161,28 @@ impl Session {
         Self {
             client,
             current: Arc::new(Mutex::new(CurrentRoom::Room(Room::Lobby))),
+            name: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The user's own name.
+    pub async fn own_name(&self) -> Result<String, SessionError> {
+        let known = self
+            .name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(name) = known {
+            return Ok(name);
+        }
+        let name = self.client.status().await?.name;
+        *self.name.lock().unwrap_or_else(PoisonError::into_inner) = Some(name.clone());
+        Ok(name)
+    }
+
+    /// Forgets the name remembered by [`Session::own_name`], after a rename.
+    fn forget_name(&self) {
+        *self.name.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The node handle.
@@ -173,14 +222,15 @@ impl Session {
         match command {
             Command::Say(text) => {
                 let room = self.current_room();
-                let published = self
-                    .client
-                    .publish(room.clone(), emoji::expand(&text))
-                    .await?;
+                let text = emoji::expand(&text);
+                let from = self.own_name().await?;
+                let published = self.client.publish(room.clone(), text.clone()).await?;
                 Ok(Outcome::Sent {
                     room,
                     id: published.id,
                     peers: published.peers,
+                    from,
+                    text,
                 })
             }
             Command::Help(topic) => Ok(Outcome::Text(commands::help(topic.as_deref()))),
@@ -230,14 +280,10 @@ impl Session {
             Command::Msg { user, text } => {
                 let peer = self.client.resolve_user(&user).await?;
                 let outcome = self.client.send_direct(peer, emoji::expand(&text)).await?;
-                Ok(Outcome::Text(if outcome.delivered {
-                    format!("delivered to {}", outcome.name)
-                } else {
-                    format!(
-                        "{} is not reachable now: queued, it will be delivered when they are back",
-                        outcome.name
-                    )
-                }))
+                Ok(Outcome::Direct {
+                    name: outcome.name,
+                    delivered: outcome.delivered,
+                })
             }
             Command::SendFile { user, path } => {
                 let peer = self.client.resolve_user(&user).await?;

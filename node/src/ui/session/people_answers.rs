@@ -132,6 +132,7 @@ impl Session {
             }
             PeopleCommand::Rename(name) => {
                 client.rename(name.clone()).await?;
+                self.forget_name();
                 format!("you are now {name}")
             }
             PeopleCommand::Back => {
