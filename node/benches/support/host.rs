@@ -255,9 +255,10 @@ fn write_metrics_if_asked(index: usize, client: &Client) {
 }
 
 /// The node's Kademlia queries so far, by type (`GetRecord`, `GetClosestPeers`, ...): for
-/// each, `[progress events, requests the queries sent]`, read from its metrics
-/// (`ipm_libp2p_kad_query_result_num_requests`, observed on each progress of a query with the
-/// query's requests so far, so a query reporting twice counts its first requests twice).
+/// each, `[progress events, requests sent]`, read from its metrics
+/// (`ipm_libp2p_kad_query_result_num_requests`, observed on each progress event with the
+/// requests of that step: a bootstrap reports once per bucket it refreshes, each step with
+/// its own requests; a record lookup reports each record found with its requests so far).
 fn kad_queries(client: &Client) -> Value {
     let text = ipm_node::net::metrics::render(&client.metrics());
     let mut by_type = serde_json::Map::new();
