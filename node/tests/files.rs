@@ -114,7 +114,9 @@ async fn a_download_cut_by_the_recipients_restart_resumes_from_disk() {
     let bob_key = Keypair::generate_ed25519();
     let mut bob = start_user(bob_key.clone(), "bob", bob_dir.path(), &bootstrap.addr).await;
     let src = tempfile::tempdir().unwrap();
-    let size = 96 * 1024 * 1024;
+    // Big enough that the download is still running well after its first progress report
+    // (every 250 ms), even where loopback moves a few Gbit/s: bob is stopped then.
+    let size = 256 * 1024 * 1024;
     let (path, sha) = write_file(src.path(), "big.iso", size);
     let id = alice
         .client
