@@ -24,6 +24,7 @@ use crate::{
     client::people::PeopleRequest,
     event::Event,
     store::history::{direct_log, Entry},
+    store::search::{Hit, Query},
     store::transfers::{hash_file, Direction, State},
 };
 
@@ -146,6 +147,11 @@ pub(crate) enum Request {
         conversation: Conversation,
         count: usize,
         reply: oneshot::Sender<Result<Vec<Entry>, NodeError>>,
+    },
+    Search {
+        query: Query,
+        only: Option<Conversation>,
+        reply: oneshot::Sender<Result<Vec<Hit>, NodeError>>,
     },
     People(PeopleRequest),
     Registry(crate::client::login::RegistryAsk),
@@ -374,6 +380,17 @@ impl Client {
             reply,
         })
         .await?
+    }
+
+    /// The newest [`crate::store::search::MAX_HITS`] lines holding every word of `query`, newest first, in
+    /// `only` or in every conversation (none on a node that keeps no history).
+    pub async fn search(
+        &self,
+        query: Query,
+        only: Option<Conversation>,
+    ) -> Result<Vec<Hit>, NodeError> {
+        self.ask(|reply| Request::Search { query, only, reply })
+            .await?
     }
 
     /// Stops the node.

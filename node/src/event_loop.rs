@@ -264,6 +264,7 @@ impl EventLoop {
                 count,
                 reply,
             } => self.history(conversation, count, reply),
+            Request::Search { query, only, reply } => self.search(query, only, reply),
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
             Request::Shutdown => {}

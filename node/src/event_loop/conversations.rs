@@ -1,5 +1,5 @@
 //! Conversation logs in the event loop: answering a frontend's request for the last entries
-//! of a room's or a private conversation's history.
+//! of a room's or a private conversation's history, and its searches.
 
 use tokio::sync::oneshot;
 
@@ -7,6 +7,7 @@ use super::EventLoop;
 use crate::{
     client::{Conversation, NodeError},
     store::history::{Entry, History},
+    store::search::{search, Hit, Query, MAX_HITS},
 };
 
 impl EventLoop {
@@ -25,6 +26,25 @@ impl EventLoop {
         tokio::task::spawn_blocking(move || {
             let entries = History::read_last(&dir, &conversation.log(), count);
             let _ = reply.send(entries.map_err(NodeError::History));
+        });
+    }
+
+    /// Answers with the newest hits of `query` in `only` (every conversation when `None`),
+    /// read off the loop.
+    pub(super) fn search(
+        &self,
+        query: Query,
+        only: Option<Conversation>,
+        reply: oneshot::Sender<Result<Vec<Hit>, NodeError>>,
+    ) {
+        let Some(dir) = self.store.history_dir.clone() else {
+            let _ = reply.send(Ok(Vec::new()));
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            let log = only.map(|c| c.log());
+            let hits = search(&dir, &query, log.as_deref(), MAX_HITS);
+            let _ = reply.send(hits.map_err(NodeError::History));
         });
     }
 }

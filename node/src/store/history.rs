@@ -154,12 +154,25 @@ impl History {
     }
 }
 
+/// How the log of a private conversation is named: this, then the peer id.
+const DIRECT_LOG_PREFIX: &str = "dm-";
+
 /// The name of the log of the private conversation with `peer`.
 pub fn direct_log(peer: &libp2p::PeerId) -> String {
-    format!("dm-{peer}")
+    format!("{DIRECT_LOG_PREFIX}{peer}")
 }
 
-fn log_path(dir: &Path, conversation: &str) -> PathBuf {
+/// The peer of a private conversation's log (`None` for a room's).
+pub fn direct_peer(log: &str) -> Option<libp2p::PeerId> {
+    log.strip_prefix(DIRECT_LOG_PREFIX)?.parse().ok()
+}
+
+/// Whether `log` is a private conversation's.
+pub fn is_direct_log(log: &str) -> bool {
+    log.starts_with(DIRECT_LOG_PREFIX)
+}
+
+pub(super) fn log_path(dir: &Path, conversation: &str) -> PathBuf {
     dir.join(format!("{conversation}.jsonl"))
 }
 

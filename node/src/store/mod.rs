@@ -8,6 +8,7 @@ pub mod identity;
 pub mod journal;
 pub mod outbox;
 pub mod sealed;
+pub mod search;
 pub mod settings;
 pub mod transfers;
 

@@ -31,6 +31,13 @@ pub enum Command {
         /// How many lines.
         count: usize,
     },
+    /// Search the history for lines holding every word, in one conversation or in all.
+    Search {
+        /// The words.
+        words: Vec<String>,
+        /// Which conversation (all when `None`).
+        target: Option<Target>,
+    },
     /// Write a conversation's history to a text file.
     Save {
         /// Which conversation.
@@ -140,6 +147,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "/transfers", aliases: &[], usage: "", summary: "offers and transfers with their state and progress" },
     Spec { name: "/connect", aliases: &[], usage: "<multiaddr|port|host:port>", summary: "connect to a peer (a bare port means 127.0.0.1)" },
     Spec { name: "/history", aliases: &[], usage: "[room|user] [n]", summary: "the last n messages (default 20) of a room or a private conversation" },
+    Spec { name: "/search", aliases: &[], usage: "<words> [in <room|user>]", summary: "the newest lines holding every word, in all conversations or in one" },
     Spec { name: "/save", aliases: &[], usage: "<room|user> <file.txt>", summary: "write a conversation as 'time name: text' lines" },
     Spec { name: "/quit", aliases: &["/exit"], usage: "", summary: "stop the node" },
 ];
@@ -148,6 +156,13 @@ pub const SPECS: &[Spec] = &[
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParseError(String);
+
+impl ParseError {
+    /// The usage of command `name`, as an error.
+    pub fn usage(name: &str) -> Self {
+        usage_error(name)
+    }
+}
 
 fn usage_error(name: &str) -> ParseError {
     let usage = spec(name).map(|s| s.usage).unwrap_or("");
@@ -220,6 +235,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 .parse()
                 .map_err(|_| ParseError(format!("'{n}' is not a count of lines")))?,
         }),
+        ("/search", [_, ..]) => search(args.as_slice()),
         ("/save", [t, _, ..]) => Ok(Command::Save {
             target: target(t)?,
             path: PathBuf::from(rest_after(1)),
@@ -242,6 +258,19 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         _ => Err(usage_error(name)),
     }
+}
+
+/// `/search <words> [in <room|user>]`: a last pair `in <target>` after at least one word
+/// names the conversation.
+fn search(args: &[&str]) -> Result<Command, ParseError> {
+    let (words, target) = match args {
+        [words @ .., "in", t] if !words.is_empty() => (words, Some(target(t)?)),
+        words => (words, None),
+    };
+    Ok(Command::Search {
+        words: words.iter().map(|w| (*w).to_owned()).collect(),
+        target,
+    })
 }
 
 /// A room word is a room; anything else names a user (checked when the command runs).
@@ -366,6 +395,27 @@ mod tests {
             Command::History {
                 target: Some(Target::Room(Room::Lobby)),
                 count: 5
+            }
+        );
+        assert_eq!(
+            parse("/search lunch Friday in lobby").unwrap(),
+            Command::Search {
+                words: vec!["lunch".into(), "Friday".into()],
+                target: Some(Target::Room(Room::Lobby)),
+            }
+        );
+        assert_eq!(
+            parse("/search meet in").unwrap(),
+            Command::Search {
+                words: vec!["meet".into(), "in".into()],
+                target: None,
+            }
+        );
+        assert_eq!(
+            parse("/search in bob").unwrap(),
+            Command::Search {
+                words: vec!["in".into(), "bob".into()],
+                target: None,
             }
         );
         assert_eq!(

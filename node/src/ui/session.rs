@@ -3,6 +3,7 @@
 //! Commands about rooms and people live in the child module `people`.
 
 mod people_answers;
+mod search_answer;
 
 use std::{
     fmt::Write as _,
@@ -21,6 +22,7 @@ use crate::{
     net::addresses::is_relayed,
     store::data_dir::write_atomic,
     store::history::{Entry, MAX_READ},
+    store::search::Query,
     store::transfers::{Direction, State},
     ui::commands::{self, Command, ParseError, Target},
     ui::emoji,
@@ -267,6 +269,30 @@ impl Session {
                         .collect::<Vec<_>>()
                         .join("\n"),
                 ))
+            }
+            Command::Search { words, target } => {
+                let Some(query) = Query::new(&words) else {
+                    return Err(ParseError::usage("/search").into());
+                };
+                let (only, shown) = match target {
+                    Some(target) => {
+                        let (conversation, shown) = self.conversation(&target).await?;
+                        (Some(conversation), Some(shown))
+                    }
+                    None => (None, None),
+                };
+                let hits = self.client.search(query, only).await.map_err(|e| match e {
+                    NodeError::History(source) => SessionError::History {
+                        shown: shown.clone().unwrap_or_else(|| "every conversation".into()),
+                        source,
+                    },
+                    other => SessionError::Node(other),
+                })?;
+                Ok(Outcome::Text(search_answer::format_hits(
+                    &hits,
+                    &words,
+                    shown.as_deref(),
+                )))
             }
             Command::Save { target, path } => {
                 let (conversation, shown) = self.conversation(&target).await?;
