@@ -127,6 +127,30 @@ fn the_own_line_and_a_private_message_read_as_a_conversation() {
 }
 
 #[test]
+fn a_line_naming_the_user_is_highlighted_and_rings_the_bell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alice, _bob, _bootstrap) = alice_and_bob(tmp.path());
+    let bob_dir = tmp.path().join("bob");
+    ctl_ok(&bob_dir, &["is", "anyone", "hungry?"]);
+    ctl_ok(&bob_dir, &["lunch,", "@Alice?"]);
+    ctl_ok(&bob_dir, &["/msg", "alice", "@alice", "one", "o'clock"]);
+    let screen = alice.wait_for("bob's three lines", |s| {
+        s.row_starting("[lobby] bob: is anyone hungry?").is_some()
+            && s.row_starting("[lobby] bob: lunch, @Alice?").is_some()
+            && s.row_starting("[private] bob: @alice one o'clock")
+                .is_some()
+    });
+    assert!(
+        screen.highlighted("[lobby] bob: lunch, @Alice?"),
+        "{:#?}",
+        screen.rows
+    );
+    assert!(screen.highlighted("[private] bob: @alice one o'clock"));
+    assert!(!screen.highlighted("[lobby] bob: is anyone hungry?"));
+    assert_eq!(screen.bells, 2, "{:#?}", screen.rows);
+}
+
+#[test]
 fn a_download_shows_one_bar_redrawn_in_place_then_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut alice, _bob, _bootstrap) = alice_and_bob(tmp.path());

@@ -1,9 +1,11 @@
 //! Frontends: the command grammar, the session that runs commands against a `Client`, the
-//! interactive prompt and its screen, how events are rendered, progress bars, emoji and `ipm ctl`.
+//! interactive prompt and its screen, how events are rendered, mentions, progress bars, emoji
+//! and `ipm ctl`.
 
 pub mod commands;
 pub mod ctl;
 pub mod emoji;
+pub mod mention;
 pub mod progress;
 pub mod prompt;
 pub mod render;

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::{
     event::Event,
     ui::commands,
+    ui::mention,
     ui::progress::Bars,
     ui::render,
     ui::screen::{self, Screen, SharedScreen},
@@ -100,6 +101,7 @@ pub async fn run(
         read_lines(editor, history_file, prompt_session, reader_screen, line_tx)
     });
 
+    let printer_session = session.clone();
     let printer_task = tokio::spawn(async move {
         loop {
             match events.recv().await {
@@ -125,7 +127,19 @@ pub async fn run(
                     if quiet || bars.on_event(&event) {
                         continue;
                     }
-                    if !screen::lock(&screen).print(&render::event_line(&event)) {
+                    let mut line = render::event_line(&event);
+                    let mentioned = match &event {
+                        Event::Message { text, .. } | Event::Direct { text, .. } => {
+                            let me = printer_session.own_name().await.unwrap_or_default();
+                            mention::mentions(text, &me)
+                        }
+                        _ => false,
+                    };
+                    let mut screen = screen::lock(&screen);
+                    if mentioned && screen.redraws() {
+                        line = mention::highlight(&line);
+                    }
+                    if !screen.print(&line) {
                         break;
                     }
                 }

@@ -161,6 +161,10 @@ pub struct Screen {
     pub rows: Vec<String>,
     /// The row the cursor is on.
     pub cursor: usize,
+    /// Rows where text was written in reverse video (`CSI 7 m`).
+    pub inverse: Vec<bool>,
+    /// How many times the bell rang.
+    pub bells: usize,
 }
 
 impl Screen {
@@ -182,6 +186,14 @@ impl Screen {
             .map(String::as_str)
     }
 
+    /// Whether the first row starting with `start` has text in reverse video.
+    pub fn highlighted(&self, start: &str) -> bool {
+        self.rows
+            .iter()
+            .position(|r| r.starts_with(start))
+            .is_some_and(|i| self.inverse.get(i).copied().unwrap_or(false))
+    }
+
     /// The text of the row the cursor is on.
     pub fn cursor_row_text(&self) -> &str {
         self.rows.get(self.cursor).map_or("", String::as_str)
@@ -195,6 +207,7 @@ impl Screen {
         let text = String::from_utf8_lossy(bytes);
         let mut rows: Vec<Vec<char>> = vec![Vec::new()];
         let (mut row, mut col) = (0usize, 0usize);
+        let (mut reverse, mut inverse, mut bells) = (false, Vec::<bool>::new(), 0usize);
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
             while rows.len() <= row {
@@ -234,6 +247,15 @@ impl Screen {
                             }
                         }
                         Some('K') => rows[row].clear(),
+                        Some('m') => {
+                            for p in params.split(';') {
+                                match p {
+                                    "7" => reverse = true,
+                                    "" | "0" | "27" => reverse = false,
+                                    _ => {}
+                                }
+                            }
+                        }
                         Some('J') if n == 0 => {
                             rows[row].truncate(col);
                             rows.truncate(row + 1);
@@ -246,6 +268,7 @@ impl Screen {
                         _ => {}
                     }
                 }
+                '\u{7}' => bells += 1,
                 c if c.is_control() => {}
                 c => {
                     if col >= COLUMNS {
@@ -254,6 +277,10 @@ impl Screen {
                         while rows.len() <= row {
                             rows.push(Vec::new());
                         }
+                    }
+                    if reverse {
+                        inverse.resize(inverse.len().max(row + 1), false);
+                        inverse[row] = true;
                     }
                     let line = &mut rows[row];
                     while line.len() < col {
@@ -277,6 +304,8 @@ impl Screen {
                 .map(|r| r.into_iter().collect::<String>().trim_end().to_owned())
                 .collect(),
             cursor: row,
+            inverse,
+            bells,
         }
     }
 }
@@ -287,4 +316,8 @@ fn the_model_plays_what_rustyline_and_the_prompt_write() {
         Screen::play(b"one\r\ntwo\r\n[lobby]> hi\x1b[K\r\x1b[K\x1b[1A\r\x1b[Jbar 2\r\n[lobby]> hi");
     assert_eq!(screen.rows, ["one", "bar 2", "[lobby]> hi"]);
     assert_eq!(screen.cursor, 2);
+    let marked = Screen::play(b"plain\r\n\x1b[7mloud\x1b[0m\x07\r\nplain again");
+    assert_eq!(marked.rows, ["plain", "loud", "plain again"]);
+    assert!(marked.highlighted("loud") && !marked.highlighted("plain"));
+    assert_eq!(marked.bells, 1);
 }
