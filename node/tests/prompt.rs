@@ -9,11 +9,9 @@ mod terminal;
 
 use std::{
     cell::Cell,
-    io::{BufRead, BufReader},
     net::TcpListener,
     path::Path,
     process::{Command, Stdio},
-    sync::mpsc,
     time::Instant,
 };
 
@@ -209,40 +207,21 @@ fn with_stdout_in_a_pipe_lines_are_plain_and_commands_still_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("alice");
     let (mut keys, far_end) = terminal::pty();
-    let mut child = Command::new(ipm())
-        .args(node_args("alice", &dir, None))
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::from(far_end))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut cmd = Command::new(ipm());
+    cmd.args(node_args("alice", &dir, None))
+        .env("TERM", "xterm-256color");
+    let mut alice = Proc::spawn_with_stdin(cmd, Stdio::from(far_end));
     let mut seen = Vec::new();
-    let mut wait_line = |what: &str, pick: &dyn Fn(&str) -> bool| loop {
-        match lines.recv_timeout(PROC_WAIT) {
-            Ok(line) => {
-                seen.push(line.clone());
-                if pick(&line) {
-                    return seen.clone();
-                }
-            }
-            Err(_) => panic!("{what} did not come; stdout had {seen:#?}"),
-        }
+    let mut keep_until = |what: &str, done: &dyn Fn(&str) -> bool| {
+        alice.wait_line(what, |l| {
+            seen.push(l.to_owned());
+            done(l).then_some(())
+        })
     };
-    wait_line("the joined line", &|l| l == "* joined lobby");
+    keep_until("the joined line", &|l| l == "* joined lobby");
     std::io::Write::write_all(&mut keys, b"hello :smile:\n").unwrap();
-    let seen = wait_line("the answer", &|l| l.starts_with("sent "));
-    let _ = child.kill();
-    let _ = child.wait();
+    keep_until("the answer", &|l| l.starts_with("sent "));
+    alice.kill9();
     assert!(
         seen.iter()
             .all(|l| !l.contains('\u{1b}') && !l.contains("]> ")),

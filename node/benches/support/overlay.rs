@@ -18,6 +18,7 @@ use super::{
     host::{now_us, HOST_ENV},
     netns::Namespace,
     report::{opt, round},
+    settings::{sizes_var, var},
     stats::percentile_ms,
 };
 
@@ -33,13 +34,6 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 const CPU_BOUND_WAIT_CORES: f64 = 0.25;
 /// Longest a host may take to answer a stats request.
 const STATS_WAIT: Duration = Duration::from_secs(60);
-
-fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 /// The knobs of the overlay section, from `IPM_BENCH_OVERLAY_*`.
 #[derive(Clone, Debug)]
@@ -73,15 +67,7 @@ pub struct OverlaySettings {
 impl OverlaySettings {
     /// Reads the environment.
     pub fn from_env() -> Self {
-        let sizes = std::env::var("IPM_BENCH_OVERLAY_NODES")
-            .ok()
-            .map(|v| {
-                v.split(',')
-                    .filter_map(|n| n.trim().parse().ok())
-                    .filter(|n| *n >= 2)
-                    .collect::<Vec<usize>>()
-            })
-            .unwrap_or_else(|| vec![100, 500, 1000]);
+        let sizes = sizes_var("IPM_BENCH_OVERLAY_NODES").unwrap_or_else(|| vec![100, 500, 1000]);
         Self {
             sizes,
             churn_nodes: var("IPM_BENCH_OVERLAY_CHURN", 1000usize),

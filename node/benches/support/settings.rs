@@ -67,7 +67,9 @@ pub struct Settings {
     pub ipm_bin: std::path::PathBuf,
 }
 
-fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+/// The number in `name`, else `default` (a value that is not a number is reported and
+/// ignored).
+pub fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(v) => v.trim().parse().unwrap_or_else(|_| {
             eprintln!("ignoring {name}={v}: not a number");
@@ -77,20 +79,24 @@ fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// The overlay sizes listed in `name` (`10,50,200`; sizes below 2 left out), `None` when
+/// it is not set.
+pub fn sizes_var(name: &str) -> Option<Vec<usize>> {
+    std::env::var(name).ok().map(|v| {
+        v.split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .filter(|n| *n >= 2)
+            .collect()
+    })
+}
+
 impl Settings {
     /// Reads the environment.
     pub fn from_env() -> Self {
         let only = std::env::var("IPM_BENCH_ONLY")
             .map(|v| v.split(',').filter_map(Section::parse).collect())
             .unwrap_or_default();
-        let fanout_nodes = std::env::var("IPM_BENCH_FANOUT_NODES")
-            .ok()
-            .map(|v| {
-                v.split(',')
-                    .filter_map(|n| n.trim().parse().ok())
-                    .filter(|n| *n >= 2)
-                    .collect::<Vec<usize>>()
-            })
+        let fanout_nodes = sizes_var("IPM_BENCH_FANOUT_NODES")
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| vec![10, 50, 200]);
         let ipm_bin = std::env::var_os("IPM_BENCH_IPM_BIN")

@@ -50,9 +50,14 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `cmd` with its stdout read line by line.
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// Spawns `cmd` reading `stdin`, with its stdout read line by line.
+    pub fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
