@@ -310,6 +310,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 text: "hello, world".into(),
                 sent_ms,
                 geo: Some("u09tvw".into()),
+                sig: None,
             })),
             encode_gossip(&Gossip::Chat(ChatMessage {
                 id: id(2),
@@ -317,6 +318,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 text: "hi".into(),
                 sent_ms,
                 geo: None,
+                sig: None,
             })),
             encode_gossip(&Gossip::FileOffer(offer.clone())),
             encode_gossip(&Gossip::Presence(Presence {

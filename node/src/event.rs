@@ -38,6 +38,15 @@ pub enum Event {
         #[serde(serialize_with = "display")]
         room: Room,
     },
+    /// Lines said in a room while this node was away came back from a bootstrap or a
+    /// member; the `count` lines follow as `Message` events, oldest first.
+    CaughtUp {
+        /// The room.
+        #[serde(serialize_with = "display")]
+        room: Room,
+        /// How many lines follow.
+        count: usize,
+    },
     /// A room message from another user.
     Message {
         /// The room it was sent to.

@@ -9,6 +9,7 @@
 //! (names in the DHT) and `people_state`.
 
 mod announcements;
+mod catch_up_driver;
 mod connections;
 mod conversations;
 mod location;
@@ -94,6 +95,7 @@ pub struct EventLoop {
     metrics: Metrics,
     people: PeopleState,
     registry: registry::RegistryState,
+    catch_up: catch_up_driver::CatchUpState,
 }
 
 /// Everything an event loop is built from.
@@ -152,6 +154,7 @@ impl EventLoop {
             metrics,
             people,
             registry,
+            catch_up: catch_up_driver::CatchUpState::new(),
         }
     }
 
@@ -311,6 +314,7 @@ impl EventLoop {
                     self.flush_outbox(peer_id);
                     self.resend_offers(peer_id);
                     self.reserve_relay(peer_id);
+                    self.catch_up_connected(peer_id);
                     if self
                         .config
                         .bootstrap
@@ -336,6 +340,7 @@ impl EventLoop {
                     self.registry_peer_gone(peer_id);
                     self.forwarder_gone(peer_id);
                     self.forwarding_peer_gone(peer_id);
+                    self.catch_up_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });
                 }
             }
@@ -464,6 +469,11 @@ impl EventLoop {
             BehaviourEvent::Registry(event) => {
                 if let Some(event) = self.within_request_budget("registry", event) {
                     self.on_registry_event(event)
+                }
+            }
+            BehaviourEvent::History(event) => {
+                if let Some(event) = self.within_request_budget("history", event) {
+                    self.on_history_event(event)
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {

@@ -60,6 +60,7 @@ fn max_request(proto: Proto) -> usize {
         Proto::File => limits::MAX_FILE_REQUEST_LEN,
         Proto::Mailbox => limits::MAX_MAILBOX_REQUEST_LEN,
         Proto::Registry => limits::MAX_REGISTRY_REQUEST_LEN,
+        Proto::History => limits::MAX_HISTORY_REQUEST_LEN,
     }
 }
 

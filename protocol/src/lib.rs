@@ -22,10 +22,13 @@
 //! - [`presence`]: presence announcements (online, rooms, away).
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
 //! - [`message`]: chat messages and [`Gossip`], everything gossiped.
+//! - [`signed_line`]: room lines signed by their author, checkable long after gossip.
+//! - [`catch_up`]: room catch-up over `/ipm/history/1`.
 //! - [`direct`]: private messages over `/ipm/direct/1`.
 //! - [`mailbox`]: sealed messages for offline users, `/ipm/mailbox/1`.
 //! - [`registry`]: the bootstrap's name registry, `/ipm/registry/1`.
 
+pub mod catch_up;
 pub mod direct;
 pub mod envelope;
 pub mod error;
@@ -39,9 +42,11 @@ pub mod name_record;
 pub mod presence;
 pub mod registry;
 pub mod room;
+pub mod signed_line;
 pub mod stamp;
 pub mod text;
 
+pub use catch_up::{ArchivedLine, HistoryRequest, HistoryResponse};
 pub use direct::{DirectMessage, DirectRequest, DirectResponse};
 pub use envelope::{decode, encode, Payload};
 pub use error::DecodeError;
@@ -54,4 +59,5 @@ pub use name_record::{NameRecord, NameRecordError};
 pub use presence::Presence;
 pub use registry::{RegistryError, RegistryRequest, RegistryResponse, SignedName};
 pub use room::{Room, RoomError};
+pub use signed_line::{sign_chat, verify_chat, LineError};
 pub use stamp::{now_ms, MessageId, Stamp};

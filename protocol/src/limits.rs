@@ -69,6 +69,23 @@ pub const MAX_MAILBOX_RESPONSE_LEN: usize = MAX_FETCH * (MAX_SEALED_LEN + 128) +
 /// Longest a mailbox keeps a message, in milliseconds (7 days).
 pub const MAX_MAILBOX_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
+/// Most room lines one catch-up answer carries (`/ipm/history/1`), and most a bootstrap
+/// keeps of one room.
+pub const MAX_CATCH_UP_LINES: usize = 500;
+
+/// Oldest line a catch-up asks for or a bootstrap keeps, in milliseconds (7 days).
+pub const MAX_CATCH_UP_AGE_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Maximum length of an encoded catch-up request, in bytes.
+pub const MAX_HISTORY_REQUEST_LEN: usize = 1024;
+
+/// Maximum length of an encoded catch-up answer: [`MAX_CATCH_UP_LINES`] gossip payloads
+/// of the largest size, with their authors.
+pub const MAX_HISTORY_RESPONSE_LEN: usize = MAX_CATCH_UP_LINES * (MAX_GOSSIP_LEN + 128) + 1024;
+
+/// Most catch-up streams (`/ipm/history/1`) one connection may have in flight.
+pub const MAX_HISTORY_STREAMS: usize = 4;
+
 /// Maximum length of an away text carried in presence, in bytes (UTF-8).
 pub const MAX_AWAY_LEN: usize = 256;
 

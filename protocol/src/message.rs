@@ -11,7 +11,7 @@ use crate::envelope::{self, Payload};
 use crate::error::DecodeError;
 use crate::file::FileOffer;
 use crate::geo::is_geohash;
-use crate::limits::{MAX_GOSSIP_LEN, WIRE_GEOHASH_PRECISION};
+use crate::limits::{MAX_GOSSIP_LEN, MAX_SIGNATURE_LEN, WIRE_GEOHASH_PRECISION};
 use crate::name::validate_name;
 use crate::presence::Presence;
 use crate::stamp::{MessageId, Stamp};
@@ -35,6 +35,11 @@ pub struct ChatMessage {
     /// [`WIRE_GEOHASH_PRECISION`] characters; only set in geographic rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo: Option<String>,
+    /// The author's signature over the whole payload without this field (see
+    /// [`crate::signed_line`]), so that a copy kept by a store or another member can be
+    /// checked long after gossip forgot it. Absent in lines of older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<serde_bytes::ByteBuf>,
 }
 
 impl ChatMessage {
@@ -53,6 +58,7 @@ impl ChatMessage {
             text: text.to_string(),
             sent_ms: stamp.sent_ms,
             geo,
+            sig: None,
         }
     }
 
@@ -69,6 +75,15 @@ impl ChatMessage {
                     "geo '{geo}' is not a lowercase geohash of 1 to {WIRE_GEOHASH_PRECISION} characters"
                 )));
             }
+        }
+        if self
+            .sig
+            .as_ref()
+            .is_some_and(|sig| sig.len() > MAX_SIGNATURE_LEN)
+        {
+            return Err(DecodeError::Invalid(format!(
+                "signature longer than {MAX_SIGNATURE_LEN} bytes"
+            )));
         }
         Ok(())
     }
@@ -153,6 +168,7 @@ mod tests {
             text: "hello, world".into(),
             sent_ms: 1_700_000_000_000,
             geo: Some("u09tvw".into()),
+            sig: None,
         }
     }
 
@@ -218,6 +234,7 @@ mod tests {
             text: "é".repeat(MAX_TEXT_LEN / 2),
             sent_ms: u64::MAX,
             geo: Some("zzzzzz".into()),
+            sig: None,
         };
         msg.validate().unwrap();
         let bytes = encode_gossip(&Gossip::Chat(msg.clone()));
@@ -460,6 +477,7 @@ mod tests {
                 text,
                 sent_ms,
                 geo,
+                sig: None,
             })
     }
 

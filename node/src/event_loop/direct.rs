@@ -118,6 +118,7 @@ impl EventLoop {
             peer: self.local_peer_id().to_string(),
             text: message.text,
             outgoing: true,
+            signed: None,
         };
         let name = self.directory.display_name(&to);
         self.record_in(&conversation(&to), &name, &entry);
@@ -344,6 +345,7 @@ impl EventLoop {
                         peer: from.to_string(),
                         text: message.text.clone(),
                         outgoing: false,
+                        signed: None,
                     };
                     if let Err(e) = self.log_received(&from, &entry) {
                         warn!(peer = %from, "cannot write history: {e}");

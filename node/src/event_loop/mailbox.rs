@@ -32,7 +32,7 @@ pub(crate) enum MailboxCall {
 
 impl EventLoop {
     /// The bootstraps this node is connected to.
-    fn connected_bootstraps(&self) -> Vec<PeerId> {
+    pub(super) fn connected_bootstraps(&self) -> Vec<PeerId> {
         let mut peers: Vec<PeerId> = self
             .config
             .bootstrap

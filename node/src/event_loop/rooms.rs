@@ -9,7 +9,10 @@ use libp2p::{
 };
 use tracing::{debug, warn};
 
-use ipm_protocol::{decode_gossip, encode_gossip, ChatMessage, Gossip, Room};
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use ipm_protocol::{
+    decode_gossip, encode_gossip, sign_chat, ChatMessage, DecodeError, Gossip, Room,
+};
 
 use super::{location::geo_view, people_state::PeopleState, EventLoop};
 use crate::{
@@ -27,9 +30,12 @@ impl EventLoop {
             return Err(NodeError::NotInRoom(room));
         }
         let chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
-        let bytes = encode_gossip(&Gossip::Chat(chat.clone()));
         // Receivers apply exactly these rules; refuse here what they would reject.
-        decode_gossip(&bytes).map_err(NodeError::InvalidMessage)?;
+        decode_gossip(&encode_gossip(&Gossip::Chat(chat.clone())))
+            .map_err(NodeError::InvalidMessage)?;
+        let bytes = sign_chat(&self.key, &room.topic(), chat.clone())
+            .map_err(|e| NodeError::InvalidMessage(DecodeError::Invalid(e.to_string())))?;
+        let signed = STANDARD.encode(&bytes);
         let topic = IdentTopic::new(room.topic());
         let hash = topic.hash();
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
@@ -50,6 +56,7 @@ impl EventLoop {
             peer: self.local_peer_id().to_string(),
             text: chat.text,
             outgoing: true,
+            signed: Some(signed),
         };
         self.record(&room, &entry);
         Ok(Published { id: chat.id, peers })
@@ -83,8 +90,11 @@ impl EventLoop {
             })?;
         let new = self.rooms.insert(room.clone());
         if new {
-            self.emit(Event::Joined { room });
+            self.emit(Event::Joined { room: room.clone() });
             self.announce_soon();
+            if self.config.role == Role::Node {
+                self.catch_up_on(room);
+            }
         }
         Ok(new)
     }
@@ -96,6 +106,7 @@ impl EventLoop {
             self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
         }
         let was = self.rooms.remove(&room);
+        self.stop_catching_up(&room);
         if was {
             self.emit(Event::Left { room });
             self.announce_soon();
@@ -170,6 +181,7 @@ impl EventLoop {
                     peer,
                     text,
                     ts,
+                    signed,
                 } => {
                     let entry = Entry {
                         ts,
@@ -178,9 +190,11 @@ impl EventLoop {
                         peer: peer.to_string(),
                         text,
                         outgoing: false,
+                        signed: signed.map(|data| STANDARD.encode(data)),
                     };
                     self.record(&room, &entry);
                 }
+                archive @ Action::Archive { .. } => self.archive_line(archive),
                 Action::Show {
                     room,
                     id,

@@ -151,6 +151,20 @@ pub enum Action {
         text: String,
         /// When it arrived (ms since the Unix epoch).
         ts: u64,
+        /// The payload as the author signed it, when it is signed: kept for members
+        /// catching up.
+        signed: Option<Vec<u8>>,
+    },
+    /// Keep a signed line for members catching up (a bootstrap's room archive).
+    Archive {
+        /// The room it was published in.
+        room: Room,
+        /// Its author.
+        author: PeerId,
+        /// The signed payload.
+        data: Vec<u8>,
+        /// When it arrived (ms since the Unix epoch).
+        ts: u64,
     },
     /// Count the line and show it to the user (`Event::Message`).
     Show {
@@ -318,6 +332,17 @@ impl Intake {
             peer: source,
             name: chat.name,
         }];
+        let signed = chat.sig.is_some().then(|| arrival.data.to_vec());
+        if here.is_bootstrap() {
+            if let Some(data) = &signed {
+                actions.push(Action::Archive {
+                    room: room.clone(),
+                    author: source,
+                    data: data.clone(),
+                    ts: now_ms,
+                });
+            }
+        }
         // Blocked authors and geo lines from beyond the radius are not shown, but still
         // forwarded: the verdict is about validity, not about this user's taste.
         if here.blocked(&source) {
@@ -339,6 +364,7 @@ impl Intake {
                 peer: source,
                 text: chat.text.clone(),
                 ts: now_ms,
+                signed,
             });
         }
         actions.push(Action::Show {
@@ -573,6 +599,7 @@ mod tests {
                     peer: alice,
                     text: "hello".into(),
                     ts: NOW_MS,
+                    signed: None,
                 },
                 Action::Show {
                     room: Room::Lobby,
@@ -583,6 +610,36 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn signed_lines_are_kept_for_catch_up_and_unsigned_ones_are_not() {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let author = key.public().to_peer_id();
+        let signed = ipm_protocol::sign_chat(&key, &Room::Lobby.topic(), line("kept").0).unwrap();
+        let (_, unsigned) = line("not kept");
+        let archived = |here: &Here, bytes: &[u8]| {
+            let mut intake = Intake::new(100, PRESENCE_BASE);
+            intake
+                .handle(NOW_MS, at(author, Room::Lobby, bytes), here)
+                .actions
+                .into_iter()
+                .find_map(|a| match a {
+                    Action::Archive { data, room, .. } => Some((room, data)),
+                    Action::Record { signed, .. } => signed.map(|d| (Room::Lobby, d)),
+                    _ => None,
+                })
+        };
+        assert_eq!(
+            archived(&Here::bootstrap(), &signed),
+            Some((Room::Lobby, signed.clone()))
+        );
+        assert_eq!(archived(&Here::bootstrap(), &unsigned), None);
+        assert_eq!(
+            archived(&Here::user(), &signed),
+            Some((Room::Lobby, signed))
+        );
+        assert_eq!(archived(&Here::user(), &unsigned), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Decisions without I/O. Each machine takes inputs, the current time and any random draw,
 //! and returns what the driver in `event_loop` must do: `delivery` (private messages),
 //! `mail_pickup` (sealed copies at bootstraps), `registry_client` (names at bootstraps),
-//! `offers` (file offers and transfers), `intake` (what each gossip message is) with
+//! `offers` (file offers and transfers), `catch_up` (rooms catching up after being away),
+//! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
 //! and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
@@ -11,6 +12,7 @@
 
 pub mod announcing;
 pub mod backoff;
+pub mod catch_up;
 pub mod connection_budget;
 pub mod delivery;
 pub mod directory;

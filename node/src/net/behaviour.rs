@@ -37,6 +37,9 @@ pub const MAILBOX_PROTOCOL: StreamProtocol =
 /// Name registries of bootstraps.
 pub const REGISTRY_PROTOCOL: StreamProtocol =
     StreamProtocol::new(ipm_protocol::registry::REGISTRY_PROTOCOL);
+/// Room catch-up, answered by bootstraps and by room members.
+pub const HISTORY_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(ipm_protocol::catch_up::HISTORY_PROTOCOL);
 /// Identify protocol version string shared by every ipm node.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/ipm/1";
 
@@ -49,8 +52,8 @@ pub fn agent_version() -> String {
 #[allow(missing_docs)]
 mod composed {
     use ipm_protocol::{
-        DirectRequest, DirectResponse, FileRequest, FileResponse, MailboxRequest, MailboxResponse,
-        RegistryRequest, RegistryResponse,
+        DirectRequest, DirectResponse, FileRequest, FileResponse, HistoryRequest, HistoryResponse,
+        MailboxRequest, MailboxResponse, RegistryRequest, RegistryResponse,
     };
     use libp2p::{
         autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns,
@@ -98,6 +101,8 @@ mod composed {
         /// Name registration, lookups and the online directory, `/ipm/registry/1` (served by
         /// bootstraps).
         pub registry: request_response::Behaviour<CborCodec<RegistryRequest, RegistryResponse>>,
+        /// Room catch-up, `/ipm/history/1` (answered by bootstraps and room members).
+        pub history: request_response::Behaviour<CborCodec<HistoryRequest, HistoryResponse>>,
     }
 }
 
@@ -284,6 +289,16 @@ impl Behaviour {
                     },
                 )],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            ),
+            history: request_response::Behaviour::with_codec(
+                CborCodec::new(
+                    limits::MAX_HISTORY_REQUEST_LEN,
+                    limits::MAX_HISTORY_RESPONSE_LEN,
+                ),
+                [(HISTORY_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
+                    .with_max_concurrent_streams(limits::MAX_HISTORY_STREAMS),
             ),
         })
     }

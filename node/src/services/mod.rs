@@ -1,6 +1,7 @@
 //! What only a bootstrap serves: the mailbox for offline users, the name registry with its
-//! directory of who is online, and the forwarding of the rooms its peers share. A node gets
-//! these parts once, when it is built as a bootstrap; a user's node has none of them.
+//! directory of who is online, the forwarding of the rooms its peers share, and the archive
+//! of their last lines for members catching up. A node gets these parts once, when it is
+//! built as a bootstrap; a user's node has none of them.
 
 pub mod address_budget;
 pub mod forwarding;
@@ -8,6 +9,7 @@ pub mod mailbox_service;
 pub mod mailbox_store;
 pub mod name_registry;
 pub mod registry_service;
+pub mod room_archive;
 
 use ipm_protocol::Room;
 use libp2p::{Multiaddr, PeerId};
@@ -20,6 +22,7 @@ use crate::{
 use forwarding::{ForwardLimits, Origin, RoomDemand};
 use mailbox_service::MailboxService;
 use registry_service::RegistryService;
+use room_archive::{ArchiveLimits, RoomArchive};
 
 /// Everything a bootstrap serves beside what every node does.
 #[derive(Debug)]
@@ -30,6 +33,8 @@ pub struct BootstrapServices {
     pub registry: RegistryService,
     /// Which rooms are forwarded for peers that only know this bootstrap.
     pub forwarding: RoomDemand,
+    /// The last signed lines of the rooms it forwards, for members catching up.
+    pub archive: RoomArchive,
 }
 
 impl BootstrapServices {
@@ -39,6 +44,7 @@ impl BootstrapServices {
             mailbox: MailboxService::in_memory(limits.mailbox),
             registry: RegistryService::in_memory(limits.new_names_per_address_per_hour),
             forwarding: RoomDemand::new(ForwardLimits::default()),
+            archive: RoomArchive::in_memory(ArchiveLimits::default()),
         }
     }
 
@@ -54,6 +60,8 @@ impl BootstrapServices {
             )
             .map_err(OpenError::at(&dir.registry()))?,
             forwarding: RoomDemand::new(ForwardLimits::default()),
+            archive: RoomArchive::open(&dir.archive(), now_ms, ArchiveLimits::default())
+                .map_err(OpenError::at(&dir.archive()))?,
         })
     }
 

@@ -170,6 +170,11 @@ impl DataDir {
         self.root.join("mailbox.jsonl")
     }
 
+    /// The bootstrap's room archive journal (lines kept for catch-up).
+    pub fn archive(&self) -> PathBuf {
+        self.root.join("archive.jsonl")
+    }
+
     /// The bootstrap's name registry journal.
     pub fn registry(&self) -> PathBuf {
         self.root.join("registry.jsonl")

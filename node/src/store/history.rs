@@ -17,7 +17,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 /// One message in a conversation log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// When it was sent or received, ms since the Unix epoch.
     pub ts: u64,
@@ -32,6 +32,10 @@ pub struct Entry {
     /// Whether this node wrote it.
     #[serde(default)]
     pub outgoing: bool,
+    /// A room line as its author signed and published it (base64 of the gossip payload),
+    /// so that this node can hand it to a member catching up (`/ipm/history/1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<String>,
 }
 
 /// Most entries one read returns.
@@ -222,6 +226,7 @@ mod tests {
             peer: "12D3Koo".into(),
             text: format!("message {i}"),
             outgoing: false,
+            signed: None,
         }
     }
 

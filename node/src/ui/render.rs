@@ -12,6 +12,11 @@ pub fn event_line(event: &Event) -> String {
         Event::Disconnected { peer } => format!("* disconnected from {peer}"),
         Event::Joined { room } => format!("* joined {room}"),
         Event::Left { room } => format!("* left {room}"),
+        Event::CaughtUp { room, count } => match count {
+            0 => format!("* {room}: nothing new while you were away"),
+            1 => format!("[{room}] -- 1 line while you were away --"),
+            n => format!("[{room}] -- {n} lines while you were away --"),
+        },
         Event::Message {
             room,
             from,

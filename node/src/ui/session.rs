@@ -605,6 +605,7 @@ mod tests {
             peer: "12D3Koo".into(),
             text: format!("hi{ESCAPE}\r\nfake line"),
             outgoing: false,
+            signed: None,
         };
         let line = format_entry(&entry);
         assert!(!line.chars().any(char::is_control), "{line:?}");

@@ -69,6 +69,7 @@ pub fn entry(i: u64) -> Entry {
         peer: peer().to_string(),
         text: text(i),
         outgoing: true,
+        signed: None,
     }
 }
 

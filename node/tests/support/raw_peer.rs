@@ -98,6 +98,7 @@ struct RawBehaviour {
     file: request_response::Behaviour<RawCodec>,
     mailbox: request_response::Behaviour<RawCodec>,
     registry: request_response::Behaviour<RawCodec>,
+    history: request_response::Behaviour<RawCodec>,
 }
 
 /// The request-response protocols of ipm.
@@ -108,6 +109,8 @@ pub enum Proto {
     Mailbox,
     /// Served by bootstraps only (not in [`Proto::ALL`]).
     Registry,
+    /// Room catch-up.
+    History,
 }
 
 impl Proto {
@@ -143,6 +146,8 @@ enum Command {
     Freeze(oneshot::Receiver<()>),
     /// Answer chunk requests for `transfer` from `data`.
     Serve(TransferId, Vec<u8>),
+    /// Answer every catch-up request with these bytes.
+    ServeHistory(Vec<u8>),
 }
 
 /// Handle to a running raw peer.
@@ -211,6 +216,7 @@ impl RawPeer {
                         file: request_response_behaviour("/ipm/file/1"),
                         mailbox: request_response_behaviour("/ipm/mailbox/1"),
                         registry: request_response_behaviour("/ipm/registry/1"),
+                        history: request_response_behaviour("/ipm/history/1"),
                     }
                 })
                 .unwrap()
@@ -323,6 +329,11 @@ impl RawPeer {
         self.commands.send(Command::Serve(transfer, data)).unwrap();
     }
 
+    /// Answers every catch-up request (`/ipm/history/1`) with `bytes`, as they are.
+    pub fn serve_history(&self, bytes: Vec<u8>) {
+        self.commands.send(Command::ServeHistory(bytes)).unwrap();
+    }
+
     /// Stops reading from the network until the returned sender is used or dropped.
     pub fn freeze(&self) -> oneshot::Sender<()> {
         let (tx, rx) = oneshot::channel();
@@ -353,6 +364,7 @@ async fn run(
     let mut pending: std::collections::HashMap<OutboundRequestId, Reply<Result<Vec<u8>, String>>> =
         Default::default();
     let mut served: std::collections::HashMap<TransferId, Vec<u8>> = Default::default();
+    let mut history: Option<Vec<u8>> = None;
     loop {
         tokio::select! {
             command = commands.recv() => {
@@ -382,6 +394,7 @@ async fn run(
                             Proto::File => behaviour.file.send_request(&peer, request),
                             Proto::Mailbox => behaviour.mailbox.send_request(&peer, request),
                             Proto::Registry => behaviour.registry.send_request(&peer, request),
+                            Proto::History => behaviour.history.send_request(&peer, request),
                         };
                         if let Some(reply) = reply {
                             pending.insert(id, reply);
@@ -393,6 +406,7 @@ async fn run(
                     Command::Serve(transfer, data) => {
                         served.insert(transfer, data);
                     }
+                    Command::ServeHistory(bytes) => history = Some(bytes),
                 }
             }
             event = swarm.select_next_some() => match event {
@@ -427,8 +441,16 @@ async fn run(
                     };
                     let _ = swarm.behaviour_mut().file.send_response(channel, ipm_protocol::encode(&response));
                 }
+                SwarmEvent::Behaviour(RawBehaviourEvent::History(request_response::Event::Message {
+                    message: request_response::Message::Request { channel, .. },
+                    ..
+                })) if history.is_some() => {
+                    let bytes = history.clone().unwrap_or_default();
+                    let _ = swarm.behaviour_mut().history.send_response(channel, bytes);
+                }
                 SwarmEvent::Behaviour(
                     RawBehaviourEvent::Direct(e)
+                    | RawBehaviourEvent::History(e)
                     | RawBehaviourEvent::File(e)
                     | RawBehaviourEvent::Mailbox(e)
                     | RawBehaviourEvent::Registry(e),
