@@ -14,14 +14,16 @@ use ipm_protocol::{
     geo::{covering_cells, group_cells, is_geohash, normalize_geohash, precision_for_radius},
     limits::{
         MAX_DIRECT_REQUEST_LEN, MAX_DIRECT_RESPONSE_LEN, MAX_FILE_REQUEST_LEN,
-        MAX_FILE_RESPONSE_LEN, MAX_GEOHASH_LEN, MAX_GOSSIP_LEN, MAX_MAILBOX_REQUEST_LEN,
-        MAX_MAILBOX_RESPONSE_LEN, MAX_REGISTRY_REQUEST_LEN, MAX_REGISTRY_RESPONSE_LEN, MAX_TAG_LEN,
+        MAX_FILE_RESPONSE_LEN, MAX_GEOHASH_LEN, MAX_GOSSIP_LEN, MAX_HISTORY_REQUEST_LEN,
+        MAX_HISTORY_RESPONSE_LEN, MAX_MAILBOX_REQUEST_LEN, MAX_MAILBOX_RESPONSE_LEN,
+        MAX_REGISTRY_REQUEST_LEN, MAX_REGISTRY_RESPONSE_LEN, MAX_TAG_LEN,
     },
     name_record::name_key,
     room::normalize_tag,
-    ChatMessage, DirectMessage, DirectRequest, DirectResponse, FileOffer, FileRequest,
-    FileResponse, Gossip, MailboxRequest, MailboxResponse, MessageId, NameRecord, Payload,
-    Position, Presence, RegistryError, RegistryRequest, RegistryResponse, Room, Sealed, SignedName,
+    sign_chat, verify_chat, ArchivedLine, ChatMessage, DirectMessage, DirectRequest,
+    DirectResponse, FileOffer, FileRequest, FileResponse, Gossip, HistoryRequest, HistoryResponse,
+    MailboxRequest, MailboxResponse, MessageId, NameRecord, Payload, Position, Presence,
+    RegistryError, RegistryRequest, RegistryResponse, Room, Sealed, SignedName,
 };
 use libp2p::{identity::Keypair, PeerId};
 
@@ -31,6 +33,7 @@ pub const TARGETS: &[&str] = &[
     "direct",
     "file",
     "mailbox",
+    "history",
     "registry",
     "name_record",
     "room",
@@ -46,6 +49,7 @@ pub fn check(target: &str, data: &[u8]) -> bool {
         "direct" => check_direct(data),
         "file" => check_file(data),
         "mailbox" => check_mailbox(data),
+        "history" => check_history(data),
         "registry" => check_registry(data),
         "name_record" => check_name_record(data),
         "room" => check_room(data),
@@ -127,6 +131,25 @@ pub fn check_mailbox(data: &[u8]) {
         MAX_MAILBOX_REQUEST_LEN,
         MAX_MAILBOX_RESPONSE_LEN,
     );
+}
+
+/// `/ipm/history/1`: the first byte picks request or response; every line of an accepted
+/// answer goes through the signature check a member catching up runs.
+pub fn check_history(data: &[u8]) {
+    request_or_response::<HistoryRequest, HistoryResponse>(
+        data,
+        MAX_HISTORY_REQUEST_LEN,
+        MAX_HISTORY_RESPONSE_LEN,
+    );
+    if let Some((_, rest)) = data.split_first().filter(|(which, _)| *which % 2 == 1) {
+        if let Ok(HistoryResponse::Lines(lines)) = decode(rest, MAX_HISTORY_RESPONSE_LEN) {
+            for line in lines {
+                if let Ok(author) = PeerId::from_bytes(&line.author) {
+                    let _ = verify_chat(&author, &Room::Lobby.topic(), &line.data);
+                }
+            }
+        }
+    }
 }
 
 /// `/ipm/registry/1`: the first byte picks request or response.
@@ -390,6 +413,41 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             ),
             tagged(1, encode(&MailboxResponse::Acked(2))),
         ],
+        "history" => {
+            let chat = ChatMessage::with_stamp(
+                "alice",
+                "hello, world",
+                None,
+                ipm_protocol::Stamp {
+                    id: id(9),
+                    sent_ms,
+                },
+            );
+            let line = ArchivedLine {
+                author: serde_bytes::ByteBuf::from(sender.public().to_peer_id().to_bytes()),
+                ts: sent_ms,
+                data: serde_bytes::ByteBuf::from(
+                    sign_chat(sender, &Room::Lobby.topic(), chat).unwrap_or_default(),
+                ),
+            };
+            vec![
+                tagged(
+                    0,
+                    encode(&HistoryRequest {
+                        topic: Room::Lobby.topic(),
+                        since_ms: sent_ms,
+                        limit: 500,
+                    }),
+                ),
+                tagged(1, encode(&HistoryResponse::Lines(vec![line]))),
+                tagged(
+                    1,
+                    encode(&HistoryResponse::Refused {
+                        reason: "not a member of this room".into(),
+                    }),
+                ),
+            ]
+        }
         "registry" => {
             let signed = NameRecord::sign(sender, "alice", sent_ms)
                 .map(|r| SignedName::new(&r))
@@ -514,6 +572,10 @@ mod tests {
                     decode::<MailboxRequest>(rest, MAX_MAILBOX_REQUEST_LEN).is_ok()
                 }
                 "mailbox" => decode::<MailboxResponse>(rest, MAX_MAILBOX_RESPONSE_LEN).is_ok(),
+                "history" if seed[0] == 0 => {
+                    decode::<HistoryRequest>(rest, MAX_HISTORY_REQUEST_LEN).is_ok()
+                }
+                "history" => decode::<HistoryResponse>(rest, MAX_HISTORY_RESPONSE_LEN).is_ok(),
                 "registry" if seed[0] == 0 => {
                     decode::<RegistryRequest>(rest, MAX_REGISTRY_REQUEST_LEN).is_ok()
                 }

@@ -60,7 +60,7 @@ fn a_member_back_from_a_kill_and_a_newcomer_catch_up_on_the_lobby() {
         dirs[2].path(),
         dirs[3].path(),
     );
-    let (_bootstrap, boot) = start_bootstrap(boot_dir);
+    let (bootstrap, boot) = start_bootstrap(boot_dir);
     let _alice = start_node("alice", alice_dir, &boot);
     let mut bob = start_node("bob", bob_dir, &boot);
     wait_for_users(alice_dir, &["bob"]);
@@ -91,7 +91,10 @@ fn a_member_back_from_a_kill_and_a_newcomer_catch_up_on_the_lobby() {
     }
     assert_eq!(history.matches("before bob left").count(), 1, "{history}");
 
-    // Carol was never here: she gets the same lines, and the one bob had seen before.
+    // The bootstrap restarts: its archive is on disk. Carol was never here: she gets the
+    // same lines, and the one bob had seen before.
+    drop(bootstrap);
+    let (_bootstrap, boot) = start_bootstrap(boot_dir);
     let carol = start_node("carol", carol_dir, &boot);
     let seen = read_catch_up(&carol, 21, 0);
     assert_eq!(seen.caught_up, Some(21), "{seen:?}");
@@ -153,4 +156,69 @@ async fn a_store_cannot_forge_or_alter_a_line() {
         .map(|e| e.text)
         .collect();
     assert_eq!(logged, HashSet::from(["the real line".to_owned()]));
+}
+
+/// A user node keeping its state in `dir`, with no bootstrap.
+fn member_config(name: &str, dir: &std::path::Path) -> Config {
+    let mut config = Config::for_tests(name);
+    config.data_dir = Some(DataDir::open(dir).unwrap());
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_bootstrap_a_member_answers_from_its_log() {
+    let rust = Room::interest("rust").unwrap();
+    let (alice_dir, bob_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = spawn(member_config("alice", alice_dir.path())).await;
+    let bob_key = Keypair::generate_ed25519();
+    let mut bob = spawn_with_key(bob_key.clone(), member_config("bob", bob_dir.path())).await;
+    alice.client.join(rust.clone()).await.unwrap();
+    bob.client.join(rust.clone()).await.unwrap();
+    bob.client.dial(alice.addr.clone()).await.unwrap();
+    wait_until("alice and bob share the room", || async {
+        members(&alice.client, &rust).await > 0 && members(&bob.client, &rust).await > 0
+    })
+    .await;
+    alice
+        .client
+        .publish(rust.clone(), "one".into())
+        .await
+        .unwrap();
+    next_event(&mut bob.events, |e| match e {
+        Event::Message { text, .. } if text == "one" => Some(()),
+        _ => None,
+    })
+    .await;
+    bob.stop().await;
+    next_event(&mut alice.events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    for text in ["two", "three"] {
+        alice
+            .client
+            .publish(rust.clone(), text.into())
+            .await
+            .unwrap();
+    }
+
+    let mut bob = spawn_with_key(bob_key, member_config("bob", bob_dir.path())).await;
+    bob.client.join(rust.clone()).await.unwrap();
+    bob.client.dial(alice.addr.clone()).await.unwrap();
+    let count = next_event(&mut bob.events, |e| match e {
+        Event::CaughtUp { room, count } if *room == rust => Some(*count),
+        _ => None,
+    })
+    .await;
+    assert_eq!(count, 2);
+    let mut texts = Vec::new();
+    while texts.len() < 2 {
+        let text = next_event(&mut bob.events, |e| match e {
+            Event::Message { text, room, .. } if *room == rust => Some(text.clone()),
+            _ => None,
+        })
+        .await;
+        texts.push(text);
+    }
+    assert_eq!(texts, ["two", "three"]);
 }

@@ -100,19 +100,21 @@ impl EventLoop {
 
     /// Sends the questions due: to a connected bootstrap, else to a connected member.
     pub(super) fn ask_for_missed(&mut self) {
+        let rooms = self.catch_up.rooms.unasked();
+        if rooms.is_empty() {
+            return;
+        }
         let gossipsub = &self.swarm.behaviour().gossipsub;
         let mut members: HashMap<Room, Vec<PeerId>> = HashMap::new();
-        for (peer, topics) in gossipsub.all_peers() {
-            for topic in topics {
-                if let Ok(room) = Room::from_topic(topic.as_str()) {
-                    if self.catch_up.rooms.waits(&room) {
-                        members.entry(room).or_default().push(*peer);
-                    }
-                }
-            }
-        }
-        for peers in members.values_mut() {
+        for room in rooms {
+            let topic = libp2p::gossipsub::IdentTopic::new(room.topic()).hash();
+            let mut peers: Vec<PeerId> = gossipsub
+                .all_peers()
+                .filter(|(_, topics)| topics.contains(&&topic))
+                .map(|(peer, _)| *peer)
+                .collect();
             peers.sort();
+            members.insert(room, peers);
         }
         let sources = Sources {
             bootstraps: self.connected_bootstraps(),

@@ -15,7 +15,9 @@ impl EventLoop {
     /// `peer` subscribed to `topic`: a bootstrap joins the room once two peers want it.
     /// A user's node waiting to catch up on that room may ask the newcomer.
     pub(super) fn on_room_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
-        self.ask_for_missed();
+        if self.services.is_none() {
+            self.ask_for_missed();
+        }
         let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
         let origin = Origin::of(peer, ip, self.config.address_limits.loopback_exempt);
         let Some(services) = self.services.as_mut() else {

@@ -83,6 +83,15 @@ impl CatchUp {
         self.rooms.remove(room);
     }
 
+    /// The rooms that wait and could be asked of someone now (none is asked yet).
+    pub fn unasked(&self) -> Vec<Room> {
+        self.rooms
+            .iter()
+            .filter(|(_, w)| w.asking.is_none() && w.tried.len() < MAX_TRIES)
+            .map(|(room, _)| room.clone())
+            .collect()
+    }
+
     /// Whether `room` still waits.
     pub fn waits(&self, room: &Room) -> bool {
         self.rooms.contains_key(room)
@@ -239,6 +248,7 @@ mod tests {
         let (boot, m1, m2) = (PeerId::random(), PeerId::random(), PeerId::random());
         let mut catch_up = CatchUp::new();
         catch_up.want(Room::Lobby, Some(NOW - 10_000), NOW);
+        assert_eq!(catch_up.unasked(), [Room::Lobby]);
         let sources = Sources {
             bootstraps: vec![boot],
             members: HashMap::from([(Room::Lobby, vec![m1, m2])]),
@@ -248,6 +258,7 @@ mod tests {
         assert_eq!(asks[0].peer, boot);
         assert_eq!(asks[0].since_ms, NOW - 10_000 - CLOCK_MARGIN_MS);
         assert!(catch_up.asks(&sources).is_empty(), "one question at a time");
+        assert!(catch_up.unasked().is_empty());
         catch_up.failed(boot, &Room::Lobby);
         assert_eq!(catch_up.asks(&sources)[0].peer, m1);
         catch_up.gone(&m1);

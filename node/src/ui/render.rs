@@ -186,6 +186,19 @@ mod tests {
     }
 
     #[test]
+    fn lines_missed_come_under_a_marker() {
+        let marker = |count| {
+            event_line(&Event::CaughtUp {
+                room: Room::Lobby,
+                count,
+            })
+        };
+        assert_eq!(marker(20), "[lobby] -- 20 lines while you were away --");
+        assert_eq!(marker(1), "[lobby] -- 1 line while you were away --");
+        assert_eq!(marker(0), "* lobby: nothing new while you were away");
+    }
+
+    #[test]
     fn the_own_line_reads_like_the_lines_of_others() {
         let theirs = event_line(&Event::Message {
             room: Room::Interest("rust".into()),
