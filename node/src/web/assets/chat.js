@@ -9,6 +9,9 @@ const $ = (id) => document.getElementById(id);
 const DRAWN = new Set(["event", "ts", "room", "id", "from", "peer", "text", "distance_km",
   "outgoing", "state", "to", "name", "kind"]);
 
+/** How often the panes are read again. */
+const PANES_REFRESH_MS = 2000;
+
 export class Chat {
   constructor(send, hello, token) {
     this.send = send;
@@ -27,6 +30,8 @@ export class Chat {
     this.conversation("lobby");
     this.wire();
     this.hello(hello);
+    // Presence (away texts, rooms, distances) changes without an event of its own.
+    setInterval(() => this.refresh(), PANES_REFRESH_MS);
   }
 
   /** The node (re)connected: read everything again. */
