@@ -241,8 +241,10 @@ async fn store_upload(web: &Web, name: &str, body: Body) -> Result<String, Strin
     let dir = web
         .uploads
         .join(Token::random().as_str().get(..16).unwrap_or("upload"));
-    tokio::fs::create_dir_all(&dir)
+    let folder = dir.clone();
+    tokio::task::spawn_blocking(move || crate::store::data_dir::create_private_dir(&folder))
         .await
+        .map_err(|e| format!("cannot store the upload: {e}"))?
         .map_err(|e| format!("cannot store the upload: {e}"))?;
     let path = dir.join(name);
     let mut file = tokio::fs::File::create(&path)

@@ -45,6 +45,7 @@ function connect(secret, attempt) {
     if (value.event === "phase") {
       if (value.phase === "running") {
         document.body.dataset.phase = "running";
+        say("");
         if (!chat) chat = new Chat(send, value, secret);
         else chat.hello(value);
       } else if (value.phase !== phase) {
