@@ -2,6 +2,8 @@
 //! processes, each serving its page: chat, private messages, files, inert peer text, the
 //! token, Host and Origin checks, and the registration and login pages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 #[path = "support/webdriver.rs"]
 mod webdriver;

@@ -1,7 +1,7 @@
 //! A small WebDriver client for the browser tests: starts `chromedriver`, opens headless
 //! Chromium sessions, and finds, types, clicks and polls the DOM over plain HTTP.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     io::{Read, Write},
