@@ -433,7 +433,7 @@ export class Chat {
     },
     el("span", { class: "file-name" }, t.name ?? t.transfer),
     el("span", { class: "muted" }, `${t.direction === "outgoing" ? "to" : "from"} ${t.with ?? "?"}, ${bytes(t.size ?? 0)}`),
-    el("progress", { max: t.size || 1, value: t.bytes ?? 0 }),
+    t.direction === "outgoing" ? null : el("progress", { max: t.size || 1, value: t.bytes ?? 0 }),
     el("span", { class: "transfer-state" }, t.state + (t.reason ? `: ${t.reason}` : "")),
     t.sha256 ? el("code", { class: "sha256" }, t.sha256) : null,
     t.direction === "incoming" && t.state === "offered"
