@@ -18,6 +18,7 @@ Examples:
   ipm --headless --data-dir ~/.ipm-bob  run as a daemon; talk to it with ipm ctl
   ipm ctl --data-dir ~/.ipm-bob /status one command against that daemon
   ipm ctl --data-dir ~/.ipm-bob hello everyone
+  ipm --web                             the web UI on http://127.0.0.1:7780 (prints the URL to open)
 
 Type /help at the prompt for the commands. RUST_LOG=debug shows the network's logs on stderr.";
 
@@ -176,6 +177,18 @@ pub struct NodeArgs {
     /// ask for it, or read IPM_PASSPHRASE.
     #[arg(long, action = ArgAction::SetTrue)]
     pub protect: bool,
+    /// Serve the web UI at ADDR (an address or a port) [default: 127.0.0.1:7780, or the next
+    /// free port]; prints its URL with the login token. A first run registers in the page, a
+    /// sealed identity logs in there. Another address than loopback lets anyone who reaches
+    /// it with the token act as you.
+    #[arg(
+        long,
+        env = "IPM_WEB",
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
+    pub web: Option<String>,
     /// Print events as JSON lines on stdout (logs stay on stderr).
     #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
     pub json: bool,

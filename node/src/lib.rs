@@ -21,6 +21,8 @@
 //!   forwarding; built once, when the node is a bootstrap.
 //! - [`ui`]: the command grammar and executor shared by the prompt, piped stdin and
 //!   `ipm ctl`, and how events are rendered.
+//! - [`web`]: the local web UI (`--web`): the embedded page, its token, Host and Origin
+//!   checks, and the socket carrying events out and commands in; a frontend like `ui`.
 //! - [`program`], [`logging`]: what both binaries share around their work.
 
 pub mod client;
@@ -34,6 +36,7 @@ pub mod program;
 pub mod services;
 pub mod store;
 pub mod ui;
+pub mod web;
 
 pub use client::{Client, NodeError};
 pub use config::{Config, Role};

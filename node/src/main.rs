@@ -28,6 +28,8 @@ use ipm_node::{
     ui::progress::Steps,
     ui::render,
     ui::session::{Outcome, Session, SessionError},
+    web::server::WebServer,
+    web::setup::{self, Phase},
     Client, Event,
 };
 
@@ -39,6 +41,8 @@ const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
 /// How long the node waits at start for the bootstraps' registries to accept its name.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The web UI's port when `--web` names none (or the next free one).
+const DEFAULT_WEB_PORT: u16 = 7780;
 
 fn main() -> ExitCode {
     let cli = match program::parse_args::<Cli>("ipm") {
@@ -148,43 +152,28 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
 
     let data_dir = open_data_dir(args.data_dir.as_deref())?;
     let mut settings = Settings::load(&data_dir.settings())?;
-    let name = args
-        .name
-        .clone()
-        .or_else(|| settings.name.clone())
-        .unwrap_or_else(default_name);
-    ipm_protocol::validate_name(&name).map_err(|e| anyhow!("bad name '{name}': {e}"))?;
-    let before = settings.clone();
-    settings.name = Some(name.clone());
-    settings.position = args.geo.or(settings.position);
-    if !args.interest.is_empty() {
-        let mut seen = std::collections::HashSet::new();
-        settings.interests = args
-            .interest
-            .iter()
-            .filter(|tag| seen.insert(*tag))
-            .cloned()
-            .collect();
-    }
-    if settings != before {
-        settings
-            .save(&data_dir.settings())
-            .context("cannot save settings")?;
-    }
-    let key = load_identity(&data_dir, args.protect, interactive_terminal())?;
-
-    let mut config = Config::node(name.clone());
-    config.data_dir = Some(data_dir.clone());
-    config.auto_accept = args.auto_accept;
-    if !args.listen.is_empty() {
-        config.listen = args.listen.clone();
-    }
-    config.bootstrap = args.bootstrap.clone();
-    config.mdns = !args.no_mdns;
-    config.position = settings.position;
-    config.interests = settings.interests;
-    config.data_dir = Some(data_dir.clone());
-
+    let web = match &args.web {
+        Some(spec) => Some(web_address(spec)?),
+        None => None,
+    };
+    // A first run with the web UI registers in the page; a sealed identity logs in there.
+    let register_in_page = web.is_some() && args.name.is_none() && settings.name.is_none();
+    let login_in_page = web.is_some()
+        && !register_in_page
+        && identity::is_protected(&data_dir.identity_key())
+        && std::env::var("IPM_PASSPHRASE").map_or(true, |p| p.is_empty());
+    let phase = if register_in_page {
+        Phase::Register {
+            bootstrap: !args.bootstrap.is_empty(),
+        }
+    } else if login_in_page {
+        Phase::Login {
+            name: settings.name.clone(),
+        }
+    } else {
+        Phase::Starting
+    };
+    let (mut gate, door) = setup::gate(phase);
     let ctl_server = CtlServer::bind(&data_dir.control_socket()).await?;
     let metrics_listener = match args.metrics {
         Some(addr) => Some(
@@ -194,34 +183,63 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let (client, event_loop) = ipm_node::start(key, config)?;
-    let events = client.events();
-    let node = tokio::spawn(event_loop.run());
+    if let Some((addr, next_free)) = web {
+        let server = WebServer::bind(addr, next_free, data_dir.root(), door).await?;
+        announce_web(&server, args.json);
+        tokio::spawn(server.serve());
+    }
+
+    let running = if register_in_page {
+        register(&args, interactive, &data_dir, &mut settings, &mut gate).await?
+    } else {
+        let name = args
+            .name
+            .clone()
+            .or_else(|| settings.name.clone())
+            .unwrap_or_else(default_name);
+        ipm_protocol::validate_name(&name).map_err(|e| anyhow!("bad name '{name}': {e}"))?;
+        let before = settings.clone();
+        settings.name = Some(name.clone());
+        settings.position = args.geo.or(settings.position);
+        if !args.interest.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            settings.interests = args
+                .interest
+                .iter()
+                .filter(|tag| seen.insert(*tag))
+                .cloned()
+                .collect();
+        }
+        if settings != before {
+            settings
+                .save(&data_dir.settings())
+                .context("cannot save settings")?;
+        }
+        let key = if login_in_page {
+            log_in_page(&data_dir, &mut gate).await?
+        } else {
+            load_identity(&data_dir, args.protect, interactive_terminal())?
+        };
+        let running = start_network(&args, interactive, &name, key, &settings, &data_dir).await;
+        if login_in_page {
+            answer_login(&mut gate, &running);
+        }
+        running?
+    };
+    gate.phase
+        .send_replace(Phase::Running(running.client.clone()));
+    let Running {
+        client,
+        node,
+        printer,
+        events,
+    } = running;
+
     let session = Session::new(client.clone());
     let (quit_tx, mut quit_rx) = mpsc::channel(1);
     let ctl_task = tokio::spawn(ctl_server.serve(session.clone(), quit_tx));
     if let Some(listener) = metrics_listener {
         tokio::spawn(ipm_node::net::metrics::serve(listener, client.metrics()));
-    }
-
-    // The printer takes the receiver made before the loop started, so the events of the
-    // first moments (connecting to a bootstrap) are printed too.
-    let (printer, events) = if interactive {
-        (None, events)
-    } else {
-        let rest = events.resubscribe();
-        (Some(tokio::spawn(print_events(events, args.json))), rest)
-    };
-    if !args.bootstrap.is_empty() {
-        let joined = match connect_bootstraps(&client, &args.bootstrap).await {
-            Ok(connected) => log_in(&client, &name, &connected).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = joined {
-            client.shutdown().await;
-            let _ = node.await;
-            return Err(e);
-        }
     }
 
     tokio::select! {
@@ -237,6 +255,236 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         printer.abort();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A started node: its handle, its loop, the printer of its events, and the events of its
+/// first moments for the frontend.
+struct Running {
+    client: Client,
+    node: tokio::task::JoinHandle<()>,
+    printer: Option<tokio::task::JoinHandle<()>>,
+    events: broadcast::Receiver<Event>,
+}
+
+/// Starts the node and joins the network through its bootstraps, logging the name in at
+/// their registries; on failure the node is stopped again.
+async fn start_network(
+    args: &NodeArgs,
+    interactive: bool,
+    name: &str,
+    key: libp2p::identity::Keypair,
+    settings: &Settings,
+    data_dir: &DataDir,
+) -> anyhow::Result<Running> {
+    let mut config = Config::node(name.to_owned());
+    config.data_dir = Some(data_dir.clone());
+    config.auto_accept = args.auto_accept;
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    config.bootstrap = args.bootstrap.clone();
+    config.mdns = !args.no_mdns;
+    config.position = settings.position;
+    config.interests = settings.interests.clone();
+
+    let (client, event_loop) = ipm_node::start(key, config)?;
+    let events = client.events();
+    let node = tokio::spawn(event_loop.run());
+    // The printer takes the receiver made before the loop started, so the events of the
+    // first moments (connecting to a bootstrap) are printed too.
+    let (printer, events) = if interactive {
+        (None, events)
+    } else {
+        let rest = events.resubscribe();
+        (Some(tokio::spawn(print_events(events, args.json))), rest)
+    };
+    if !args.bootstrap.is_empty() {
+        let joined = match connect_bootstraps(&client, &args.bootstrap).await {
+            Ok(connected) => log_in(&client, name, &connected).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = joined {
+            client.shutdown().await;
+            let _ = node.await;
+            if let Some(printer) = printer {
+                printer.abort();
+            }
+            return Err(e);
+        }
+    }
+    Ok(Running {
+        client,
+        node,
+        printer,
+        events,
+    })
+}
+
+/// Reads `--web`: empty for the default (the next free port from 7780), a port, or an
+/// address. Says plainly what serving it beyond loopback means.
+fn web_address(spec: &str) -> anyhow::Result<(std::net::SocketAddr, bool)> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Ok((
+            (std::net::Ipv4Addr::LOCALHOST, DEFAULT_WEB_PORT).into(),
+            true,
+        ));
+    }
+    let addr = match spec.parse::<u16>() {
+        Ok(port) => (std::net::Ipv4Addr::LOCALHOST, port).into(),
+        Err(_) => spec.parse::<std::net::SocketAddr>().map_err(|_| {
+            anyhow!("bad --web address '{spec}': give a port (7780) or an address (127.0.0.1:7780)")
+        })?,
+    };
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "ipm: the web UI listens on {addr}, beyond this machine: anyone who reaches it with \
+             the token can read and send your messages as you"
+        );
+    }
+    Ok((addr, false))
+}
+
+/// Prints the URL of the web UI, with its token.
+fn announce_web(server: &WebServer, json: bool) {
+    let url = server.url();
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        let value = serde_json::json!({"event": "web", "ts": ipm_protocol::now_ms(), "url": url});
+        writeln!(out, "{value}")
+    } else {
+        writeln!(out, "web UI: {url}")
+    };
+    let _ = out.flush();
+}
+
+/// Waits for the page's passphrase until it opens the sealed identity.
+async fn log_in_page(
+    data_dir: &DataDir,
+    gate: &mut setup::Gate,
+) -> anyhow::Result<libp2p::identity::Keypair> {
+    let path = data_dir.identity_key();
+    loop {
+        let submission = next_form(gate).await?;
+        let setup::Form::Login { passphrase } = &submission.form else {
+            let _ = submission.reply.send(Err(
+                "this node is registered: log in with the passphrase".into(),
+            ));
+            continue;
+        };
+        match identity::load_or_create(&path, Some(passphrase)) {
+            Ok(key) => {
+                gate.phase.send_replace(Phase::Starting);
+                gate.pending = Some(submission.reply);
+                return Ok(key);
+            }
+            Err(e) => {
+                let _ = submission.reply.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+/// Tells the page whether the node started after its login.
+fn answer_login(gate: &mut setup::Gate, running: &anyhow::Result<Running>) {
+    if let Some(reply) = gate.pending.take() {
+        let _ = reply.send(match running {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{e:#}")),
+        });
+    }
+}
+
+async fn next_form(gate: &mut setup::Gate) -> anyhow::Result<setup::Submission> {
+    tokio::select! {
+        submission = gate.forms.recv() => {
+            submission.ok_or_else(|| anyhow!("the web UI stopped before the node started"))
+        }
+        _ = ipm_node::shutdown_signal() => bail!("stopped before the node started"),
+    }
+}
+
+/// Registers in the page: waits for a name (with position, interests and an optional
+/// passphrase) that the bootstraps' registries accept, starting the node with it.
+async fn register(
+    args: &NodeArgs,
+    interactive: bool,
+    data_dir: &DataDir,
+    settings: &mut Settings,
+    gate: &mut setup::Gate,
+) -> anyhow::Result<Running> {
+    let path = data_dir.identity_key();
+    let fresh = libp2p::identity::Keypair::generate_ed25519();
+    loop {
+        let submission = next_form(gate).await?;
+        let setup::Form::Register {
+            name,
+            geo,
+            interests,
+            passphrase,
+        } = &submission.form
+        else {
+            let _ = submission
+                .reply
+                .send(Err("this is a first run: register a name first".into()));
+            continue;
+        };
+        let form = match setup::Registration::check(name, geo, interests, passphrase) {
+            Ok(form) => form,
+            Err(e) => {
+                let _ = submission.reply.send(Err(e.to_string()));
+                continue;
+            }
+        };
+        // An identity made before (by `ipm --protect`, say) is kept; else a new one.
+        let key = if path.exists() {
+            match identity::load_or_create(&path, form.passphrase.as_deref()) {
+                Ok(key) => key,
+                Err(e) => {
+                    let _ = submission.reply.send(Err(e.to_string()));
+                    continue;
+                }
+            }
+        } else {
+            fresh.clone()
+        };
+        let mut wanted = settings.clone();
+        wanted.name = Some(form.name.clone());
+        wanted.position = form.position.or(args.geo).or(settings.position);
+        if !form.interests.is_empty() {
+            wanted.interests = form.interests.clone();
+        }
+        gate.phase.send_replace(Phase::Starting);
+        match start_network(
+            args,
+            interactive,
+            &form.name,
+            key.clone(),
+            &wanted,
+            data_dir,
+        )
+        .await
+        {
+            Ok(running) => {
+                if !path.exists() {
+                    identity::save(&path, &key, form.passphrase.as_deref())
+                        .context("cannot save the identity")?;
+                }
+                wanted
+                    .save(&data_dir.settings())
+                    .context("cannot save settings")?;
+                *settings = wanted;
+                let _ = submission.reply.send(Ok(()));
+                return Ok(running);
+            }
+            Err(e) => {
+                gate.phase.send_replace(Phase::Register {
+                    bootstrap: !args.bootstrap.is_empty(),
+                });
+                let _ = submission.reply.send(Err(format!("{e:#}")));
+            }
+        }
+    }
 }
 
 fn interactive_terminal() -> bool {

@@ -1,0 +1,339 @@
+//! The web UI in a real browser: headless Chromium driven over WebDriver against real `ipm`
+//! processes, each serving its page: chat, private messages, files, inert peer text, the
+//! token, Host and Origin checks, and the registration and login pages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+#[path = "support/webdriver.rs"]
+mod webdriver;
+
+use std::{path::Path, process::Command};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use support::procs::{self, Proc};
+use webdriver::{raw_http, Browser, Driver};
+
+/// Starts `ipm --headless --json --web 127.0.0.1:0` on `dir` (as `name`, when given) and
+/// returns it with the URL it printed.
+fn start_web_node(
+    name: Option<&str>,
+    dir: &Path,
+    bootstrap: &str,
+    env: &[(&str, &str)],
+) -> (Proc, String) {
+    let mut cmd = Command::new(procs::ipm());
+    cmd.args(["--headless", "--json", "--no-mdns", "--web", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap])
+        .env_remove("IPM_PASSPHRASE");
+    if let Some(name) = name {
+        cmd.args(["--name", name]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let proc = Proc::spawn(cmd);
+    let url = proc.wait_line("the web UI's URL", |line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        (v["event"] == "web").then(|| v["url"].as_str().map(str::to_owned))?
+    });
+    (proc, url)
+}
+
+fn port_of(url: &str) -> u16 {
+    url.trim_start_matches("http://")
+        .split(['/', '#'])
+        .next()
+        .and_then(|host| host.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap()
+}
+
+fn token_of(url: &str) -> &str {
+    url.split("#token=").nth(1).unwrap()
+}
+
+/// Opens `url` and waits for the chat window.
+fn open_chat(browser: &Browser, url: &str) {
+    browser.goto(url);
+    browser.wait_js(
+        "the chat window",
+        "return document.body.dataset.phase === 'running' && !document.getElementById('chat').hidden \
+         && document.getElementById('me-name').textContent !== ''",
+        json!([]),
+    );
+}
+
+/// Waits until the people pane lists `peer`.
+fn wait_for_user(browser: &Browser, peer: &str) {
+    browser.wait_js(
+        "the user in the people pane",
+        "return document.querySelector(`#people .user[data-peer='${arguments[0]}']`) !== null",
+        json!([peer]),
+    );
+}
+
+/// Waits until a timeline line's text is exactly `text`, and returns that line's author.
+fn wait_for_line(browser: &Browser, text: &str) -> String {
+    browser
+        .wait_js(
+            &format!("the line {text:?}"),
+            "for (const l of document.querySelectorAll('#timeline .line')) { \
+               const t = l.querySelector('.text'); \
+               if (t && t.textContent === arguments[0]) return l.querySelector('.from').textContent; } \
+             return null;",
+            json!([text]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn say(browser: &Browser, text: &str) {
+    browser.type_into("#line", text);
+    browser.click("#send");
+}
+
+#[test]
+fn two_pages_chat_send_files_and_show_peer_text_as_text() {
+    let root = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = procs::start_bootstrap(&root.path().join("boot"));
+    let (alice_dir, bob_dir) = (root.path().join("alice"), root.path().join("bob"));
+    let (alice, alice_url) = start_web_node(Some("alice"), &alice_dir, &addr, &[]);
+    let (bob, bob_url) = start_web_node(Some("bob"), &bob_dir, &addr, &[]);
+    for node in [&alice, &bob] {
+        node.wait_event("the name registration", |v| v["event"] == "registered");
+    }
+    let (alice_peer, bob_peer) = (procs::peer_id(&alice_dir), procs::peer_id(&bob_dir));
+
+    let driver = Driver::start();
+    let (a, b) = (driver.browser(), driver.browser());
+    open_chat(&a, &alice_url);
+    open_chat(&b, &bob_url);
+    wait_for_user(&a, &bob_peer);
+    wait_for_user(&b, &alice_peer);
+
+    // A line typed in alice's page shows in bob's, signed by alice.
+    procs::wait_for_lobby_peers(&alice_dir, 1);
+    say(&a, "hello from the page :smile:");
+    assert_eq!(wait_for_line(&b, "hello from the page 😄"), "alice");
+    assert_eq!(wait_for_line(&a, "hello from the page 😄"), "alice");
+
+    // A private message from bob's page: delivered, and in its own conversation at alice's.
+    b.click(&format!(
+        "#people .user[data-peer='{alice_peer}'] button.message"
+    ));
+    b.wait_js(
+        "the private conversation",
+        "return document.getElementById('conversation-title').textContent === 'alice'",
+        json!([]),
+    );
+    say(&b, "just between us");
+    b.wait_js(
+        "the delivered mark",
+        "const l = [...document.querySelectorAll('#timeline .line.own')].pop(); \
+         return l && l.querySelector('.text').textContent === 'just between us' \
+           && l.querySelector('.state-delivered') !== null",
+        json!([]),
+    );
+    a.click(&format!(
+        "#conversation-list .conversation[data-key='@{bob_peer}']"
+    ));
+    assert_eq!(wait_for_line(&a, "just between us"), "bob");
+
+    // A file chosen in alice's page, accepted in bob's, arrives whole.
+    let file = root.path().join("photo.bin");
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let sha = hex::encode(Sha256::digest(&data));
+    a.click(&format!(
+        "#people .user[data-peer='{bob_peer}'] button.message"
+    ));
+    a.choose_file("#file-input", &file);
+    b.click("#transfers .transfer[data-state='offered'] button.accept");
+    let shown = b.wait_js(
+        "the finished download",
+        "const t = document.querySelector('#transfers .transfer[data-state=done]'); \
+         if (!t) return null; const p = t.querySelector('progress'); \
+         return p && p.value === p.max && p.max > 1 ? t.querySelector('.sha256').textContent : null;",
+        json!([]),
+    );
+    assert_eq!(shown, Value::String(sha.clone()));
+    let got = std::fs::read(bob_dir.join("downloads").join("photo.bin")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&got)), sha);
+
+    // Whatever a peer types stays text in the other page: markup is shown, never run.
+    let hostile = "<img src=x onerror=alert(1)>";
+    procs::ctl_ok(&alice_dir, &["/away", hostile]);
+    a.click("#conversation-list .conversation[data-key='lobby']");
+    b.click("#conversation-list .conversation[data-key='lobby']");
+    say(&a, "<script>alert(2)</script>");
+    assert_eq!(wait_for_line(&b, "<script>alert(2)</script>"), "alice");
+    b.wait_js(
+        "the away text",
+        "const u = document.querySelector(`#people .user[data-peer='${arguments[0]}'] .away`); \
+         return u && u.textContent === `away: ${arguments[1]}`",
+        json!([alice_peer, hostile]),
+    );
+    let injected = b.js(
+        "return document.querySelectorAll('#chat img, #chat script, body script:not([src])').length",
+        json!([]),
+    );
+    assert_eq!(injected, json!(0));
+    assert_eq!(b.alert(), None, "a script of a peer ran");
+
+    if let Some(path) = std::env::var_os("IPM_WEB_SCREENSHOT") {
+        say(&b, "see you at the chess club :chess_pawn:");
+        wait_for_line(&a, "see you at the chess club ♟️");
+        std::fs::write(path, a.screenshot()).unwrap();
+    }
+
+    // The token, the Host and the Origin guard every request and socket.
+    let port = port_of(&alice_url);
+    let token = token_of(&alice_url);
+    let upgrade = |path: &str, host: &str, origin: &str| {
+        raw_http(
+            port,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            ),
+        )
+        .0
+    };
+    let here = format!("127.0.0.1:{port}");
+    let origin = format!("http://{here}");
+    assert_eq!(upgrade("/ws", &here, &origin), 401, "socket without token");
+    assert_eq!(
+        upgrade("/ws?token=00", &here, &origin),
+        401,
+        "socket with a wrong token"
+    );
+    assert_eq!(
+        upgrade(&format!("/ws?token={token}"), &here, "http://evil.example"),
+        403,
+        "socket from another site"
+    );
+    assert_eq!(
+        upgrade(
+            &format!("/ws?token={token}"),
+            &format!("rebound.example:{port}"),
+            &origin
+        ),
+        403,
+        "socket through a rebound DNS name"
+    );
+    let post = |headers: &str| {
+        raw_http(
+            port,
+            &format!(
+                "POST /api/upload?name=x HTTP/1.1\r\nHost: {here}\r\n{headers}Content-Length: 2\r\n\
+                 Connection: close\r\n\r\nhi"
+            ),
+        )
+        .0
+    };
+    assert_eq!(post(""), 401, "upload without token");
+    assert_eq!(
+        post(&format!(
+            "x-ipm-token: {token}\r\nOrigin: http://evil.example\r\n"
+        )),
+        403,
+        "upload from another site"
+    );
+    assert_eq!(
+        post(&format!("x-ipm-token: {token}\r\n")),
+        200,
+        "upload with the token"
+    );
+    let (status, _) = raw_http(
+        port,
+        &format!("GET / HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 403, "page through a foreign Host");
+    // A page opened without the token says so and reaches nothing.
+    let c = driver.browser();
+    c.goto(&format!("http://{here}/"));
+    c.wait_js(
+        "the missing token notice",
+        "return document.getElementById('banner').textContent.includes('No token')",
+        json!([]),
+    );
+}
+
+#[test]
+fn a_first_run_registers_in_the_page_and_a_sealed_identity_logs_in_there() {
+    let root = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = procs::start_bootstrap(&root.path().join("boot"));
+    let alice_dir = root.path().join("alice");
+    let alice = procs::start_node("alice", &alice_dir, &addr);
+    alice.wait_event("alice's registration", |v| v["event"] == "registered");
+
+    let dir = root.path().join("carol");
+    let (carol, url) = start_web_node(None, &dir, &addr, &[]);
+    let driver = Driver::start();
+    let page = driver.browser();
+    page.goto(&url);
+    page.wait_js(
+        "the registration page",
+        "return !document.getElementById('register').hidden",
+        json!([]),
+    );
+    // A name held by another user is refused in plain words; another one is taken.
+    page.type_into("#reg-name", "alice");
+    page.click("#register-submit");
+    page.wait_js(
+        "the refusal",
+        "return document.getElementById('register-error').textContent.includes('registered to another user')",
+        json!([]),
+    );
+    page.js("document.getElementById('reg-name').value = ''", json!([]));
+    page.type_into("#reg-name", "carol");
+    page.type_into("#reg-geo", "48.8566,2.3522");
+    page.type_into("#reg-interests", "chess, Board Games");
+    page.type_into("#reg-pass", "correct horse");
+    page.type_into("#reg-pass2", "correct horse");
+    page.click("#register-submit");
+    page.wait_js(
+        "the chat window of carol",
+        "return !document.getElementById('chat').hidden && document.getElementById('me-name').textContent === 'carol'",
+        json!([]),
+    );
+    let status = procs::ctl_ok(&dir, &["/list-geo"]);
+    assert!(status.contains("48.8566"), "{status}");
+    drop(carol);
+    drop(page);
+
+    // The identity is sealed now: the next run asks for the passphrase in the page.
+    let (_carol, url) = start_web_node(None, &dir, &addr, &[]);
+    let page = driver.browser();
+    page.goto(&url);
+    page.wait_js(
+        "the login page",
+        "return !document.getElementById('login').hidden && document.getElementById('login-name').textContent.includes('carol')",
+        json!([]),
+    );
+    page.type_into("#login-pass", "wrong horse");
+    page.click("#login-submit");
+    page.wait_js(
+        "the wrong passphrase notice",
+        "const t = document.getElementById('login-error').textContent; return t !== '' && !t.startsWith('Opening')",
+        json!([]),
+    );
+    page.js(
+        "document.getElementById('login-pass').value = ''",
+        json!([]),
+    );
+    page.type_into("#login-pass", "correct horse");
+    page.click("#login-submit");
+    page.wait_js(
+        "the chat window after login",
+        "return !document.getElementById('chat').hidden && document.getElementById('me-name').textContent === 'carol'",
+        json!([]),
+    );
+}
