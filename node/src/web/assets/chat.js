@@ -81,6 +81,14 @@ export class Chat {
       case "error":
         this.system(value.message);
         break;
+      case "caught_up":
+        if (value.count > 0) {
+          const lines = value.count === 1 ? "1 line" : `${value.count} lines`;
+          this.add(this.roomKey(value.room), {
+            event: "system", ts: value.ts, text: `-- ${lines} while you were away --`,
+          });
+        }
+        break;
       case "joined":
       case "left":
       case "user_online":
