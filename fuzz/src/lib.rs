@@ -287,6 +287,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         text: "are you there?".into(),
         sent_ms,
         auto_reply: false,
+        re: None,
+        receipts: false,
     };
     let offer = FileOffer {
         transfer: id(4),
@@ -310,6 +312,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 text: "hello, world".into(),
                 sent_ms,
                 geo: Some("u09tvw".into()),
+                re: None,
             })),
             encode_gossip(&Gossip::Chat(ChatMessage {
                 id: id(2),
@@ -317,6 +320,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 text: "hi".into(),
                 sent_ms,
                 geo: None,
+                re: None,
             })),
             encode_gossip(&Gossip::FileOffer(offer.clone())),
             encode_gossip(&Gossip::Presence(Presence {

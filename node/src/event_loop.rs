@@ -9,6 +9,7 @@
 //! (names in the DHT) and `people_state`.
 
 mod announcements;
+mod changes;
 mod connections;
 mod conversations;
 mod location;
@@ -18,6 +19,7 @@ mod people_state;
 mod direct;
 mod files;
 mod mailbox;
+mod receipts;
 mod registry;
 mod room_forwarding;
 mod rooms;
@@ -94,6 +96,8 @@ pub struct EventLoop {
     metrics: Metrics,
     people: PeopleState,
     registry: registry::RegistryState,
+    changes: changes::ChangeState,
+    receipts: receipts::ReceiptState,
 }
 
 /// Everything an event loop is built from.
@@ -127,6 +131,10 @@ impl EventLoop {
         let files = files::Files::new(&config, store.downloads.is_some());
         let registry = registry::RegistryState::new(&config);
         let intake = Intake::new(SEEN_CAPACITY, config.presence_interval);
+        let marks = config
+            .data_dir
+            .as_ref()
+            .map(|d| d.root().join("unread.json"));
         Self {
             swarm,
             key,
@@ -152,6 +160,8 @@ impl EventLoop {
             metrics,
             people,
             registry,
+            changes: changes::ChangeState::default(),
+            receipts: receipts::ReceiptState::new(marks),
         }
     }
 
@@ -267,6 +277,7 @@ impl EventLoop {
             Request::Search { query, only, reply } => self.search(query, only, reply),
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
+            Request::Conversation(request) => self.on_conversation_request(request),
             Request::Shutdown => {}
         }
     }

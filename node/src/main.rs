@@ -157,6 +157,9 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     let before = settings.clone();
     settings.name = Some(name.clone());
     settings.position = args.geo.or(settings.position);
+    if args.no_receipts || args.receipts {
+        settings.no_receipts = args.no_receipts;
+    }
     if !args.interest.is_empty() {
         let mut seen = std::collections::HashSet::new();
         settings.interests = args
@@ -181,6 +184,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     config.bootstrap = args.bootstrap.clone();
     config.mdns = !args.no_mdns;
+    config.receipts = !settings.no_receipts;
     config.position = settings.position;
     config.interests = settings.interests;
     config.data_dir = Some(data_dir.clone());

@@ -21,11 +21,13 @@
 //! - [`name_record`]: signed name records stored in the DHT.
 //! - [`presence`]: presence announcements (online, rooms, away).
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
+//! - [`change`]: replies, reactions, edits and deletions of earlier messages.
 //! - [`message`]: chat messages and [`Gossip`], everything gossiped.
 //! - [`direct`]: private messages over `/ipm/direct/1`.
 //! - [`mailbox`]: sealed messages for offline users, `/ipm/mailbox/1`.
 //! - [`registry`]: the bootstrap's name registry, `/ipm/registry/1`.
 
+pub mod change;
 pub mod direct;
 pub mod envelope;
 pub mod error;
@@ -42,6 +44,7 @@ pub mod room;
 pub mod stamp;
 pub mod text;
 
+pub use change::{Change, Op};
 pub use direct::{DirectMessage, DirectRequest, DirectResponse};
 pub use envelope::{decode, encode, Payload};
 pub use error::DecodeError;

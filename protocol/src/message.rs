@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::Change;
 use crate::envelope::{self, Payload};
 use crate::error::DecodeError;
 use crate::file::FileOffer;
@@ -35,6 +36,10 @@ pub struct ChatMessage {
     /// [`WIRE_GEOHASH_PRECISION`] characters; only set in geographic rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo: Option<String>,
+    /// What this line does to an earlier line of the room (a reply, a reaction, an edit,
+    /// a deletion); `text` then holds what a node without this field shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<Change>,
 }
 
 impl ChatMessage {
@@ -53,6 +58,7 @@ impl ChatMessage {
             text: text.to_string(),
             sent_ms: stamp.sent_ms,
             geo,
+            re: None,
         }
     }
 
@@ -63,6 +69,9 @@ impl ChatMessage {
     pub fn validate(&self) -> Result<(), DecodeError> {
         validate_name(&self.name).map_err(|e| DecodeError::Invalid(format!("name: {e}")))?;
         validate_text(&self.text)?;
+        if let Some(change) = &self.re {
+            change.validate()?;
+        }
         if let Some(geo) = &self.geo {
             if geo.len() > WIRE_GEOHASH_PRECISION || !is_geohash(geo) {
                 return Err(DecodeError::Invalid(format!(
@@ -153,6 +162,7 @@ mod tests {
             text: "hello, world".into(),
             sent_ms: 1_700_000_000_000,
             geo: Some("u09tvw".into()),
+            re: None,
         }
     }
 
@@ -218,6 +228,7 @@ mod tests {
             text: "é".repeat(MAX_TEXT_LEN / 2),
             sent_ms: u64::MAX,
             geo: Some("zzzzzz".into()),
+            re: None,
         };
         msg.validate().unwrap();
         let bytes = encode_gossip(&Gossip::Chat(msg.clone()));
@@ -460,6 +471,7 @@ mod tests {
                 text,
                 sent_ms,
                 geo,
+                re: None,
             })
     }
 

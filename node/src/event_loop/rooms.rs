@@ -9,9 +9,9 @@ use libp2p::{
 };
 use tracing::{debug, warn};
 
-use ipm_protocol::{decode_gossip, encode_gossip, ChatMessage, Gossip, Room};
+use ipm_protocol::{decode_gossip, encode_gossip, ChatMessage, Gossip, Op, Room};
 
-use super::{location::geo_view, people_state::PeopleState, EventLoop};
+use super::{changes::Checked, location::geo_view, people_state::PeopleState, EventLoop};
 use crate::{
     client::{NodeError, Published},
     config::Role,
@@ -23,10 +23,23 @@ use crate::{
 
 impl EventLoop {
     pub(super) fn publish(&mut self, room: Room, text: String) -> Result<Published, NodeError> {
+        self.publish_with(room, text, None, None)
+    }
+
+    /// Publishes a line of `text` to `room`, doing `re` to an earlier line; `logged` is
+    /// what the log keeps instead of the text (a change's own text and record).
+    pub(super) fn publish_with(
+        &mut self,
+        room: Room,
+        text: String,
+        re: Option<ipm_protocol::Change>,
+        logged: Option<(String, crate::store::history::EntryChange)>,
+    ) -> Result<Published, NodeError> {
         if !self.is_subscribed(&room) {
             return Err(NodeError::NotInRoom(room));
         }
-        let chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
+        let mut chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
+        chat.re = re;
         let bytes = encode_gossip(&Gossip::Chat(chat.clone()));
         // Receivers apply exactly these rules; refuse here what they would reject.
         decode_gossip(&bytes).map_err(NodeError::InvalidMessage)?;
@@ -43,15 +56,27 @@ impl EventLoop {
         }
         self.intake.insert(chat.id);
         self.metrics.count_sent("room");
+        let is_line = logged
+            .as_ref()
+            .is_none_or(|(_, re)| re.kind == crate::logic::edits::kind::REPLY);
+        let (text, re) = match logged {
+            Some((text, re)) => (text, Some(re)),
+            None => (chat.text, None),
+        };
         let entry = Entry {
             ts: chat.sent_ms,
             id: chat.id.to_string(),
             from: self.config.name.clone(),
             peer: self.local_peer_id().to_string(),
-            text: chat.text,
+            text,
             outgoing: true,
+            re,
         };
         self.record(&room, &entry);
+        if is_line {
+            let me = self.local_peer_id();
+            self.note_line(&room.slug(), chat.id, &me, true);
+        }
         Ok(Published { id: chat.id, peers })
     }
 
@@ -170,7 +195,17 @@ impl EventLoop {
                     peer,
                     text,
                     ts,
+                    re,
                 } => {
+                    let log = room.slug();
+                    let (text, re, is_line) =
+                        match self.check_change(&log, &peer, re.as_ref(), &text) {
+                            Checked::Plain => (text, None, true),
+                            Checked::Refused => continue,
+                            Checked::Change { re, text, op, .. } => {
+                                (text, Some(re), op == Op::Reply)
+                            }
+                        };
                     let entry = Entry {
                         ts,
                         id: id.to_string(),
@@ -178,8 +213,13 @@ impl EventLoop {
                         peer: peer.to_string(),
                         text,
                         outgoing: false,
+                        re,
                     };
                     self.record(&room, &entry);
+                    if is_line {
+                        self.note_line(&log, id, &peer, false);
+                        self.count_unread(&log);
+                    }
                 }
                 Action::Show {
                     room,
@@ -187,16 +227,25 @@ impl EventLoop {
                     peer,
                     text,
                     distance_km,
+                    re,
                 } => {
                     self.metrics.count_received("room");
-                    self.emit(Event::Message {
-                        room,
-                        id,
-                        from: self.directory.display_name(&peer),
-                        peer,
-                        text,
-                        distance_km,
-                    });
+                    let event = match self.check_change(&room.slug(), &peer, re.as_ref(), &text) {
+                        Checked::Plain => Event::Message {
+                            room,
+                            id,
+                            from: self.directory.display_name(&peer),
+                            peer,
+                            text,
+                            distance_km,
+                            reply_to: None,
+                        },
+                        Checked::Refused => continue,
+                        Checked::Change { op, target, .. } => {
+                            self.change_event(Some(&room), id, peer, target, op, text)
+                        }
+                    };
+                    self.emit(event);
                 }
                 Action::Presence {
                     peer,

@@ -20,7 +20,9 @@ use std::{
 
 use libp2p::PeerId;
 
-use ipm_protocol::{decode_gossip, DecodeError, FileOffer, Gossip, MessageId, Presence, Room};
+use ipm_protocol::{
+    decode_gossip, Change, DecodeError, FileOffer, Gossip, MessageId, Presence, Room,
+};
 
 use crate::logic::{
     directory::RecentIds,
@@ -151,6 +153,8 @@ pub enum Action {
         text: String,
         /// When it arrived (ms since the Unix epoch).
         ts: u64,
+        /// What it does to an earlier line (see [`ipm_protocol::Change`]).
+        re: Option<Change>,
     },
     /// Count the line and show it to the user (`Event::Message`).
     Show {
@@ -164,6 +168,8 @@ pub enum Action {
         text: String,
         /// The sender's distance in km, when both positions are known.
         distance_km: Option<f64>,
+        /// What it does to an earlier line (see [`ipm_protocol::Change`]).
+        re: Option<Change>,
     },
     /// Record a user's presence announcement (see [`crate::logic::presence::Input::Heard`]).
     Presence {
@@ -339,6 +345,7 @@ impl Intake {
                 peer: source,
                 text: chat.text.clone(),
                 ts: now_ms,
+                re: chat.re.clone(),
             });
         }
         actions.push(Action::Show {
@@ -347,6 +354,7 @@ impl Intake {
             peer: source,
             text: chat.text,
             distance_km,
+            re: chat.re,
         });
         Outcome {
             verdict: Verdict::Accept,
@@ -573,6 +581,7 @@ mod tests {
                     peer: alice,
                     text: "hello".into(),
                     ts: NOW_MS,
+                    re: None,
                 },
                 Action::Show {
                     room: Room::Lobby,
@@ -580,6 +589,7 @@ mod tests {
                     peer: alice,
                     text: "hello".into(),
                     distance_km: None,
+                    re: None,
                 },
             ]
         );

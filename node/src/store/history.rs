@@ -32,6 +32,22 @@ pub struct Entry {
     /// Whether this node wrote it.
     #[serde(default)]
     pub outgoing: bool,
+    /// What this entry does to an earlier entry of the log (reply, reaction, edit,
+    /// deletion, receipt); see [`crate::logic::edits`] for how a log folds into lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<EntryChange>,
+}
+
+/// [`Entry::re`]: the kind of change, the target's id (hex) and the kind's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryChange {
+    /// `reply`, `react`, `edit`, `delete`, `delivered`, `read`.
+    pub kind: String,
+    /// The id of the entry it is about.
+    pub target: String,
+    /// The emoji of a reaction (an edit's new text is the entry's `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// Most entries one read returns.
@@ -222,6 +238,7 @@ mod tests {
             peer: "12D3Koo".into(),
             text: format!("message {i}"),
             outgoing: false,
+            re: None,
         }
     }
 

@@ -145,6 +145,7 @@ mod tests {
             peer: "p".into(),
             text: text.into(),
             outgoing,
+            re: None,
         }
     }
 

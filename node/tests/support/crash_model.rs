@@ -69,6 +69,7 @@ pub fn entry(i: u64) -> Entry {
         peer: peer().to_string(),
         text: text(i),
         outgoing: true,
+        re: None,
     }
 }
 
@@ -80,6 +81,8 @@ pub fn direct(i: u64) -> DirectMessage {
         text: format!("message {i}"),
         sent_ms: i,
         auto_reply: false,
+        re: None,
+        receipts: false,
     }
 }
 
@@ -114,5 +117,6 @@ pub fn settings(i: u64) -> Settings {
         name: Some(format!("user{i}")),
         position: Position::new((i % 90) as f64, -((i % 180) as f64)).ok(),
         interests: (0..i % 6).map(|k| format!("tag{k}")).collect(),
+        no_receipts: i % 2 == 1,
     }
 }

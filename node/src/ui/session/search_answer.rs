@@ -60,6 +60,7 @@ mod tests {
                 peer: "p".into(),
                 text: text.into(),
                 outgoing: false,
+                re: None,
             },
         }
     }
