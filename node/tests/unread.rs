@@ -19,7 +19,7 @@ fn count(unread: &[Unread], conversation: &Conversation) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_counts_move_with_lines_and_looks_and_survive_a_restart() {
     let bootstrap = spawn_bootstrap().await;
-    let mut alice = spawn_user("alice", &bootstrap.addr).await;
+    let alice = spawn_user("alice", &bootstrap.addr).await;
     let tmp = tempfile::tempdir().unwrap();
     let key = Keypair::generate_ed25519();
     let mut bob = start_user(key.clone(), "bob", tmp.path(), &bootstrap.addr).await;
