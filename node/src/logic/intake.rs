@@ -271,6 +271,8 @@ impl Intake {
         let gossip = match decode_gossip(arrival.data) {
             Ok(gossip @ (Gossip::Chat(_) | Gossip::FileOffer(_))) => gossip,
             Ok(Gossip::Presence(_)) => return Outcome::reject(Rejection::PresenceInRoom),
+            // A later release's kind: not forwarded, not held against anyone.
+            Err(DecodeError::UnknownKind(_)) => return Outcome::bare(Verdict::Ignore),
             Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
         };
         if !here.subscribed(&room) {
@@ -377,6 +379,7 @@ impl Intake {
             Ok(Gossip::Chat(_) | Gossip::FileOffer(_)) => {
                 return Outcome::reject(Rejection::NotPresence)
             }
+            Err(DecodeError::UnknownKind(_)) => return Outcome::bare(Verdict::Ignore),
             Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
         };
         let trusted = arrival.via_bootstrap || here.trusted(&source);
@@ -737,6 +740,37 @@ mod tests {
             outcome.verdict,
             Verdict::Reject(Rejection::Undecodable(_))
         ));
+    }
+
+    #[test]
+    fn a_later_releases_kind_is_ignored_not_rejected() {
+        let here = Here::user();
+        let mut intake = Intake::new(100, PRESENCE_BASE);
+        let future = serde_cbor::to_vec(&serde_cbor::Value::Map(
+            [
+                (
+                    serde_cbor::Value::Text("v".into()),
+                    serde_cbor::Value::Integer(1),
+                ),
+                (
+                    serde_cbor::Value::Text("body".into()),
+                    serde_cbor::Value::Map(
+                        [(
+                            serde_cbor::Value::Text("Poll".into()),
+                            serde_cbor::Value::Text("lunch?".into()),
+                        )]
+                        .into(),
+                    ),
+                ),
+            ]
+            .into(),
+        ))
+        .unwrap();
+        let outcome = intake.handle(NOW_MS, at(PeerId::random(), Room::Lobby, &future), &here);
+        assert_eq!(outcome.verdict, Verdict::Ignore);
+        assert!(outcome.actions.is_empty());
+        let outcome = intake.handle(NOW_MS, on_presence(PeerId::random(), &future), &here);
+        assert_eq!(outcome.verdict, Verdict::Ignore);
     }
 
     #[test]
