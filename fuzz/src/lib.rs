@@ -310,6 +310,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         text: "are you there?".into(),
         sent_ms,
         auto_reply: false,
+        re: None,
+        receipts: false,
     };
     let offer = FileOffer {
         transfer: id(4),
@@ -334,6 +336,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 sent_ms,
                 geo: Some("u09tvw".into()),
                 sig: None,
+                re: None,
             })),
             encode_gossip(&Gossip::Chat(ChatMessage {
                 id: id(2),
@@ -342,6 +345,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 sent_ms,
                 geo: None,
                 sig: None,
+                re: None,
             })),
             encode_gossip(&Gossip::FileOffer(offer.clone())),
             encode_gossip(&Gossip::Presence(Presence {

@@ -189,6 +189,13 @@ pub struct NodeArgs {
         default_missing_value = ""
     )]
     pub web: Option<String>,
+    /// Neither ask for nor send read receipts and typing notices in private messages
+    /// (remembered in the data dir; --receipts turns them back on).
+    #[arg(long, env = "IPM_NO_RECEIPTS", action = ArgAction::SetTrue, conflicts_with = "receipts")]
+    pub no_receipts: bool,
+    /// Ask for and send read receipts and typing notices again after --no-receipts.
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub receipts: bool,
     /// Print events as JSON lines on stdout (logs stay on stderr).
     #[arg(long, env = "IPM_JSON", action = ArgAction::SetTrue)]
     pub json: bool,

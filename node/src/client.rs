@@ -1,5 +1,6 @@
 //! `Client`: the cheap, cloneable handle frontends use to drive a node's event loop.
 
+pub mod conversation;
 mod errors;
 pub mod login;
 pub mod people;
@@ -155,6 +156,7 @@ pub(crate) enum Request {
     },
     People(PeopleRequest),
     Registry(crate::client::login::RegistryAsk),
+    Conversation(crate::client::conversation::ConversationRequest),
     Shutdown,
 }
 

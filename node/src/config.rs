@@ -41,6 +41,9 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
     /// Whether LAN discovery runs.
     pub mdns: bool,
+    /// Whether private messages ask for read receipts and typing notices, and the node
+    /// sends them to peers that ask (`--no-receipts` turns both off).
+    pub receipts: bool,
     /// User node or bootstrap.
     pub role: Role,
     /// Gossipsub heartbeat: short in tests, one second in real use.
@@ -131,6 +134,7 @@ impl Config {
             listen: default_listen(0),
             bootstrap: Vec::new(),
             mdns: true,
+            receipts: true,
             role: Role::Node,
             heartbeat: Duration::from_secs(1),
             // Gossipsub keeps meshes of 6 (5..12) in each of the lobby and presence, so 12
@@ -157,6 +161,7 @@ impl Config {
         Self {
             role: Role::Bootstrap,
             mdns: false,
+            receipts: true,
             use_relay: false,
             target_peers: 0,
             // Every user connects to the bootstrap: as many peers as connections fit,
@@ -172,6 +177,7 @@ impl Config {
         Self {
             listen: vec![loopback_tcp()],
             mdns: false,
+            receipts: true,
             heartbeat: Duration::from_millis(100),
             discovery_interval: Duration::from_secs(2),
             direct_wait: Duration::from_secs(2),

@@ -64,6 +64,12 @@ pub enum Event {
         /// How far the author is, when both positions are known (geo rooms).
         #[serde(skip_serializing_if = "Option::is_none")]
         distance_km: Option<f64>,
+        /// The line this one answers.
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "display_some"
+        )]
+        reply_to: Option<MessageId>,
     },
     /// A bootstrap's registry registered this node's name (`new`), or logged it in with the
     /// name it registered before.
@@ -100,6 +106,81 @@ pub enum Event {
         peer: PeerId,
         /// The text.
         text: String,
+        /// The message this one answers.
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "display_some"
+        )]
+        reply_to: Option<MessageId>,
+    },
+    /// Someone reacted to a line of a room (`room`) or of a private conversation.
+    Reaction {
+        /// The room; absent for a private conversation (the one with `peer`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The reaction's own id.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The line reacted to.
+        #[serde(serialize_with = "display")]
+        target: MessageId,
+        /// Who reacted.
+        from: String,
+        /// Their peer id.
+        peer: PeerId,
+        /// The emoji.
+        emoji: String,
+    },
+    /// The author of a line changed its text.
+    Edited {
+        /// The room; absent for a private conversation (the one with `peer`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The edit's own id.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The line edited.
+        #[serde(serialize_with = "display")]
+        target: MessageId,
+        /// The author.
+        from: String,
+        /// The author's peer id.
+        peer: PeerId,
+        /// The new text.
+        text: String,
+    },
+    /// The author of a line withdrew it.
+    Deleted {
+        /// The room; absent for a private conversation (the one with `peer`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The deletion's own id.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The line withdrawn.
+        #[serde(serialize_with = "display")]
+        target: MessageId,
+        /// The author.
+        from: String,
+        /// The author's peer id.
+        peer: PeerId,
+    },
+    /// The recipient of a private message has seen it.
+    Read {
+        /// The message.
+        #[serde(serialize_with = "display")]
+        id: MessageId,
+        /// The recipient.
+        by: PeerId,
+        /// The recipient's display name.
+        name: String,
+    },
+    /// A user is typing a private message to this node.
+    Typing {
+        /// The user.
+        peer: PeerId,
+        /// How it is shown.
+        from: String,
     },
     /// The recipient acknowledged a private message.
     Delivered {
@@ -183,6 +264,16 @@ fn display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok
     s.collect_str(value)
 }
 
+fn display_some<T: std::fmt::Display, S: Serializer>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
 /// An event with the time it happened, as printed by `--json`.
 #[derive(Serialize)]
 struct Stamped<'a> {
@@ -220,6 +311,7 @@ mod tests {
             peer,
             text: "hi".into(),
             distance_km: None,
+            reply_to: None,
         }
         .to_json_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -241,6 +333,7 @@ mod tests {
             peer: PeerId::random(),
             text: "hi".into(),
             distance_km: Some(3.0),
+            reply_to: None,
         }
         .to_json_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();

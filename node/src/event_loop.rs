@@ -10,6 +10,7 @@
 
 mod announcements;
 mod catch_up_driver;
+mod changes;
 mod connections;
 mod conversations;
 mod location;
@@ -19,6 +20,7 @@ mod people_state;
 mod direct;
 mod files;
 mod mailbox;
+mod receipts;
 mod registry;
 mod room_forwarding;
 mod rooms;
@@ -96,6 +98,8 @@ pub struct EventLoop {
     people: PeopleState,
     registry: registry::RegistryState,
     catch_up: catch_up_driver::CatchUpState,
+    changes: changes::ChangeState,
+    receipts: receipts::ReceiptState,
 }
 
 /// Everything an event loop is built from.
@@ -129,6 +133,10 @@ impl EventLoop {
         let files = files::Files::new(&config, store.downloads.is_some());
         let registry = registry::RegistryState::new(&config);
         let intake = Intake::new(SEEN_CAPACITY, config.presence_interval);
+        let marks = config
+            .data_dir
+            .as_ref()
+            .map(|d| d.root().join("unread.json"));
         Self {
             swarm,
             key,
@@ -155,6 +163,8 @@ impl EventLoop {
             people,
             registry,
             catch_up: catch_up_driver::CatchUpState::new(),
+            changes: changes::ChangeState::default(),
+            receipts: receipts::ReceiptState::new(marks),
         }
     }
 
@@ -270,6 +280,7 @@ impl EventLoop {
             Request::Search { query, only, reply } => self.search(query, only, reply),
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
+            Request::Conversation(request) => self.on_conversation_request(request),
             Request::Shutdown => {}
         }
     }

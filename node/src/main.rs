@@ -201,6 +201,9 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         let before = settings.clone();
         settings.name = Some(name.clone());
         settings.position = args.geo.or(settings.position);
+        if args.no_receipts || args.receipts {
+            settings.no_receipts = args.no_receipts;
+        }
         if !args.interest.is_empty() {
             let mut seen = std::collections::HashSet::new();
             settings.interests = args
@@ -284,6 +287,7 @@ async fn start_network(
     }
     config.bootstrap = args.bootstrap.clone();
     config.mdns = !args.no_mdns;
+    config.receipts = !settings.no_receipts;
     config.position = settings.position;
     config.interests = settings.interests.clone();
 

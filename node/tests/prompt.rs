@@ -92,7 +92,9 @@ fn the_own_line_and_a_private_message_read_as_a_conversation() {
     let (mut alice, bob, _bootstrap) = alice_and_bob(tmp.path());
 
     alice.type_line("hello :smile:");
-    alice.wait_for_row("[lobby] alice: hello 😄");
+    alice.wait_for("alice's own line", |s| {
+        s.row_starting("[lobby] alice: hello 😄  (").is_some()
+    });
     bob.wait_event("alice's line", |v| {
         v["event"] == "message" && v["from"] == "alice" && v["text"] == "hello 😄"
     });
@@ -111,7 +113,7 @@ fn the_own_line_and_a_private_message_read_as_a_conversation() {
         s.row_starting("* lobby (").is_some()
     });
     assert_eq!(
-        screen.count("[lobby] alice: hello 😄"),
+        screen.count_containing("[lobby] alice: hello 😄"),
         1,
         "{:#?}",
         screen.rows

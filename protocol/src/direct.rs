@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::Change;
 use crate::envelope::Payload;
 use crate::error::DecodeError;
+use crate::limits::MAX_ACK_IDS;
 use crate::name::validate_name;
 use crate::stamp::{MessageId, Stamp};
 use crate::text::{validate_reason, validate_text};
@@ -25,6 +27,18 @@ pub struct DirectMessage {
     /// Whether this is an automatic away reply (never answered by another one).
     #[serde(default)]
     pub auto_reply: bool,
+    /// What this message does to an earlier one of the conversation (see
+    /// [`ChatMessage::re`](crate::ChatMessage::re)); `text` is the fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<Change>,
+    /// The sender understands [`DirectRequest::Notice`] and wants read receipts: only
+    /// then does the recipient send them (a node of an earlier release never asks).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub receipts: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl DirectMessage {
@@ -42,6 +56,8 @@ impl DirectMessage {
             text: text.to_owned(),
             sent_ms: stamp.sent_ms,
             auto_reply: false,
+            re: None,
+            receipts: false,
         }
     }
 }
@@ -51,6 +67,22 @@ impl DirectMessage {
 pub enum DirectRequest {
     /// Deliver this message.
     Message(DirectMessage),
+    /// Read receipts and a typing notice: sent only to a peer whose messages carry
+    /// [`DirectMessage::receipts`], so a node of an earlier release never gets one.
+    Notice(Notice),
+}
+
+/// Read receipts and typing, for a peer that asked for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Unique id of this notice, for its acknowledgement.
+    pub id: MessageId,
+    /// Messages of the recipient that the sender's user has now seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<MessageId>,
+    /// The sender's user is typing a message to the recipient.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub typing: bool,
 }
 
 /// The recipient's answer.
@@ -75,8 +107,19 @@ impl Payload for DirectRequest {
         match self {
             DirectRequest::Message(m) => {
                 validate_name(&m.name).map_err(|e| DecodeError::Invalid(format!("name: {e}")))?;
-                validate_text(&m.text)
+                validate_text(&m.text)?;
+                match &m.re {
+                    Some(change) => change.validate(),
+                    None => Ok(()),
+                }
             }
+            DirectRequest::Notice(n) if n.read.len() > MAX_ACK_IDS => {
+                Err(DecodeError::Invalid(format!(
+                    "{} receipts, at most {MAX_ACK_IDS} are allowed",
+                    n.read.len()
+                )))
+            }
+            DirectRequest::Notice(_) => Ok(()),
         }
     }
 }
@@ -153,7 +196,9 @@ mod tests {
         let a = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", stamp));
         let b = DirectRequest::Message(DirectMessage::with_stamp("alice", "hi bob", stamp));
         assert_eq!(encode(&a), encode(&b));
-        let DirectRequest::Message(m) = &a;
+        let DirectRequest::Message(m) = &a else {
+            panic!("not a message")
+        };
         assert_eq!(
             (m.id, m.sent_ms, m.auto_reply),
             (stamp.id, stamp.sent_ms, false)

@@ -24,6 +24,10 @@ pub enum DecodeError {
     /// The payload is well-formed but a field breaks a protocol rule.
     #[error("invalid message: {}", shown(.0))]
     Invalid(String),
+    /// A well-formed envelope of a kind this release does not know (a later release's):
+    /// to be ignored, not held against the sender.
+    #[error("unknown payload kind {}", shown(.0))]
+    UnknownKind(String),
 }
 
 /// Most characters of an offending input echoed in an error message.

@@ -21,6 +21,7 @@
 //! - [`name_record`]: signed name records stored in the DHT.
 //! - [`presence`]: presence announcements (online, rooms, away).
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
+//! - [`change`]: replies, reactions, edits and deletions of earlier messages.
 //! - [`message`]: chat messages and [`Gossip`], everything gossiped.
 //! - [`signed_line`]: room lines signed by their author, checkable long after gossip.
 //! - [`catch_up`]: room catch-up over `/ipm/history/1`.
@@ -29,6 +30,7 @@
 //! - [`registry`]: the bootstrap's name registry, `/ipm/registry/1`.
 
 pub mod catch_up;
+pub mod change;
 pub mod direct;
 pub mod envelope;
 pub mod error;
@@ -47,6 +49,7 @@ pub mod stamp;
 pub mod text;
 
 pub use catch_up::{ArchivedLine, HistoryRequest, HistoryResponse};
+pub use change::{Change, Op};
 pub use direct::{DirectMessage, DirectRequest, DirectResponse};
 pub use envelope::{decode, encode, Payload};
 pub use error::DecodeError;

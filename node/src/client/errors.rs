@@ -74,6 +74,9 @@ pub enum NodeError {
     /// A typed user could not be found.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// A line reference (`/reply`, `/react`, `/edit`, `/delete`) names no single line.
+    #[error(transparent)]
+    Ref(#[from] crate::logic::edits::RefError),
     /// A name, contact, block or setting was refused.
     #[error(transparent)]
     Refused(#[from] Refusal),

@@ -28,7 +28,7 @@ use crate::{
         rate_limit::TokenBuckets,
     },
     net::exchange::{exchange, Exchange},
-    store::history::{Entry, History},
+    store::history::History,
 };
 
 /// Answers from its own logs a member gives in a burst, all peers together: each reads a
@@ -209,23 +209,23 @@ impl EventLoop {
             count: shown.len(),
         });
         for (shown_in, distance_km, line) in shown {
-            let entry = Entry {
-                ts: line.ts,
-                id: line.chat.id.to_string(),
-                from: self.directory.display_name(&line.author),
-                peer: line.author.to_string(),
-                text: line.chat.text.clone(),
-                outgoing: false,
-                signed: Some(STANDARD.encode(&line.data)),
-            };
-            self.record(&shown_in, &entry);
-            self.emit(Event::Message {
-                room: shown_in,
-                id: line.chat.id,
-                from: entry.from,
+            let chat = line.chat;
+            self.record_line(Action::Record {
+                room: shown_in.clone(),
+                id: chat.id,
                 peer: line.author,
-                text: line.chat.text,
+                text: chat.text.clone(),
+                ts: line.ts,
+                signed: Some(line.data),
+                re: chat.re.clone(),
+            });
+            self.show_line(Action::Show {
+                room: shown_in,
+                id: chat.id,
+                peer: line.author,
+                text: chat.text,
                 distance_km,
+                re: chat.re,
             });
         }
     }

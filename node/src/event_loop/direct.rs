@@ -10,16 +10,17 @@ use libp2p::{
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use ipm_protocol::{DirectMessage, DirectRequest, DirectResponse, MessageId};
+use ipm_protocol::{DirectMessage, DirectRequest, DirectResponse, MessageId, Op};
 
-use super::EventLoop;
+use super::{changes::Checked, EventLoop};
 use crate::net::exchange::{exchange, Exchange};
 use crate::{
     client::{DirectOutcome, NodeError},
     config::Config,
     event::Event,
     logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
-    store::history::{direct_log as conversation, Entry, History},
+    logic::edits::kind,
+    store::history::{direct_log as conversation, Entry, EntryChange, History},
     store::outbox::Outbox,
 };
 
@@ -79,8 +80,20 @@ impl EventLoop {
     /// `/msg`: writes the message to the outbox and history, then tries to deliver it.
     pub(super) fn send_direct(&mut self, to: PeerId, text: String, reply: OutcomeReply) {
         let message = DirectMessage::new(&self.config.name, &text);
+        self.send_direct_message(to, message, None, reply);
+    }
+
+    /// Sends `message`; `logged` is what the log keeps instead of its text (a change).
+    pub(super) fn send_direct_message(
+        &mut self,
+        to: PeerId,
+        mut message: DirectMessage,
+        logged: Option<(String, EntryChange)>,
+        reply: OutcomeReply,
+    ) {
         let id = message.id;
-        match self.enqueue_direct(to, message) {
+        message.receipts = self.config.receipts;
+        match self.enqueue_direct(to, message, logged) {
             Ok(()) => {
                 self.direct.replies.insert(id, reply);
                 self.deliver(Input::Queued {
@@ -97,7 +110,12 @@ impl EventLoop {
 
     /// Checks `message`, writes it to the outbox and the conversation's log; the caller
     /// then tells the machine.
-    fn enqueue_direct(&mut self, to: PeerId, message: DirectMessage) -> Result<(), NodeError> {
+    fn enqueue_direct(
+        &mut self,
+        to: PeerId,
+        message: DirectMessage,
+        logged: Option<(String, EntryChange)>,
+    ) -> Result<(), NodeError> {
         if to == self.local_peer_id() {
             return Err(NodeError::SelfMessage);
         }
@@ -111,17 +129,28 @@ impl EventLoop {
             .outbox
             .add(to, message.clone())
             .map_err(NodeError::Outbox)?;
+        let is_line = logged.as_ref().is_none_or(|(_, re)| re.kind == kind::REPLY);
+        let (text, re) = match logged {
+            Some((text, re)) => (text, Some(re)),
+            None => (message.text, None),
+        };
         let entry = Entry {
             ts: message.sent_ms,
             id: message.id.to_string(),
             from: self.config.name.clone(),
             peer: self.local_peer_id().to_string(),
-            text: message.text,
+            text,
             outgoing: true,
             signed: None,
+            re,
         };
         let name = self.directory.display_name(&to);
-        self.record_in(&conversation(&to), &name, &entry);
+        let log = conversation(&to);
+        self.record_in(&log, &name, &entry);
+        if is_line {
+            let me = self.local_peer_id();
+            self.note_line(&log, message.id, &me, true);
+        }
         self.metrics.count_sent("direct");
         Ok(())
     }
@@ -133,8 +162,9 @@ impl EventLoop {
         };
         let mut reply = DirectMessage::new(&self.config.name, &format!("[away] {away}"));
         reply.auto_reply = true;
+        reply.receipts = self.config.receipts;
         let id = reply.id;
-        match self.enqueue_direct(peer, reply) {
+        match self.enqueue_direct(peer, reply, None) {
             Ok(()) => self.deliver(Input::Queued {
                 to: peer,
                 id,
@@ -294,7 +324,10 @@ impl EventLoop {
         request: DirectRequest,
         channel: ResponseChannel<DirectResponse>,
     ) {
-        let DirectRequest::Message(message) = request;
+        let message = match request {
+            DirectRequest::Message(message) => message,
+            DirectRequest::Notice(notice) => return self.on_notice(peer, notice, channel),
+        };
         let id = message.id;
         // Acknowledged only once the message is in the history log (or was before): a
         // message that could not be logged gets no answer, so its sender keeps it and tries
@@ -338,14 +371,25 @@ impl EventLoop {
                 Reaction::AutoReply { to } => self.auto_reply(to),
                 Reaction::Show { from, id } => {
                     let shown = self.directory.display_name(&from);
+                    let log = conversation(&from);
+                    let checked =
+                        self.check_change(&log, &from, message.re.as_ref(), &message.text);
+                    let (text, re, is_line) = match &checked {
+                        Checked::Plain => (message.text.clone(), None, true),
+                        Checked::Refused => continue,
+                        Checked::Change { re, text, op, .. } => {
+                            (text.clone(), Some(re.clone()), *op == Op::Reply)
+                        }
+                    };
                     let entry = Entry {
                         ts: ipm_protocol::now_ms(),
                         id: id.to_string(),
                         from: shown.clone(),
                         peer: from.to_string(),
-                        text: message.text.clone(),
+                        text,
                         outgoing: false,
                         signed: None,
+                        re,
                     };
                     if let Err(e) = self.log_received(&from, &entry) {
                         warn!(peer = %from, "cannot write history: {e}");
@@ -355,13 +399,25 @@ impl EventLoop {
                         self.direct.machine.unreceive(from, id);
                         safe = false;
                     }
+                    if is_line {
+                        self.note_line(&log, id, &from, false);
+                        self.count_unread(&log);
+                    }
+                    self.heard_receipts(from, id, message.receipts);
                     self.metrics.count_received("direct");
-                    self.emit(Event::Direct {
-                        id,
-                        from: shown,
-                        peer: from,
-                        text: message.text.clone(),
-                    });
+                    let event = match checked {
+                        Checked::Change { op, target, .. } => {
+                            self.change_event(None, id, from, target, op, message.text.clone())
+                        }
+                        _ => Event::Direct {
+                            id,
+                            from: shown,
+                            peer: from,
+                            text: message.text.clone(),
+                            reply_to: None,
+                        },
+                    };
+                    self.emit(event);
                 }
             }
         }

@@ -11,10 +11,10 @@ use tracing::{debug, warn};
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use ipm_protocol::{
-    decode_gossip, encode_gossip, sign_chat, ChatMessage, DecodeError, Gossip, Room,
+    decode_gossip, encode_gossip, sign_chat, ChatMessage, DecodeError, Gossip, Op, Room,
 };
 
-use super::{location::geo_view, people_state::PeopleState, EventLoop};
+use super::{changes::Checked, location::geo_view, people_state::PeopleState, EventLoop};
 use crate::{
     client::{NodeError, Published},
     config::Role,
@@ -26,10 +26,23 @@ use crate::{
 
 impl EventLoop {
     pub(super) fn publish(&mut self, room: Room, text: String) -> Result<Published, NodeError> {
+        self.publish_with(room, text, None, None)
+    }
+
+    /// Publishes a line of `text` to `room`, doing `re` to an earlier line; `logged` is
+    /// what the log keeps instead of the text (a change's own text and record).
+    pub(super) fn publish_with(
+        &mut self,
+        room: Room,
+        text: String,
+        re: Option<ipm_protocol::Change>,
+        logged: Option<(String, crate::store::history::EntryChange)>,
+    ) -> Result<Published, NodeError> {
         if !self.is_subscribed(&room) {
             return Err(NodeError::NotInRoom(room));
         }
-        let chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
+        let mut chat = ChatMessage::new(&self.config.name, &text, self.wire_geo(&room));
+        chat.re = re;
         // Receivers apply exactly these rules; refuse here what they would reject.
         decode_gossip(&encode_gossip(&Gossip::Chat(chat.clone())))
             .map_err(NodeError::InvalidMessage)?;
@@ -49,17 +62,99 @@ impl EventLoop {
         }
         self.intake.insert(chat.id);
         self.metrics.count_sent("room");
+        let is_line = logged
+            .as_ref()
+            .is_none_or(|(_, re)| re.kind == crate::logic::edits::kind::REPLY);
+        let (text, re) = match logged {
+            Some((text, re)) => (text, Some(re)),
+            None => (chat.text, None),
+        };
         let entry = Entry {
             ts: chat.sent_ms,
             id: chat.id.to_string(),
             from: self.config.name.clone(),
             peer: self.local_peer_id().to_string(),
-            text: chat.text,
+            text,
             outgoing: true,
             signed: Some(signed),
+            re,
         };
         self.record(&room, &entry);
+        if is_line {
+            let me = self.local_peer_id();
+            self.note_line(&room.slug(), chat.id, &me, true);
+        }
         Ok(Published { id: chat.id, peers })
+    }
+
+    /// Logs an incoming line ([`Action::Record`]): a plain line, or a change to an earlier
+    /// line its author may make; a change it may not make is dropped.
+    pub(super) fn record_line(&mut self, record: Action) {
+        let Action::Record {
+            room,
+            id,
+            peer,
+            text,
+            ts,
+            signed,
+            re,
+        } = record
+        else {
+            return;
+        };
+        let log = room.slug();
+        let (text, re, is_line) = match self.check_change(&log, &peer, re.as_ref(), &text) {
+            Checked::Plain => (text, None, true),
+            Checked::Refused => return,
+            Checked::Change { re, text, op, .. } => (text, Some(re), op == Op::Reply),
+        };
+        let entry = Entry {
+            ts,
+            id: id.to_string(),
+            from: self.directory.display_name(&peer),
+            peer: peer.to_string(),
+            text,
+            outgoing: false,
+            signed: signed.map(|data| STANDARD.encode(data)),
+            re,
+        };
+        self.record(&room, &entry);
+        if is_line {
+            self.note_line(&log, id, &peer, false);
+            self.count_unread(&log);
+        }
+    }
+
+    /// Shows an incoming line ([`Action::Show`]), or the change it makes.
+    pub(super) fn show_line(&mut self, show: Action) {
+        let Action::Show {
+            room,
+            id,
+            peer,
+            text,
+            distance_km,
+            re,
+        } = show
+        else {
+            return;
+        };
+        self.metrics.count_received("room");
+        let event = match self.check_change(&room.slug(), &peer, re.as_ref(), &text) {
+            Checked::Plain => Event::Message {
+                room,
+                id,
+                from: self.directory.display_name(&peer),
+                peer,
+                text,
+                distance_km,
+                reply_to: None,
+            },
+            Checked::Refused => return,
+            Checked::Change { op, target, .. } => {
+                self.change_event(Some(&room), id, peer, target, op, text)
+            }
+        };
+        self.emit(event);
     }
 
     pub(super) fn record(&mut self, room: &Room, entry: &Entry) {
@@ -175,43 +270,9 @@ impl EventLoop {
                     room,
                     offer,
                 } => acceptance = self.on_shared_file(source, room, offer),
-                Action::Record {
-                    room,
-                    id,
-                    peer,
-                    text,
-                    ts,
-                    signed,
-                } => {
-                    let entry = Entry {
-                        ts,
-                        id: id.to_string(),
-                        from: self.directory.display_name(&peer),
-                        peer: peer.to_string(),
-                        text,
-                        outgoing: false,
-                        signed: signed.map(|data| STANDARD.encode(data)),
-                    };
-                    self.record(&room, &entry);
-                }
+                record @ Action::Record { .. } => self.record_line(record),
                 archive @ Action::Archive { .. } => self.archive_line(archive),
-                Action::Show {
-                    room,
-                    id,
-                    peer,
-                    text,
-                    distance_km,
-                } => {
-                    self.metrics.count_received("room");
-                    self.emit(Event::Message {
-                        room,
-                        id,
-                        from: self.directory.display_name(&peer),
-                        peer,
-                        text,
-                        distance_km,
-                    });
-                }
+                show @ Action::Show { .. } => self.show_line(show),
                 Action::Presence {
                     peer,
                     presence,

@@ -20,7 +20,9 @@ use std::{
 
 use libp2p::PeerId;
 
-use ipm_protocol::{decode_gossip, DecodeError, FileOffer, Gossip, MessageId, Presence, Room};
+use ipm_protocol::{
+    decode_gossip, Change, DecodeError, FileOffer, Gossip, MessageId, Presence, Room,
+};
 
 use crate::logic::{
     directory::RecentIds,
@@ -151,6 +153,8 @@ pub enum Action {
         text: String,
         /// When it arrived (ms since the Unix epoch).
         ts: u64,
+        /// What it does to an earlier line (see [`ipm_protocol::Change`]).
+        re: Option<Change>,
         /// The payload as the author signed it, when it is signed: kept for members
         /// catching up.
         signed: Option<Vec<u8>>,
@@ -178,6 +182,8 @@ pub enum Action {
         text: String,
         /// The sender's distance in km, when both positions are known.
         distance_km: Option<f64>,
+        /// What it does to an earlier line (see [`ipm_protocol::Change`]).
+        re: Option<Change>,
     },
     /// Record a user's presence announcement (see [`crate::logic::presence::Input::Heard`]).
     Presence {
@@ -279,6 +285,8 @@ impl Intake {
         let gossip = match decode_gossip(arrival.data) {
             Ok(gossip @ (Gossip::Chat(_) | Gossip::FileOffer(_))) => gossip,
             Ok(Gossip::Presence(_)) => return Outcome::reject(Rejection::PresenceInRoom),
+            // A later release's kind: not forwarded, not held against anyone.
+            Err(DecodeError::UnknownKind(_)) => return Outcome::bare(Verdict::Ignore),
             Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
         };
         if !here.subscribed(&room) {
@@ -365,6 +373,7 @@ impl Intake {
                 text: chat.text.clone(),
                 ts: now_ms,
                 signed,
+                re: chat.re.clone(),
             });
         }
         actions.push(Action::Show {
@@ -373,6 +382,7 @@ impl Intake {
             peer: source,
             text: chat.text,
             distance_km,
+            re: chat.re,
         });
         Outcome {
             verdict: Verdict::Accept,
@@ -395,6 +405,7 @@ impl Intake {
             Ok(Gossip::Chat(_) | Gossip::FileOffer(_)) => {
                 return Outcome::reject(Rejection::NotPresence)
             }
+            Err(DecodeError::UnknownKind(_)) => return Outcome::bare(Verdict::Ignore),
             Err(e) => return Outcome::reject(Rejection::Undecodable(e)),
         };
         let trusted = arrival.via_bootstrap || here.trusted(&source);
@@ -600,6 +611,7 @@ mod tests {
                     text: "hello".into(),
                     ts: NOW_MS,
                     signed: None,
+                    re: None,
                 },
                 Action::Show {
                     room: Room::Lobby,
@@ -607,6 +619,7 @@ mod tests {
                     peer: alice,
                     text: "hello".into(),
                     distance_km: None,
+                    re: None,
                 },
             ]
         );
@@ -784,6 +797,37 @@ mod tests {
             outcome.verdict,
             Verdict::Reject(Rejection::Undecodable(_))
         ));
+    }
+
+    #[test]
+    fn a_later_releases_kind_is_ignored_not_rejected() {
+        let here = Here::user();
+        let mut intake = Intake::new(100, PRESENCE_BASE);
+        let future = serde_cbor::to_vec(&serde_cbor::Value::Map(
+            [
+                (
+                    serde_cbor::Value::Text("v".into()),
+                    serde_cbor::Value::Integer(1),
+                ),
+                (
+                    serde_cbor::Value::Text("body".into()),
+                    serde_cbor::Value::Map(
+                        [(
+                            serde_cbor::Value::Text("Poll".into()),
+                            serde_cbor::Value::Text("lunch?".into()),
+                        )]
+                        .into(),
+                    ),
+                ),
+            ]
+            .into(),
+        ))
+        .unwrap();
+        let outcome = intake.handle(NOW_MS, at(PeerId::random(), Room::Lobby, &future), &here);
+        assert_eq!(outcome.verdict, Verdict::Ignore);
+        assert!(outcome.actions.is_empty());
+        let outcome = intake.handle(NOW_MS, on_presence(PeerId::random(), &future), &here);
+        assert_eq!(outcome.verdict, Verdict::Ignore);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
 //! and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
 //! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
+//! `notices` (read receipts and typing),
+//! `edits` (replies, reactions, edits, deletions and receipts folded into lines),
 //! `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
 //! settings).
 
@@ -16,11 +18,13 @@ pub mod catch_up;
 pub mod connection_budget;
 pub mod delivery;
 pub mod directory;
+pub mod edits;
 pub mod forwarder_budget;
 pub mod geo_group;
 pub mod intake;
 pub mod mail_pickup;
 pub mod names;
+pub mod notices;
 pub mod offers;
 pub mod peer_policy;
 pub mod presence;

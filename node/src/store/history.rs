@@ -36,6 +36,22 @@ pub struct Entry {
     /// so that this node can hand it to a member catching up (`/ipm/history/1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<String>,
+    /// What this entry does to an earlier entry of the log (reply, reaction, edit,
+    /// deletion, receipt); see [`crate::logic::edits`] for how a log folds into lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<EntryChange>,
+}
+
+/// [`Entry::re`]: the kind of change, the target's id (hex) and the kind's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryChange {
+    /// `reply`, `react`, `edit`, `delete`, `delivered`, `read`.
+    pub kind: String,
+    /// The id of the entry it is about.
+    pub target: String,
+    /// The emoji of a reaction (an edit's new text is the entry's `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// Most entries one read returns.
@@ -227,6 +243,7 @@ mod tests {
             text: format!("message {i}"),
             outgoing: false,
             signed: None,
+            re: None,
         }
     }
 

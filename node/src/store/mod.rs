@@ -11,6 +11,7 @@ pub mod sealed;
 pub mod search;
 pub mod settings;
 pub mod transfers;
+pub mod unread;
 
 use std::path::{Path, PathBuf};
 

@@ -26,6 +26,9 @@ pub struct Pending {
     pub message: DirectMessage,
 }
 
+/// One line of the journal; built only to be written or read at once, so its size does
+/// not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Record {

@@ -146,6 +146,7 @@ mod tests {
             text: text.into(),
             outgoing,
             signed: None,
+            re: None,
         }
     }
 

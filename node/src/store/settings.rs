@@ -22,6 +22,9 @@ pub struct Settings {
     /// The own interests (normalised tags), from `--interest` or `/join-interest <tag>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interests: Vec<String>,
+    /// Read receipts and typing notices are off (`--no-receipts`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_receipts: bool,
 }
 
 impl Settings {

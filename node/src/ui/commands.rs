@@ -6,8 +6,10 @@ use libp2p::Multiaddr;
 
 use ipm_protocol::Room;
 
+mod change_grammar;
 mod people_grammar;
 
+pub use change_grammar::{ChangeAction, ChangeCommand, LineRef};
 pub use people_grammar::{ContactTarget, PeopleCommand};
 
 /// Lines of history shown when no count is given.
@@ -75,6 +77,8 @@ pub enum Command {
     Rooms,
     /// Rooms and people: location and interest groups, users, contacts, blocks, away.
     People(PeopleCommand),
+    /// Reply to, react to, edit or delete an earlier line.
+    Change(ChangeCommand),
     /// Stop the node.
     Quit,
 }
@@ -148,6 +152,10 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "/connect", aliases: &[], usage: "<multiaddr|port|host:port>", summary: "connect to a peer (a bare port means 127.0.0.1)" },
     Spec { name: "/history", aliases: &[], usage: "[room|user] [n]", summary: "the last n messages (default 20) of a room or a private conversation" },
     Spec { name: "/search", aliases: &[], usage: "<words> [in <room|user>]", summary: "the newest lines holding every word, in all conversations or in one" },
+    Spec { name: "/reply", aliases: &[], usage: "<ref> <text>", summary: "answer a line; <ref> is shown next to each line (or last, or user/<ref>)" },
+    Spec { name: "/react", aliases: &[], usage: "<ref> <emoji|:shortcode:>", summary: "react to a line (last: the newest line of the current room)" },
+    Spec { name: "/edit", aliases: &[], usage: "<ref> <text>", summary: "change the text of one of your lines (last: your newest line)" },
+    Spec { name: "/delete", aliases: &[], usage: "<ref>", summary: "withdraw one of your lines (last: your newest line)" },
     Spec { name: "/save", aliases: &[], usage: "<room|user> <file.txt>", summary: "write a conversation as 'time name: text' lines" },
     Spec { name: "/quit", aliases: &["/exit"], usage: "", summary: "stop the node" },
 ];
@@ -253,6 +261,9 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ("/reject", [id]) => Ok(Command::Reject((*id).to_owned())),
         ("/transfers", []) => Ok(Command::Transfers),
         ("/quit", []) => Ok(Command::Quit),
+        (name, args) if change_grammar::handles(name) => {
+            change_grammar::parse(name, args, rest_after(1)).map(Command::Change)
+        }
         (name, args) if people_grammar::handles(name) => {
             people_grammar::parse(name, args).map(Command::People)
         }

@@ -135,12 +135,20 @@ pub async fn run(
                         }
                         _ => false,
                     };
-                    let mut screen = screen::lock(&screen);
-                    if mentioned && screen.redraws() {
-                        line = mention::highlight(&line);
-                    }
-                    if !screen.print(&line) {
+                    let printed = {
+                        let mut screen = screen::lock(&screen);
+                        if mentioned && screen.redraws() {
+                            line = mention::highlight(&line);
+                        }
+                        screen.print(&line)
+                    };
+                    if !printed {
                         break;
+                    }
+                    // Shown to the user: its sender may get a read receipt, and the
+                    // conversation has nothing unread.
+                    if let Some((conversation, id)) = shown_line(&event) {
+                        printer_session.client().shown(conversation, Some(id)).await;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -158,6 +166,16 @@ pub async fn run(
     printer_task.abort();
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
     Ok(())
+}
+
+/// The conversation and id of a line an event shows (a room line, a private message).
+fn shown_line(event: &Event) -> Option<(crate::client::Conversation, ipm_protocol::MessageId)> {
+    use crate::client::Conversation;
+    match event {
+        Event::Message { room, id, .. } => Some((Conversation::Room(room.clone()), *id)),
+        Event::Direct { peer, id, .. } => Some((Conversation::Direct(*peer), *id)),
+        _ => None,
+    }
 }
 
 /// Hands what the screen writes to a thread of its own, which writes it through rustyline's
@@ -192,12 +210,12 @@ pub fn answer_lines(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Sent {
             room,
+            id,
             peers,
             from,
             text,
-            ..
         } => {
-            let line = render::own_message(room, from, text);
+            let line = render::own_message(room, id, from, text);
             if *peers == 0 {
                 format!("{line}\n(nobody else is in {room} yet)")
             } else {
@@ -252,14 +270,15 @@ fn read_lines(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ipm_protocol::{MessageId, Room};
+    use ipm_protocol::Room;
 
     fn sent(peers: usize) -> Outcome {
         Outcome::Sent {
             room: Room::Lobby,
-            id: MessageId::random(),
+            id: "c0ffee00000000000000000000000000".parse().unwrap(),
             peers,
             from: "alice".into(),
             text: "hello 😄".into(),
@@ -268,10 +287,10 @@ mod tests {
 
     #[test]
     fn the_own_room_line_is_shown_signed_like_the_lines_of_others() {
-        assert_eq!(answer_lines(&sent(2)), "[lobby] alice: hello 😄");
+        assert_eq!(answer_lines(&sent(2)), "[lobby] alice: hello 😄  (c0ff)");
         assert_eq!(
             answer_lines(&sent(0)),
-            "[lobby] alice: hello 😄\n(nobody else is in lobby yet)"
+            "[lobby] alice: hello 😄  (c0ff)\n(nobody else is in lobby yet)"
         );
     }
 

@@ -1,8 +1,8 @@
 //! How events look to a person (the prompt and the plain-text daemon output).
 
-use ipm_protocol::Room;
+use ipm_protocol::{MessageId, Room};
 
-use crate::{event::Event, logic::geo_group::format_km};
+use crate::{event::Event, logic::edits::MIN_REF, logic::geo_group::format_km};
 
 /// One human-readable line for `event`.
 pub fn event_line(event: &Event) -> String {
@@ -19,14 +19,64 @@ pub fn event_line(event: &Event) -> String {
         },
         Event::Message {
             room,
+            id,
             from,
             text,
             distance_km,
+            reply_to,
             ..
-        } => message_line(room, from, *distance_km, text),
-        Event::Direct { from, text, .. } => {
-            format!("[private] {}: {}", clean(from), clean(text))
+        } => message_line(room, id, from, *distance_km, text, reply_to.as_ref()),
+        Event::Direct {
+            id,
+            from,
+            text,
+            reply_to,
+            ..
+        } => format!(
+            "[private] {}{}: {}  ({})",
+            clean(from),
+            answering(reply_to.as_ref()),
+            clean(text),
+            line_ref(id)
+        ),
+        Event::Reaction {
+            room,
+            target,
+            from,
+            emoji,
+            ..
+        } => format!(
+            "{} {} reacted {} to ({})",
+            place(room.as_deref()),
+            clean(from),
+            clean(emoji),
+            line_ref(target)
+        ),
+        Event::Edited {
+            room,
+            target,
+            from,
+            text,
+            ..
+        } => format!(
+            "{} {} edited ({}): {}",
+            place(room.as_deref()),
+            clean(from),
+            line_ref(target),
+            clean(text)
+        ),
+        Event::Deleted {
+            room, target, from, ..
+        } => format!(
+            "{} {} deleted ({})",
+            place(room.as_deref()),
+            clean(from),
+            line_ref(target)
+        ),
+        Event::Read { id, name, .. } => {
+            format!("* {} read your message ({})", clean(name), line_ref(id))
         }
+        Event::Typing { from, .. } => format!("* {} is typing", clean(from)),
         Event::Delivered { name, .. } => format!("* delivered to {}", clean(name)),
         Event::Queued { name, at: None, .. } => format!(
             "* {} is not reachable now; the message is queued and will be delivered later",
@@ -101,22 +151,46 @@ pub fn event_line(event: &Event) -> String {
     }
 }
 
-/// The user's own room line, as it reads to the others: `[room] name: text`.
-pub fn own_message(room: &Room, name: &str, text: &str) -> String {
-    message_line(room, name, None, text)
+/// The user's own room line, as it reads to the others: `[room] name: text  (ref)`.
+pub fn own_message(room: &Room, id: &MessageId, name: &str, text: &str) -> String {
+    message_line(room, id, name, None, text, None)
 }
 
-/// A room line: `[room] from: text`, with the distance to its author when known.
-fn message_line(room: &Room, from: &str, distance_km: Option<f64>, text: &str) -> String {
-    match distance_km {
-        Some(d) => format!(
-            "[{room}] {} ({}): {}",
-            clean(from),
-            format_km(d),
-            clean(text)
-        ),
-        None => format!("[{room}] {}: {}", clean(from), clean(text)),
-    }
+/// A room line: `[room] from: text  (ref)`, with the distance to its author when known and
+/// the line it answers.
+fn message_line(
+    room: &Room,
+    id: &MessageId,
+    from: &str,
+    distance_km: Option<f64>,
+    text: &str,
+    reply_to: Option<&MessageId>,
+) -> String {
+    let far = distance_km.map_or(String::new(), |d| format!(" ({})", format_km(d)));
+    format!(
+        "[{room}] {}{far}{}: {}  ({})",
+        clean(from),
+        answering(reply_to),
+        clean(text),
+        line_ref(id)
+    )
+}
+
+/// The short reference of a line at the prompt: the first [`MIN_REF`] hex characters of
+/// its id (`/history` shows longer ones where these are not unique).
+pub fn line_ref(id: &MessageId) -> String {
+    let hex = id.to_string();
+    hex.get(..MIN_REF).unwrap_or(&hex).to_owned()
+}
+
+/// ` (re abcd)` for a reply, nothing for a line that answers none.
+fn answering(reply_to: Option<&MessageId>) -> String {
+    reply_to.map_or(String::new(), |t| format!(" (re {})", line_ref(t)))
+}
+
+/// `[room]`, or `[private]` for a private conversation.
+fn place(room: Option<&str>) -> String {
+    format!("[{}]", room.unwrap_or("private"))
 }
 
 /// The first 8 characters of an id: enough for `/accept` and friends.
@@ -167,22 +241,67 @@ pub fn clean_lines(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use ipm_protocol::MessageId;
     use libp2p::PeerId;
 
+    fn id() -> MessageId {
+        "abcdef00000000000000000000000000".parse().unwrap()
+    }
+
     #[test]
-    fn messages_show_room_author_and_text() {
+    fn messages_show_room_author_text_and_reference() {
         let line = event_line(&Event::Message {
             room: Room::Lobby,
-            id: MessageId::random(),
+            id: id(),
             from: "alice".into(),
             peer: PeerId::random(),
             text: "hi 😄".into(),
             distance_km: None,
+            reply_to: None,
         });
-        assert_eq!(line, "[lobby] alice: hi 😄");
+        assert_eq!(line, "[lobby] alice: hi 😄  (abcd)");
+        let reply = event_line(&Event::Direct {
+            id: id(),
+            from: "bob".into(),
+            peer: PeerId::random(),
+            text: "yes".into(),
+            reply_to: Some("12340000000000000000000000000000".parse().unwrap()),
+        });
+        assert_eq!(reply, "[private] bob (re 1234): yes  (abcd)");
+    }
+
+    #[test]
+    fn changes_name_the_line_they_change() {
+        let peer = PeerId::random();
+        let edited = event_line(&Event::Edited {
+            room: Some("lobby".into()),
+            id: MessageId::random(),
+            target: id(),
+            from: "alice".into(),
+            peer,
+            text: "hello".into(),
+        });
+        assert_eq!(edited, "[lobby] alice edited (abcd): hello");
+        let reacted = event_line(&Event::Reaction {
+            room: None,
+            id: MessageId::random(),
+            target: id(),
+            from: "bob".into(),
+            peer,
+            emoji: "👍".into(),
+        });
+        assert_eq!(reacted, "[private] bob reacted 👍 to (abcd)");
+        let deleted = event_line(&Event::Deleted {
+            room: Some("lobby".into()),
+            id: MessageId::random(),
+            target: id(),
+            from: "alice".into(),
+            peer,
+        });
+        assert_eq!(deleted, "[lobby] alice deleted (abcd)");
     }
 
     #[test]
@@ -202,15 +321,16 @@ mod tests {
     fn the_own_line_reads_like_the_lines_of_others() {
         let theirs = event_line(&Event::Message {
             room: Room::Interest("rust".into()),
-            id: MessageId::random(),
+            id: id(),
             from: "alice".into(),
             peer: PeerId::random(),
             text: "hi 😄".into(),
             distance_km: None,
+            reply_to: None,
         });
-        let mine = own_message(&Room::Interest("rust".into()), "alice", "hi 😄");
+        let mine = own_message(&Room::Interest("rust".into()), &id(), "alice", "hi 😄");
         assert_eq!(mine, theirs);
-        assert_eq!(mine, "[interest:rust] alice: hi 😄");
+        assert_eq!(mine, "[interest:rust] alice: hi 😄  (abcd)");
     }
 
     #[test]
@@ -220,6 +340,7 @@ mod tests {
             from: "mallory".into(),
             peer: PeerId::random(),
             text: "\u{1b}[2Jgotcha".into(),
+            reply_to: None,
         });
         assert!(!line.contains('\u{1b}'), "{line}");
     }
@@ -248,7 +369,8 @@ mod tests {
             peer: PeerId::random(),
             text: "hi".into(),
             distance_km: Some(2.96),
+            reply_to: None,
         });
-        assert_eq!(line, "[geo:u09t] bob (3.0 km): hi");
+        assert!(line.starts_with("[geo:u09t] bob (3.0 km): hi  ("), "{line}");
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Commands about rooms and people live in the child module `people`.
 
+mod change_answers;
 mod people_answers;
 mod search_answer;
 
@@ -18,6 +19,7 @@ use ipm_protocol::{MessageId, Room};
 
 use crate::{
     client::{Client, Conversation, NodeError, OfferTarget, Status, TransferView},
+    logic::edits::Line,
     logic::geo_group::CurrentRoom,
     net::addresses::is_relayed,
     store::data_dir::write_atomic,
@@ -258,17 +260,12 @@ impl Session {
                         (Conversation::Room(room), shown)
                     }
                 };
-                let entries = self.history(conversation, count, &shown).await?;
-                if entries.is_empty() {
+                let lines = self.lines(conversation.clone(), count, &shown).await?;
+                self.client.shown(conversation, None).await;
+                if lines.is_empty() {
                     return Ok(Outcome::Text(format!("no messages in {shown} yet")));
                 }
-                Ok(Outcome::Text(
-                    entries
-                        .iter()
-                        .map(format_entry)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ))
+                Ok(Outcome::Text(change_answers::format_lines(&lines)))
             }
             Command::Search { words, target } => {
                 let Some(query) = Query::new(&words) else {
@@ -296,8 +293,8 @@ impl Session {
             }
             Command::Save { target, path } => {
                 let (conversation, shown) = self.conversation(&target).await?;
-                let entries = self.history(conversation, MAX_READ, &shown).await?;
-                let count = save(&entries, &path)?;
+                let lines = self.lines(conversation, MAX_READ, &shown).await?;
+                let count = save(&lines, &path)?;
                 Ok(Outcome::Text(format!(
                     "saved {count} messages of {shown} to {}",
                     path.display()
@@ -388,9 +385,16 @@ impl Session {
                     CurrentRoom::Geo(_) => None,
                 };
                 let group = self.group_line().await?;
+                let unread = self.client.unread().await?;
                 if status.rooms.is_empty() && group.is_none() {
                     return Ok(Outcome::Text("in no room: /join lobby".into()));
                 }
+                let unread_in = |room: &Room| {
+                    unread
+                        .iter()
+                        .find(|u| u.conversation == Conversation::Room(room.clone()))
+                        .map_or(String::new(), |u| format!(", {} unread", u.count))
+                };
                 let lines: Vec<String> = status
                     .rooms
                     .iter()
@@ -400,13 +404,25 @@ impl Session {
                         } else {
                             ' '
                         };
-                        format!("{mark} {} ({} others)", r.room, r.members.len())
+                        format!(
+                            "{mark} {} ({} others{})",
+                            r.room,
+                            r.members.len(),
+                            unread_in(&r.room)
+                        )
                     })
                     .chain(group)
                     .collect();
+                let mut lines = lines;
+                for u in &unread {
+                    if let Conversation::Direct(_) = &u.conversation {
+                        lines.push(format!("  @{}: {} unread", render::clean(&u.name), u.count));
+                    }
+                }
                 Ok(Outcome::Text(lines.join("\n")))
             }
             Command::People(command) => self.run_people(command).await,
+            Command::Change(command) => self.run_change(command).await.map(Outcome::Text),
             Command::Quit => Ok(Outcome::Quit),
         }
     }
@@ -424,15 +440,15 @@ impl Session {
         }
     }
 
-    /// The last `count` entries of `conversation`, shown to the user as `shown`.
-    async fn history(
+    /// The last `count` lines of `conversation` as they stand now, shown as `shown`.
+    async fn lines(
         &self,
         conversation: Conversation,
         count: usize,
         shown: &str,
-    ) -> Result<Vec<Entry>, SessionError> {
+    ) -> Result<Vec<Line>, SessionError> {
         self.client
-            .history(conversation, count)
+            .lines(conversation, count)
             .await
             .map_err(|e| match e {
                 NodeError::History(source) => SessionError::History {
@@ -508,18 +524,18 @@ pub fn format_time(ms: u64) -> String {
     }
 }
 
-/// Writes `entries` as text to the file `path` the user asked for; returns how many.
-fn save(entries: &[Entry], path: &Path) -> Result<usize, SessionError> {
+/// Writes `lines` as text to the file `path` the user asked for; returns how many.
+fn save(lines: &[Line], path: &Path) -> Result<usize, SessionError> {
     let mut text = String::new();
-    for entry in entries {
-        text.push_str(&format_entry(entry));
+    for line in lines {
+        text.push_str(&change_answers::format_line(line, None));
         text.push('\n');
     }
     write_atomic(path, text.as_bytes(), false).map_err(|source| SessionError::Write {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(entries.len())
+    Ok(lines.len())
 }
 
 /// The `/status` text.
@@ -606,6 +622,7 @@ mod tests {
             text: format!("hi{ESCAPE}\r\nfake line"),
             outgoing: false,
             signed: None,
+            re: None,
         };
         let line = format_entry(&entry);
         assert!(!line.chars().any(char::is_control), "{line:?}");

@@ -70,6 +70,7 @@ pub fn entry(i: u64) -> Entry {
         text: text(i),
         outgoing: true,
         signed: None,
+        re: None,
     }
 }
 
@@ -81,6 +82,8 @@ pub fn direct(i: u64) -> DirectMessage {
         text: format!("message {i}"),
         sent_ms: i,
         auto_reply: false,
+        re: None,
+        receipts: false,
     }
 }
 
@@ -115,5 +118,6 @@ pub fn settings(i: u64) -> Settings {
         name: Some(format!("user{i}")),
         position: Position::new((i % 90) as f64, -((i % 180) as f64)).ok(),
         interests: (0..i % 6).map(|k| format!("tag{k}")).collect(),
+        no_receipts: i % 2 == 1,
     }
 }

@@ -61,6 +61,7 @@ mod tests {
                 text: text.into(),
                 outgoing: false,
                 signed: None,
+                re: None,
             },
         }
     }
