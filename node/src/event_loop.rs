@@ -16,6 +16,7 @@ mod name_records;
 mod people_state;
 
 mod direct;
+mod file_streams;
 mod files;
 mod mailbox;
 mod registry;
@@ -163,6 +164,7 @@ impl EventLoop {
         if let Err(e) = self.join(Room::Lobby) {
             warn!("cannot join the lobby: {e}");
         }
+        self.serve_file_streams();
         self.resume_downloads();
         self.start_people();
         let mut discovery = tokio::time::interval(self.config.discovery_interval);

@@ -176,6 +176,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::node(name.clone());
     config.data_dir = Some(data_dir.clone());
     config.auto_accept = args.auto_accept;
+    config.file_streams = !args.file_v1_only;
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
     }

@@ -21,6 +21,7 @@
 //! - [`name_record`]: signed name records stored in the DHT.
 //! - [`presence`]: presence announcements (online, rooms, away).
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
+//! - [`file_stream`]: streamed file transfer over `/ipm/file/2`.
 //! - [`message`]: chat messages and [`Gossip`], everything gossiped.
 //! - [`direct`]: private messages over `/ipm/direct/1`.
 //! - [`mailbox`]: sealed messages for offline users, `/ipm/mailbox/1`.
@@ -30,6 +31,7 @@ pub mod direct;
 pub mod envelope;
 pub mod error;
 pub mod file;
+pub mod file_stream;
 pub mod geo;
 pub mod limits;
 pub mod mailbox;
