@@ -115,12 +115,19 @@ pub fn check_direct(data: &[u8]) {
     );
 }
 
-/// `/ipm/file/1`: the first byte picks request or response.
+/// `/ipm/file/1`, and the headers of `/ipm/file/2` on the same bytes: the first byte picks
+/// request or response.
 pub fn check_file(data: &[u8]) {
     request_or_response::<FileRequest, FileResponse>(
         data,
         MAX_FILE_REQUEST_LEN,
         MAX_FILE_RESPONSE_LEN,
+    );
+    use ipm_protocol::file_stream::{StreamAnswer, StreamRequest, MAX_STREAM_HEADER_LEN};
+    request_or_response::<StreamRequest, StreamAnswer>(
+        data,
+        MAX_STREAM_HEADER_LEN,
+        MAX_STREAM_HEADER_LEN,
     );
 }
 

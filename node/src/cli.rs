@@ -170,6 +170,9 @@ pub struct NodeArgs {
     /// Accept every file offered to you without asking (downloads go to DIR/downloads).
     #[arg(long, env = "IPM_AUTO_ACCEPT", action = ArgAction::SetTrue)]
     pub auto_accept: bool,
+    /// Move files only as chunk requests of `/ipm/file/1`, as the previous release did.
+    #[arg(long, env = "IPM_FILE_V1_ONLY", action = ArgAction::SetTrue, hide = true)]
+    pub file_v1_only: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, env = "IPM_METRICS", value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,

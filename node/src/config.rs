@@ -81,6 +81,10 @@ pub struct Config {
     /// A bootstrap's budgets for its mailbox and registry (per address, per recipient, in
     /// all).
     pub service_limits: ServiceLimits,
+    /// Whether files move over one stream per download (`/ipm/file/2`), in both
+    /// directions. Off, the node speaks only the chunk requests of `/ipm/file/1`, as the
+    /// previous release did (to test that both still understand each other).
+    pub file_streams: bool,
 }
 
 /// How many inbound connections one IP address and one network (IPv4 /24, IPv6 /64) may
@@ -153,6 +157,7 @@ impl Config {
             presence_timeout: Duration::from_secs(30),
             address_limits: AddressLimits::default(),
             service_limits: ServiceLimits::default(),
+            file_streams: true,
         }
     }
 

@@ -18,6 +18,7 @@ mod name_records;
 mod people_state;
 
 mod direct;
+mod file_streams;
 mod files;
 mod mailbox;
 mod receipts;
@@ -35,7 +36,7 @@ use std::{
 use futures::StreamExt;
 use libp2p::metrics::Recorder;
 use libp2p::{
-    autonat, dcutr,
+    autonat,
     gossipsub::{self, MessageAcceptance},
     identify, kad, mdns, ping,
     swarm::{ConnectionId, SwarmEvent},
@@ -176,6 +177,7 @@ impl EventLoop {
         if let Err(e) = self.join(Room::Lobby) {
             warn!("cannot join the lobby: {e}");
         }
+        self.serve_file_streams();
         self.resume_downloads();
         self.start_people();
         let mut discovery = tokio::time::interval(self.config.discovery_interval);
@@ -454,13 +456,7 @@ impl EventLoop {
                 info!(status = ?new, "reachability");
                 self.nat = new;
             }
-            BehaviourEvent::Dcutr(dcutr::Event {
-                remote_peer_id,
-                result,
-            }) => match result {
-                Ok(_) => info!(peer = %remote_peer_id, "direct connection by hole punching"),
-                Err(e) => debug!(peer = %remote_peer_id, "hole punching failed: {e}"),
-            },
+            BehaviourEvent::Dcutr(event) => self.on_hole_punch(event),
             BehaviourEvent::RelayClient(event) => debug!(?event, "relay"),
             BehaviourEvent::Direct(event) => {
                 if let Some(event) = self.within_request_budget("direct", event) {
@@ -487,13 +483,7 @@ impl EventLoop {
                     self.on_history_event(event)
                 }
             }
-            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
-                let behaviour = self.swarm.behaviour_mut();
-                for (peer, addr) in found {
-                    behaviour.kad.add_address(&peer, addr.clone());
-                    behaviour.peer_manager.found_nearby(peer, addr);
-                }
-            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => self.on_found_nearby(found),
             _ => {}
         }
     }

@@ -282,6 +282,7 @@ async fn start_network(
     let mut config = Config::node(name.to_owned());
     config.data_dir = Some(data_dir.clone());
     config.auto_accept = args.auto_accept;
+    config.file_streams = !args.file_v1_only;
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
     }

@@ -22,6 +22,7 @@
 //! - [`presence`]: presence announcements (online, rooms, away).
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
 //! - [`change`]: replies, reactions, edits and deletions of earlier messages.
+//! - [`file_stream`]: streamed file transfer over `/ipm/file/2`.
 //! - [`message`]: chat messages and [`Gossip`], everything gossiped.
 //! - [`signed_line`]: room lines signed by their author, checkable long after gossip.
 //! - [`catch_up`]: room catch-up over `/ipm/history/1`.
@@ -35,6 +36,7 @@ pub mod direct;
 pub mod envelope;
 pub mod error;
 pub mod file;
+pub mod file_stream;
 pub mod geo;
 pub mod limits;
 pub mod mailbox;

@@ -1,5 +1,7 @@
-//! File transfer: one file between two in-process nodes over TCP and over QUIC, next to a
-//! plain TCP copy and scp of the same bytes, all over loopback.
+//! File transfer: one file between two in-process nodes over TCP and over QUIC, with the
+//! streams of `/ipm/file/2` and with the chunk requests of `/ipm/file/1` (the previous
+//! release), next to a plain TCP copy and scp of the same bytes, all over loopback. Each node
+//! runs on a runtime of its own, so that the CPU of each side is measured apart.
 
 use std::{
     io::Write,
@@ -46,20 +48,57 @@ fn write_test_file(path: &Path, bytes: u64) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// One measured copy: wall time and the CPU this process spent during it.
+/// One measured copy: wall time, the CPU this process spent during it, and for ipm the CPU
+/// of each side.
 struct Copy {
     elapsed: Duration,
     cpu: Duration,
+    sides: Option<(Duration, Duration)>,
+}
+
+/// CPU-seconds per GiB moved.
+fn per_gib(cpu: Duration, bytes: u64) -> f64 {
+    cpu.as_secs_f64() * (1u64 << 30) as f64 / bytes.max(1) as f64
 }
 
 impl Copy {
     fn json(&self, bytes: u64) -> Value {
+        let side = |pick: fn(&(Duration, Duration)) -> Duration| {
+            self.sides
+                .as_ref()
+                .map_or(Value::Null, |s| json!(round(per_gib(pick(s), bytes), 2)))
+        };
         json!({
             "seconds": round(self.elapsed.as_secs_f64(), 2),
             "mbps": round(mbps(bytes, self.elapsed), 0),
             "cpu_cores_busy": round(self.cpu.as_secs_f64() / self.elapsed.as_secs_f64(), 2),
+            "sender_cpu_s_per_gib": side(|s| s.0),
+            "receiver_cpu_s_per_gib": side(|s| s.1),
         })
     }
+}
+
+/// Thread names of the runtime each side of a transfer runs on.
+const SENDER_THREADS: &str = "ipm-sender";
+const RECEIVER_THREADS: &str = "ipm-receiver";
+
+/// A runtime of two workers whose threads are all named `name`.
+fn side_runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Which file protocol the nodes of a transfer speak.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// `/ipm/file/2`: one stream per download.
+    Streams,
+    /// `/ipm/file/1`: chunk requests, as the previous release.
+    Chunks,
 }
 
 /// Sends `path` from one node to another that both listen only on `listen`, and waits for
@@ -70,9 +109,24 @@ async fn ipm_transfer(
     sha256: &str,
     listen: Multiaddr,
     base: &Path,
+    protocol: Protocol,
 ) -> Result<Copy, String> {
-    let sender = nodes::spawn_with_data_dir(user_config("sender", listen.clone()), base).await;
-    let receiver = nodes::spawn_with_data_dir(user_config("receiver", listen), base).await;
+    let config = |name: &str| {
+        let mut config = user_config(name, listen.clone());
+        config.file_streams = matches!(protocol, Protocol::Streams);
+        config
+    };
+    let (sender_rt, receiver_rt) = (side_runtime(SENDER_THREADS), side_runtime(RECEIVER_THREADS));
+    let (sender_config, base_dir) = (config("sender"), base.to_owned());
+    let sender = sender_rt
+        .spawn(async move { nodes::spawn_with_data_dir(sender_config, &base_dir).await })
+        .await
+        .map_err(|e| e.to_string())?;
+    let (receiver_config, base_dir) = (config("receiver"), base.to_owned());
+    let receiver = receiver_rt
+        .spawn(async move { nodes::spawn_with_data_dir(receiver_config, &base_dir).await })
+        .await
+        .map_err(|e| e.to_string())?;
     let result = async {
         receiver
             .client
@@ -94,6 +148,10 @@ async fn ipm_transfer(
         // At least 2 MB/s, or give up.
         let limit = Duration::from_secs(60 + bytes / 2_000_000);
         let cpu_before = machine::process_cpu();
+        let sides_before = (
+            machine::threads_cpu(SENDER_THREADS),
+            machine::threads_cpu(RECEIVER_THREADS),
+        );
         let started = Instant::now();
         receiver
             .client
@@ -114,6 +172,10 @@ async fn ipm_transfer(
         .ok_or_else(|| format!("no file after {}s", limit.as_secs()))?;
         let elapsed = started.elapsed();
         let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
+        let sides = (
+            machine::threads_cpu(SENDER_THREADS).saturating_sub(sides_before.0),
+            machine::threads_cpu(RECEIVER_THREADS).saturating_sub(sides_before.1),
+        );
         let (got, got_sha) = outcome?;
         let size = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
         let _ = std::fs::remove_file(&got);
@@ -122,10 +184,16 @@ async fn ipm_transfer(
                 "received {size} bytes with sha256 {got_sha}, expected {bytes} bytes with {sha256}"
             ));
         }
-        Ok(Copy { elapsed, cpu })
+        Ok(Copy {
+            elapsed,
+            cpu,
+            sides: Some(sides),
+        })
     }
     .await;
     nodes::stop_all(vec![sender, receiver]).await;
+    sender_rt.shutdown_background();
+    receiver_rt.shutdown_background();
     result
 }
 
@@ -136,14 +204,25 @@ async fn raw_copy(src: &Path, dst: &Path) -> Result<Copy, String> {
         .map_err(|e| e.to_string())?;
     let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
     let _ = std::fs::remove_file(dst);
-    Ok(Copy { elapsed, cpu })
+    Ok(Copy {
+        elapsed,
+        cpu,
+        sides: None,
+    })
 }
 
 fn show(name: &str, bytes: u64, result: &Result<Copy, String>) -> Value {
     match result {
         Ok(copy) => {
+            let sides = copy.sides.map_or(String::new(), |(s, r)| {
+                format!(
+                    "; CPU-s per GiB: sender {:.2}, receiver {:.2}",
+                    per_gib(s, bytes),
+                    per_gib(r, bytes)
+                )
+            });
             println!(
-                "  {name:<16} {:>8.0} Mbit/s  ({:.2} s, {:.2} cores busy in this process)",
+                "  {name:<16} {:>8.0} Mbit/s  ({:.2} s, {:.2} cores busy in this process{sides})",
                 mbps(bytes, copy.elapsed),
                 copy.elapsed.as_secs_f64(),
                 copy.cpu.as_secs_f64() / copy.elapsed.as_secs_f64()
@@ -228,16 +307,20 @@ async fn round_on(
     } else {
         skipped()
     };
-    let tcp = if settings.copies("tcp") {
-        ipm_transfer(&src, bytes, &sha256, loopback_tcp(), base).await
-    } else {
-        skipped()
+    let ipm = |method: &'static str, listen: Multiaddr, protocol: Protocol| {
+        let (src, sha256) = (&src, &sha256);
+        async move {
+            if settings.copies(method) {
+                ipm_transfer(src, bytes, sha256, listen, base, protocol).await
+            } else {
+                skipped()
+            }
+        }
     };
-    let quic = if settings.copies("quic") {
-        ipm_transfer(&src, bytes, &sha256, loopback_quic(), base).await
-    } else {
-        skipped()
-    };
+    let tcp = ipm("tcp", loopback_tcp(), Protocol::Streams).await;
+    let tcp_v1 = ipm("tcp_v1", loopback_tcp(), Protocol::Chunks).await;
+    let quic = ipm("quic", loopback_quic(), Protocol::Streams).await;
+    let quic_v1 = ipm("quic_v1", loopback_quic(), Protocol::Chunks).await;
     let scp = if !settings.copies("scp") {
         skipped()
     } else {
@@ -252,12 +335,15 @@ async fn round_on(
     };
     let raw_json = show("raw TCP", bytes, &raw);
     let tcp_json = show("ipm TCP", bytes, &tcp);
+    let tcp_v1_json = show("ipm TCP, file/1", bytes, &tcp_v1);
     let quic_json = show("ipm QUIC", bytes, &quic);
+    let quic_v1_json = show("ipm QUIC, file/1", bytes, &quic_v1);
     let (scp_json, scp_cipher) = match &scp {
         Ok(s) => {
             let copy = Ok(Copy {
                 elapsed: s.elapsed,
                 cpu: Duration::ZERO,
+                sides: None,
             });
             (show("scp", bytes, &copy), Value::from(s.cipher.clone()))
         }
@@ -274,16 +360,23 @@ async fn round_on(
         "dir": medium.base.display().to_string(),
         "sha256_checked": tcp.is_ok() && quic.is_ok(),
         "tcp_mbps": num(rate(&tcp)),
+        "tcp_v1_mbps": num(rate(&tcp_v1)),
         "quic_mbps": num(rate(&quic)),
+        "quic_v1_mbps": num(rate(&quic_v1)),
         "raw_tcp_mbps": num(rate(&raw)),
         "scp_mbps": num(scp_rate),
         "tcp_vs_raw": ratio(rate(&tcp), rate(&raw)),
         "quic_vs_raw": ratio(rate(&quic), rate(&raw)),
         "tcp_vs_scp": ratio(rate(&tcp), scp_rate),
+        "tcp_vs_tcp_v1": ratio(rate(&tcp), rate(&tcp_v1)),
+        "tcp_v1_vs_raw": ratio(rate(&tcp_v1), rate(&raw)),
+        "quic_v1_vs_raw": ratio(rate(&quic_v1), rate(&raw)),
         "scp_cipher": scp_cipher,
         "details": {
             "tcp": tcp_json,
+            "tcp_v1": tcp_v1_json,
             "quic": quic_json,
+            "quic_v1": quic_v1_json,
             "raw_tcp": raw_json,
             "scp": scp_json,
         },
@@ -304,6 +397,7 @@ pub async fn run(settings: &Settings) -> Value {
         .map(|elapsed| Copy {
             elapsed,
             cpu: Duration::ZERO,
+            sides: None,
         })
         .map_err(|e| e.to_string());
     show("raw TCP, no file", bytes, &raw_memory);

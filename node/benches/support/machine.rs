@@ -186,3 +186,20 @@ fn clock_ticks() -> u64 {
             .unwrap_or(100)
     })
 }
+
+/// CPU time (user + system) used so far by the live threads of this process whose name
+/// starts with `prefix` (`/proc/self/task/*/comm`): one side of a transfer when each node
+/// runs on a runtime of its own, with threads named after it.
+pub fn threads_cpu(prefix: &str) -> std::time::Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return std::time::Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim_end().starts_with(prefix))
+        })
+        .filter_map(|task| cpu_in_stat(&std::fs::read_to_string(task.path().join("stat")).ok()?))
+        .sum()
+}

@@ -30,6 +30,7 @@ pub fn targets(out: &Value) -> Value {
     let tcp_vs_raw = num(&files["tcp_vs_raw"]);
     let tcp_vs_scp = num(&files["tcp_vs_scp"]);
     let quic_vs_raw = num(&files["quic_vs_raw"]);
+    let disk_vs_raw = num(&files["on_disk"]["tcp_vs_raw"]);
     let largest = out["fanout"]
         .as_array()
         .and_then(|runs| runs.iter().max_by_key(|r| r["nodes"].as_u64().unwrap_or(0)));
@@ -82,7 +83,8 @@ pub fn targets(out: &Value) -> Value {
         "lobby_200_p99_at_most_1s": target(p99, p99.map(|p| p <= 1000.0).filter(|_| nodes == Some(200)),
             &format!("p99_ms <= 1000 at 200 nodes (largest run: {})", nodes.unwrap_or(0))),
         "tcp_at_least_half_of_raw": target(tcp_vs_raw, tcp_vs_raw.map(|r| r >= 0.5), "tcp_vs_raw >= 0.5"),
-        "tcp_at_least_scp": target(tcp_vs_scp, tcp_vs_scp.map(|r| r >= 1.0), "tcp_vs_scp >= 1"),
+        "tcp_at_least_1_5x_scp": target(tcp_vs_scp, tcp_vs_scp.map(|r| r >= 1.5), "tcp_vs_scp >= 1.5"),
+        "disk_within_10pct_of_raw": target(disk_vs_raw, disk_vs_raw.map(|r| r >= 0.9), "on_disk.tcp_vs_raw >= 0.9"),
         "quic_at_least_30pct_of_raw": target(quic_vs_raw, quic_vs_raw.map(|r| r >= 0.3), "quic_vs_raw >= 0.3"),
         "lobby_delivery_complete": target(delivery, delivery.map(|d| d >= 1.0).filter(|_| nodes == Some(200)),
             &format!("delivery_ratio = 1 at 200 nodes (largest run: {})", nodes.unwrap_or(0))),
@@ -126,7 +128,9 @@ pub fn print_table(out: &Value) {
             let medium = round["medium"].as_str().unwrap_or("?");
             for (key, label) in [
                 ("tcp_mbps", "ipm over TCP"),
+                ("tcp_v1_mbps", "ipm over TCP, /ipm/file/1"),
                 ("quic_mbps", "ipm over QUIC"),
+                ("quic_v1_mbps", "ipm over QUIC, /ipm/file/1"),
                 ("raw_tcp_mbps", "plain TCP copy"),
                 ("scp_mbps", "scp"),
             ] {
@@ -135,7 +139,7 @@ pub fn print_table(out: &Value) {
                     show(&round[key]),
                 ));
             }
-            for key in ["tcp_vs_raw", "quic_vs_raw", "tcp_vs_scp"] {
+            for key in ["tcp_vs_raw", "quic_vs_raw", "tcp_vs_scp", "tcp_vs_tcp_v1"] {
                 rows.push((format!("file in {medium}: {key}"), show(&round[key])));
             }
         }

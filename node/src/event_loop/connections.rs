@@ -12,7 +12,7 @@ use libp2p::{
     swarm::dial_opts::{DialOpts, PeerCondition},
     Multiaddr, PeerId,
 };
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{DialReply, EventLoop};
 use crate::{
@@ -216,6 +216,25 @@ impl EventLoop {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl EventLoop {
+    /// mDNS found peers on the local network: the DHT and the peer manager learn of them.
+    pub(super) fn on_found_nearby(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        let behaviour = self.swarm.behaviour_mut();
+        for (peer, addr) in found {
+            behaviour.kad.add_address(&peer, addr.clone());
+            behaviour.peer_manager.found_nearby(peer, addr);
+        }
+    }
+
+    /// A hole punch (DCUtR) ended.
+    pub(super) fn on_hole_punch(&mut self, event: libp2p::dcutr::Event) {
+        match event.result {
+            Ok(_) => info!(peer = %event.remote_peer_id, "direct connection by hole punching"),
+            Err(e) => debug!(peer = %event.remote_peer_id, "hole punching failed: {e}"),
         }
     }
 }

@@ -60,6 +60,8 @@ pub(crate) struct Files {
     offers: Offers,
     outbound: HashMap<OutboundRequestId, Outbound>,
     downloads: HashMap<TransferId, JoinHandle<()>>,
+    /// The task serving `/ipm/file/2` streams.
+    pub(super) stream_server: Option<JoinHandle<()>>,
 }
 
 impl Files {
@@ -73,6 +75,7 @@ impl Files {
             )),
             outbound: HashMap::new(),
             downloads: HashMap::new(),
+            stream_server: None,
         }
     }
 
@@ -80,6 +83,9 @@ impl Files {
     pub(crate) fn stop_downloads(&mut self) {
         for (_, task) in self.downloads.drain() {
             task.abort();
+        }
+        if let Some(server) = self.stream_server.take() {
+            server.abort();
         }
     }
 }
@@ -105,6 +111,14 @@ pub(crate) enum Internal {
         channel: libp2p::request_response::ResponseChannel<FileResponse>,
         response: FileResponse,
     },
+    /// A peer opened a file stream for `transfer`: may it have the file?
+    AuthorizeStream {
+        peer: PeerId,
+        transfer: TransferId,
+        reply: oneshot::Sender<crate::net::file_stream::Authorized>,
+    },
+    /// A download could not reach its sender over a stream: look it up again.
+    SenderUnreachable(PeerId),
 }
 
 impl EventLoop {
@@ -120,6 +134,14 @@ impl EventLoop {
             Internal::DownloadFinished { transfer, result } => {
                 self.download_finished(transfer, result)
             }
+            Internal::AuthorizeStream {
+                peer,
+                transfer,
+                reply,
+            } => {
+                let _ = reply.send(self.authorize_stream(peer, transfer));
+            }
+            Internal::SenderUnreachable(peer) => self.look_up(peer),
             Internal::ChunkRead { channel, response } => {
                 let _ = self
                     .swarm
@@ -392,6 +414,7 @@ impl EventLoop {
         };
         let internal = self.internal_tx.clone();
         let events = self.events.clone();
+        let open = self.stream_opener(peer, id);
         let task = tokio::spawn(async move {
             let fetch = |offset: u64, len: u32| {
                 let internal = internal.clone();
@@ -420,7 +443,7 @@ impl EventLoop {
                     size,
                 });
             };
-            let result = download::run(&job, fetch, progress).await;
+            let result = download::run(&job, fetch, open, progress).await;
             let _ = internal
                 .send(Internal::DownloadFinished {
                     transfer: id,

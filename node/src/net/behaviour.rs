@@ -96,6 +96,8 @@ mod composed {
         pub direct: request_response::Behaviour<CborCodec<DirectRequest, DirectResponse>>,
         /// File offers and chunks, `/ipm/file/1`.
         pub file: request_response::Behaviour<CborCodec<FileRequest, FileResponse>>,
+        /// Raw streams: one per file download, `/ipm/file/2` (see `net::file_stream`).
+        pub stream: libp2p_stream::Behaviour,
         /// Sealed messages for offline users, `/ipm/mailbox/1` (served by bootstraps).
         pub mailbox: request_response::Behaviour<CborCodec<MailboxRequest, MailboxResponse>>,
         /// Name registration, lookups and the online directory, `/ipm/registry/1` (served by
@@ -260,6 +262,7 @@ impl Behaviour {
                     .with_request_timeout(Duration::from_secs(60))
                     .with_max_concurrent_streams(limits::MAX_FILE_STREAMS),
             ),
+            stream: libp2p_stream::Behaviour::new(),
             mailbox: request_response::Behaviour::with_codec(
                 CborCodec::new(
                     limits::MAX_MAILBOX_REQUEST_LEN,

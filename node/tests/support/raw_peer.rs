@@ -99,6 +99,8 @@ struct RawBehaviour {
     mailbox: request_response::Behaviour<RawCodec>,
     registry: request_response::Behaviour<RawCodec>,
     history: request_response::Behaviour<RawCodec>,
+    /// Raw streams; none accepted, so to an ipm node this peer speaks only `/ipm/file/1`.
+    stream: libp2p_stream::Behaviour,
 }
 
 /// The request-response protocols of ipm.
@@ -159,6 +161,8 @@ pub struct RawPeer {
     pub addr: Multiaddr,
     commands: mpsc::UnboundedSender<Command>,
     pub events: mpsc::UnboundedReceiver<RawEvent>,
+    /// Opens raw streams (`/ipm/file/2`) to peers.
+    pub streams: libp2p_stream::Control,
 }
 
 const LONG: Duration = Duration::from_secs(600);
@@ -217,6 +221,7 @@ impl RawPeer {
                         mailbox: request_response_behaviour("/ipm/mailbox/1"),
                         registry: request_response_behaviour("/ipm/registry/1"),
                         history: request_response_behaviour("/ipm/history/1"),
+                        stream: libp2p_stream::Behaviour::new(),
                     }
                 })
                 .unwrap()
@@ -232,6 +237,7 @@ impl RawPeer {
         };
         let (commands, rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
+        let streams = swarm.behaviour().stream.new_control();
         tokio::spawn(run(swarm, rx, events_tx));
         RawPeer {
             peer_id,
@@ -239,6 +245,7 @@ impl RawPeer {
             addr,
             commands,
             events,
+            streams,
         }
     }
 

@@ -1,0 +1,107 @@
+//! The loop's side of `/ipm/file/2` (see `net::file_stream`): starts the server of file
+//! streams, checks each stream's request against the transfer table, and gives downloads
+//! the opener of their streams. The bytes never pass through the loop.
+
+use std::time::Instant;
+
+use libp2p::PeerId;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use ipm_protocol::TransferId;
+
+use super::{files::Internal, EventLoop};
+use crate::{
+    net::download::{FetchError, Opened},
+    net::file_stream::{self, Authorized},
+    store::transfers::State,
+};
+
+/// What opening one file stream gives, as a download task awaits it.
+type OpenStream = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Opened<libp2p::Stream>, FetchError>> + Send>,
+>;
+
+impl EventLoop {
+    /// Accepts the file streams peers open, unless the node speaks only `/ipm/file/1`.
+    pub(super) fn serve_file_streams(&mut self) {
+        if !self.config.file_streams {
+            return;
+        }
+        let mut control = self.swarm.behaviour().stream.new_control();
+        let incoming = match control.accept(file_stream::PROTOCOL) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                warn!("cannot serve file streams: {e}");
+                return;
+            }
+        };
+        let internal = self.internal_tx.clone();
+        let authorize = move |peer: PeerId, transfer: TransferId| {
+            let internal = internal.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                let ask = Internal::AuthorizeStream {
+                    peer,
+                    transfer,
+                    reply,
+                };
+                if internal.send(ask).await.is_err() {
+                    return Err("the node is stopping".to_owned());
+                }
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err("the node is stopping".to_owned()))
+            }
+        };
+        let server = tokio::spawn(file_stream::serve_all(incoming, authorize));
+        self.files.stream_server = Some(server);
+    }
+
+    /// Whether `peer` may stream `transfer`: the file and its offered size, or why not. A
+    /// stream counts as one file request in the peer's budget.
+    pub(super) fn authorize_stream(&mut self, peer: PeerId, transfer: TransferId) -> Authorized {
+        let now = Instant::now();
+        let manager = &mut self.swarm.behaviour_mut().peer_manager;
+        manager.used(peer, now);
+        if !manager.request(peer, "file", now) {
+            return Err("too many requests".into());
+        }
+        match self.store.transfers.get(&transfer) {
+            Some(t) if t.serves(&peer) && !matches!(t.state, State::Rejected) => t
+                .source
+                .clone()
+                .map(|source| (source, t.offer.size))
+                .ok_or_else(|| "no such transfer".to_owned()),
+            _ => Err("no such transfer".into()),
+        }
+    }
+
+    /// What a download of `transfer` from `peer` opens its streams with: `(offset, len)` to
+    /// a stream of those bytes, or "unsupported" on a node speaking only `/ipm/file/1`.
+    pub(super) fn stream_opener(
+        &self,
+        peer: PeerId,
+        transfer: TransferId,
+    ) -> impl FnMut(u64, u64) -> OpenStream + Send + 'static {
+        let control = self
+            .config
+            .file_streams
+            .then(|| self.swarm.behaviour().stream.new_control());
+        let internal = self.internal_tx.clone();
+        move |offset, len| {
+            let control = control.clone();
+            let internal = internal.clone();
+            Box::pin(async move {
+                let Some(mut control) = control else {
+                    return Ok(Opened::Unsupported);
+                };
+                let opened = file_stream::open(&mut control, peer, transfer, offset, len).await;
+                if matches!(opened, Err(FetchError::Retry(_))) {
+                    let _ = internal.try_send(Internal::SenderUnreachable(peer));
+                }
+                opened
+            })
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! `/ipm/file/2`: one stream per download. The recipient asks for a transfer from the length
+//! of its partial file; the sender checks the transfer with the event loop once, then a
+//! blocking thread reads the file in large buffers and the stream's flow control paces the
+//! copy. Every step is bounded: headers by [`MAX_STREAM_HEADER_LEN`] and [`HEADER_TIMEOUT`],
+//! each buffer by [`IDLE_TIMEOUT`], open streams by [`Slots`] per peer and in all.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    io::{self, Read, Seek, SeekFrom},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
+use tracing::debug;
+
+use ipm_protocol::{
+    decode, encode,
+    file_stream::{
+        header_len, header_prefix, StreamAnswer, StreamRequest, FILE_STREAM_PROTOCOL,
+        MAX_STREAM_HEADER_LEN,
+    },
+    Payload, TransferId,
+};
+
+use crate::net::download::{FetchError, Opened};
+
+/// The protocol of streamed file transfer.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new(FILE_STREAM_PROTOCOL);
+/// Bytes read from the file, or from the stream, at once.
+pub const BUFFER_LEN: usize = 1024 * 1024;
+/// Longest wait for a stream to open (a dial included) or for a header.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait for one buffer to be written to, or read from, a stream: a peer that stops
+/// reading or writing for that long loses its stream.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// File buffers read ahead of the stream by the sender's reader thread.
+const READ_AHEAD: usize = 2;
+/// Streams one peer may have open to this node at once (one per download).
+pub const STREAMS_PER_PEER: usize = 8;
+/// Streams waiting for their request, from everyone: each holds little memory and
+/// [`HEADER_TIMEOUT`] at most.
+pub const HANDSHAKES: usize = 256;
+/// Files served at once, to everyone: each holds `READ_AHEAD + 1` buffers.
+pub const UPLOADS: usize = 32;
+
+/// What the event loop says about a stream's request: the file to send and its offered
+/// size, or the reason to refuse.
+pub type Authorized = Result<(PathBuf, u64), String>;
+
+/// Counted places, per peer and in all; a [`Slot`] gives its place back when dropped.
+#[derive(Clone, Debug)]
+pub struct Slots {
+    inner: Arc<Mutex<SlotCounts>>,
+    per_peer: usize,
+    total: usize,
+}
+
+#[derive(Debug, Default)]
+struct SlotCounts {
+    by_peer: HashMap<PeerId, usize>,
+    all: usize,
+}
+
+/// One taken place of [`Slots`].
+#[derive(Debug)]
+pub struct Slot {
+    slots: Slots,
+    peer: PeerId,
+}
+
+impl Slots {
+    /// At most `per_peer` places per peer and `total` in all.
+    pub fn new(per_peer: usize, total: usize) -> Self {
+        Self {
+            inner: Arc::default(),
+            per_peer,
+            total,
+        }
+    }
+
+    /// A place for `peer`, if one is free.
+    pub fn take(&self, peer: PeerId) -> Option<Slot> {
+        let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.all >= self.total {
+            return None;
+        }
+        let used = counts.by_peer.entry(peer).or_insert(0);
+        if *used >= self.per_peer {
+            return None;
+        }
+        *used += 1;
+        counts.all += 1;
+        Some(Slot {
+            slots: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.inner.lock().unwrap_or_else(|e| e.into_inner());
+        counts.all = counts.all.saturating_sub(1);
+        if let Some(used) = counts.by_peer.get_mut(&self.peer) {
+            *used = used.saturating_sub(1);
+            if *used == 0 {
+                counts.by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Writes one length-prefixed header.
+async fn write_header<T: Payload>(
+    stream: &mut (impl AsyncWrite + Unpin),
+    header: &T,
+) -> io::Result<()> {
+    let bytes = encode(header);
+    let prefix = header_prefix(bytes.len())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "header too long"))?;
+    stream.write_all(&prefix).await?;
+    stream.write_all(&bytes).await?;
+    stream.flush().await
+}
+
+/// Reads one length-prefixed header, its length checked before anything is allocated.
+async fn read_header<T: Payload>(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<T> {
+    let invalid = |e: ipm_protocol::DecodeError| io::Error::new(io::ErrorKind::InvalidData, e);
+    let mut prefix = [0u8; 2];
+    stream.read_exact(&mut prefix).await?;
+    let len = header_len(prefix).map_err(invalid)?;
+    let mut bytes = vec![0u8; len];
+    stream.read_exact(&mut bytes).await?;
+    decode(&bytes, MAX_STREAM_HEADER_LEN).map_err(invalid)
+}
+
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{what}: timed out")))?
+}
+
+/// Asks `peer` for `transfer` from `offset` over a new stream; on success the stream is
+/// positioned at the first byte, and exactly `expected` bytes follow.
+pub async fn open(
+    control: &mut Control,
+    peer: PeerId,
+    transfer: TransferId,
+    offset: u64,
+    expected: u64,
+) -> Result<Opened<Stream>, FetchError> {
+    let retry = |e: io::Error| FetchError::Retry(e.to_string());
+    let opened = tokio::time::timeout(HEADER_TIMEOUT, control.open_stream(peer, PROTOCOL))
+        .await
+        .map_err(|_| FetchError::Retry("the sender did not answer in time".into()))?;
+    let mut stream = match opened {
+        Ok(stream) => stream,
+        Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok(Opened::Unsupported),
+        Err(e) => return Err(FetchError::Retry(e.to_string())),
+    };
+    let request = StreamRequest { transfer, offset };
+    within(
+        HEADER_TIMEOUT,
+        "request",
+        write_header(&mut stream, &request),
+    )
+    .await
+    .map_err(retry)?;
+    let answer: StreamAnswer = within(HEADER_TIMEOUT, "answer", read_header(&mut stream))
+        .await
+        .map_err(retry)?;
+    match answer {
+        StreamAnswer::Sending { len } if len == expected => Ok(Opened::Stream(stream)),
+        StreamAnswer::Sending { len } => Err(FetchError::Fatal(format!(
+            "the sender offers {len} bytes from offset {offset} instead of {expected}"
+        ))),
+        StreamAnswer::Busy => Err(FetchError::Retry("the sender is busy".into())),
+        StreamAnswer::Error(reason) => {
+            Err(FetchError::Fatal(format!("the sender refused: {reason}")))
+        }
+    }
+}
+
+/// Serves the file streams peers open until the node stops: each request is checked by
+/// `authorize` (the event loop) before any file is opened.
+pub async fn serve_all<A, Fut>(mut incoming: IncomingStreams, authorize: A)
+where
+    A: Fn(PeerId, TransferId) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Authorized> + Send,
+{
+    let handshakes = Slots::new(STREAMS_PER_PEER, HANDSHAKES);
+    let uploads = Slots::new(STREAMS_PER_PEER, UPLOADS);
+    while let Some((peer, stream)) = incoming.next().await {
+        let Some(slot) = handshakes.take(peer) else {
+            debug!(%peer, "too many file streams opening: one dropped");
+            continue;
+        };
+        let authorize = authorize.clone();
+        let uploads = uploads.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(peer, stream, slot, &uploads, authorize).await {
+                debug!(%peer, "file stream ended: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_one<A, Fut>(
+    peer: PeerId,
+    mut stream: Stream,
+    handshake: Slot,
+    uploads: &Slots,
+    authorize: A,
+) -> io::Result<()>
+where
+    A: Fn(PeerId, TransferId) -> Fut,
+    Fut: Future<Output = Authorized>,
+{
+    let request: StreamRequest =
+        within(HEADER_TIMEOUT, "request", read_header(&mut stream)).await?;
+    let refuse = StreamAnswer::Error;
+    let Some(upload) = uploads.take(peer) else {
+        drop(handshake);
+        return within(
+            HEADER_TIMEOUT,
+            "answer",
+            write_header(&mut stream, &StreamAnswer::Busy),
+        )
+        .await;
+    };
+    drop(handshake);
+    let (path, size) = match authorize(peer, request.transfer).await {
+        Ok(found) => found,
+        Err(reason) => {
+            return within(
+                HEADER_TIMEOUT,
+                "answer",
+                write_header(&mut stream, &refuse(reason)),
+            )
+            .await
+        }
+    };
+    let offset = request.offset;
+    let opened = tokio::task::spawn_blocking(move || open_source(path, size, offset))
+        .await
+        .map_err(io::Error::other)?;
+    let file = match opened {
+        Ok(Ok(file)) => file,
+        Ok(Err(reason)) => {
+            return within(
+                HEADER_TIMEOUT,
+                "answer",
+                write_header(&mut stream, &refuse(reason)),
+            )
+            .await
+        }
+        Err(e) => {
+            let reason = format!("cannot read the file: {e}");
+            return within(
+                HEADER_TIMEOUT,
+                "answer",
+                write_header(&mut stream, &refuse(reason)),
+            )
+            .await;
+        }
+    };
+    let len = size - offset;
+    within(
+        HEADER_TIMEOUT,
+        "answer",
+        write_header(&mut stream, &StreamAnswer::Sending { len }),
+    )
+    .await?;
+    send_file(&mut stream, file, len).await?;
+    within(IDLE_TIMEOUT, "close", stream.close()).await?;
+    drop(upload);
+    Ok(())
+}
+
+/// Opens an offered file at `offset`, checking it still has its offered size.
+fn open_source(path: PathBuf, size: u64, offset: u64) -> io::Result<Result<std::fs::File, String>> {
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() != size {
+        return Ok(Err("the file changed since it was offered".into()));
+    }
+    if offset > size {
+        return Ok(Err("offset beyond the end of the file".into()));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Ok(file))
+}
+
+/// Copies `len` bytes of `file` to `stream`: a blocking thread reads ahead a few large
+/// buffers, this task writes them as the stream takes them.
+async fn send_file(
+    stream: &mut (impl AsyncWrite + Unpin),
+    file: std::fs::File,
+    len: u64,
+) -> io::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(READ_AHEAD);
+    let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 1);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(BUFFER_LEN as u64) as usize;
+            let mut buf = free_rx.try_recv().unwrap_or_default();
+            buf.resize(want, 0);
+            let read = file.read_exact(&mut buf).map(|()| buf);
+            let failed = read.is_err();
+            if tx.blocking_send(read).is_err() || failed {
+                return;
+            }
+            left -= want as u64;
+        }
+    });
+    let mut sent = 0u64;
+    while sent < len {
+        let buf = match rx.recv().await {
+            Some(read) => read?,
+            None => return Err(io::Error::other("the file reader stopped")),
+        };
+        within(IDLE_TIMEOUT, "send", stream.write_all(&buf)).await?;
+        sent += buf.len() as u64;
+        let _ = free_tx.try_send(buf);
+    }
+    drop(rx);
+    let _ = reader.await;
+    within(IDLE_TIMEOUT, "flush", stream.flush()).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_hold_per_peer_and_in_all_and_come_back() {
+        let slots = Slots::new(2, 3);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let a1 = slots.take(a).unwrap();
+        let _a2 = slots.take(a).unwrap();
+        assert!(slots.take(a).is_none(), "per peer");
+        let _b1 = slots.take(b).unwrap();
+        assert!(slots.take(PeerId::random()).is_none(), "in all");
+        drop(a1);
+        assert!(slots.take(a).is_some());
+        // Many cheap keys take no more than the total, and leave nothing behind.
+        let many = Slots::new(1, 10);
+        let held: Vec<_> = (0..100)
+            .filter_map(|_| many.take(PeerId::random()))
+            .collect();
+        assert_eq!(held.len(), 10);
+        drop(held);
+        assert!(many.inner.lock().unwrap().by_peer.is_empty());
+    }
+
+    #[tokio::test]
+    async fn headers_over_the_limit_are_refused_before_reading_them() {
+        let mut wire = futures::io::Cursor::new(vec![0xff, 0xff, 1, 2, 3]);
+        let got: io::Result<StreamRequest> = read_header(&mut wire).await;
+        assert_eq!(got.unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_sent_whole_from_its_offset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f");
+        let content: Vec<u8> = (0..3 * BUFFER_LEN + 17).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let offset = BUFFER_LEN as u64 + 5;
+        let file = open_source(path.clone(), content.len() as u64, offset)
+            .unwrap()
+            .unwrap();
+        let mut out = futures::io::Cursor::new(Vec::new());
+        send_file(&mut out, file, content.len() as u64 - offset)
+            .await
+            .unwrap();
+        assert_eq!(out.into_inner(), content[offset as usize..]);
+        assert!(open_source(path, 5, 0).unwrap().is_err());
+    }
+}
