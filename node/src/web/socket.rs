@@ -43,6 +43,14 @@ enum Ask {
         #[serde(default)]
         count: Option<usize>,
     },
+    /// The page shows a conversation, up to its line `line` (hex id): its unread count and
+    /// read receipts follow.
+    Shown {
+        id: u64,
+        conversation: String,
+        #[serde(default)]
+        line: Option<String>,
+    },
 }
 
 /// Serves one page's socket until it closes or the node stops.
@@ -183,6 +191,18 @@ async fn answer(session: &Session, text: &str) -> Value {
                 }),
                 Err(e) => error(Some(id), e.to_string()),
             }
+        }
+        Ask::Shown {
+            id,
+            conversation,
+            line,
+        } => {
+            let Some(conversation) = parse_conversation(&conversation) else {
+                return error(Some(id), format!("no conversation {conversation}"));
+            };
+            let line = line.and_then(|l| l.parse::<ipm_protocol::MessageId>().ok());
+            session.client().shown(conversation, line).await;
+            json!({ "event": "shown", "id": id, "ts": ipm_protocol::now_ms() })
         }
     }
 }

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 
 /** Fields of a timeline line the page draws itself; any other field is shown as a tag. */
 const DRAWN = new Set(["event", "ts", "room", "id", "from", "peer", "text", "distance_km",
-  "outgoing", "state", "to", "name", "kind"]);
+  "outgoing", "state", "to", "name", "kind", "edited", "deleted", "reactions"]);
 
 /** How often the panes are read again. */
 const PANES_REFRESH_MS = 2000;
@@ -72,6 +72,27 @@ export class Chat {
       case "delivered":
         this.markDelivered(value);
         break;
+      case "read":
+        this.changeLine(`@${value.by}`, value.id, (line) => { line.state = "read"; });
+        break;
+      case "reaction":
+        this.changeLine(this.keyOf(value), value.target, (line) => {
+          line.reactions = { ...(line.reactions || {}) };
+          line.reactions[value.emoji] = (line.reactions[value.emoji] || 0) + 1;
+        });
+        break;
+      case "edited":
+        this.changeLine(this.keyOf(value), value.target, (line) => {
+          line.text = value.text;
+          line.edited = true;
+        });
+        break;
+      case "deleted":
+        this.changeLine(this.keyOf(value), value.target, (line) => {
+          line.text = "(deleted)";
+          line.deleted = true;
+        });
+        break;
       case "file_offer":
       case "file_progress":
       case "file_received":
@@ -133,6 +154,7 @@ export class Chat {
     if (c.lines.length > 2000) c.lines.shift();
     if (key === this.current) {
       this.drawLine(line);
+      this.shown(key, line.id);
     } else {
       c.unread += 1;
       this.drawConversations();
@@ -141,6 +163,20 @@ export class Chat {
 
   system(text) {
     this.add(this.current, { event: "system", ts: Date.now(), text });
+  }
+
+  /** The conversation of a change: its room, else the private conversation with its peer. */
+  keyOf(value) {
+    return value.room ? this.roomKey(value.room) : `@${value.peer}`;
+  }
+
+  /** Applies `change` to the line `id` of conversation `key`, and redraws it if shown. */
+  changeLine(key, id, change) {
+    const c = this.conversations.get(key);
+    const line = c?.lines.find((l) => l.id === id);
+    if (!line) return;
+    change(line);
+    if (key === this.current) this.drawTimeline();
   }
 
   markDelivered(value) {
@@ -187,6 +223,11 @@ export class Chat {
     line.distance_km !== undefined && line.distance_km !== null
       ? el("span", { class: "distance" }, `(${km(line.distance_km)})`) : null,
     el("span", { class: "text" }, line.text),
+    line.edited ? el("span", { class: "state" }, "(edited)") : null,
+    line.reactions
+      ? el("span", { class: "reactions" },
+        Object.entries(line.reactions).map(([emoji, n]) => `${emoji} ${n}`).join("  "))
+      : null,
     line.state ? el("span", { class: `state state-${line.state}` }, line.state) : null,
     extras);
   }
@@ -227,7 +268,14 @@ export class Chat {
     } else if (!key.startsWith("@")) {
       await this.run(`/join ${key}`);
     }
-    this.load(key);
+    await this.load(key);
+    this.shown(key, c.lines.at(-1)?.id);
+  }
+
+  /** Tells the node the page shows `key` up to line `id`: unread counts and receipts follow. */
+  shown(key, id) {
+    if (key === "geo" || (id && !/^[0-9a-f]{32}$/.test(id))) return;
+    this.ask({ op: "shown", conversation: key, line: id || null });
   }
 
   drawInfo() {
