@@ -166,7 +166,17 @@ impl Driver {
                          format!("--user-data-dir={}", profile.display())],
             },
         }}});
-        let (status, body) = http(self.port, "POST", "/session", Some(&caps));
+        // A cold Chromium (first start after installing, a loaded machine) may miss
+        // chromedriver's start-up deadline: it is tried three times.
+        let mut tries = 0;
+        let (status, body) = loop {
+            tries += 1;
+            let (status, body) = http(self.port, "POST", "/session", Some(&caps));
+            if status == 200 || tries == 3 {
+                break (status, body);
+            }
+            eprintln!("no browser session yet ({status}): {body}");
+        };
         assert_eq!(status, 200, "no browser session: {body}");
         let value: Value = serde_json::from_str(&body).unwrap();
         let session = value["value"]["sessionId"].as_str().unwrap().to_owned();
@@ -259,24 +269,31 @@ impl Browser {
 
     /// Types `text` into the element matching `css`.
     pub fn type_into(&self, css: &str, text: &str) {
-        let element = self.find(css);
-        self.call(
-            "POST",
-            &format!("/element/{element}/value"),
-            Some(json!({ "text": text })),
-        )
-        .unwrap();
+        self.on_element(css, "value", json!({ "text": text }));
     }
 
     /// Clicks the element matching `css`.
     pub fn click(&self, css: &str) {
-        let element = self.find(css);
-        self.call(
-            "POST",
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        )
-        .unwrap();
+        self.on_element(css, "click", json!({}));
+    }
+
+    /// Runs `action` on the element matching `css`. The page redraws its panes as events
+    /// come, so an element found may be replaced before it is used: it is found again
+    /// (within the same bound as every wait).
+    fn on_element(&self, css: &str, action: &str, body: Value) {
+        let deadline = Instant::now() + PAGE_WAIT;
+        loop {
+            let element = self.find(css);
+            match self.call(
+                "POST",
+                &format!("/element/{element}/{action}"),
+                Some(body.clone()),
+            ) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element") && Instant::now() < deadline => {}
+                Err(e) => panic!("{action} on {css}: {e}"),
+            }
+        }
     }
 
     /// Chooses `file` in the file input matching `css`.
