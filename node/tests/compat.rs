@@ -16,6 +16,26 @@ use support::procs::*;
 /// The commit of the previous release.
 const PREVIOUS: &str = "d17fc7d";
 
+/// Whether the clone holds the previous release, fetching it from `origin` when the clone
+/// is shallow.
+fn previous_release_at_hand(repo: &Path) -> bool {
+    let present = || {
+        Command::new("git")
+            .current_dir(repo)
+            .args(["cat-file", "-e", &format!("{PREVIOUS}^{{commit}}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    present()
+        || (Command::new("git")
+            .current_dir(repo)
+            .args(["fetch", "--quiet", "origin", PREVIOUS])
+            .status()
+            .is_ok_and(|s| s.success())
+            && present())
+}
+
 /// Builds (once) the `ipm` of the previous release into `target/compat`, starting from a
 /// hard-linked copy of this build's artifacts so that only ipm's own crates compile.
 fn previous_ipm() -> PathBuf {
@@ -116,6 +136,13 @@ fn seen(proc: &Proc, event: &str, from: &str, text: &str) -> String {
 
 #[test]
 fn a_node_of_the_previous_release_and_a_new_one_talk_without_penalty() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if !previous_release_at_hand(&repo) {
+        // Only a clone without history (and no way to fetch it) lacks the old release; the
+        // protocol crate's golden encodings still hold the wire to it then.
+        eprintln!("SKIPPED: commit {PREVIOUS} is not in this clone and cannot be fetched");
+        return;
+    }
     let old = previous_ipm();
     let new = ipm();
     let tmp = tempfile::tempdir().unwrap();
