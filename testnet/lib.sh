@@ -207,6 +207,9 @@ said_in() {
     local out line
     out=$(conversation "$1" "$2") || return 1
     while IFS= read -r line; do
+        # An own private message ends with its receipt state.
+        line=${line% ✓ delivered}
+        line=${line% ✓ read}
         if [[ $line == *" $3: $4" || $line == *" $3#"+([!: ])": $4" ]]; then
             return 0
         fi
