@@ -98,8 +98,18 @@ fn say(browser: &Browser, text: &str) {
     browser.click("#send");
 }
 
+/// The tests of this file run their browsers one test at a time: several headless Chromiums
+/// starting together on a small, loaded machine miss chromedriver's start-up deadline.
+fn one_browser_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BROWSERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    BROWSERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn two_pages_chat_send_files_and_show_peer_text_as_text() {
+    let _one_at_a_time = one_browser_test_at_a_time();
     let root = tempfile::tempdir().unwrap();
     let (_bootstrap, addr) = procs::start_bootstrap(&root.path().join("boot"));
     let (alice_dir, bob_dir) = (root.path().join("alice"), root.path().join("bob"));
@@ -268,6 +278,7 @@ fn two_pages_chat_send_files_and_show_peer_text_as_text() {
 
 #[test]
 fn a_first_run_registers_in_the_page_and_a_sealed_identity_logs_in_there() {
+    let _one_at_a_time = one_browser_test_at_a_time();
     let root = tempfile::tempdir().unwrap();
     let (_bootstrap, addr) = procs::start_bootstrap(&root.path().join("boot"));
     let alice_dir = root.path().join("alice");
