@@ -21,6 +21,7 @@ mod direct;
 mod file_streams;
 mod files;
 mod mailbox;
+mod multi_source;
 mod receipts;
 mod registry;
 mod room_forwarding;

@@ -228,6 +228,7 @@ async fn hostile_file_streams_are_refused_bounded_and_block_nobody() {
     let request = ipm_protocol::encode(&StreamRequest {
         transfer: ipm_protocol::TransferId::random(),
         offset: 0,
+        end: None,
     });
     stream
         .write_all(&(request.len() as u16).to_be_bytes())

@@ -18,13 +18,18 @@ use tokio::{
 const BUF: usize = 1 << 20;
 
 /// Copies the file `src` to `dst` through one loopback TCP connection: read the file, write
-/// the socket; read the socket, write the file, fsync. Returns the wall time.
-pub async fn raw_tcp_copy(src: &Path, dst: &Path) -> io::Result<Duration> {
+/// the socket; read the socket, write the file, fsync. The receiving end runs on `receiver`
+/// (so that its CPU can be told apart). Returns the wall time.
+pub async fn raw_tcp_copy(
+    src: &Path,
+    dst: &Path,
+    receiver: &tokio::runtime::Handle,
+) -> io::Result<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let dst = dst.to_owned();
     let started = Instant::now();
-    let receiver = tokio::spawn(async move {
+    let receiver = receiver.spawn(async move {
         let (mut socket, _) = listener.accept().await?;
         let mut file = tokio::fs::File::create(&dst).await?;
         let mut buf = vec![0u8; BUF];
@@ -150,6 +155,10 @@ impl Drop for Sshd {
 pub struct ScpResult {
     /// Wall time of `scp` plus the fsync of the received file.
     pub elapsed: Duration,
+    /// CPU of `scp` and the `ssh` it ran (the sending side).
+    pub client_cpu: Option<Duration>,
+    /// CPU of `sshd` and the session processes it ran for the copy (the receiving side).
+    pub server_cpu: Option<Duration>,
     /// The cipher ssh negotiated first by default.
     pub cipher: String,
 }
@@ -270,12 +279,25 @@ pub fn scp(src: &Path, dst: &Path) -> Result<ScpResult, String> {
     copy.args(["-q", "-P", &port.to_string()])
         .arg(src)
         .arg(format!("{user}@127.0.0.1:{}", dst.display()));
+    let sshd_pid = server.child.id();
+    wait_for_sessions(sshd_pid);
+    let (client_before, server_before) = (
+        super::machine::children_cpu(),
+        super::machine::cpu_with_children_of(sshd_pid),
+    );
     let started = Instant::now();
     run(&mut copy)?;
     std::fs::File::open(dst)
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("cannot sync {}: {e}", dst.display()))?;
     let elapsed = started.elapsed();
+    let client_cpu = super::machine::children_cpu()
+        .zip(client_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    wait_for_sessions(sshd_pid);
+    let server_cpu = super::machine::cpu_with_children_of(sshd_pid)
+        .zip(server_before)
+        .map(|(after, before)| after.saturating_sub(before));
     drop(server);
     let (sent, got) = (
         std::fs::metadata(src).map_err(|e| e.to_string())?.len(),
@@ -284,5 +306,19 @@ pub fn scp(src: &Path, dst: &Path) -> Result<ScpResult, String> {
     if sent != got {
         return Err(format!("scp delivered {got} of {sent} bytes"));
     }
-    Ok(ScpResult { elapsed, cipher })
+    Ok(ScpResult {
+        elapsed,
+        cipher,
+        client_cpu,
+        server_cpu,
+    })
+}
+
+/// Waits (at most 5 s) until `sshd` has reaped the session processes of the last login, so
+/// that their CPU is in its children's time.
+fn wait_for_sessions(sshd: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while super::machine::has_children(sshd) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -1,7 +1,9 @@
 //! File transfer: one file between two in-process nodes over TCP and over QUIC, with the
 //! streams of `/ipm/file/2` and with the chunk requests of `/ipm/file/1` (the previous
-//! release), next to a plain TCP copy and scp of the same bytes, all over loopback. Each node
-//! runs on a runtime of its own, so that the CPU of each side is measured apart.
+//! release), a `/get` of a file two members share in the lobby (pieces from both at once),
+//! next to a plain TCP copy and scp of the same bytes, all over loopback. Each node, and
+//! each end of the plain copy, runs on a runtime of its own, so that the CPU of each side is
+//! measured apart; scp's sides are its own processes and those of the private sshd.
 
 use std::{
     io::Write,
@@ -9,8 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipm_node::{client::OfferTarget, Event};
-use libp2p::Multiaddr;
+use ipm_node::{client::OfferTarget, Client, Event};
+use ipm_protocol::{Room, TransferId};
+use libp2p::{Multiaddr, PeerId};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -145,50 +148,7 @@ async fn ipm_transfer(
         })
         .await
         .ok_or("the offer did not arrive")?;
-        // At least 2 MB/s, or give up.
-        let limit = Duration::from_secs(60 + bytes / 2_000_000);
-        let cpu_before = machine::process_cpu();
-        let sides_before = (
-            machine::threads_cpu(SENDER_THREADS),
-            machine::threads_cpu(RECEIVER_THREADS),
-        );
-        let started = Instant::now();
-        receiver
-            .client
-            .accept(&id.to_string())
-            .await
-            .map_err(|e| e.to_string())?;
-        let outcome = nodes::wait_event(&mut events, limit, |e| match e {
-            Event::FileReceived {
-                transfer,
-                path,
-                sha256,
-                ..
-            } if *transfer == id => Some(Ok((path.clone(), sha256.clone()))),
-            Event::FileFailed { transfer, reason } if *transfer == id => Some(Err(reason.clone())),
-            _ => None,
-        })
-        .await
-        .ok_or_else(|| format!("no file after {}s", limit.as_secs()))?;
-        let elapsed = started.elapsed();
-        let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
-        let sides = (
-            machine::threads_cpu(SENDER_THREADS).saturating_sub(sides_before.0),
-            machine::threads_cpu(RECEIVER_THREADS).saturating_sub(sides_before.1),
-        );
-        let (got, got_sha) = outcome?;
-        let size = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
-        let _ = std::fs::remove_file(&got);
-        if got_sha != sha256 || size != bytes {
-            return Err(format!(
-                "received {size} bytes with sha256 {got_sha}, expected {bytes} bytes with {sha256}"
-            ));
-        }
-        Ok(Copy {
-            elapsed,
-            cpu,
-            sides: Some(sides),
-        })
+        receive(&receiver.client, &mut events, id, bytes, sha256).await
     }
     .await;
     nodes::stop_all(vec![sender, receiver]).await;
@@ -197,17 +157,175 @@ async fn ipm_transfer(
     result
 }
 
-async fn raw_copy(src: &Path, dst: &Path) -> Result<Copy, String> {
+/// Accepts `id` on `receiver` and waits for its verified file: the wall time from the
+/// accept, the CPU of the process and of each side meanwhile. The node checks the SHA-256;
+/// so does this function.
+async fn receive(
+    receiver: &Client,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    id: TransferId,
+    bytes: u64,
+    sha256: &str,
+) -> Result<Copy, String> {
+    // At least 2 MB/s, or give up.
+    let limit = Duration::from_secs(60 + bytes / 2_000_000);
     let cpu_before = machine::process_cpu();
-    let elapsed = baseline::raw_tcp_copy(src, dst)
+    let sides_before = (
+        machine::threads_cpu(SENDER_THREADS),
+        machine::threads_cpu(RECEIVER_THREADS),
+    );
+    let started = Instant::now();
+    receiver
+        .accept(&id.to_string())
         .await
         .map_err(|e| e.to_string())?;
+    let outcome = nodes::wait_event(events, limit, |e| match e {
+        Event::FileReceived {
+            transfer,
+            path,
+            sha256,
+            ..
+        } if *transfer == id => Some(Ok((path.clone(), sha256.clone()))),
+        Event::FileFailed { transfer, reason } if *transfer == id => Some(Err(reason.clone())),
+        _ => None,
+    })
+    .await
+    .ok_or_else(|| format!("no file after {}s", limit.as_secs()))?;
+    let elapsed = started.elapsed();
     let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
+    let sides = (
+        machine::threads_cpu(SENDER_THREADS).saturating_sub(sides_before.0),
+        machine::threads_cpu(RECEIVER_THREADS).saturating_sub(sides_before.1),
+    );
+    let (got, got_sha) = outcome?;
+    let size = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&got);
+    if got_sha != sha256 || size != bytes {
+        return Err(format!(
+            "received {size} bytes with sha256 {got_sha}, expected {bytes} bytes with {sha256}"
+        ));
+    }
+    Ok(Copy {
+        elapsed,
+        cpu,
+        sides: Some(sides),
+    })
+}
+
+/// Waits (at most 30 s) until `client` sees someone else in the lobby.
+async fn sees_lobby(client: &Client) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.status().await.map_err(|e| e.to_string())?;
+        let members = status
+            .rooms
+            .iter()
+            .find(|r| r.room == Room::Lobby)
+            .map_or(0, |r| r.members.len());
+        if members > 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the lobby did not form".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two nodes share `path` in the lobby (each announces it), a third connected to both
+/// `/get`s it: pieces come from both senders at once. Each node runs on a runtime of its
+/// own; the senders' threads are both counted as the sending side.
+async fn ipm_get_from_two(
+    path: &Path,
+    bytes: u64,
+    sha256: &str,
+    base: &Path,
+) -> Result<Copy, String> {
+    let rts = [
+        side_runtime(&format!("{SENDER_THREADS}-a")),
+        side_runtime(&format!("{SENDER_THREADS}-b")),
+        side_runtime(RECEIVER_THREADS),
+    ];
+    let mut started = Vec::new();
+    for (rt, name) in rts.iter().zip(["alice", "bob", "carol"]) {
+        let (config, base_dir) = (user_config(name, loopback_tcp()), base.to_owned());
+        let node = rt
+            .spawn(async move { nodes::spawn_with_data_dir(config, &base_dir).await })
+            .await
+            .map_err(|e| e.to_string())?;
+        started.push(node);
+    }
+    let result = async {
+        let [alice, bob, receiver] = started.as_slice() else {
+            return Err("three nodes did not start".to_owned());
+        };
+        for sender in [alice, bob] {
+            receiver
+                .client
+                .dial_within(sender.addr.clone(), Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())?;
+            sees_lobby(&sender.client).await?;
+        }
+        sees_lobby(&receiver.client).await?;
+        let mut events = receiver.client.events();
+        let mut first = None;
+        for sender in [alice, bob] {
+            let peer: PeerId = sender.peer();
+            sender
+                .client
+                .offer_file(OfferTarget::Room(Room::Lobby), path.to_owned())
+                .await
+                .map_err(|e| e.to_string())?;
+            let id = nodes::wait_event(&mut events, Duration::from_secs(20), |e| match e {
+                Event::FileOffer {
+                    transfer,
+                    peer: from,
+                    ..
+                } if *from == peer => Some(*transfer),
+                _ => None,
+            })
+            .await
+            .ok_or("a shared file did not arrive")?;
+            first.get_or_insert(id);
+        }
+        let id = first.ok_or("no shared file")?;
+        receive(&receiver.client, &mut events, id, bytes, sha256).await
+    }
+    .await;
+    nodes::stop_all(started).await;
+    for rt in rts {
+        rt.shutdown_background();
+    }
+    result
+}
+
+/// The plain copy, each end on a runtime of its own.
+async fn raw_copy(src: &Path, dst: &Path) -> Result<Copy, String> {
+    let (sender_rt, receiver_rt) = (side_runtime("raw-sender"), side_runtime("raw-receiver"));
+    let cpu_before = machine::process_cpu();
+    let sides_before = (
+        machine::threads_cpu("raw-sender"),
+        machine::threads_cpu("raw-receiver"),
+    );
+    let (from, to, receiver) = (src.to_owned(), dst.to_owned(), receiver_rt.handle().clone());
+    let elapsed = sender_rt
+        .spawn(async move { baseline::raw_tcp_copy(&from, &to, &receiver).await })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let cpu = machine::cpu_since(cpu_before).unwrap_or_default();
+    let sides = (
+        machine::threads_cpu("raw-sender").saturating_sub(sides_before.0),
+        machine::threads_cpu("raw-receiver").saturating_sub(sides_before.1),
+    );
+    sender_rt.shutdown_background();
+    receiver_rt.shutdown_background();
     let _ = std::fs::remove_file(dst);
     Ok(Copy {
         elapsed,
         cpu,
-        sides: None,
+        sides: Some(sides),
     })
 }
 
@@ -318,6 +436,11 @@ async fn round_on(
         }
     };
     let tcp = ipm("tcp", loopback_tcp(), Protocol::Streams).await;
+    let tcp_two = if settings.copies("tcp_two") {
+        ipm_get_from_two(&src, bytes, &sha256, base).await
+    } else {
+        skipped()
+    };
     let tcp_v1 = ipm("tcp_v1", loopback_tcp(), Protocol::Chunks).await;
     let quic = ipm("quic", loopback_quic(), Protocol::Streams).await;
     let quic_v1 = ipm("quic_v1", loopback_quic(), Protocol::Chunks).await;
@@ -335,6 +458,7 @@ async fn round_on(
     };
     let raw_json = show("raw TCP", bytes, &raw);
     let tcp_json = show("ipm TCP", bytes, &tcp);
+    let tcp_two_json = show("ipm TCP, 2 senders", bytes, &tcp_two);
     let tcp_v1_json = show("ipm TCP, file/1", bytes, &tcp_v1);
     let quic_json = show("ipm QUIC", bytes, &quic);
     let quic_v1_json = show("ipm QUIC, file/1", bytes, &quic_v1);
@@ -343,7 +467,7 @@ async fn round_on(
             let copy = Ok(Copy {
                 elapsed: s.elapsed,
                 cpu: Duration::ZERO,
-                sides: None,
+                sides: s.client_cpu.zip(s.server_cpu),
             });
             (show("scp", bytes, &copy), Value::from(s.cipher.clone()))
         }
@@ -359,7 +483,9 @@ async fn round_on(
         "medium": medium.name,
         "dir": medium.base.display().to_string(),
         "sha256_checked": tcp.is_ok() && quic.is_ok(),
+        "sides": "sender / receiver CPU: ipm's runtimes (both senders together for tcp_two), the plain copy's two runtimes, scp+ssh / sshd and its sessions",
         "tcp_mbps": num(rate(&tcp)),
+        "tcp_two_mbps": num(rate(&tcp_two)),
         "tcp_v1_mbps": num(rate(&tcp_v1)),
         "quic_mbps": num(rate(&quic)),
         "quic_v1_mbps": num(rate(&quic_v1)),
@@ -369,11 +495,13 @@ async fn round_on(
         "quic_vs_raw": ratio(rate(&quic), rate(&raw)),
         "tcp_vs_scp": ratio(rate(&tcp), scp_rate),
         "tcp_vs_tcp_v1": ratio(rate(&tcp), rate(&tcp_v1)),
+        "tcp_two_vs_tcp": ratio(rate(&tcp_two), rate(&tcp)),
         "tcp_v1_vs_raw": ratio(rate(&tcp_v1), rate(&raw)),
         "quic_v1_vs_raw": ratio(rate(&quic_v1), rate(&raw)),
         "scp_cipher": scp_cipher,
         "details": {
             "tcp": tcp_json,
+            "tcp_two": tcp_two_json,
             "tcp_v1": tcp_v1_json,
             "quic": quic_json,
             "quic_v1": quic_v1_json,

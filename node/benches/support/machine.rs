@@ -162,6 +162,37 @@ fn cpu_in_stat(stat: &str) -> Option<std::time::Duration> {
     ))
 }
 
+/// CPU time (user + system) of the children this process waited for so far (`cutime` and
+/// `cstime` of `/proc/self/stat`): a program it ran, with every process that program waited
+/// for.
+pub fn children_cpu() -> Option<std::time::Duration> {
+    let files = SELF_FILES.get()?.as_ref()?;
+    let stat = read_again(&mut files.lock().ok()?.stat)?;
+    ticks_in_stat(&stat, 13, 14)
+}
+
+/// CPU time of process `pid` and of the children it waited for so far.
+pub fn cpu_with_children_of(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(cpu_in_stat(&stat)? + ticks_in_stat(&stat, 13, 14)?)
+}
+
+/// Whether process `pid` has live children (`/proc/<pid>/task/<pid>/children`).
+pub fn has_children(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .is_ok_and(|c| !c.trim().is_empty())
+}
+
+fn ticks_in_stat(stat: &str, first: usize, second: usize) -> Option<std::time::Duration> {
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let a: u64 = fields.get(first)?.parse().ok()?;
+    let b: u64 = fields.get(second)?.parse().ok()?;
+    Some(std::time::Duration::from_secs_f64(
+        (a + b) as f64 / clock_ticks() as f64,
+    ))
+}
+
 /// CPU time used since `before` (a [`process_cpu`] reading).
 pub fn cpu_since(before: Option<std::time::Duration>) -> Option<std::time::Duration> {
     Some(process_cpu()?.saturating_sub(before?))

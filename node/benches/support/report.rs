@@ -128,6 +128,7 @@ pub fn print_table(out: &Value) {
             let medium = round["medium"].as_str().unwrap_or("?");
             for (key, label) in [
                 ("tcp_mbps", "ipm over TCP"),
+                ("tcp_two_mbps", "ipm over TCP, /get from two senders"),
                 ("tcp_v1_mbps", "ipm over TCP, /ipm/file/1"),
                 ("quic_mbps", "ipm over QUIC"),
                 ("quic_v1_mbps", "ipm over QUIC, /ipm/file/1"),
@@ -139,7 +140,13 @@ pub fn print_table(out: &Value) {
                     show(&round[key]),
                 ));
             }
-            for key in ["tcp_vs_raw", "quic_vs_raw", "tcp_vs_scp", "tcp_vs_tcp_v1"] {
+            for key in [
+                "tcp_vs_raw",
+                "quic_vs_raw",
+                "tcp_vs_scp",
+                "tcp_vs_tcp_v1",
+                "tcp_two_vs_tcp",
+            ] {
                 rows.push((format!("file in {medium}: {key}"), show(&round[key])));
             }
         }

@@ -40,9 +40,9 @@ pub struct Settings {
     pub only: Vec<Section>,
     /// `IPM_BENCH_FILE_MB`: size of the transferred file in MiB (default 1024).
     pub file_mb: u64,
-    /// `IPM_BENCH_FILE_METHODS`: which copies run (`raw,tcp,tcp_v1,quic,quic_v1,scp`, all by
-    /// default; `_v1` is the chunk protocol of the previous release); a subset is handy under
-    /// a profiler.
+    /// `IPM_BENCH_FILE_METHODS`: which copies run (`raw,tcp,tcp_two,tcp_v1,quic,quic_v1,scp`,
+    /// all by default; `_v1` is the chunk protocol of the previous release, `tcp_two` a `/get`
+    /// of a file two members share); a subset is handy under a profiler.
     pub file_methods: Vec<String>,
     /// `IPM_BENCH_FILE_MEDIA`: where the files live (`ram,disk` by default; `ram` is used only
     /// when /dev/shm is a tmpfs).
@@ -113,7 +113,10 @@ impl Settings {
         };
         Self {
             only,
-            file_methods: list("IPM_BENCH_FILE_METHODS", "raw,tcp,tcp_v1,quic,quic_v1,scp"),
+            file_methods: list(
+                "IPM_BENCH_FILE_METHODS",
+                "raw,tcp,tcp_two,tcp_v1,quic,quic_v1,scp",
+            ),
             file_media: list("IPM_BENCH_FILE_MEDIA", "ram,disk"),
             file_mb: var("IPM_BENCH_FILE_MB", 1024u64).max(1),
             fanout_nodes,

@@ -28,6 +28,7 @@ use crate::{
         Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal, TransferError,
     },
     net::download::{self, FetchError, Job},
+    net::multi_download,
     store::transfers::{Direction, State, Transfer},
 };
 
@@ -242,6 +243,7 @@ impl EventLoop {
                     }
                     if let Some(job) = self.store.transfers.get(&id).and_then(|t| self.job(t)) {
                         let _ = std::fs::remove_file(job.part_path());
+                        let _ = std::fs::remove_file(multi_download::piece_map_path(&job));
                     }
                 }
                 Action::SendDecline { peer, transfer } => {
@@ -355,8 +357,7 @@ impl EventLoop {
             .map(|(_, t)| {
                 let have = self
                     .job(t)
-                    .and_then(|job| std::fs::metadata(job.part_path()).ok())
-                    .map_or(0, |m| m.len());
+                    .map_or(0, |job| multi_download::bytes_kept(&job));
                 t.offer.size.saturating_sub(have)
             })
             .sum();
@@ -376,11 +377,15 @@ impl EventLoop {
             .store
             .transfers
             .downloading()
-            .map(|(id, _)| format!("{id}.part"))
+            .map(|(id, _)| id.to_string())
             .collect();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".part") && !live.contains(&name) {
+            // A partial file, and the piece map of a download from several members.
+            let id = name
+                .strip_suffix(".part")
+                .or_else(|| name.strip_suffix(".pieces"));
+            if id.is_some_and(|id| !live.contains(id)) {
                 debug!(file = %name, "removing a stale partial download");
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -412,6 +417,10 @@ impl EventLoop {
             warn!(%id, "no download started: no transfer or no data dir");
             return;
         };
+        if let Some(task) = self.spawn_multi_source(job.clone()) {
+            self.files.downloads.insert(id, task);
+            return;
+        }
         let internal = self.internal_tx.clone();
         let events = self.events.clone();
         let open = self.stream_opener(peer, id);
@@ -651,8 +660,7 @@ impl EventLoop {
             (State::Done { .. }, _) => t.offer.size,
             (State::Downloading | State::Failed { .. }, Direction::Incoming) => self
                 .job(t)
-                .and_then(|job| std::fs::metadata(job.part_path()).ok())
-                .map_or(0, |m| m.len()),
+                .map_or(0, |job| multi_download::bytes_kept(&job)),
             _ => 0,
         };
         TransferView {

@@ -1,7 +1,8 @@
 //! Decisions without I/O. Each machine takes inputs, the current time and any random draw,
 //! and returns what the driver in `event_loop` must do: `delivery` (private messages),
 //! `mail_pickup` (sealed copies at bootstraps), `registry_client` (names at bootstraps),
-//! `offers` (file offers and transfers), `catch_up` (rooms catching up after being away),
+//! `offers` (file offers and transfers), `piece_plan` (who sends which pieces of a file
+//! several members share), `catch_up` (rooms catching up after being away),
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
@@ -27,6 +28,7 @@ pub mod names;
 pub mod notices;
 pub mod offers;
 pub mod peer_policy;
+pub mod piece_plan;
 pub mod presence;
 pub mod rate_limit;
 pub mod refusal;

@@ -158,16 +158,63 @@ pub async fn open(
     offset: u64,
     expected: u64,
 ) -> Result<Opened<Stream>, FetchError> {
+    let request = StreamRequest {
+        transfer,
+        offset,
+        end: None,
+    };
+    match ask(control, peer, request).await? {
+        Some((stream, len)) if len == expected => Ok(Opened::Stream(stream)),
+        Some((_, len)) => Err(FetchError::Fatal(format!(
+            "the sender offers {len} bytes from offset {offset} instead of {expected}"
+        ))),
+        None => Ok(Opened::Unsupported),
+    }
+}
+
+/// Asks `peer` for the bytes `offset..end` of `transfer`, a file of `size` bytes, over a new
+/// stream. A sender that knows ranges sends exactly those; one that does not sends to the
+/// end of the file, and the caller reads only up to `end` (then drops the stream).
+pub async fn open_range(
+    control: &mut Control,
+    peer: PeerId,
+    transfer: TransferId,
+    (offset, end): (u64, u64),
+    size: u64,
+) -> Result<Opened<Stream>, FetchError> {
+    let request = StreamRequest {
+        transfer,
+        offset,
+        end: Some(end),
+    };
+    match ask(control, peer, request).await? {
+        Some((stream, len)) if len == end - offset || len == size - offset => {
+            Ok(Opened::Stream(stream))
+        }
+        Some((_, len)) => Err(FetchError::Fatal(format!(
+            "the sender offers {len} bytes from offset {offset} instead of {}",
+            end - offset
+        ))),
+        None => Ok(Opened::Unsupported),
+    }
+}
+
+/// Sends `request` on a new stream to `peer`: the stream and the length the sender
+/// announces, or `None` when the peer does not speak `/ipm/file/2`.
+async fn ask(
+    control: &mut Control,
+    peer: PeerId,
+    request: StreamRequest,
+) -> Result<Option<(Stream, u64)>, FetchError> {
     let retry = |e: io::Error| FetchError::Retry(e.to_string());
     let opened = tokio::time::timeout(HEADER_TIMEOUT, control.open_stream(peer, PROTOCOL))
         .await
         .map_err(|_| FetchError::Retry("the sender did not answer in time".into()))?;
     let mut stream = match opened {
         Ok(stream) => stream,
-        Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok(Opened::Unsupported),
+        Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok(None),
         Err(e) => return Err(FetchError::Retry(e.to_string())),
     };
-    let request = StreamRequest { transfer, offset };
     within(
         HEADER_TIMEOUT,
         "request",
@@ -179,10 +226,7 @@ pub async fn open(
         .await
         .map_err(retry)?;
     match answer {
-        StreamAnswer::Sending { len } if len == expected => Ok(Opened::Stream(stream)),
-        StreamAnswer::Sending { len } => Err(FetchError::Fatal(format!(
-            "the sender offers {len} bytes from offset {offset} instead of {expected}"
-        ))),
+        StreamAnswer::Sending { len } => Ok(Some((stream, len))),
         StreamAnswer::Busy => Err(FetchError::Retry("the sender is busy".into())),
         StreamAnswer::Error(reason) => {
             Err(FetchError::Fatal(format!("the sender refused: {reason}")))
@@ -250,7 +294,8 @@ where
         }
     };
     let offset = request.offset;
-    let opened = tokio::task::spawn_blocking(move || open_source(path, size, offset))
+    let end = request.end.unwrap_or(size);
+    let opened = tokio::task::spawn_blocking(move || open_source(path, size, offset, end))
         .await
         .map_err(io::Error::other)?;
     let file = match opened {
@@ -273,7 +318,7 @@ where
             .await;
         }
     };
-    let len = size - offset;
+    let len = end - offset;
     within(
         HEADER_TIMEOUT,
         "answer",
@@ -286,14 +331,20 @@ where
     Ok(())
 }
 
-/// Opens an offered file at `offset`, checking it still has its offered size.
-fn open_source(path: PathBuf, size: u64, offset: u64) -> io::Result<Result<std::fs::File, String>> {
+/// Opens an offered file at `offset`, checking it still has its offered size and that
+/// `offset..end` lies within it.
+fn open_source(
+    path: PathBuf,
+    size: u64,
+    offset: u64,
+    end: u64,
+) -> io::Result<Result<std::fs::File, String>> {
     let mut file = std::fs::File::open(path)?;
     if file.metadata()?.len() != size {
         return Ok(Err("the file changed since it was offered".into()));
     }
-    if offset > size {
-        return Ok(Err("offset beyond the end of the file".into()));
+    if offset > size || end > size || end < offset {
+        return Ok(Err("range beyond the end of the file".into()));
     }
     file.seek(SeekFrom::Start(offset))?;
     Ok(Ok(file))
@@ -378,14 +429,22 @@ mod tests {
         let content: Vec<u8> = (0..3 * BUFFER_LEN + 17).map(|i| (i % 253) as u8).collect();
         std::fs::write(&path, &content).unwrap();
         let offset = BUFFER_LEN as u64 + 5;
-        let file = open_source(path.clone(), content.len() as u64, offset)
+        let size = content.len() as u64;
+        let file = open_source(path.clone(), size, offset, size)
             .unwrap()
             .unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
-        send_file(&mut out, file, content.len() as u64 - offset)
-            .await
-            .unwrap();
+        send_file(&mut out, file, size - offset).await.unwrap();
         assert_eq!(out.into_inner(), content[offset as usize..]);
-        assert!(open_source(path, 5, 0).unwrap().is_err());
+        assert!(open_source(path.clone(), 5, 0, 5).unwrap().is_err());
+        // A range: from its offset to its end only; one past the end is refused.
+        let end = 2 * BUFFER_LEN as u64 + 3;
+        let file = open_source(path.clone(), size, offset, end)
+            .unwrap()
+            .unwrap();
+        let mut out = futures::io::Cursor::new(Vec::new());
+        send_file(&mut out, file, end - offset).await.unwrap();
+        assert_eq!(out.into_inner(), content[offset as usize..end as usize]);
+        assert!(open_source(path, size, 0, size + 1).unwrap().is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod exchange;
 pub mod file_stream;
 pub mod ip_limits;
 pub mod metrics;
+pub mod multi_download;
 pub mod part_file;
 pub mod peer_manager;
 pub mod scoring;
