@@ -276,12 +276,13 @@ impl PiecePlan {
         reason
     }
 
-    /// The earliest time an idle source that failed may be asked again.
-    pub fn next_retry(&self) -> Option<Instant> {
+    /// The earliest time after `now` an idle source that failed may be asked again.
+    pub fn next_retry(&self, now: Instant) -> Option<Instant> {
         self.sources
             .iter()
             .filter(|s| s.dead.is_none() && s.run.is_none())
             .filter_map(|s| s.retry_at)
+            .filter(|at| *at > now)
             .min()
     }
 }
@@ -423,7 +424,8 @@ mod tests {
         // Source 0 vanishes half way through piece 1.
         p.stream_ended(0, t0, Ended::Retry);
         assert_eq!(p.assign(0, t0), None, "it waits");
-        assert_eq!(p.next_retry(), Some(t0 + FIRST_PAUSE));
+        assert_eq!(p.next_retry(t0), Some(t0 + FIRST_PAUSE));
+        assert_eq!(p.next_retry(t0 + FIRST_PAUSE), None);
         finish(&mut p, 1, t0);
         // Source 1 takes all that source 0 left.
         assert_eq!(p.assign(1, t0), Some(Run { first: 1, end: 6 }));
@@ -431,7 +433,7 @@ mod tests {
         let t1 = t0 + FIRST_PAUSE;
         assert_eq!(p.assign(0, t1), Some(Run { first: 3, end: 6 }));
         p.stream_ended(0, t1, Ended::Retry);
-        assert_eq!(p.next_retry(), Some(t1 + 2 * FIRST_PAUSE));
+        assert_eq!(p.next_retry(t1), Some(t1 + 2 * FIRST_PAUSE));
         assert_eq!(p.run_of(1), Some(Run { first: 1, end: 3 }));
         finish(&mut p, 1, t1);
         assert_eq!(p.assign(1, t1), Some(Run { first: 3, end: 6 }));

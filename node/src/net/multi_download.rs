@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{stream::FuturesUnordered, AsyncRead, AsyncReadExt, StreamExt};
+use futures::{stream::FuturesUnordered, AsyncRead, AsyncReadExt, FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::debug;
@@ -210,10 +210,7 @@ where
                 break;
             }
         }
-        let wake = plan
-            .next_retry()
-            .unwrap_or(now + Duration::from_secs(1))
-            .max(now);
+        let wake = plan.next_retry(now).unwrap_or(now + Duration::from_secs(1));
         let report = tokio::select! {
             report = rx.recv() => report,
             () = tokio::time::sleep_until(wake.into()) => None,
@@ -348,11 +345,25 @@ async fn fetch_range<S: AsyncRead + Unpin + Send + 'static>(
     part: Arc<Part>,
     tx: mpsc::UnboundedSender<Report<S>>,
 ) {
-    let result = match (source.open)(start, end).await {
-        Ok(Opened::Stream(mut stream)) => receive(&mut stream, ix, start, &stop, &part, &tx).await,
-        Ok(Opened::Unsupported) => chunks(&source.fetch, ix, start, &stop, &part, &tx).await,
-        Err(e) => Err(e),
+    let work = async {
+        match (source.open)(start, end).await {
+            Ok(Opened::Stream(mut stream)) => {
+                receive(&mut stream, ix, start, &stop, &part, &tx).await
+            }
+            Ok(Opened::Unsupported) => chunks(&source.fetch, ix, start, &stop, &part, &tx).await,
+            Err(e) => Err(e),
+        }
     };
+    // A task that panicked still hands its source back, as one that refuses: the download
+    // never waits for a report that cannot come.
+    let result = std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(FetchError::Fatal(
+                "the download from this source broke".into(),
+            ))
+        });
     let _ = tx.send(Report::Ended(ix, source, result));
 }
 
@@ -495,7 +506,7 @@ mod tests {
                         return Err(FetchError::Retry("gone".into()));
                     }
                     let (start, end) = (start as usize, end as usize);
-                    let end = end.min(start + (cut - already));
+                    let end = end.min(start.saturating_add(cut - already));
                     sent.fetch_add(end - start, Ordering::SeqCst);
                     Ok(Opened::Stream(Wire::new(content[start..end].to_vec())))
                 })
