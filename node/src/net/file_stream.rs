@@ -1,5 +1,6 @@
 //! `/ipm/file/2`: one stream per download. The recipient asks for a transfer from the length
-//! of its partial file; the sender checks the transfer with the event loop once, then a
+//! of its partial file (or for one range of it, when several members share the file: see
+//! `net::multi_download`); the sender checks the transfer with the event loop once, then a
 //! blocking thread reads the file in large buffers and the stream's flow control paces the
 //! copy. Every step is bounded: headers by [`MAX_STREAM_HEADER_LEN`] and [`HEADER_TIMEOUT`],
 //! each buffer by [`IDLE_TIMEOUT`], open streams by [`Slots`] per peer and in all.
