@@ -295,8 +295,16 @@ fn two_pages_chat_send_files_and_show_peer_text_as_text() {
          const p = t && t.querySelector('progress'); return p && p.max > 1 && p.value === p.max",
         json!([photo]),
     );
-    assert!(progress_seen(&b).contains(&"downloading".into()), "{:?}", progress_seen(&b));
-    assert!(progress_seen(&a).contains(&"sending".into()), "{:?}", progress_seen(&a));
+    assert!(
+        progress_seen(&b).contains(&"downloading".into()),
+        "{:?}",
+        progress_seen(&b)
+    );
+    assert!(
+        progress_seen(&a).contains(&"sending".into()),
+        "{:?}",
+        progress_seen(&a)
+    );
     wait_until("alice's upload of the photo removed", || {
         !uploads(&alice_dir).contains(&"photo.bin".to_owned())
     });
@@ -311,7 +319,11 @@ fn two_pages_chat_send_files_and_show_peer_text_as_text() {
     assert_eq!(shown, hex::encode(Sha256::digest(&png)));
     let got = std::fs::read(bob_dir.join("downloads").join("screen.png")).unwrap();
     assert_eq!(got, png);
-    assert!(progress_seen(&b).contains(&"downloading".into()), "{:?}", progress_seen(&b));
+    assert!(
+        progress_seen(&b).contains(&"downloading".into()),
+        "{:?}",
+        progress_seen(&b)
+    );
     let width = b.wait_js(
         "the inline image",
         "const i = document.querySelector(`#timeline .line[data-transfer='${arguments[0]}'] img.preview`); \

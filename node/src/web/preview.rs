@@ -73,9 +73,16 @@ pub async fn serve(client: Option<Client>, downloads: &Path, id: &str) -> Respon
     }
 }
 
-async fn preview(client: Option<Client>, downloads: &Path, id: &str) -> Result<Response, NoPreview> {
+async fn preview(
+    client: Option<Client>,
+    downloads: &Path,
+    id: &str,
+) -> Result<Response, NoPreview> {
     let client = client.ok_or(NoPreview::NotRunning)?;
-    let transfers = client.transfers().await.map_err(|_| NoPreview::NotRunning)?;
+    let transfers = client
+        .transfers()
+        .await
+        .map_err(|_| NoPreview::NotRunning)?;
     let path = transfers
         .into_iter()
         .filter(|t| t.id.to_string() == id && t.direction == Direction::Incoming)
@@ -140,7 +147,10 @@ mod tests {
         assert_eq!(image_type(b"GIF89a\x01\0\x01\0"), Some("image/gif"));
         assert_eq!(image_type(b"RIFF\x24\0\0\0WEBPVP8 "), Some("image/webp"));
         // Markup a browser would run, whatever the file is called.
-        assert_eq!(image_type(b"<svg xmlns=\"http://www.w3.org/2000/svg\""), None);
+        assert_eq!(
+            image_type(b"<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            None
+        );
         assert_eq!(image_type(b"<!doctype html><script>"), None);
         assert_eq!(image_type(b"RIFF\x24\0\0\0WAVEfmt "), None);
         assert_eq!(image_type(b"\x89PN"), None);

@@ -265,7 +265,11 @@ async fn upload(State(web): State<Arc<Web>>, request: Request) -> Response {
 }
 
 async fn store_upload(web: &Web, name: &str, body: Body) -> Result<String, String> {
-    let name_of_folder = Token::random().as_str().get(..16).unwrap_or("upload").to_owned();
+    let name_of_folder = Token::random()
+        .as_str()
+        .get(..16)
+        .unwrap_or("upload")
+        .to_owned();
     // A few small file-system calls, made here: the page waits for them anyway.
     let dir = web
         .uploads

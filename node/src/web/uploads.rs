@@ -221,11 +221,8 @@ mod tests {
 
         // Just stored, its offer not made yet: kept, until it is no longer fresh. Being fresh
         // does not keep a folder whose offer no longer needs it.
-        let fresh: HashMap<_, _> = [
-            (PathBuf::from("/u/f"), now),
-            (PathBuf::from("/u/c"), now),
-        ]
-        .into();
+        let fresh: HashMap<_, _> =
+            [(PathBuf::from("/u/f"), now), (PathBuf::from("/u/c"), now)].into();
         let gone = unneeded(&folders, &fresh, &sent_whole, &transfers, now);
         assert!(!gone.contains(&PathBuf::from("/u/f")));
         assert!(gone.contains(&PathBuf::from("/u/c")));
