@@ -384,7 +384,17 @@ fn two_pages_chat_send_files_and_show_peer_text_as_text() {
     if let Some(path) = std::env::var_os("IPM_WEB_SCREENSHOT") {
         say(&b, "see you at the chess club :chess_pawn:");
         wait_for_line(&a, "see you at the chess club ♟️");
-        std::fs::write(path, a.screenshot()).unwrap();
+        // Bob's private conversation: the read mark, files received, an image inline.
+        b.click(&format!(
+            "#conversation-list .conversation[data-key='@{alice_peer}']"
+        ));
+        b.wait_js(
+            "the inline image, drawn again",
+            "const i = document.querySelector('#timeline img.preview'); \
+             return i && i.complete && i.naturalWidth > 0",
+            json!([]),
+        );
+        std::fs::write(path, b.screenshot()).unwrap();
     }
 
     // The token, the Host and the Origin guard every request and socket.

@@ -251,7 +251,8 @@ export class Chat {
     line.state ? el("span", { class: `state state-${line.state}` }, line.state) : null,
     extras,
     line.preview && this.previews.get(line.transfer)
-      ? el("img", { class: "preview", src: this.previews.get(line.transfer), alt: line.name ?? "" })
+      ? el("div", { class: "preview-box" },
+        el("img", { class: "preview", src: this.previews.get(line.transfer), alt: line.name ?? "" }))
       : null);
   }
 
