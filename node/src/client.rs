@@ -205,6 +205,11 @@ pub struct TransferView {
     pub size: u64,
     /// Bytes downloaded so far (incoming only).
     pub bytes: u64,
+    /// The local file an outgoing transfer serves.
+    pub source: Option<PathBuf>,
+    /// The other side's peer: the sender of an incoming file, the recipient of an outgoing
+    /// one (`None` for a file shared with a room).
+    pub peer: Option<PeerId>,
     /// Where it stands.
     pub state: State,
 }

@@ -233,6 +233,19 @@ pub enum Event {
         /// Total size.
         size: u64,
     },
+    /// A file this node offered is being sent over a stream (`/ipm/file/2`): when the
+    /// stream starts, at most every 250 ms, and with `bytes == size` once sent whole.
+    FileSending {
+        /// The transfer.
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// The recipient.
+        to: PeerId,
+        /// Bytes of the file the recipient has now, counting those it had before.
+        bytes: u64,
+        /// Total size.
+        size: u64,
+    },
     /// A download finished and matched its SHA-256.
     FileReceived {
         /// The transfer.

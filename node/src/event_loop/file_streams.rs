@@ -12,6 +12,7 @@ use ipm_protocol::TransferId;
 
 use super::{files::Internal, EventLoop};
 use crate::{
+    event::Event,
     net::download::{FetchError, Opened},
     net::file_stream::{self, Authorized},
     store::transfers::State,
@@ -54,7 +55,16 @@ impl EventLoop {
                     .unwrap_or_else(|_| Err("the node is stopping".to_owned()))
             }
         };
-        let server = tokio::spawn(file_stream::serve_all(incoming, authorize));
+        let events = self.events.clone();
+        let report = move |to, transfer, bytes, size| {
+            let _ = events.send(Event::FileSending {
+                transfer,
+                to,
+                bytes,
+                size,
+            });
+        };
+        let server = tokio::spawn(file_stream::serve_all(incoming, authorize, report));
         self.files.stream_server = Some(server);
     }
 

@@ -670,6 +670,8 @@ impl EventLoop {
             name: t.offer.name.clone(),
             size: t.offer.size,
             bytes,
+            source: t.source.clone(),
+            peer: t.peer,
             state: t.state.clone(),
         }
     }

@@ -48,6 +48,8 @@ pub const STREAMS_PER_PEER: usize = 8;
 pub const HANDSHAKES: usize = 256;
 /// Files served at once, to everyone: each holds `READ_AHEAD + 1` buffers.
 pub const UPLOADS: usize = 32;
+/// Least time between two reports of the bytes sent on one stream.
+pub const SENT_REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// What the event loop says about a stream's request: the file to send and its offered
 /// size, or the reason to refuse.
@@ -236,11 +238,14 @@ async fn ask(
 }
 
 /// Serves the file streams peers open until the node stops: each request is checked by
-/// `authorize` (the event loop) before any file is opened.
-pub async fn serve_all<A, Fut>(mut incoming: IncomingStreams, authorize: A)
+/// `authorize` (the event loop) before any file is opened. `report(peer, transfer, bytes,
+/// size)` tells how far each stream is: when it starts, at most every
+/// [`SENT_REPORT_EVERY`], and with `bytes == size` once the file is sent whole.
+pub async fn serve_all<A, Fut, R>(mut incoming: IncomingStreams, authorize: A, report: R)
 where
     A: Fn(PeerId, TransferId) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Authorized> + Send,
+    R: Fn(PeerId, TransferId, u64, u64) + Clone + Send + Sync + 'static,
 {
     let handshakes = Slots::new(STREAMS_PER_PEER, HANDSHAKES);
     let uploads = Slots::new(STREAMS_PER_PEER, UPLOADS);
@@ -250,25 +255,28 @@ where
             continue;
         };
         let authorize = authorize.clone();
+        let report = report.clone();
         let uploads = uploads.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_one(peer, stream, slot, &uploads, authorize).await {
+            if let Err(e) = serve_one(peer, stream, slot, &uploads, authorize, report).await {
                 debug!(%peer, "file stream ended: {e}");
             }
         });
     }
 }
 
-async fn serve_one<A, Fut>(
+async fn serve_one<A, Fut, R>(
     peer: PeerId,
     mut stream: Stream,
     handshake: Slot,
     uploads: &Slots,
     authorize: A,
+    report: R,
 ) -> io::Result<()>
 where
     A: Fn(PeerId, TransferId) -> Fut,
     Fut: Future<Output = Authorized>,
+    R: Fn(PeerId, TransferId, u64, u64),
 {
     let request: StreamRequest =
         within(HEADER_TIMEOUT, "request", read_header(&mut stream)).await?;
@@ -326,9 +334,15 @@ where
         write_header(&mut stream, &StreamAnswer::Sending { len }),
     )
     .await?;
-    send_file(&mut stream, file, len).await?;
+    let transfer = request.transfer;
+    send_file(&mut stream, file, len, |sent| {
+        report(peer, transfer, offset + sent, size)
+    })
+    .await?;
     within(IDLE_TIMEOUT, "close", stream.close()).await?;
     drop(upload);
+    // Whole once a stream reached the end (a range of a multi-source download may not).
+    report(peer, transfer, end, size);
     Ok(())
 }
 
@@ -352,11 +366,13 @@ fn open_source(
 }
 
 /// Copies `len` bytes of `file` to `stream`: a blocking thread reads ahead a few large
-/// buffers, this task writes them as the stream takes them.
+/// buffers, this task writes them as the stream takes them. `progress(sent)` is called
+/// at the start and at most every [`SENT_REPORT_EVERY`] while bytes go out.
 async fn send_file(
     stream: &mut (impl AsyncWrite + Unpin),
     file: std::fs::File,
     len: u64,
+    mut progress: impl FnMut(u64),
 ) -> io::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(READ_AHEAD);
     let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 1);
@@ -376,6 +392,8 @@ async fn send_file(
         }
     });
     let mut sent = 0u64;
+    progress(0);
+    let mut reported = std::time::Instant::now();
     while sent < len {
         let buf = match rx.recv().await {
             Some(read) => read?,
@@ -384,6 +402,10 @@ async fn send_file(
         within(IDLE_TIMEOUT, "send", stream.write_all(&buf)).await?;
         sent += buf.len() as u64;
         let _ = free_tx.try_send(buf);
+        if sent < len && reported.elapsed() >= SENT_REPORT_EVERY {
+            progress(sent);
+            reported = std::time::Instant::now();
+        }
     }
     drop(rx);
     let _ = reader.await;
@@ -435,8 +457,12 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
-        send_file(&mut out, file, size - offset).await.unwrap();
+        let mut reports = Vec::new();
+        send_file(&mut out, file, size - offset, |sent| reports.push(sent))
+            .await
+            .unwrap();
         assert_eq!(out.into_inner(), content[offset as usize..]);
+        assert_eq!(reports.first(), Some(&0), "the start is reported");
         assert!(open_source(path.clone(), 5, 0, 5).unwrap().is_err());
         // A range: from its offset to its end only; one past the end is refused.
         let end = 2 * BUFFER_LEN as u64 + 3;
@@ -444,7 +470,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
-        send_file(&mut out, file, end - offset).await.unwrap();
+        send_file(&mut out, file, end - offset, |_| ()).await.unwrap();
         assert_eq!(out.into_inner(), content[offset as usize..end as usize]);
         assert!(open_source(path, size, 0, size + 1).unwrap().is_err());
     }

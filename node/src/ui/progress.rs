@@ -119,6 +119,8 @@ impl Steps {
                 self.shown.remove(transfer);
                 true
             }
+            // The sender's side: one line once the file is sent whole.
+            Event::FileSending { bytes, size, .. } => bytes >= size,
             _ => true,
         }
     }
@@ -145,6 +147,10 @@ impl Bars {
     /// redraw, becomes a line now and then), and the line of its end replaces the bar. False
     /// for every other event, which the caller prints.
     pub fn on_event(&mut self, event: &Event) -> bool {
+        // The sender's side has no bar: only the line of a file sent whole is printed.
+        if let Event::FileSending { bytes, size, .. } = event {
+            return bytes < size;
+        }
         let redraws = screen::lock(&self.screen).redraws();
         if !redraws {
             let keep = self.steps.keep(event, Instant::now());

@@ -298,6 +298,7 @@ mod tests {
     fn a_private_message_leaves_its_report_to_the_node() {
         for delivered in [true, false] {
             let outcome = Outcome::Direct {
+                id: ipm_protocol::MessageId::random(),
                 name: "bob".into(),
                 delivered,
             };

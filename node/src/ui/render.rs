@@ -123,6 +123,28 @@ pub fn event_line(event: &Event) -> String {
             bytes(*size),
             percent(*done, *size)
         ),
+        Event::FileSending {
+            transfer,
+            bytes: done,
+            size,
+            ..
+        } if done >= size => format!(
+            "* transfer {} sent whole ({})",
+            short(&transfer.to_string()),
+            bytes(*size)
+        ),
+        Event::FileSending {
+            transfer,
+            bytes: done,
+            size,
+            ..
+        } => format!(
+            "* {} sent {} of {} ({}%)",
+            short(&transfer.to_string()),
+            bytes(*done),
+            bytes(*size),
+            percent(*done, *size)
+        ),
         Event::FileReceived { path, size, .. } => {
             format!(
                 "* received {} ({}), sha256 verified",

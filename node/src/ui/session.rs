@@ -103,6 +103,8 @@ pub enum Outcome {
     },
     /// A private message was delivered, or queued for later.
     Direct {
+        /// The message id.
+        id: MessageId,
         /// The recipient's display name.
         name: String,
         /// True when the recipient acknowledged it; false when it waits in the outbox.
@@ -137,10 +139,12 @@ impl Outcome {
             Outcome::Direct {
                 name,
                 delivered: true,
+                ..
             } => format!("delivered to {}", render::clean(name)),
             Outcome::Direct {
                 name,
                 delivered: false,
+                ..
             } => format!(
                 "{} is not reachable now: queued, it will be delivered when they are back",
                 render::clean(name)
@@ -304,6 +308,7 @@ impl Session {
                 let peer = self.client.resolve_user(&user).await?;
                 let outcome = self.client.send_direct(peer, emoji::expand(&text)).await?;
                 Ok(Outcome::Direct {
+                    id: outcome.id,
                     name: outcome.name,
                     delivered: outcome.delivered,
                 })
@@ -639,6 +644,8 @@ mod tests {
             name: format!("a{ESCAPE}.txt"),
             size: 3,
             bytes: 0,
+            source: None,
+            peer: None,
             state,
         };
         let table = render_transfers(&[

@@ -1,11 +1,11 @@
-//! The web server: its routes (the embedded page, the socket, file uploads) behind one guard
-//! that checks Host, Origin and the token of every request.
+//! The web server: its routes (the embedded page, the socket, file uploads, image previews)
+//! behind one guard that checks Host, Origin and the token of every request.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::{
     body::Body,
-    extract::{ws::WebSocketUpgrade, Request, State},
+    extract::{ws::WebSocketUpgrade, Path, Request, State},
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -18,8 +18,10 @@ use tokio::{io::AsyncWriteExt, net::TcpListener};
 use crate::web::{
     assets,
     auth::{self, Token},
-    setup::Door,
+    preview,
+    setup::{Door, Phase},
     socket,
+    uploads::Uploads,
 };
 
 /// Largest file the page may upload to send or share.
@@ -33,7 +35,8 @@ struct Web {
     token: Token,
     port: u16,
     door: Door,
-    uploads: PathBuf,
+    uploads: Uploads,
+    downloads: PathBuf,
 }
 
 /// Why the server cannot start.
@@ -101,7 +104,8 @@ impl WebServer {
                         token,
                         port: addr.port(),
                         door,
-                        uploads: data_dir.join("web-uploads"),
+                        uploads: Uploads::new(data_dir.join("web-uploads")),
+                        downloads: data_dir.join("downloads"),
                     });
                     return Ok(Self {
                         listener,
@@ -137,11 +141,25 @@ impl WebServer {
         )
     }
 
-    /// Serves until the process ends.
+    /// Serves until the process ends; once the node runs, keeps `web-uploads/` clean.
     pub async fn serve(self) {
+        let web = self.web.clone();
+        tokio::spawn(async move {
+            let mut phase = web.door.phase.clone();
+            let client = loop {
+                if let Phase::Running(client) = &*phase.borrow_and_update() {
+                    break client.clone();
+                }
+                if phase.changed().await.is_err() {
+                    return;
+                }
+            };
+            web.uploads.keep_clean(client).await;
+        });
         let router = Router::new()
             .route("/ws", get(open_socket))
             .route("/api/upload", post(upload))
+            .route("/api/preview/{transfer}", get(preview_image))
             .fallback(get(asset))
             .layer(middleware::from_fn_with_state(self.web.clone(), guard))
             .with_state(self.web);
@@ -217,6 +235,15 @@ async fn open_socket(State(web): State<Arc<Web>>, upgrade: WebSocketUpgrade) -> 
         .on_upgrade(move |ws| socket::serve(ws, door))
 }
 
+/// The inline preview of a received image (see [`preview`]).
+async fn preview_image(State(web): State<Arc<Web>>, Path(transfer): Path<String>) -> Response {
+    let client = match &*web.door.phase.borrow() {
+        Phase::Running(client) => Some(client.clone()),
+        _ => None,
+    };
+    preview::serve(client, &web.downloads, &transfer).await
+}
+
 /// Stores a file the page sends (its name in `?name=`) and answers its path, for
 /// `/send-file` and `/share`.
 async fn upload(State(web): State<Arc<Web>>, request: Request) -> Response {
@@ -238,13 +265,15 @@ async fn upload(State(web): State<Arc<Web>>, request: Request) -> Response {
 }
 
 async fn store_upload(web: &Web, name: &str, body: Body) -> Result<String, String> {
+    let name_of_folder = Token::random()
+        .as_str()
+        .get(..16)
+        .unwrap_or("upload")
+        .to_owned();
+    // A few small file-system calls, made here: the page waits for them anyway.
     let dir = web
         .uploads
-        .join(Token::random().as_str().get(..16).unwrap_or("upload"));
-    let folder = dir.clone();
-    tokio::task::spawn_blocking(move || crate::store::data_dir::create_private_dir(&folder))
-        .await
-        .map_err(|e| format!("cannot store the upload: {e}"))?
+        .new_folder(&name_of_folder)
         .map_err(|e| format!("cannot store the upload: {e}"))?;
     let path = dir.join(name);
     let mut file = tokio::fs::File::create(&path)

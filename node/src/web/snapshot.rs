@@ -112,6 +112,7 @@ pub fn transfer_json(t: &TransferView) -> Value {
         "transfer": t.id.to_string(),
         "direction": t.direction,
         "with": t.with,
+        "peer": t.peer.map(|p| p.to_string()),
         "name": t.name,
         "size": t.size,
         "bytes": t.bytes,

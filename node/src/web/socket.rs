@@ -228,8 +228,13 @@ async fn run(session: &Session, id: u64, line: &str) -> Value {
                     peers,
                 } => json!({"kind": "sent", "room": room.to_string(), "id": id.to_string(),
                             "from": from, "text": text, "peers": peers}),
-                Outcome::Direct { name, delivered } => {
-                    json!({"kind": "direct", "name": name, "delivered": delivered})
+                Outcome::Direct {
+                    id,
+                    name,
+                    delivered,
+                } => {
+                    json!({"kind": "direct", "id": id.to_string(), "name": name,
+                           "delivered": delivered})
                 }
                 Outcome::Text(_) => json!({"kind": "text"}),
                 Outcome::Quit => json!({"kind": "quit"}),

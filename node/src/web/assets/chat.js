@@ -7,7 +7,8 @@ const $ = (id) => document.getElementById(id);
 
 /** Fields of a timeline line the page draws itself; any other field is shown as a tag. */
 const DRAWN = new Set(["event", "ts", "room", "id", "from", "peer", "text", "distance_km",
-  "outgoing", "state", "to", "name", "kind", "edited", "deleted", "reactions"]);
+  "outgoing", "state", "to", "name", "kind", "edited", "deleted", "reactions", "transfer",
+  "preview"]);
 
 /** How often the panes are read again. */
 const PANES_REFRESH_MS = 2000;
@@ -22,6 +23,8 @@ export class Chat {
     this.current = "lobby";
     this.snap = null;
     this.transfers = new Map();
+    // Object URLs of the images received, by transfer: drawn inline in the timeline.
+    this.previews = new Map();
     this.refreshTimer = null;
     this.me = hello.peer;
     $("chat").hidden = false;
@@ -32,6 +35,10 @@ export class Chat {
     this.hello(hello);
     // Presence (away texts, rooms, distances) changes without an event of its own.
     setInterval(() => this.refresh(), PANES_REFRESH_MS);
+    // A conversation counts as seen only while the page is in view.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.shown(this.current, this.lastId(this.current));
+    });
   }
 
   /** The node (re)connected: read everything again. */
@@ -95,6 +102,7 @@ export class Chat {
         break;
       case "file_offer":
       case "file_progress":
+      case "file_sending":
       case "file_received":
       case "file_failed":
         this.transfer(value);
@@ -183,9 +191,20 @@ export class Chat {
     const c = this.conversations.get(`@${value.to}`);
     if (!c) return;
     for (const line of c.lines) {
-      if (line.outgoing && line.state === "queued") line.state = "delivered";
+      if (line.outgoing && line.state === "queued" && (!line.id || line.id === value.id)) {
+        line.state = "delivered";
+      }
     }
     if (c.key === this.current) this.drawTimeline();
+  }
+
+  /** The id of the last line of conversation `key` that has one. */
+  lastId(key) {
+    const lines = this.conversations.get(key)?.lines ?? [];
+    for (let i = lines.length - 1; i >= 0; i -= 1) {
+      if (lines[i].id) return lines[i].id;
+    }
+    return undefined;
   }
 
   // -- the timeline --
@@ -217,6 +236,7 @@ export class Chat {
       class: `line${line.outgoing ? " own" : ""}`,
       "data-id": line.id,
       "data-peer": line.peer,
+      "data-transfer": line.transfer,
     },
     el("time", { class: "time", datetime: new Date(line.ts).toISOString() }, clock(line.ts)),
     el("span", { class: "from", title: line.peer }, line.from),
@@ -229,7 +249,11 @@ export class Chat {
         Object.entries(line.reactions).map(([emoji, n]) => `${emoji} ${n}`).join("  "))
       : null,
     line.state ? el("span", { class: `state state-${line.state}` }, line.state) : null,
-    extras);
+    extras,
+    line.preview && this.previews.get(line.transfer)
+      ? el("div", { class: "preview-box" },
+        el("img", { class: "preview", src: this.previews.get(line.transfer), alt: line.name ?? "" }))
+      : null);
   }
 
   async load(key) {
@@ -269,12 +293,14 @@ export class Chat {
       await this.run(`/join ${key}`);
     }
     await this.load(key);
-    this.shown(key, c.lines.at(-1)?.id);
+    this.shown(key, this.lastId(key));
   }
 
-  /** Tells the node the page shows `key` up to line `id`: unread counts and receipts follow. */
+  /** Tells the node the page shows `key` up to line `id`: unread counts and receipts
+   * follow. Nothing counts as shown while the page is out of view; it is told again when
+   * the page comes back. */
   shown(key, id) {
-    if (key === "geo" || (id && !/^[0-9a-f]{32}$/.test(id))) return;
+    if (key === "geo" || (id && !/^[0-9a-f]{32}$/.test(id)) || document.hidden) return;
     this.ask({ op: "shown", conversation: key, line: id || null });
   }
 
@@ -317,7 +343,7 @@ export class Chat {
         text: o.text, outgoing: true });
     } else if (o.kind === "direct") {
       const shown = text.startsWith("//") ? text.slice(1) : text;
-      this.add(key, { event: "direct", ts: answer.ts, from: this.snap?.me?.name ?? "me",
+      this.add(key, { event: "direct", ts: answer.ts, id: o.id, from: this.snap?.me?.name ?? "me",
         peer: this.me, text: expand(shown, this.emoji), outgoing: true,
         state: o.delivered ? "delivered" : "queued" });
     } else if (answer.output) {
@@ -355,7 +381,15 @@ export class Chat {
       this.conversation(r.room);
     }
     if (snap.me.group) this.conversation("geo", `location group (${km(snap.me.group.radius_km)})`);
-    for (const t of snap.transfers) this.transfers.set(t.transfer, { ...this.transfers.get(t.transfer), ...t });
+    for (const t of snap.transfers) {
+      const known = this.transfers.get(t.transfer);
+      const merged = { ...known, ...t };
+      // The node's table has no sender-side progress: the live reports stand.
+      if (known?.sending && t.state === "offered") {
+        Object.assign(merged, { bytes: known.bytes, state: known.state });
+      }
+      this.transfers.set(t.transfer, merged);
+    }
     $("me-name").textContent = snap.me.name;
     $("me-claim").textContent = snap.me.claim === "registered" ? "" : `(${snap.me.claim})`;
     this.drawConversations();
@@ -465,19 +499,44 @@ export class Chat {
     const t = { ...known };
     if (value.event === "file_offer") {
       Object.assign(t, { direction: "incoming", with: value.from, name: value.name, size: value.size,
-        bytes: 0, state: "offered", room: value.room });
+        bytes: 0, state: "offered", room: value.room, peer: value.peer });
       this.add(value.room ? this.roomKey(value.room) : `@${value.peer}`, {
         event: "file_offer", ts: value.ts, from: value.from, peer: value.peer,
         text: `offers ${value.name} (${bytes(value.size)})` });
     } else if (value.event === "file_progress") {
       Object.assign(t, { bytes: value.bytes, size: value.size, state: "downloading" });
+    } else if (value.event === "file_sending") {
+      // One report per stream: a share fetched by several members shows the latest.
+      Object.assign(t, { bytes: value.bytes, size: value.size, sending: true,
+        state: value.bytes >= value.size ? "sent" : "sending" });
     } else if (value.event === "file_received") {
       Object.assign(t, { bytes: value.size, size: value.size, state: "done", path: value.path, sha256: value.sha256 });
+      this.received(t, value);
     } else if (value.event === "file_failed") {
       Object.assign(t, { state: "failed", reason: value.reason });
     }
     this.transfers.set(value.transfer, t);
     this.drawTransfers();
+  }
+
+  /** A verified download: a line in its conversation, with the image inline when the node
+   * says it is one (it serves PNG, JPEG, GIF and WebP only, typed by their bytes). */
+  async received(t, value) {
+    const key = t.room ? this.roomKey(t.room) : t.peer ? `@${t.peer}` : null;
+    if (!key) return;
+    const line = { event: "file", ts: value.ts, from: t.with, peer: t.peer, transfer: value.transfer,
+      name: t.name, text: `${t.name} (${bytes(value.size)}), sha256 verified`, preview: true };
+    this.add(key, line);
+    const response = await fetch(`/api/preview/${encodeURIComponent(value.transfer)}`, {
+      headers: { "x-ipm-token": this.token },
+    });
+    const type = response.headers.get("content-type") ?? "";
+    if (!response.ok || !/^image\/(png|jpeg|gif|webp)$/.test(type)) {
+      line.preview = false;
+      return;
+    }
+    this.previews.set(value.transfer, URL.createObjectURL(await response.blob()));
+    if (key === this.current) this.drawTimeline();
   }
 
   drawTransfers() {
@@ -489,7 +548,7 @@ export class Chat {
     },
     el("span", { class: "file-name" }, t.name ?? t.transfer),
     el("span", { class: "muted" }, `${t.direction === "outgoing" ? "to" : "from"} ${t.with ?? "?"}, ${bytes(t.size ?? 0)}`),
-    t.direction === "outgoing" ? null : el("progress", { max: t.size || 1, value: t.bytes ?? 0 }),
+    el("progress", { max: t.size || 1, value: t.bytes ?? 0 }),
     el("span", { class: "transfer-state" }, t.state + (t.reason ? `: ${t.reason}` : "")),
     t.sha256 ? el("code", { class: "sha256" }, t.sha256) : null,
     t.direction === "incoming" && t.state === "offered"
