@@ -20,6 +20,7 @@ mod people_state;
 mod direct;
 mod file_streams;
 mod files;
+mod folders;
 mod mailbox;
 mod receipts;
 mod registry;
@@ -283,6 +284,7 @@ impl EventLoop {
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
             Request::Conversation(request) => self.on_conversation_request(request),
+            Request::Folder(ask) => self.offer_folder(ask),
             Request::Shutdown => {}
         }
     }

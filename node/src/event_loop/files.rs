@@ -57,11 +57,13 @@ enum Outbound {
 /// and the running download tasks.
 #[derive(Debug)]
 pub(crate) struct Files {
-    offers: Offers,
+    pub(super) offers: Offers,
     outbound: HashMap<OutboundRequestId, Outbound>,
     downloads: HashMap<TransferId, JoinHandle<()>>,
     /// The task serving `/ipm/file/2` streams.
     pub(super) stream_server: Option<JoinHandle<()>>,
+    /// Folders offered and downloading.
+    pub(super) folders: super::folders::Folders,
 }
 
 impl Files {
@@ -76,6 +78,7 @@ impl Files {
             outbound: HashMap::new(),
             downloads: HashMap::new(),
             stream_server: None,
+            folders: super::folders::Folders::default(),
         }
     }
 
@@ -197,7 +200,7 @@ impl EventLoop {
         Ok(id)
     }
 
-    fn send_offer(&mut self, peer: PeerId, offer: FileOffer) {
+    pub(super) fn send_offer(&mut self, peer: PeerId, offer: FileOffer) {
         let id = offer.transfer;
         let request_id = self
             .swarm
@@ -243,6 +246,7 @@ impl EventLoop {
                     if let Some(job) = self.store.transfers.get(&id).and_then(|t| self.job(t)) {
                         let _ = std::fs::remove_file(job.part_path());
                     }
+                    self.discard_folder(&id);
                 }
                 Action::SendDecline { peer, transfer } => {
                     let request_id = self
@@ -252,7 +256,7 @@ impl EventLoop {
                         .send_request(&peer, FileRequest::Decline { transfer });
                     self.files.outbound.insert(request_id, Outbound::Decline);
                 }
-                Action::Tell(event) => self.emit(event),
+                Action::Tell(event) => self.emit(self.folder_event(event)),
             }
         }
         Ok(())
@@ -408,6 +412,10 @@ impl EventLoop {
 
     /// Runs the download task of transfer `id` from `peer`.
     fn spawn_download(&mut self, id: TransferId, peer: PeerId) {
+        if let Some(task) = self.spawn_folder_download(id, peer) {
+            self.files.downloads.insert(id, task);
+            return;
+        }
         let Some(job) = self.store.transfers.get(&id).and_then(|t| self.job(t)) else {
             warn!(%id, "no download started: no transfer or no data dir");
             return;
@@ -458,6 +466,7 @@ impl EventLoop {
     /// partial files no download will use.
     pub(super) fn resume_downloads(&mut self) {
         self.remove_stale_parts();
+        self.remove_stale_folders();
         for id in self.store.transfers.unfinished_downloads() {
             let free_space = self.download_room();
             let known = Known {
@@ -598,6 +607,16 @@ impl EventLoop {
         request: FileRequest,
         channel: ResponseChannel<FileResponse>,
     ) {
+        if let FileRequest::Chunk {
+            transfer,
+            offset,
+            len,
+        } = request
+        {
+            if let Some(found) = self.folder_part(peer, transfer) {
+                return self.serve_folder_chunk(channel, found, offset, len);
+            }
+        }
         let response = match request {
             FileRequest::Offer(offer) => {
                 self.observe_name(peer, &offer.from_name);
@@ -642,6 +661,9 @@ impl EventLoop {
     }
 
     fn view(&self, id: TransferId, t: &Transfer) -> TransferView {
+        if let Some(folder) = self.folder_view(id, t) {
+            return folder;
+        }
         let with = match (&t.room, t.peer) {
             (Some(room), _) if t.direction == Direction::Outgoing => room.clone(),
             (_, Some(peer)) => self.directory.display_name(&peer),
@@ -678,7 +700,7 @@ impl EventLoop {
 }
 
 /// Reads `len` bytes at `offset` of an offered file, checking it still has its offered size.
-fn read_chunk(path: &Path, size: u64, offset: u64, len: u32) -> FileResponse {
+pub(super) fn read_chunk(path: &Path, size: u64, offset: u64, len: u32) -> FileResponse {
     let read = || -> std::io::Result<FileResponse> {
         let mut file = std::fs::File::open(path)?;
         if file.metadata()?.len() != size {
