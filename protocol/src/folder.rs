@@ -341,7 +341,7 @@ mod tests {
             (vec![""], "empty path"),
             (vec!["a\nb"], "character"),
             (vec!["a\\b"], "character"),
-            (vec!["a:b"], "character"),
+            (vec!["ab:c"], "character"),
             (vec!["x", "x"], "two files"),
             (vec!["a", "a/b"], "both a file and a folder"),
             (vec!["a/b/c", "a/b"], "both a file and a folder"),

@@ -244,7 +244,7 @@ mod tests {
             .ends_with("holds no file to send"));
         let odd = tmp.path().join("odd");
         fs::create_dir_all(&odd).unwrap();
-        fs::write(odd.join("a:b"), b"x").unwrap();
+        fs::write(odd.join("notes:1"), b"x").unwrap();
         let err = walk(&odd).unwrap_err().to_string();
         assert!(err.contains("cannot be sent: a name with the character ':'"), "{err}");
         assert!(walk(&tmp.path().join("missing")).is_err());
