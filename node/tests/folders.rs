@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 use support::*;
 
 fn content(seed: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i * 31 + seed * 7) % 253) as u8).collect()
+    (0..len)
+        .map(|i| ((i * 31 + seed * 7) % 253) as u8)
+        .collect()
 }
 
 /// Writes `files` (relative path, content) under `root`.
@@ -44,7 +46,12 @@ fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 out.push((rel, std::fs::read(&path).unwrap()));
             }
         }
@@ -62,7 +69,10 @@ fn sorted(files: &[(&str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-async fn folder_offer_of(node: &mut TestNode, want: TransferId) -> (String, u64, u32, Option<String>) {
+async fn folder_offer_of(
+    node: &mut TestNode,
+    want: TransferId,
+) -> (String, u64, u32, Option<String>) {
     next_event(&mut node.events, |e| match e {
         Event::FolderOffer {
             transfer,
@@ -130,9 +140,15 @@ async fn a_nested_folder_arrives_whole_with_one_progress_stream_and_never_overwr
             .await
             .unwrap();
         let (name, size, count, room) = folder_offer_of(&mut bob, id).await;
-        assert_eq!((name.as_str(), size, count, room), ("holiday", total, 5, None));
+        assert_eq!(
+            (name.as_str(), size, count, room),
+            ("holiday", total, 5, None)
+        );
         let listed = bob.client.transfers().await.unwrap();
-        assert!(listed.iter().any(|t| t.id == id && t.name == "holiday/"), "{listed:?}");
+        assert!(
+            listed.iter().any(|t| t.id == id && t.name == "holiday/"),
+            "{listed:?}"
+        );
         bob.client.accept(&id.to_string()[..8]).await.unwrap();
         let (path, progress) = folder_received(&mut bob, id).await;
         let expected = if round == 0 { "holiday" } else { "holiday (1)" };
@@ -140,9 +156,15 @@ async fn a_nested_folder_arrives_whole_with_one_progress_stream_and_never_overwr
         assert_eq!(read_tree(&path), sorted(&files));
         // One progress stream for the whole folder, never going back, ending full.
         assert!(progress.iter().all(|(_, s)| *s == total), "{progress:?}");
-        assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "{progress:?}");
+        assert!(
+            progress.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{progress:?}"
+        );
         assert_eq!(progress.last().map(|p| p.0), Some(total));
-        let staging = bob.dir.join("downloads/.partial").join(format!("{id}.folder"));
+        let staging = bob
+            .dir
+            .join("downloads/.partial")
+            .join(format!("{id}.folder"));
         assert!(!staging.exists(), "the staging folder is gone");
     }
 
@@ -223,9 +245,12 @@ async fn a_folder_resumes_after_the_recipients_restart_without_fetching_complete
     assert_eq!(Sha256::digest(&big), Sha256::digest(content(6, big_len)));
 }
 
+/// One file of a folder the raw peer serves: its manifest entry and its bytes.
+type Served = (ManifestEntry, Vec<u8>);
+
 /// A folder offer from the raw peer, its manifest and files served over `/ipm/file/1`
 /// chunks; `entries` are written as they are, hostile or not.
-fn serve_folder(raw: &RawPeer, name: &str, entries: &[(ManifestEntry, Vec<u8>)]) -> FileOffer {
+fn serve_folder(raw: &RawPeer, name: &str, entries: &[Served]) -> FileOffer {
     let manifest = Manifest {
         entries: entries.iter().map(|(e, _)| e.clone()).collect(),
     };
@@ -248,7 +273,7 @@ fn serve_folder(raw: &RawPeer, name: &str, entries: &[(ManifestEntry, Vec<u8>)])
     }
 }
 
-fn entry(path: &str, data: &[u8]) -> (ManifestEntry, Vec<u8>) {
+fn entry(path: &str, data: &[u8]) -> Served {
     (
         ManifestEntry {
             path: path.into(),
@@ -284,19 +309,38 @@ async fn hostile_folder_manifests_from_a_raw_peer_are_refused_and_write_nothing(
     let long = "n".repeat(300);
     let mut link = entry("shortcut", b"/etc/passwd");
     link.0.kind = "link".into();
-    let cases: Vec<(Vec<(ManifestEntry, Vec<u8>)>, &str)> = vec![
-        (vec![entry("ok.txt", b"fine"), entry("../x", pwned)], "a path going up (..)"),
+    let cases: Vec<(Vec<Served>, &str)> = vec![
+        (
+            vec![entry("ok.txt", b"fine"), entry("../x", pwned)],
+            "a path going up (..)",
+        ),
         (vec![entry("a/../../x", pwned)], "a path going up (..)"),
-        (vec![entry(outside.to_str().unwrap(), pwned)], "an absolute path"),
-        (vec![entry("ok.txt", b"fine"), link], "a link (links are never created)"),
-        (vec![entry(&format!("sub/{long}"), pwned)], "a name longer than 255 bytes"),
-        (vec![entry("same", pwned), entry("same", pwned)], "two files with one path"),
+        (
+            vec![entry(outside.to_str().unwrap(), pwned)],
+            "an absolute path",
+        ),
+        (
+            vec![entry("ok.txt", b"fine"), link],
+            "a link (links are never created)",
+        ),
+        (
+            vec![entry(&format!("sub/{long}"), pwned)],
+            "a name longer than 255 bytes",
+        ),
+        (
+            vec![entry("same", pwned), entry("same", pwned)],
+            "two files with one path",
+        ),
     ];
     for (entries, why) in cases {
         let offer = serve_folder(&raw, "loot", &entries);
         offered(&raw, &victim, &offer).await;
         folder_offer_of(&mut victim, offer.transfer).await;
-        victim.client.accept(&offer.transfer.to_string()).await.unwrap();
+        victim
+            .client
+            .accept(&offer.transfer.to_string())
+            .await
+            .unwrap();
         let reason = next_event(&mut victim.events, |e| match e {
             Event::FileFailed { transfer, reason } if *transfer == offer.transfer => {
                 Some(reason.clone())
@@ -316,9 +360,16 @@ async fn hostile_folder_manifests_from_a_raw_peer_are_refused_and_write_nothing(
     });
     let mut swapped = serve_folder(&raw, "loot", &[entry("a", b"aa")]);
     swapped.sha256 = [0; 32];
-    for (offer, why) in [(liar, "the manifest lists 2 files"), (swapped, "sha256 mismatch")] {
+    for (offer, why) in [
+        (liar, "the manifest lists 2 files"),
+        (swapped, "sha256 mismatch"),
+    ] {
         offered(&raw, &victim, &offer).await;
-        victim.client.accept(&offer.transfer.to_string()).await.unwrap();
+        victim
+            .client
+            .accept(&offer.transfer.to_string())
+            .await
+            .unwrap();
         let reason = next_event(&mut victim.events, |e| match e {
             Event::FileFailed { transfer, reason } if *transfer == offer.transfer => {
                 Some(reason.clone())
@@ -356,11 +407,21 @@ async fn hostile_folder_manifests_from_a_raw_peer_are_refused_and_write_nothing(
     let offer = serve_folder(&raw, "../../loot", &honest);
     offered(&raw, &victim, &offer).await;
     let (name, ..) = folder_offer_of(&mut victim, offer.transfer).await;
-    assert_eq!(name, "loot", "the folder's own name is cleaned like a file's");
-    victim.client.accept(&offer.transfer.to_string()).await.unwrap();
+    assert_eq!(
+        name, "loot",
+        "the folder's own name is cleaned like a file's"
+    );
+    victim
+        .client
+        .accept(&offer.transfer.to_string())
+        .await
+        .unwrap();
     let (path, _) = folder_received(&mut victim, offer.transfer).await;
     assert_eq!(path, downloads.join("loot"));
-    let expected: Vec<(&str, Vec<u8>)> = honest.iter().map(|(e, d)| (e.path.as_str(), d.clone())).collect();
+    let expected: Vec<(&str, Vec<u8>)> = honest
+        .iter()
+        .map(|(e, d)| (e.path.as_str(), d.clone()))
+        .collect();
     assert_eq!(read_tree(&path), sorted(&expected));
 }
 
@@ -388,7 +449,8 @@ async fn a_node_asking_for_a_folder_as_one_file_is_told_it_needs_a_newer_ipm() {
         .request(alice.client.peer_id(), Proto::File, encode(&chunk))
         .await
         .unwrap();
-    let answer: FileResponse = ipm_protocol::decode(&answer, limits::MAX_FILE_RESPONSE_LEN).unwrap();
+    let answer: FileResponse =
+        ipm_protocol::decode(&answer, limits::MAX_FILE_RESPONSE_LEN).unwrap();
     assert_eq!(
         answer,
         FileResponse::Error("this is a folder: receiving folders needs a newer ipm".into())
@@ -404,6 +466,7 @@ async fn a_node_asking_for_a_folder_as_one_file_is_told_it_needs_a_newer_ipm() {
         .request(alice.client.peer_id(), Proto::File, encode(&guess))
         .await
         .unwrap();
-    let answer: FileResponse = ipm_protocol::decode(&answer, limits::MAX_FILE_RESPONSE_LEN).unwrap();
+    let answer: FileResponse =
+        ipm_protocol::decode(&answer, limits::MAX_FILE_RESPONSE_LEN).unwrap();
     assert_eq!(answer, FileResponse::Error("no such transfer".into()));
 }

@@ -167,7 +167,9 @@ fn check_name(name: &str) -> Result<(), PathError> {
     }
     let windows = cfg!(windows);
     if let Some(c) = name.chars().find(|c| {
-        c.is_control() || matches!(c, '\\' | ':') || (windows && matches!(c, '<' | '>' | '"' | '|' | '?' | '*'))
+        c.is_control()
+            || matches!(c, '\\' | ':')
+            || (windows && matches!(c, '<' | '>' | '"' | '|' | '?' | '*'))
     }) {
         return Err(PathError::Forbidden(c));
     }
@@ -216,7 +218,9 @@ impl Payload for Manifest {
         for entry in &self.entries {
             match entry.kind.as_str() {
                 FILE_KIND => {}
-                "link" | "symlink" | "hardlink" => return Err(refuse(PathError::Link, &entry.path)),
+                "link" | "symlink" | "hardlink" => {
+                    return Err(refuse(PathError::Link, &entry.path))
+                }
                 other => return Err(refuse(PathError::UnknownKind(other.into()), &entry.path)),
             }
             check_path(&entry.path).map_err(|e| refuse(e, &entry.path))?;
@@ -391,7 +395,10 @@ mod tests {
     fn derived_ids_name_their_part_and_nothing_else() {
         let folder = TransferId::random();
         assert_eq!(part_of(&folder, &folder), None);
-        assert_eq!(part_of(&folder, &manifest_id(&folder)), Some(Part::Manifest));
+        assert_eq!(
+            part_of(&folder, &manifest_id(&folder)),
+            Some(Part::Manifest)
+        );
         for i in [0, 1, 77, MAX_FOLDER_FILES as u32 - 1] {
             let id = entry_id(&folder, i);
             assert_ne!(id, folder);

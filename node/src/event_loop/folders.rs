@@ -204,7 +204,13 @@ impl EventLoop {
         let found = match part {
             Part::Manifest => {
                 let data = self.config.data_dir.as_ref()?.root().to_owned();
-                let len = self.store.transfers.get(&folder)?.offer.folder?.manifest_len;
+                let len = self
+                    .store
+                    .transfers
+                    .get(&folder)?
+                    .offer
+                    .folder?
+                    .manifest_len;
                 (manifest_path(&data, &folder), u64::from(len))
             }
             Part::Entry(i) => {

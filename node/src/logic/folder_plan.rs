@@ -39,7 +39,10 @@ pub fn served_part(
     }
     let folder = candidate?;
     let t = transfers.get(&folder)?;
-    let summary = t.offer.folder.filter(|_| t.direction == Direction::Outgoing)?;
+    let summary = t
+        .offer
+        .folder
+        .filter(|_| t.direction == Direction::Outgoing)?;
     let part = part_of(&folder, id)?;
     let allowed = t.serves(peer)
         && t.state != State::Rejected
@@ -56,7 +59,11 @@ pub fn served_part(
 
 /// Whether a fetched (and decoded, hence path-checked) manifest is what the offer promised:
 /// as many files, adding up to the offered size.
-pub fn check_manifest(manifest: &Manifest, summary: &FolderSummary, size: u64) -> Result<(), String> {
+pub fn check_manifest(
+    manifest: &Manifest,
+    summary: &FolderSummary,
+    size: u64,
+) -> Result<(), String> {
     if manifest.entries.len() != summary.files as usize {
         return Err(format!(
             "the manifest lists {} files, the offer said {}",
@@ -157,7 +164,12 @@ mod tests {
         }
     }
 
-    fn add(transfers: &mut Transfers, offer: FileOffer, peer: Option<PeerId>, room: Option<&str>) -> TransferId {
+    fn add(
+        transfers: &mut Transfers,
+        offer: FileOffer,
+        peer: Option<PeerId>,
+        room: Option<&str>,
+    ) -> TransferId {
         let id = offer.transfer;
         transfers
             .insert(Transfer {
@@ -203,8 +215,14 @@ mod tests {
             Some(Ok((folder, Part::Entry(1))))
         );
         let refused = Some(Err(NO_SUCH_TRANSFER.to_owned()));
-        assert_eq!(served_part(&transfers, &bob, &entry_id(&folder, 2), Some(folder)), refused);
-        assert_eq!(served_part(&transfers, &eve, &entry_id(&folder, 0), Some(folder)), refused);
+        assert_eq!(
+            served_part(&transfers, &bob, &entry_id(&folder, 2), Some(folder)),
+            refused
+        );
+        assert_eq!(
+            served_part(&transfers, &eve, &entry_id(&folder, 0), Some(folder)),
+            refused
+        );
         // An old node asking for the folder as one file is told why it cannot have it.
         assert_eq!(
             served_part(&transfers, &bob, &folder, Some(folder)),
@@ -212,7 +230,10 @@ mod tests {
         );
         // Plain files and unknown ids are not the folders' business.
         assert_eq!(served_part(&transfers, &bob, &file, Some(folder)), None);
-        assert_eq!(served_part(&transfers, &bob, &TransferId::random(), Some(folder)), None);
+        assert_eq!(
+            served_part(&transfers, &bob, &TransferId::random(), Some(folder)),
+            None
+        );
         // A declined folder is served no more.
         transfers.set_state(&folder, State::Rejected).unwrap();
         assert_eq!(
@@ -220,7 +241,10 @@ mod tests {
             refused
         );
         // Without the folder known, nothing is served.
-        assert_eq!(served_part(&transfers, &bob, &entry_id(&folder, 0), None), None);
+        assert_eq!(
+            served_part(&transfers, &bob, &entry_id(&folder, 0), None),
+            None
+        );
     }
 
     #[test]
@@ -228,7 +252,12 @@ mod tests {
         let mut transfers = Transfers::default();
         let folder = add(&mut transfers, offer(Some(summary(1))), None, Some("lobby"));
         assert_eq!(
-            served_part(&transfers, &PeerId::random(), &entry_id(&folder, 0), Some(folder)),
+            served_part(
+                &transfers,
+                &PeerId::random(),
+                &entry_id(&folder, 0),
+                Some(folder)
+            ),
             Some(Ok((folder, Part::Entry(0))))
         );
     }
@@ -273,7 +302,11 @@ mod tests {
         };
         assert!(matches!(
             told(offered, &transfers),
-            Event::FolderOffer { files: 2, size: 10, .. }
+            Event::FolderOffer {
+                files: 2,
+                size: 10,
+                ..
+            }
         ));
         let received = Event::FileReceived {
             transfer: folder,
@@ -296,6 +329,9 @@ mod tests {
             size: 1,
             sha256: String::new(),
         };
-        assert!(matches!(told(other, &transfers), Event::FileReceived { .. }));
+        assert!(matches!(
+            told(other, &transfers),
+            Event::FileReceived { .. }
+        ));
     }
 }

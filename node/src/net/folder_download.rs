@@ -124,9 +124,7 @@ where
             failed.map_or(Ok(found), Err)
         })
     };
-    let (mut done, left) = scan
-        .await
-        .map_err(|e| io_err("cannot read", &staging, e))?;
+    let (mut done, left) = scan.await.map_err(|e| io_err("cannot read", &staging, e))?;
     let mut reporter = Reporter {
         report: progress,
         last: None,
@@ -166,7 +164,12 @@ where
         Ok(target)
     })
     .await
-    .map_err(|e| format!("cannot move the folder into {}: {e}", job.downloads.display()))
+    .map_err(|e| {
+        format!(
+            "cannot move the folder into {}: {e}",
+            job.downloads.display()
+        )
+    })
 }
 
 /// The folder's manifest: fetched into the staging folder unless it is there already (a
@@ -263,6 +266,7 @@ mod tests {
     type Wire = futures::io::Cursor<Vec<u8>>;
     type Served = Arc<HashMap<TransferId, Vec<u8>>>;
     type Asked = Arc<Mutex<Vec<TransferId>>>;
+    type Fetch = dyn Fn(u64, u32) -> std::future::Ready<Result<Vec<u8>, FetchError>>;
 
     /// A folder of `files` (path, content) as a sender serves it: the job, and the bytes of
     /// each part by id.
@@ -300,11 +304,7 @@ mod tests {
     }
 
     /// Chunk fetchers of a sender without streams, recording which parts were asked for.
-    fn fetchers(
-        served: Served,
-        asked: Asked,
-    ) -> impl Fn(TransferId) -> Box<dyn Fn(u64, u32) -> std::future::Ready<Result<Vec<u8>, FetchError>>>
-    {
+    fn fetchers(served: Served, asked: Asked) -> impl Fn(TransferId) -> Box<Fetch> {
         move |id| {
             let served = served.clone();
             let asked = asked.clone();
@@ -342,9 +342,11 @@ mod tests {
         let (job, served, _) = folder(tmp.path(), &files());
         let asked = Asked::default();
         let mut reports = Vec::new();
-        let path = run(&job, fetchers(served, asked), no_streams, |b| reports.push(b))
-            .await
-            .unwrap();
+        let path = run(&job, fetchers(served, asked), no_streams, |b| {
+            reports.push(b)
+        })
+        .await
+        .unwrap();
         assert_eq!(path, tmp.path().join("photos (1)"));
         for (name, data) in files() {
             assert_eq!(std::fs::read(path.join(name)).unwrap(), data, "{name}");
@@ -376,7 +378,10 @@ mod tests {
             assert_eq!(std::fs::read(path.join(name)).unwrap(), data, "{name}");
         }
         let asked = asked.lock().unwrap().clone();
-        assert!(asked.iter().all(|id| *id == entry_id(&job.folder, 2)), "{asked:?}");
+        assert!(
+            asked.iter().all(|id| *id == entry_id(&job.folder, 2)),
+            "{asked:?}"
+        );
         assert_eq!(reports.first(), Some(&300_005));
     }
 
@@ -393,9 +398,14 @@ mod tests {
         let (job2, served, _) = folder(tmp.path(), &files());
         let mut bad = (*served).clone();
         bad.insert(entry_id(&job2.folder, 1), vec![8; 300_000]);
-        let err = run(&job2, fetchers(Arc::new(bad), Asked::default()), no_streams, |_| {})
-            .await
-            .unwrap_err();
+        let err = run(
+            &job2,
+            fetchers(Arc::new(bad), Asked::default()),
+            no_streams,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
         assert!(err.starts_with("sub/b.txt: sha256 mismatch"), "{err}");
         assert!(!tmp.path().join("photos").exists());
 

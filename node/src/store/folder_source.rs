@@ -123,7 +123,9 @@ pub fn walk(root: &Path) -> Result<Walked, FolderError> {
                 reason,
             };
             check_path(&inner).map_err(bad)?;
-            let kind = fs::symlink_metadata(&path).map_err(read(&path))?.file_type();
+            let kind = fs::symlink_metadata(&path)
+                .map_err(read(&path))?
+                .file_type();
             if kind.is_dir() {
                 if depth + 2 > MAX_FOLDER_DEPTH {
                     return Err(bad(PathError::TooDeep));
@@ -226,7 +228,10 @@ mod tests {
         assert_eq!(walked.manifest.total_size(), 8);
         assert_eq!(walked.skipped, usize::from(cfg!(unix)));
         let sea = &walked.manifest.entries[1];
-        assert_eq!(sea.sha256, hash_file(&root.join("2026/summer/sea.jpg")).unwrap().1);
+        assert_eq!(
+            sea.sha256,
+            hash_file(&root.join("2026/summer/sea.jpg")).unwrap().1
+        );
 
         let kept = manifest_path(tmp.path(), &TransferId::random());
         save_manifest(&kept, &walked.bytes).unwrap();
@@ -246,7 +251,10 @@ mod tests {
         fs::create_dir_all(&odd).unwrap();
         fs::write(odd.join("notes:1"), b"x").unwrap();
         let err = walk(&odd).unwrap_err().to_string();
-        assert!(err.contains("cannot be sent: a name with the character ':'"), "{err}");
+        assert!(
+            err.contains("cannot be sent: a name with the character ':'"),
+            "{err}"
+        );
         assert!(walk(&tmp.path().join("missing")).is_err());
     }
 }
