@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::Payload;
 use crate::error::{shown, DecodeError};
-use crate::file::TransferId;
+use crate::stamp::MessageId as TransferId;
 use crate::limits::{
     MAX_FILE_NAME_LEN, MAX_FOLDER_DEPTH, MAX_FOLDER_FILES, MAX_FOLDER_PATH_LEN, MAX_FOLDER_SIZE,
     MAX_MANIFEST_LEN,

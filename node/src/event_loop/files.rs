@@ -62,8 +62,6 @@ pub(crate) struct Files {
     downloads: HashMap<TransferId, JoinHandle<()>>,
     /// The task serving `/ipm/file/2` streams.
     pub(super) stream_server: Option<JoinHandle<()>>,
-    /// Folders offered and downloading.
-    pub(super) folders: super::folders::Folders,
 }
 
 impl Files {
@@ -78,7 +76,6 @@ impl Files {
             outbound: HashMap::new(),
             downloads: HashMap::new(),
             stream_server: None,
-            folders: super::folders::Folders::default(),
         }
     }
 

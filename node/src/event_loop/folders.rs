@@ -151,7 +151,7 @@ impl EventLoop {
     /// The offered folders by id prefix, read from the transfer table the first time.
     fn offered_folders(&mut self) -> &mut HashMap<[u8; 12], TransferId> {
         let transfers = &self.store.transfers;
-        self.files.folders.offered.get_or_insert_with(|| {
+        self.folders.offered.get_or_insert_with(|| {
             transfers
                 .list()
                 .into_iter()
@@ -162,7 +162,7 @@ impl EventLoop {
     }
 
     fn remember_manifest(&mut self, id: TransferId, manifest: Arc<Manifest>) {
-        let kept = &mut self.files.folders.manifests;
+        let kept = &mut self.folders.manifests;
         kept.retain(|(k, _)| *k != id);
         if kept.len() >= MANIFESTS_KEPT {
             kept.remove(0);
@@ -172,7 +172,7 @@ impl EventLoop {
 
     /// The manifest of offered folder `id`, from memory or the data dir.
     fn manifest_of(&mut self, id: TransferId) -> Option<Arc<Manifest>> {
-        let kept = &self.files.folders.manifests;
+        let kept = &self.folders.manifests;
         let manifest = match kept.iter().find(|(k, _)| *k == id) {
             Some((_, m)) => m.clone(),
             None => {
@@ -281,7 +281,7 @@ impl EventLoop {
         let internal = self.internal_tx.clone();
         let events = self.events.clone();
         let bytes = Arc::new(AtomicU64::new(0));
-        self.files.folders.progress.insert(id, bytes.clone());
+        self.folders.progress.insert(id, bytes.clone());
         let open_for = self.part_openers(peer);
         let fetcher = internal.clone();
         let fetch_for = move |part: TransferId| {
@@ -359,7 +359,7 @@ impl EventLoop {
 
     /// Removes what a stopped or failed folder download left in its staging folder.
     pub(super) fn discard_folder(&mut self, id: &TransferId) {
-        self.files.folders.progress.remove(id);
+        self.folders.progress.remove(id);
         let Some(downloads) = &self.store.downloads else {
             return;
         };
@@ -409,7 +409,6 @@ impl EventLoop {
         let bytes = match &t.state {
             State::Done { .. } => t.offer.size,
             State::Downloading => self
-                .files
                 .folders
                 .progress
                 .get(&id)
