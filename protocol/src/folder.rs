@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::Payload;
 use crate::error::{shown, DecodeError};
-use crate::stamp::MessageId as TransferId;
 use crate::limits::{
     MAX_FILE_NAME_LEN, MAX_FOLDER_DEPTH, MAX_FOLDER_FILES, MAX_FOLDER_PATH_LEN, MAX_FOLDER_SIZE,
     MAX_MANIFEST_LEN,
 };
+use crate::stamp::MessageId as TransferId;
 
 /// The kind of every manifest entry this release writes and accepts.
 pub const FILE_KIND: &str = "file";
