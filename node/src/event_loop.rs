@@ -4,7 +4,7 @@
 //! each part does lives beside it: `rooms` (join, leave, publish, room lines arriving),
 //! `connections` (dialling, bootstraps, discovery, identify and Kademlia), `direct` (private
 //! messages), `mailbox` (sealed messages at bootstraps), `files` (offers and downloads),
-//! `registry` (names at bootstraps), `room_forwarding` (the rooms a bootstrap forwards), and
+//! `folders` (folders as one transfer), `registry` (names at bootstraps), `room_forwarding` (the rooms a bootstrap forwards), and
 //! for people `announcements` (presence), `location` (the location group), `name_records`
 //! (names in the DHT) and `people_state`.
 
