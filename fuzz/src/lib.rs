@@ -326,6 +326,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         name: "notes.txt".into(),
         size: 1234,
         sha256: [5; 32],
+        folder: None,
     };
     let (sender, recipient) = keys();
     let bob = recipient.public().to_peer_id();

@@ -2,6 +2,7 @@
 
 pub mod conversation;
 mod errors;
+pub mod folder_offer;
 pub mod login;
 pub mod people;
 
@@ -157,6 +158,7 @@ pub(crate) enum Request {
     People(PeopleRequest),
     Registry(crate::client::login::RegistryAsk),
     Conversation(crate::client::conversation::ConversationRequest),
+    Folder(crate::client::folder_offer::FolderAsk),
     Shutdown,
 }
 
@@ -318,8 +320,8 @@ impl Client {
             .await?
     }
 
-    /// Offers the file at `path` to a peer or a room. The file is hashed here, in blocks,
-    /// off the event loop.
+    /// Offers the file (or the folder, as one transfer) at `path` to a peer or a room. The
+    /// file is hashed here, in blocks, off the event loop.
     pub async fn offer_file(
         &self,
         target: OfferTarget,
@@ -330,6 +332,9 @@ impl Client {
             source,
         };
         let source = tokio::fs::canonicalize(&path).await.map_err(read)?;
+        if tokio::fs::metadata(&source).await.is_ok_and(|m| m.is_dir()) {
+            return self.offer_folder(target, source).await;
+        }
         let hashed = source.clone();
         let (size, sha256) = tokio::task::spawn_blocking(move || {
             let meta = std::fs::metadata(&hashed)?;

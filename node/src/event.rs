@@ -258,6 +258,38 @@ pub enum Event {
         /// Its SHA-256, hex.
         sha256: String,
     },
+    /// Someone offers a folder, to this node or to a room it is in; `/accept` (or `/get`)
+    /// fetches it whole.
+    FolderOffer {
+        /// The transfer id to `/accept` (or `/get`).
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// The sender's display name.
+        from: String,
+        /// The sender's peer id.
+        peer: PeerId,
+        /// The sanitised folder name.
+        name: String,
+        /// The total size of its files, in bytes.
+        size: u64,
+        /// How many files it holds.
+        files: u32,
+        /// The room a shared folder was offered in.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// A folder arrived: every file matched its SHA-256 before the folder appeared.
+    FolderReceived {
+        /// The transfer.
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// Where the folder is.
+        path: std::path::PathBuf,
+        /// The total size of its files, in bytes.
+        size: u64,
+        /// How many files it holds.
+        files: u32,
+    },
     /// A transfer ended without a file.
     FileFailed {
         /// The transfer.

@@ -4,7 +4,7 @@
 //! each part does lives beside it: `rooms` (join, leave, publish, room lines arriving),
 //! `connections` (dialling, bootstraps, discovery, identify and Kademlia), `direct` (private
 //! messages), `mailbox` (sealed messages at bootstraps), `files` (offers and downloads),
-//! `registry` (names at bootstraps), `room_forwarding` (the rooms a bootstrap forwards), and
+//! `folders` (folders as one transfer), `registry` (names at bootstraps), `room_forwarding` (the rooms a bootstrap forwards), and
 //! for people `announcements` (presence), `location` (the location group), `name_records`
 //! (names in the DHT) and `people_state`.
 
@@ -20,6 +20,7 @@ mod people_state;
 mod direct;
 mod file_streams;
 mod files;
+mod folders;
 mod mailbox;
 mod multi_source;
 mod receipts;
@@ -91,6 +92,7 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, (Multiaddr, DialReply)>,
     direct: direct::DirectState,
     files: files::Files,
+    folders: folders::Folders,
     lookups: HashMap<kad::QueryId, PeerId>,
     relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
     nat: autonat::NatStatus,
@@ -157,6 +159,7 @@ impl EventLoop {
             intake,
             pending_dials: HashMap::new(),
             files,
+            folders: folders::Folders::default(),
             lookups: HashMap::new(),
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,
@@ -284,6 +287,7 @@ impl EventLoop {
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
             Request::Conversation(request) => self.on_conversation_request(request),
+            Request::Folder(ask) => self.offer_folder(ask),
             Request::Shutdown => {}
         }
     }

@@ -201,6 +201,7 @@ async fn hostile_file_offers_are_sanitised_bounded_and_never_write_outside_downl
         name: name.into(),
         size,
         sha256: [0; 32],
+        folder: None,
     };
     // An absurd declared size is refused by the decoder: no answer, no offer shown.
     let huge = offer("huge.bin", 1 << 63);

@@ -94,6 +94,7 @@ fn offer(name: &str, size: u64, sha256: [u8; 32]) -> FileOffer {
         name: name.into(),
         size,
         sha256,
+        folder: None,
     }
 }
 

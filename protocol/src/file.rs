@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::Payload;
 use crate::error::DecodeError;
+use crate::folder::FolderSummary;
 use crate::limits::{MAX_CHUNK_LEN, MAX_FILE_NAME_LEN, MAX_FILE_SIZE};
 use crate::name::validate_name;
 use crate::stamp::MessageId;
@@ -27,9 +28,13 @@ pub struct FileOffer {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the whole file.
+    /// SHA-256 of the whole file (of a folder: of its encoded manifest).
     #[serde(with = "serde_bytes")]
     pub sha256: [u8; 32],
+    /// Set when the offer is a folder (`size` is then the total of its files); absent on
+    /// the wire otherwise, and ignored by nodes of the previous release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<FolderSummary>,
 }
 
 impl FileOffer {
@@ -47,6 +52,9 @@ impl FileOffer {
                 "file size {} is over the limit of {MAX_FILE_SIZE} bytes",
                 self.size
             )));
+        }
+        if let Some(folder) = &self.folder {
+            folder.validate()?;
         }
         Ok(())
     }
@@ -158,6 +166,7 @@ mod tests {
             name: "holiday.jpg".into(),
             size: 5 << 30,
             sha256: [9; 32],
+            folder: None,
         }
     }
 

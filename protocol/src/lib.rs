@@ -23,6 +23,7 @@
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
 //! - [`change`]: replies, reactions, edits and deletions of earlier messages.
 //! - [`file_stream`]: streamed file transfer over `/ipm/file/2`.
+//! - [`folder`]: folders as one transfer: the manifest, its checks, the ids of its parts.
 //! - [`message`]: chat messages and [`Gossip`], everything gossiped.
 //! - [`signed_line`]: room lines signed by their author, checkable long after gossip.
 //! - [`catch_up`]: room catch-up over `/ipm/history/1`.
@@ -37,6 +38,7 @@ pub mod envelope;
 pub mod error;
 pub mod file;
 pub mod file_stream;
+pub mod folder;
 pub mod geo;
 pub mod limits;
 pub mod mailbox;

@@ -290,3 +290,24 @@ pub const MAX_REGISTRY_REQUEST_LEN: usize = MAX_NAME_RECORD_LEN + 2 * MAX_NAME_L
 /// Maximum length of an encoded registry response, in bytes: a full online listing.
 pub const MAX_REGISTRY_RESPONSE_LEN: usize =
     MAX_ONLINE_LISTED * (MAX_NAME_RECORD_LEN + MAX_NAME_LEN + 16) + 1024;
+
+// ---------------------------------------------------------------------------
+// Folders: one transfer of many files, described by a manifest the recipient
+// fetches before any file (see `folder`). Every bound is checked before the
+// manifest is fetched (its length, from the offer) or walked (the rest).
+// ---------------------------------------------------------------------------
+
+/// Most files one folder may hold.
+pub const MAX_FOLDER_FILES: usize = 10_000;
+
+/// Longest encoded manifest, in bytes: about [`MAX_FOLDER_FILES`] paths of 150 bytes.
+pub const MAX_MANIFEST_LEN: usize = 2 * 1024 * 1024;
+
+/// Longest relative path of a file in a folder, in bytes (UTF-8, `/` between names).
+pub const MAX_FOLDER_PATH_LEN: usize = 1024;
+
+/// Most names in one relative path (folders within folders, the file's own name included).
+pub const MAX_FOLDER_DEPTH: usize = 32;
+
+/// Largest total size of a folder's files, in bytes: the same as one file.
+pub const MAX_FOLDER_SIZE: u64 = MAX_FILE_SIZE;

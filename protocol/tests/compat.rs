@@ -234,3 +234,49 @@ fn a_later_releases_gossip_kind_is_unknown_not_malformed() {
         Err(DecodeError::UnknownKind("Poll".into()))
     );
 }
+
+/// A file offer as the previous release reads it: without the `folder` field.
+#[derive(Debug, serde::Deserialize)]
+struct PreviousFileOffer {
+    name: String,
+    size: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+enum PreviousGossip {
+    FileOffer(PreviousFileOffer),
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PreviousEnvelope {
+    body: PreviousGossip,
+}
+
+#[test]
+fn a_folder_offer_reads_as_a_plain_file_offer_to_the_previous_release() {
+    use ipm_protocol::folder::FolderSummary;
+    let mut offer = ipm_protocol::FileOffer {
+        transfer: MessageId::from_bytes([3; 16]),
+        from_name: "alice".into(),
+        name: "photos".into(),
+        size: 12_345,
+        sha256: [1; 32],
+        folder: None,
+    };
+    // A plain file offer is written as before: no trace of the new field.
+    let plain = encode_gossip(&Gossip::FileOffer(offer.clone()));
+    assert!(!plain.windows(6).any(|w| w == b"folder"));
+    offer.folder = Some(FolderSummary {
+        files: 3,
+        manifest_len: 200,
+    });
+    let bytes = encode_gossip(&Gossip::FileOffer(offer.clone()));
+    let old: PreviousEnvelope = serde_cbor::from_slice(&bytes).unwrap();
+    let PreviousGossip::FileOffer(seen) = old.body;
+    assert_eq!((seen.name.as_str(), seen.size), ("photos", 12_345));
+    assert_eq!(
+        decode_gossip(&bytes).unwrap(),
+        Gossip::FileOffer(offer),
+        "and this release reads it back whole"
+    );
+}

@@ -136,6 +136,9 @@ pub enum FileError {
     /// The typed transfer cannot be found, accepted or rejected.
     #[error(transparent)]
     Transfer(#[from] TransferError),
+    /// A folder cannot be offered.
+    #[error(transparent)]
+    Folder(#[from] crate::store::folder_source::FolderError),
 }
 
 #[cfg(test)]

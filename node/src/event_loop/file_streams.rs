@@ -71,11 +71,19 @@ impl EventLoop {
     /// Whether `peer` may stream `transfer`: the file and its offered size, or why not. A
     /// stream counts as one file request in the peer's budget.
     pub(super) fn authorize_stream(&mut self, peer: PeerId, transfer: TransferId) -> Authorized {
+        // A folder's files are bounded by the stream slots, not counted as requests: a
+        // folder of many small files would run the budget dry.
+        if let Some(Ok(part)) = self.folder_part(peer, transfer) {
+            return Ok(part);
+        }
         let now = Instant::now();
         let manager = &mut self.swarm.behaviour_mut().peer_manager;
         manager.used(peer, now);
         if !manager.request(peer, "file", now) {
             return Err("too many requests".into());
+        }
+        if let Some(refused) = self.folder_part(peer, transfer) {
+            return refused;
         }
         match self.store.transfers.get(&transfer) {
             Some(t) if t.serves(&peer) && !matches!(t.state, State::Rejected) => t

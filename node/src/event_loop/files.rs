@@ -58,7 +58,7 @@ enum Outbound {
 /// and the running download tasks.
 #[derive(Debug)]
 pub(crate) struct Files {
-    offers: Offers,
+    pub(super) offers: Offers,
     outbound: HashMap<OutboundRequestId, Outbound>,
     downloads: HashMap<TransferId, JoinHandle<()>>,
     /// The task serving `/ipm/file/2` streams.
@@ -198,7 +198,7 @@ impl EventLoop {
         Ok(id)
     }
 
-    fn send_offer(&mut self, peer: PeerId, offer: FileOffer) {
+    pub(super) fn send_offer(&mut self, peer: PeerId, offer: FileOffer) {
         let id = offer.transfer;
         let request_id = self
             .swarm
@@ -245,6 +245,7 @@ impl EventLoop {
                         let _ = std::fs::remove_file(job.part_path());
                         let _ = std::fs::remove_file(multi_download::piece_map_path(&job));
                     }
+                    self.discard_folder(&id);
                 }
                 Action::SendDecline { peer, transfer } => {
                     let request_id = self
@@ -254,7 +255,7 @@ impl EventLoop {
                         .send_request(&peer, FileRequest::Decline { transfer });
                     self.files.outbound.insert(request_id, Outbound::Decline);
                 }
-                Action::Tell(event) => self.emit(event),
+                Action::Tell(event) => self.emit(self.folder_event(event)),
             }
         }
         Ok(())
@@ -413,6 +414,10 @@ impl EventLoop {
 
     /// Runs the download task of transfer `id` from `peer`.
     fn spawn_download(&mut self, id: TransferId, peer: PeerId) {
+        if let Some(task) = self.spawn_folder_download(id, peer) {
+            self.files.downloads.insert(id, task);
+            return;
+        }
         let Some(job) = self.store.transfers.get(&id).and_then(|t| self.job(t)) else {
             warn!(%id, "no download started: no transfer or no data dir");
             return;
@@ -467,6 +472,7 @@ impl EventLoop {
     /// partial files no download will use.
     pub(super) fn resume_downloads(&mut self) {
         self.remove_stale_parts();
+        self.remove_stale_folders();
         for id in self.store.transfers.unfinished_downloads() {
             let free_space = self.download_room();
             let known = Known {
@@ -607,6 +613,16 @@ impl EventLoop {
         request: FileRequest,
         channel: ResponseChannel<FileResponse>,
     ) {
+        if let FileRequest::Chunk {
+            transfer,
+            offset,
+            len,
+        } = request
+        {
+            if let Some(found) = self.folder_part(peer, transfer) {
+                return self.serve_folder_chunk(channel, found, offset, len);
+            }
+        }
         let response = match request {
             FileRequest::Offer(offer) => {
                 self.observe_name(peer, &offer.from_name);
@@ -651,6 +667,9 @@ impl EventLoop {
     }
 
     fn view(&self, id: TransferId, t: &Transfer) -> TransferView {
+        if let Some(folder) = self.folder_view(id, t) {
+            return folder;
+        }
         let with = match (&t.room, t.peer) {
             (Some(room), _) if t.direction == Direction::Outgoing => room.clone(),
             (_, Some(peer)) => self.directory.display_name(&peer),
@@ -688,7 +707,7 @@ impl EventLoop {
 }
 
 /// Reads `len` bytes at `offset` of an offered file, checking it still has its offered size.
-fn read_chunk(path: &Path, size: u64, offset: u64, len: u32) -> FileResponse {
+pub(super) fn read_chunk(path: &Path, size: u64, offset: u64, len: u32) -> FileResponse {
     let read = || -> std::io::Result<FileResponse> {
         let mut file = std::fs::File::open(path)?;
         if file.metadata()?.len() != size {

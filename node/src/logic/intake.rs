@@ -574,6 +574,7 @@ mod tests {
             name: "notes.txt".into(),
             size: 12,
             sha256: [7; 32],
+            folder: None,
         }
     }
 

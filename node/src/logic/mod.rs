@@ -1,8 +1,9 @@
 //! Decisions without I/O. Each machine takes inputs, the current time and any random draw,
 //! and returns what the driver in `event_loop` must do: `delivery` (private messages),
 //! `mail_pickup` (sealed copies at bootstraps), `registry_client` (names at bootstraps),
-//! `offers` (file offers and transfers), `piece_plan` (who sends which pieces of a file
-//! several members share), `catch_up` (rooms catching up after being away),
+//! `offers` (file offers and transfers), `folder_plan` (folders as one transfer),
+//! `piece_plan` (who sends which pieces of a file several members share), `catch_up` (rooms
+//! catching up after being away),
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
@@ -20,6 +21,7 @@ pub mod connection_budget;
 pub mod delivery;
 pub mod directory;
 pub mod edits;
+pub mod folder_plan;
 pub mod forwarder_budget;
 pub mod geo_group;
 pub mod intake;

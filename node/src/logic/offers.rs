@@ -492,6 +492,7 @@ impl Offers {
                 name,
                 size: new.size,
                 sha256: new.sha256,
+                folder: None,
             },
             direction: Direction::Outgoing,
             peer,
@@ -783,6 +784,7 @@ mod tests {
             name: name.into(),
             size: 3,
             sha256: [7; 32],
+            folder: None,
         }
     }
 
@@ -1092,6 +1094,7 @@ mod tests {
                     name: "report.pdf".into(),
                     size: 3,
                     sha256: [7; 32],
+                    folder: None,
                 },
                 direction: Direction::Outgoing,
                 peer: Some(bob),

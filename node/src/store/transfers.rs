@@ -302,6 +302,7 @@ mod tests {
                 name: "a.txt".into(),
                 size: 3,
                 sha256: [0; 32],
+                folder: None,
             },
             direction,
             peer: Some(PeerId::random()),

@@ -115,7 +115,9 @@ impl Steps {
                 }
                 worth
             }
-            Event::FileReceived { transfer, .. } | Event::FileFailed { transfer, .. } => {
+            Event::FileReceived { transfer, .. }
+            | Event::FolderReceived { transfer, .. }
+            | Event::FileFailed { transfer, .. } => {
                 self.shown.remove(transfer);
                 true
             }
@@ -172,7 +174,9 @@ impl Bars {
                 bar.set_position(*bytes);
                 true
             }
-            Event::FileReceived { transfer, .. } | Event::FileFailed { transfer, .. } => {
+            Event::FileReceived { transfer, .. }
+            | Event::FolderReceived { transfer, .. }
+            | Event::FileFailed { transfer, .. } => {
                 let Some(bar) = self.bars.remove(transfer) else {
                     return false;
                 };

@@ -152,6 +152,33 @@ pub fn event_line(event: &Event) -> String {
                 bytes(*size)
             )
         }
+        Event::FolderOffer {
+            transfer,
+            from,
+            name,
+            size,
+            files,
+            room,
+            ..
+        } => {
+            let what = format!("folder {}/ ({}, {})", clean(name), count(*files), bytes(*size));
+            let id = short(&transfer.to_string()).to_owned();
+            match room {
+                Some(room) => format!("[{room}] {} shares {what}: /get {id}", clean(from)),
+                None => format!(
+                    "* {} offers {what}: /accept {id} or /reject {id}",
+                    clean(from)
+                ),
+            }
+        }
+        Event::FolderReceived {
+            path, size, files, ..
+        } => format!(
+            "* received folder {} ({}, {}), every sha256 verified",
+            path.display(),
+            count(*files),
+            bytes(*size)
+        ),
         Event::FileFailed { transfer, reason } => {
             format!(
                 "* transfer {} failed: {}",
@@ -213,6 +240,14 @@ fn answering(reply_to: Option<&MessageId>) -> String {
 /// `[room]`, or `[private]` for a private conversation.
 fn place(room: Option<&str>) -> String {
     format!("[{}]", room.unwrap_or("private"))
+}
+
+/// `1 file`, `12 files`.
+fn count(files: u32) -> String {
+    match files {
+        1 => "1 file".to_owned(),
+        n => format!("{n} files"),
+    }
 }
 
 /// The first 8 characters of an id: enough for `/accept` and friends.
