@@ -4,8 +4,8 @@
 //! `offers` (file offers and transfers), `catch_up` (rooms catching up after being away),
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
-//! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
-//! and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
+//! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim),
+//! `dht_upkeep` (how much of Kademlia's bootstrap to run) and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
 //! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
 //! `notices` (read receipts and typing),
 //! `edits` (replies, reactions, edits, deletions and receipts folded into lines),
@@ -17,6 +17,7 @@ pub mod backoff;
 pub mod catch_up;
 pub mod connection_budget;
 pub mod delivery;
+pub mod dht_upkeep;
 pub mod directory;
 pub mod edits;
 pub mod forwarder_budget;
