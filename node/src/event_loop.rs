@@ -91,7 +91,7 @@ pub struct EventLoop {
     direct: direct::DirectState,
     files: files::Files,
     lookups: HashMap<kad::QueryId, PeerId>,
-    dht_upkeep: crate::logic::dht_upkeep::DhtUpkeep,
+    dht_upkeep: crate::logic::dht_upkeep::DhtUpkeep<kad::QueryId>,
     relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
     nat: autonat::NatStatus,
     mailbox_calls: HashMap<libp2p::request_response::OutboundRequestId, mailbox::MailboxCall>,
@@ -207,6 +207,7 @@ impl EventLoop {
                     self.retry_deliveries(now);
                     self.retry_offer_lookups(now);
                     self.retry_logins(now);
+                    self.renew_ticket();
                     self.peer_heartbeat(now);
                     self.leave_idle_rooms(now);
                 }

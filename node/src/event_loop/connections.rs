@@ -181,7 +181,9 @@ impl EventLoop {
                 ..
             } => {
                 let now = Instant::now();
-                let step = self.dht_upkeep.on_step(id, step.count.get(), step.last, now);
+                let step = self
+                    .dht_upkeep
+                    .on_step(id, step.count.get(), step.last, now);
                 if step == Step::Cut {
                     if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                         query.finish();
