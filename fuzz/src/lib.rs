@@ -370,6 +370,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 sent_ms,
                 every_ms: Some(25_000),
                 leaving: false,
+                ticket: None,
             })),
         ],
         "direct" => vec![

@@ -94,6 +94,7 @@ pub struct EventLoop {
     files: files::Files,
     folders: folders::Folders,
     lookups: HashMap<kad::QueryId, PeerId>,
+    dht_upkeep: crate::logic::dht_upkeep::DhtUpkeep<kad::QueryId>,
     relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
     nat: autonat::NatStatus,
     mailbox_calls: HashMap<libp2p::request_response::OutboundRequestId, mailbox::MailboxCall>,
@@ -161,6 +162,7 @@ impl EventLoop {
             files,
             folders: folders::Folders::default(),
             lookups: HashMap::new(),
+            dht_upkeep: crate::logic::dht_upkeep::DhtUpkeep::new(Instant::now()),
             relay_listeners: HashMap::new(),
             nat: autonat::NatStatus::Unknown,
             mailbox_calls: HashMap::new(),
@@ -209,6 +211,7 @@ impl EventLoop {
                     self.retry_deliveries(now);
                     self.retry_offer_lookups(now);
                     self.retry_logins(now);
+                    self.renew_ticket();
                     self.peer_heartbeat(now);
                     self.leave_idle_rooms(now);
                 }

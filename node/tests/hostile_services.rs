@@ -182,7 +182,7 @@ async fn a_squatter_with_fresh_keys_at_one_address_takes_only_a_few_names() {
     for name in common {
         let raw = raw_peer_at("127.0.0.2", &bootstrap).await;
         match register(&raw, &bootstrap, name).await {
-            RegistryResponse::Registered { new: true } => taken.push(name),
+            RegistryResponse::Registered { new: true, .. } => taken.push(name),
             RegistryResponse::Refused(RegistryError::Refused(reason)) => refused.push(reason),
             other => panic!("unexpected {other:?}"),
         }

@@ -168,3 +168,44 @@ async fn users_beyond_gossip_reach_are_listed_from_the_bootstrap_without_a_suffi
     })
     .await;
 }
+
+/// How many requests of `kind` the bootstrap's registry answered, from its metrics.
+fn registry_requests(bootstrap: &TestNode, kind: &str) -> u64 {
+    let text = ipm_node::net::metrics::render(&bootstrap.client.metrics());
+    let line = format!("ipm_registry_requests_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_names_are_confirmed_from_their_tickets_without_asking_the_registry() {
+    let bootstrap = spawn_bootstrap().await;
+    let alice = spawn_user("alice", &bootstrap.addr).await;
+    let bob = spawn_user("bob", &bootstrap.addr).await;
+    for node in [&alice, &bob] {
+        assert!(matches!(
+            login(node, &bootstrap).await,
+            Login::Registered { .. }
+        ));
+    }
+    // Each shows the other by name alone: the ticket in the announcement confirmed it.
+    wait_for_user(&bob.client, alice.client.peer_id(), "alice").await;
+    wait_for_user(&alice.client, bob.client.peer_id(), "bob").await;
+    assert_eq!(registry_requests(&bootstrap, "register"), 2);
+    assert_eq!(
+        registry_requests(&bootstrap, "lookup"),
+        0,
+        "nobody had to ask who holds a name"
+    );
+
+    // A node that uses another bootstrap does not take these tickets: it asks its own
+    // registry who holds the name.
+    let other = spawn_bootstrap().await;
+    let carol = spawn_user("carol", &other.addr).await;
+    carol.client.dial(bootstrap.addr.clone()).await.unwrap();
+    wait_until("carol to ask her own registry about a name", || async {
+        registry_requests(&other, "lookup") > 0
+    })
+    .await;
+}

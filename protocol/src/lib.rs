@@ -19,6 +19,7 @@
 //! - [`room`]: rooms (lobby, geographic, interest), their syntax and topics.
 //! - [`envelope`]: the versioned CBOR envelope and the [`Payload`] trait.
 //! - [`name_record`]: signed name records stored in the DHT.
+//! - [`name_ticket`]: a registry's signed word that a name is registered, carried in presence.
 //! - [`presence`]: presence announcements (online, rooms, away).
 //! - [`file`](mod@file): file offers and chunk transfer over `/ipm/file/1`.
 //! - [`change`]: replies, reactions, edits and deletions of earlier messages.
@@ -45,6 +46,7 @@ pub mod mailbox;
 pub mod message;
 pub mod name;
 pub mod name_record;
+pub mod name_ticket;
 pub mod presence;
 pub mod registry;
 pub mod room;

@@ -106,6 +106,10 @@ pub const MAX_PUBLIC_KEY_LEN: usize = 128;
 /// Maximum length of a signature in a name record.
 pub const MAX_SIGNATURE_LEN: usize = 128;
 
+/// Longest a name ticket may still hold when it is checked, in milliseconds (7 days): a
+/// ticket promising more is refused, whatever the registry wrote.
+pub const MAX_TICKET_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
 /// How far in the future a name record's issue time may lie, in
 /// milliseconds, before the record is refused (tolerated clock skew).
 pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;

@@ -102,6 +102,17 @@ struct Wire {
     sig: Vec<u8>,
 }
 
+/// The public key a peer id holds inline (ed25519 keys are short enough to be their own id).
+pub fn public_key(peer: &PeerId) -> Option<PublicKey> {
+    let hash = peer.as_ref();
+    // Multihash code 0 is the identity hash: the digest is the protobuf-encoded key.
+    if hash.code() != 0 {
+        return None;
+    }
+    let key = PublicKey::try_decode_protobuf(hash.digest()).ok()?;
+    (key.to_peer_id() == *peer).then_some(key)
+}
+
 /// The DHT key of the record for `name`: `/ipm/name/<name in lowercase>`, so
 /// that `Bob` and `bob` compete for the same key.
 pub fn name_key(name: &str) -> Vec<u8> {

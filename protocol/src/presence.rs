@@ -12,6 +12,7 @@ use crate::limits::{
     MAX_AWAY_LEN, MAX_PRESENCE_EVERY_MS, MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION,
 };
 use crate::name::validate_name;
+use crate::name_ticket::NameTicket;
 use crate::room::{normalize_tag, Room};
 use crate::stamp::{MessageId, Stamp};
 
@@ -47,6 +48,10 @@ pub struct Presence {
     /// again.
     #[serde(default, skip_serializing_if = "is_false")]
     pub leaving: bool,
+    /// The registry's ticket for `name`, when the sender holds one: peers that trust the
+    /// registry confirm the name from it without a lookup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<NameTicket>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -86,6 +91,7 @@ impl Presence {
             sent_ms: stamp.sent_ms,
             every_ms: None,
             leaving: false,
+            ticket: None,
         }
     }
 
@@ -125,6 +131,9 @@ impl Presence {
         }
         if let Some(away) = &self.away {
             validate_away(away)?;
+        }
+        if let Some(ticket) = &self.ticket {
+            ticket.validate()?;
         }
         if let Some(every) = self.every_ms {
             if every == 0 || every > MAX_PRESENCE_EVERY_MS {
@@ -179,6 +188,7 @@ mod tests {
             sent_ms: 1_700_000_000_000,
             every_ms: Some(25_000),
             leaving: false,
+            ticket: None,
         }
     }
 

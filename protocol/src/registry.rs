@@ -14,6 +14,7 @@ use crate::error::DecodeError;
 use crate::limits::{MAX_NAME_RECORD_LEN, MAX_ONLINE_LISTED};
 use crate::name::validate_name;
 use crate::name_record::{name_key, NameRecord};
+use crate::name_ticket::NameTicket;
 use crate::text::validate_reason;
 
 /// Request-response protocol name of the registry.
@@ -107,6 +108,10 @@ pub enum RegistryResponse {
     Registered {
         /// Whether this request registered the name for the first time.
         new: bool,
+        /// The registry's ticket for the name, to put in presence announcements (a
+        /// registry of an older release gives none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<NameTicket>,
     },
     /// The registration was refused.
     Refused(RegistryError),
@@ -143,7 +148,10 @@ impl Payload for RegistryRequest {
 impl Payload for RegistryResponse {
     fn validate(&self) -> Result<(), DecodeError> {
         match self {
-            RegistryResponse::Registered { .. } | RegistryResponse::Owner(None) => Ok(()),
+            RegistryResponse::Registered { ticket, .. } => {
+                ticket.as_ref().map_or(Ok(()), NameTicket::validate)
+            }
+            RegistryResponse::Owner(None) => Ok(()),
             RegistryResponse::Refused(RegistryError::Taken { name, owner }) => {
                 validate_name(name).map_err(|e| DecodeError::Invalid(e.to_string()))?;
                 if owner.is_empty() || owner.len() > MAX_PEER_ID_LEN {

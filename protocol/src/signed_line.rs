@@ -13,7 +13,7 @@
 //! and encoded again, so fields a later release adds are covered too, and a node checks
 //! lines of newer nodes without knowing their fields.
 
-use libp2p_identity::{Keypair, PeerId, PublicKey};
+use libp2p_identity::{Keypair, PeerId};
 use serde_cbor::Value;
 
 use crate::error::DecodeError;
@@ -73,16 +73,7 @@ pub fn verify_chat(author: &PeerId, topic: &str, data: &[u8]) -> Result<ChatMess
     }
 }
 
-/// The public key a peer id holds inline (ed25519 keys are short enough to be their own id).
-pub fn public_key(peer: &PeerId) -> Option<PublicKey> {
-    let hash = peer.as_ref();
-    // Multihash code 0 is the identity hash: the digest is the protobuf-encoded key.
-    if hash.code() != 0 {
-        return None;
-    }
-    let key = PublicKey::try_decode_protobuf(hash.digest()).ok()?;
-    (key.to_peer_id() == *peer).then_some(key)
-}
+pub use crate::name_record::public_key;
 
 /// What is signed: the context, the topic and the payload in canonical form without `sig`.
 fn signed_bytes(topic: &str, payload: &[u8]) -> Result<Vec<u8>, LineError> {

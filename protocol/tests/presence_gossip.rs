@@ -23,7 +23,40 @@ fn sample() -> Presence {
         sent_ms: 1_700_000_000_000,
         every_ms: Some(25_000),
         leaving: false,
+        ticket: None,
     }
+}
+
+#[test]
+fn a_ticket_travels_in_the_announcement_and_an_oversized_one_is_refused() {
+    use ipm_protocol::{name_ticket::NameTicket, NameRecord};
+    use libp2p_identity::Keypair;
+    let (registry, carol) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let record = NameRecord::sign(&carol, "carol", 1_700_000_000_000).unwrap();
+    let ticket = NameTicket::issue(&registry, &record, 1_700_000_100_000).unwrap();
+    let with_ticket = Gossip::Presence(Presence {
+        ticket: Some(ticket.clone()),
+        ..sample()
+    });
+    let decoded = decode_gossip(&encode_gossip(&with_ticket)).unwrap();
+    assert_eq!(decoded, with_ticket);
+    let Gossip::Presence(decoded) = decoded else {
+        panic!("not a presence");
+    };
+    let held = decoded.ticket.unwrap().verify(
+        &[registry.public().to_peer_id()],
+        &carol.public().to_peer_id(),
+        1_700_000_000_001,
+    );
+    assert_eq!(held.unwrap().name, "carol");
+    let bloated = Gossip::Presence(Presence {
+        ticket: Some(NameTicket {
+            sig: vec![7; 4096],
+            ..ticket
+        }),
+        ..sample()
+    });
+    assert!(decode_gossip(&encode_gossip(&bloated)).is_err());
 }
 
 #[test]

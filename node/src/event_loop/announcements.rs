@@ -156,7 +156,7 @@ impl EventLoop {
             .take(MAX_PRESENCE_ROOMS)
             .cloned()
             .collect();
-        Presence::new(
+        let presence = Presence::new(
             &self.config.name,
             rooms,
             self.people
@@ -164,7 +164,13 @@ impl EventLoop {
                 .map(|p| p.geohash(WIRE_GEOHASH_PRECISION)),
             self.people.group.as_ref().map(|g| g.own_cell().to_owned()),
             self.people.away.clone(),
-        )
+        );
+        // A ticket for another spelling (a rename under way) would not be taken.
+        let ticket = self.registry.ticket.clone();
+        Presence {
+            ticket: ticket.filter(|t| t.name == self.config.name),
+            ..presence
+        }
     }
 
     /// Publishes `presence`; returns whether some peer was sent it.

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::{DialReply, EventLoop};
 use crate::{
     client::NodeError,
+    logic::dht_upkeep::Step,
     net::{
         addresses::{dial_reason, peer_of, worth_dialling},
         behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL},
@@ -173,6 +174,22 @@ impl EventLoop {
                         ..
                     },
             } => self.on_inbound_record(source, record),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::Bootstrap(_),
+                step,
+                ..
+            } => {
+                let now = Instant::now();
+                let step = self
+                    .dht_upkeep
+                    .on_step(id, step.count.get(), step.last, now);
+                if step == Step::Cut {
+                    if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                        query.finish();
+                    }
+                }
+            }
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetRecord(result),

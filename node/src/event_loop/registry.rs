@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use ipm_protocol::{
-    name_record::name_key, now_ms, NameRecord, RegistryError, RegistryRequest, RegistryResponse,
-    SignedName,
+    name_record::name_key, name_ticket::NameTicket, now_ms, NameRecord, RegistryError,
+    RegistryRequest, RegistryResponse, SignedName,
 };
 
 use super::EventLoop;
@@ -25,7 +25,8 @@ use crate::{
     config::{Config, Role},
     event::Event,
     logic::names::OwnClaim,
-    logic::registry_client::{Action, CallId, Input, RegistryClient, ReplyId},
+    logic::registry_client::{ticket_renewal_due, Action, CallId, Input, RegistryClient, ReplyId},
+    net::{addresses::peer_of, metrics::KindLabel},
     services::address_budget::AddressKey,
 };
 
@@ -37,6 +38,10 @@ pub(super) struct RegistryState {
     logins: HashMap<ReplyId, oneshot::Sender<Login>>,
     renames: HashMap<ReplyId, oneshot::Sender<Result<(), NodeError>>>,
     refreshes: HashMap<ReplyId, oneshot::Sender<()>>,
+    /// The registry's ticket for the own name, put in presence announcements.
+    pub(super) ticket: Option<NameTicket>,
+    /// When a fresh ticket was last asked for (ms since the epoch).
+    renewal_asked_ms: u64,
 }
 
 impl RegistryState {
@@ -48,6 +53,8 @@ impl RegistryState {
             logins: HashMap::new(),
             renames: HashMap::new(),
             refreshes: HashMap::new(),
+            ticket: None,
+            renewal_asked_ms: 0,
         }
     }
 
@@ -112,6 +119,7 @@ impl EventLoop {
                 bootstrap,
                 request,
             } => self.send_registry(call, bootstrap, request),
+            Action::Ticket(ticket) => self.registry.ticket = Some(ticket),
             Action::CannotSign { reason } => {
                 warn!("cannot sign the own name record: {reason}");
             }
@@ -301,6 +309,34 @@ impl EventLoop {
         }
     }
 
+    /// A presence of `peer` carried its registry ticket: when one of this node's bootstraps
+    /// signed it, the name is confirmed on the spot instead of being asked about.
+    pub(super) fn check_ticket(&mut self, peer: PeerId, ticket: &NameTicket) {
+        if self.directory.names.owner_of(&ticket.name) == Some(peer) {
+            return;
+        }
+        let trusted: Vec<PeerId> = self.config.bootstrap.iter().filter_map(peer_of).collect();
+        match ticket.verify(&trusted, &peer, now_ms()) {
+            Ok(record) => self.confirmed_by_registry(&record),
+            Err(e) => debug!(%peer, "name ticket not taken: {e}"),
+        }
+    }
+
+    /// Logs in again at the registry of the own ticket once half its life is over, so that
+    /// the announcements always carry one that holds.
+    pub(super) fn renew_ticket(&mut self) {
+        let now = now_ms();
+        let Some(ticket) = &self.registry.ticket else {
+            return;
+        };
+        let due = ticket_renewal_due(ticket.expires_ms, self.registry.renewal_asked_ms, now);
+        let registry = PeerId::from_bytes(&ticket.registry).ok();
+        if let Some(registry) = registry.filter(|r| due && self.swarm.is_connected(r)) {
+            self.registry.renewal_asked_ms = now;
+            self.log_in_at(registry);
+        }
+    }
+
     /// Logs in again where an earlier login got no answer and its pause is over.
     pub(super) fn retry_logins(&mut self, now: Instant) {
         let due = self.registry.client.due_relogins(now);
@@ -316,7 +352,7 @@ impl EventLoop {
     }
 
     /// Takes a verified record from a registry as proof of who holds its name.
-    fn confirmed_by_registry(&mut self, record: &NameRecord) {
+    pub(super) fn confirmed_by_registry(&mut self, record: &NameRecord) {
         self.directory.names.confirm(record);
         if record.peer != self.local_peer_id() {
             self.directory.observe_name(record.peer, &record.name);
@@ -345,13 +381,22 @@ impl EventLoop {
         request: RegistryRequest,
         channel: ResponseChannel<RegistryResponse>,
     ) {
+        let kind = match &request {
+            RegistryRequest::Register(_) => "register",
+            RegistryRequest::Lookup { .. } => "lookup",
+            RegistryRequest::Online { .. } => "online",
+        };
         let response = match &mut self.services {
             Some(services) => {
+                self.metrics
+                    .registry_requests
+                    .get_or_create(&KindLabel { kind: kind.into() })
+                    .inc();
                 let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
                 let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
                 services
                     .registry
-                    .serve(peer, address, request, ipm_protocol::now_ms())
+                    .serve(peer, address, request, ipm_protocol::now_ms(), &self.key)
             }
             None => RegistryResponse::Refused(RegistryError::Refused(
                 "this node keeps no registry".into(),

@@ -264,6 +264,7 @@ impl EventLoop {
                     }
                 }
                 Action::EndSession(peer) => self.registry_peer_gone(peer),
+                Action::CheckTicket { peer, ticket } => self.check_ticket(peer, &ticket),
                 Action::ObserveName { peer, name } => self.observe_name(peer, &name),
                 Action::ShareFile {
                     source,

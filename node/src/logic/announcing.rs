@@ -5,7 +5,10 @@
 //! The driver passes the time, the number of users online, whether the name claim has
 //! settled and a random draw; it builds and publishes the announcement the machine asks for.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use crate::logic::presence::{announce_every, announcement_due, answer_chance, next_pause};
 
@@ -32,7 +35,8 @@ pub enum Input {
     /// Announce now if allowed at all (the name claim settled, the location group moved).
     Refresh(Facts),
     /// A user not online before announced itself; `online` users are online now. With
-    /// chance [`answer_chance`] (`draw` in 0..1 below it) it is answered at the next tick,
+    /// chance [`answer_chance`] (`draw` in 0..1 below it; the chance falls when many
+    /// newcomers arrive within one interval) it is answered at the next tick,
     /// whose phase is random, so that the answers do not all go out in the same instant.
     Newcomer {
         /// Users online, the newcomer included.
@@ -72,7 +76,13 @@ pub struct Announcer {
     next: Option<Instant>,
     /// Whether an announcement before the next periodic one is wanted.
     wanted: bool,
+    /// When newcomers were heard of within the last base interval (at most
+    /// [`MAX_NEWCOMERS_TRACKED`]).
+    newcomers: VecDeque<Instant>,
 }
+
+/// Newcomers remembered for the answer chance; more in one interval count as this many.
+const MAX_NEWCOMERS_TRACKED: usize = 1024;
 
 impl Announcer {
     /// The schedule of a node started at `started` announcing every `interval`;
@@ -85,6 +95,7 @@ impl Announcer {
             last: None,
             next: None,
             wanted: false,
+            newcomers: VecDeque::new(),
         }
     }
 
@@ -98,7 +109,16 @@ impl Announcer {
             }
             Input::Refresh(facts) => self.announce(now, facts),
             Input::Newcomer { online, draw } => {
-                if draw < answer_chance(online) {
+                while self
+                    .newcomers
+                    .front()
+                    .is_some_and(|at| now.saturating_duration_since(*at) >= self.interval)
+                    || self.newcomers.len() >= MAX_NEWCOMERS_TRACKED
+                {
+                    self.newcomers.pop_front();
+                }
+                self.newcomers.push_back(now);
+                if draw < answer_chance(online, self.newcomers.len()) {
                     self.wanted = true;
                 }
                 Vec::new()
@@ -294,6 +314,32 @@ mod tests {
             },
         );
         assert!(b.is_wanted());
+    }
+
+    #[test]
+    fn a_crowd_of_newcomers_is_answered_by_few() {
+        let t0 = Instant::now();
+        let mut a = announcer(t0);
+        let newcomer = |draw| Input::Newcomer { online: 20, draw };
+        // Two newcomers within an interval are both answered by everyone...
+        a.handle(t0, newcomer(0.99));
+        a.handle(t0 + s(1), newcomer(0.99));
+        assert!(a.is_wanted());
+        a.handle(t0 + s(1), Input::Tick(SETTLED));
+        assert!(!a.is_wanted());
+        // ...the eighth is answered with chance 2/8, the ninth with 2/9...
+        for i in 0..5 {
+            a.handle(t0 + s(2) + Duration::from_millis(i), newcomer(0.99));
+        }
+        a.handle(t0 + s(3), newcomer(0.26));
+        assert!(!a.is_wanted());
+        a.handle(t0 + s(3), newcomer(0.2));
+        assert!(a.is_wanted());
+        // ...and once the crowd is an interval old, a newcomer is answered by all again.
+        a.handle(t0 + s(20), Input::Tick(SETTLED));
+        assert!(!a.is_wanted());
+        a.handle(t0 + s(20), newcomer(0.99));
+        assert!(a.is_wanted());
     }
 
     #[test]

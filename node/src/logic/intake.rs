@@ -21,7 +21,8 @@ use std::{
 use libp2p::PeerId;
 
 use ipm_protocol::{
-    decode_gossip, Change, DecodeError, FileOffer, Gossip, MessageId, Presence, Room,
+    decode_gossip, name_ticket::NameTicket, Change, DecodeError, FileOffer, Gossip, MessageId,
+    Presence, Room,
 };
 
 use crate::logic::{
@@ -125,6 +126,14 @@ pub enum Action {
     PenaliseForwarder(PeerId),
     /// A bootstrap ends `peer`'s registry session: it said goodbye just now.
     EndSession(PeerId),
+    /// `peer` presents a registry's ticket for its name: check it (before `ObserveName`, so
+    /// that a name the ticket confirms is not asked about).
+    CheckTicket {
+        /// The sender.
+        peer: PeerId,
+        /// Its ticket.
+        ticket: Box<NameTicket>,
+    },
     /// Note the name `peer` claims (and look it up when due).
     ObserveName {
         /// The sender.
@@ -440,6 +449,12 @@ fn presence_actions(
     }
     if here.is_user_node() && source != here.local_peer() {
         if !presence.leaving {
+            if let Some(ticket) = presence.ticket.clone() {
+                actions.push(Action::CheckTicket {
+                    peer: source,
+                    ticket: Box::new(ticket),
+                });
+            }
             actions.push(Action::ObserveName {
                 peer: source,
                 name: presence.name.clone(),

@@ -6,8 +6,8 @@
 //! catching up after being away),
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
-//! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim)
-//! and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
+//! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim),
+//! `dht_upkeep` (how much of Kademlia's bootstrap to run) and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
 //! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
 //! `notices` (read receipts and typing),
 //! `edits` (replies, reactions, edits, deletions and receipts folded into lines),
@@ -19,6 +19,7 @@ pub mod backoff;
 pub mod catch_up;
 pub mod connection_budget;
 pub mod delivery;
+pub mod dht_upkeep;
 pub mod directory;
 pub mod edits;
 pub mod folder_plan;

@@ -420,10 +420,21 @@ pub fn announce_every(base: Duration, online: usize) -> Duration {
         .min(Duration::from_millis(MAX_PRESENCE_EVERY_MS.into()))
 }
 
-/// The chance that a node seeing `online` other users answers a newcomer at once: 1 up to
-/// [`USERS_AT_BASE_RATE`] users, then falling so that about that many answer in all.
-pub fn answer_chance(online: usize) -> f64 {
-    (USERS_AT_BASE_RATE as f64 / online.max(1) as f64).min(1.0)
+/// Newcomers per base interval that are each answered by about [`USERS_AT_BASE_RATE`]
+/// users. When more join in one interval (a crowd arriving, a network healing), each is
+/// answered by fewer, so that the answers of the whole overlay stay near this many times
+/// [`USERS_AT_BASE_RATE`] per interval: every answer reaches every node, and a newcomer
+/// hears of the others at their periodic announcements and from the bootstrap's list.
+pub const NEWCOMERS_AT_FULL_ANSWER: usize = 2;
+
+/// The chance that a node seeing `online` other users answers a newcomer at once, having
+/// seen `newcomers` of them (this one included) within the last base interval: 1 up to
+/// [`USERS_AT_BASE_RATE`] users and [`NEWCOMERS_AT_FULL_ANSWER`] newcomers, then falling
+/// with both.
+pub fn answer_chance(online: usize, newcomers: usize) -> f64 {
+    let per_newcomer = (USERS_AT_BASE_RATE as f64 / online.max(1) as f64).min(1.0);
+    let crowd = (NEWCOMERS_AT_FULL_ANSWER as f64 / newcomers.max(1) as f64).min(1.0);
+    per_newcomer * crowd
 }
 
 /// The pause before the next periodic announcement: a random point in the second half of
@@ -558,9 +569,13 @@ mod tests {
         assert_eq!(announce_every(base, 50), Duration::from_secs(25));
         assert_eq!(announce_every(base, 200), Duration::from_secs(100));
         assert_eq!(announce_every(base, 9_999), Duration::from_secs(600));
-        assert_eq!(answer_chance(0), 1.0);
-        assert_eq!(answer_chance(20), 1.0);
-        assert_eq!(answer_chance(200), 0.1);
+        assert_eq!(answer_chance(0, 1), 1.0);
+        assert_eq!(answer_chance(20, 2), 1.0);
+        assert_eq!(answer_chance(200, 1), 0.1);
+        // A crowd of 50 newcomers in one interval: each is answered by 0.8 nodes of 1000,
+        // so the overlay sends 40 answers for all of them, not 1 000.
+        let chance = answer_chance(1000, 50);
+        assert!((chance * 1000.0 * 50.0 - 40.0).abs() < 1e-6);
         let quick = Duration::from_millis(200);
         assert_eq!(announce_every(quick, 3), quick);
         assert_eq!(next_pause(base, 0.0), Duration::from_secs(5));

@@ -15,11 +15,26 @@ use std::{
 use ipm_protocol::{
     limits::MAX_ONLINE_LISTED,
     name_record::{name_key, NameRecordError},
+    name_ticket::NameTicket,
     validate_name, NameRecord, RegistryError, RegistryRequest, RegistryResponse,
 };
 use libp2p::PeerId;
 
 use super::{backoff, names::MAX_TRACKED_NAMES, refusal::Refusal};
+
+/// How long a registry's ticket holds (a day); its holder asks for a fresh one at half of
+/// that, so the ticket in its announcements always holds for twelve hours more.
+pub const TICKET_LIFE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Least time between two asks for a fresh ticket.
+pub const TICKET_RETRY_MS: u64 = 10 * 60 * 1000;
+
+/// Whether to ask for a fresh ticket at `now_ms`, holding one that expires at `expires_ms`
+/// and having asked last at `asked_ms`.
+pub fn ticket_renewal_due(expires_ms: u64, asked_ms: u64, now_ms: u64) -> bool {
+    expires_ms.saturating_sub(now_ms) < TICKET_LIFE_MS / 2
+        && now_ms.saturating_sub(asked_ms) >= TICKET_RETRY_MS
+}
 
 /// What a bootstrap's registry said about this node's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +184,8 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// A registry's ticket for the own name: put it in presence announcements.
+    Ticket(NameTicket),
     /// `bootstrap` registered the own `name` (or logged it in): it vouches for the own
     /// record; tell the user.
     Registered {
@@ -671,12 +688,13 @@ impl RegistryClient {
 
     fn answered(&mut self, now: Instant, call: Call, response: RegistryResponse) -> Vec<Action> {
         match (call, response) {
-            (Call::Login { bootstrap, name }, RegistryResponse::Registered { new }) => {
+            (Call::Login { bootstrap, name }, RegistryResponse::Registered { new, ticket }) => {
                 let mut actions = vec![Action::Registered {
                     bootstrap,
                     name,
                     new,
                 }];
+                actions.extend(ticket.map(Action::Ticket));
                 actions.extend(self.login_settled(bootstrap, Login::Registered { new }));
                 actions
             }
@@ -696,8 +714,10 @@ impl RegistryClient {
                 actions.extend(self.login_settled(bootstrap, login));
                 actions
             }
-            (Call::Rename { reply, bootstrap }, RegistryResponse::Registered { .. }) => {
-                self.rename_answered(reply, bootstrap, None)
+            (Call::Rename { reply, bootstrap }, RegistryResponse::Registered { ticket, .. }) => {
+                let mut actions: Vec<Action> = ticket.map(Action::Ticket).into_iter().collect();
+                actions.extend(self.rename_answered(reply, bootstrap, None));
+                actions
             }
             (Call::Rename { reply, bootstrap }, RegistryResponse::Refused(error)) => self
                 .rename_answered(
@@ -745,6 +765,28 @@ impl RegistryClient {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_ticket_is_renewed_at_half_its_life_and_not_asked_for_again_at_once() {
+        let issued = 1_800_000_000_000;
+        let expires = issued + TICKET_LIFE_MS;
+        assert!(!ticket_renewal_due(expires, 0, issued));
+        assert!(!ticket_renewal_due(
+            expires,
+            0,
+            issued + TICKET_LIFE_MS / 2 - 1
+        ));
+        let half = issued + TICKET_LIFE_MS / 2 + 1;
+        assert!(ticket_renewal_due(expires, 0, half));
+        assert!(!ticket_renewal_due(
+            expires,
+            half,
+            half + TICKET_RETRY_MS - 1
+        ));
+        assert!(ticket_renewal_due(expires, half, half + TICKET_RETRY_MS));
+        // An expired ticket is asked for too.
+        assert!(ticket_renewal_due(expires, 0, expires + 1));
+    }
     use super::*;
     use ipm_protocol::SignedName;
     use libp2p::identity::Keypair;
@@ -871,7 +913,13 @@ mod tests {
         assert!(m.handle(t0 + secs(1), asked).is_empty());
         let actions = m.handle(
             t0 + secs(2),
-            answered(call, RegistryResponse::Registered { new: false }),
+            answered(
+                call,
+                RegistryResponse::Registered {
+                    new: false,
+                    ticket: None,
+                },
+            ),
         );
         assert_eq!(
             actions,
@@ -1062,7 +1110,16 @@ mod tests {
             .iter()
             .all(|a| matches!(a, Action::Register { name, .. } if name == "bob")));
         let (c1, c2) = (asked[0].0, asked[1].0);
-        let accepted = m.handle(t0, answered(c1, RegistryResponse::Registered { new: true }));
+        let accepted = m.handle(
+            t0,
+            answered(
+                c1,
+                RegistryResponse::Registered {
+                    new: true,
+                    ticket: None,
+                },
+            ),
+        );
         assert!(accepted.is_empty(), "waits for every registry");
         let error = RegistryError::Taken {
             name: "bob".into(),
@@ -1100,7 +1157,13 @@ mod tests {
         assert!(m.handle(t0, failed(asked[0].0)).is_empty());
         let actions = m.handle(
             t0,
-            answered(asked[1].0, RegistryResponse::Registered { new: true }),
+            answered(
+                asked[1].0,
+                RegistryResponse::Registered {
+                    new: true,
+                    ticket: None,
+                },
+            ),
         );
         assert_eq!(
             actions,
@@ -1210,7 +1273,13 @@ mod tests {
         assert_eq!(
             m.handle(
                 t0,
-                answered(asked[2].0, RegistryResponse::Registered { new: true })
+                answered(
+                    asked[2].0,
+                    RegistryResponse::Registered {
+                        new: true,
+                        ticket: None,
+                    }
+                )
             ),
             vec![Action::AnswerRefresh { reply }]
         );

@@ -15,7 +15,7 @@ use libp2p::{
 
 use crate::{
     config::{Config, Role},
-    logic::{connection_budget::Watermarks, peer_policy::PeerSettings},
+    logic::{connection_budget::Watermarks, dht_upkeep, peer_policy::PeerSettings},
     net::scoring,
     net::{addresses::peer_of, ip_limits::IpLimits, peer_manager::PeerManager},
 };
@@ -191,6 +191,9 @@ impl Behaviour {
         // Only valid name records are stored, and the first claim of a name wins: the event
         // loop checks every inbound record before putting it in the store.
         kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+        // Every periodic bootstrap refreshes all buckets; the ones libp2p-kad starts while the
+        // routing table is small are cut after their own-key lookup (`logic::dht_upkeep`).
+        kad_config.set_periodic_bootstrap_interval(Some(dht_upkeep::REFRESH_EVERY));
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Every ipm node answers DHT queries so that peers can find each other

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub registered_names: Gauge,
     /// Users logged in at this bootstrap and connected now.
     pub online_users: Gauge,
+    /// Requests this bootstrap's registry answered, by kind: `register`, `lookup`, `online`.
+    pub registry_requests: Family<KindLabel, Counter>,
     /// Connected peers by kind: `mesh`, `dht`, `inbound`, `bootstrap`, `user` (see
     /// `logic::connection_budget::Kind`).
     pub connections: Family<KindLabel, Gauge>,
@@ -64,6 +66,7 @@ impl Metrics {
         let mailbox = Gauge::default();
         let registered_names = Gauge::default();
         let online_users = Gauge::default();
+        let registry_requests = Family::<KindLabel, Counter>::default();
         let connections = Family::<KindLabel, Gauge>::default();
         registry.register("messages_received", "Messages received", received.clone());
         registry.register("messages_sent", "Messages sent", sent.clone());
@@ -88,6 +91,11 @@ impl Metrics {
             online_users.clone(),
         );
         registry.register(
+            "registry_requests",
+            "Requests this bootstrap's registry answered, by kind",
+            registry_requests.clone(),
+        );
+        registry.register(
             "connections",
             "Connected peers by kind: in a gossipsub mesh, dialled by a DHT lookup or \
              discovery, dialled in, bootstraps, dialled by the user",
@@ -101,6 +109,7 @@ impl Metrics {
             mailbox,
             registered_names,
             online_users,
+            registry_requests,
             connections,
             registry: Arc::new(Mutex::new(registry)),
         }

@@ -3,17 +3,18 @@
 
 use std::{collections::BTreeMap, io, path::Path};
 
-use libp2p::PeerId;
-use tracing::{debug, info};
+use libp2p::{identity::Keypair, PeerId};
+use tracing::{debug, info, warn};
 
 use ipm_protocol::{
-    limits::MAX_ONLINE_LISTED, NameRecord, RegistryError, RegistryRequest, RegistryResponse,
-    SignedName,
+    limits::MAX_ONLINE_LISTED, name_ticket::NameTicket, NameRecord, RegistryError, RegistryRequest,
+    RegistryResponse, SignedName,
 };
 
 use super::address_budget::{AddressKey, WindowCounter};
 use super::name_registry::{Registered, Registry};
 
+use crate::logic::registry_client::TICKET_LIFE_MS;
 pub use crate::logic::service_budgets::NEW_NAMES_PER_ADDRESS_PER_HOUR;
 const HOUR_MS: u64 = 60 * 60 * 1000;
 
@@ -48,22 +49,28 @@ impl RegistryService {
     }
 
     /// The answer at `now_ms` to `peer`'s request, whose new names count against the budget
-    /// of `address`.
+    /// of `address`; a registration's ticket is signed with `issuer`, the bootstrap's key.
     pub fn serve(
         &mut self,
         peer: PeerId,
         address: AddressKey,
         request: RegistryRequest,
         now_ms: u64,
+        issuer: &Keypair,
     ) -> RegistryResponse {
         match request {
             RegistryRequest::Register(signed) => match signed.verify() {
                 Ok(record) => match self.register(peer, address, record.clone(), now_ms) {
                     Ok(outcome) => {
                         info!(%peer, name = %record.name, ?outcome, "name registered");
+                        let expires = now_ms.saturating_add(TICKET_LIFE_MS);
+                        let ticket = NameTicket::issue(issuer, &record, expires)
+                            .map_err(|e| warn!("cannot issue a name ticket: {e}"))
+                            .ok();
                         self.online.insert(peer, record);
                         RegistryResponse::Registered {
                             new: outcome == Registered::New,
+                            ticket,
                         }
                     }
                     Err(e) => {
@@ -129,6 +136,29 @@ mod tests {
 
     const T: u64 = 1_000_000_000;
 
+    /// The bootstrap's key, the one its tickets are signed with.
+    fn issuer() -> &'static Keypair {
+        static KEY: std::sync::OnceLock<Keypair> = std::sync::OnceLock::new();
+        KEY.get_or_init(Keypair::generate_ed25519)
+    }
+
+    /// Whether `answer` registers (`new`) or logs in `key` with a ticket that holds.
+    fn registered(answer: RegistryResponse, key: &Keypair, new: bool) -> bool {
+        let registry = issuer().public().to_peer_id();
+        match answer {
+            RegistryResponse::Registered {
+                new: was_new,
+                ticket: Some(ticket),
+            } => {
+                was_new == new
+                    && ticket
+                        .verify(&[registry], &key.public().to_peer_id(), T)
+                        .is_ok()
+            }
+            _ => false,
+        }
+    }
+
     fn register_from(
         service: &mut RegistryService,
         ip: &str,
@@ -143,6 +173,7 @@ mod tests {
             address,
             RegistryRequest::Register(SignedName::new(&record)),
             T,
+            issuer(),
         )
     }
 
@@ -154,14 +185,16 @@ mod tests {
     fn first_come_first_served_and_the_directory_lists_the_others() {
         let mut service = RegistryService::in_memory(NEW_NAMES_PER_ADDRESS_PER_HOUR);
         let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        assert_eq!(
+        assert!(registered(
             register(&mut service, &alice, "alice"),
-            RegistryResponse::Registered { new: true }
-        );
-        assert_eq!(
+            &alice,
+            true
+        ));
+        assert!(registered(
             register(&mut service, &alice, "alice"),
-            RegistryResponse::Registered { new: false }
-        );
+            &alice,
+            false
+        ));
         assert!(matches!(
             register(&mut service, &bob, "Alice"),
             RegistryResponse::Refused(_)
@@ -173,6 +206,7 @@ mod tests {
             AddressKey::Unknown,
             RegistryRequest::Online { max: 10 },
             T,
+            issuer(),
         ) {
             RegistryResponse::Online { users, more } => {
                 assert_eq!(users.len(), 1);
@@ -203,13 +237,15 @@ mod tests {
         assert_eq!((service.names(), refused), (3, 7));
         // Another address is not affected, and a holder still logs in from the squatter's.
         let alice = Keypair::generate_ed25519();
-        assert_eq!(
+        assert!(registered(
             register_from(&mut service, "203.0.113.9", &alice, "alice"),
-            RegistryResponse::Registered { new: true }
-        );
-        assert_eq!(
+            &alice,
+            true
+        ));
+        assert!(registered(
             register_from(&mut service, squatter, &alice, "alice"),
-            RegistryResponse::Registered { new: false }
-        );
+            &alice,
+            false
+        ));
     }
 }
