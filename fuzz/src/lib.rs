@@ -468,7 +468,13 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             let mut seeds = vec![
                 tagged(0, encode(&RegistryRequest::Lookup { name: "bob".into() })),
                 tagged(0, encode(&RegistryRequest::Online { max: 64 })),
-                tagged(1, encode(&RegistryResponse::Registered { new: true })),
+                tagged(
+                    1,
+                    encode(&RegistryResponse::Registered {
+                        new: true,
+                        ticket: None,
+                    }),
+                ),
                 tagged(1, encode(&RegistryResponse::Owner(None))),
                 tagged(
                     1,
