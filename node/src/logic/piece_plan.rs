@@ -502,6 +502,7 @@ mod tests {
                 name: "film.mkv".into(),
                 size: 100,
                 sha256: [sha; 32],
+                folder: None,
             },
             direction: Direction::Incoming,
             peer: Some(peer),
