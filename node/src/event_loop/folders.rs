@@ -422,6 +422,8 @@ impl EventLoop {
             name: label(&t.offer),
             size: t.offer.size,
             bytes,
+            source: t.source.clone(),
+            peer: t.peer,
             state: t.state.clone(),
         })
     }

@@ -111,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bootstrap_that_never_ends_is_not_kept_for_ever() {
+    fn cut_bootstraps_are_forgotten_once_they_end() {
         let start = Instant::now();
         let mut upkeep = DhtUpkeep::new(start);
         for query in 0..1000 {

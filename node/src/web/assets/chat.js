@@ -101,6 +101,8 @@ export class Chat {
         });
         break;
       case "file_offer":
+      case "folder_offer":
+      case "folder_received":
       case "file_progress":
       case "file_sending":
       case "file_received":
@@ -503,6 +505,20 @@ export class Chat {
       this.add(value.room ? this.roomKey(value.room) : `@${value.peer}`, {
         event: "file_offer", ts: value.ts, from: value.from, peer: value.peer,
         text: `offers ${value.name} (${bytes(value.size)})` });
+    } else if (value.event === "folder_offer") {
+      const files = value.files === 1 ? "1 file" : `${value.files} files`;
+      Object.assign(t, { direction: "incoming", with: value.from, name: `${value.name}/`, size: value.size,
+        bytes: 0, state: "offered", room: value.room, peer: value.peer });
+      this.add(value.room ? this.roomKey(value.room) : `@${value.peer}`, {
+        event: "file_offer", ts: value.ts, from: value.from, peer: value.peer,
+        text: `offers folder ${value.name}/ (${files}, ${bytes(value.size)})` });
+    } else if (value.event === "folder_received") {
+      Object.assign(t, { bytes: value.size, size: value.size, state: "done", path: value.path });
+      const key = t.room ? this.roomKey(t.room) : t.peer ? `@${t.peer}` : null;
+      if (key) {
+        this.add(key, { event: "file", ts: value.ts, from: t.with, peer: t.peer, transfer: value.transfer,
+          name: t.name, text: `${t.name} (${value.files} files, ${bytes(value.size)}), every sha256 verified` });
+      }
     } else if (value.event === "file_progress") {
       Object.assign(t, { bytes: value.bytes, size: value.size, state: "downloading" });
     } else if (value.event === "file_sending") {
