@@ -470,7 +470,9 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
-        send_file(&mut out, file, end - offset, |_| ()).await.unwrap();
+        send_file(&mut out, file, end - offset, |_| ())
+            .await
+            .unwrap();
         assert_eq!(out.into_inner(), content[offset as usize..end as usize]);
         assert!(open_source(path, size, 0, size + 1).unwrap().is_err());
     }
