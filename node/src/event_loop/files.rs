@@ -430,25 +430,7 @@ impl EventLoop {
         let events = self.events.clone();
         let open = self.stream_opener(peer, id);
         let task = tokio::spawn(async move {
-            let fetch = |offset: u64, len: u32| {
-                let internal = internal.clone();
-                async move {
-                    let (reply, answer) = oneshot::channel();
-                    let ask = Internal::FetchChunk {
-                        peer,
-                        transfer: id,
-                        offset,
-                        len,
-                        reply,
-                    };
-                    if internal.send(ask).await.is_err() {
-                        return Err(FetchError::Fatal("the node is stopping".into()));
-                    }
-                    answer
-                        .await
-                        .unwrap_or_else(|_| Err(FetchError::Fatal("the node is stopping".into())))
-                }
-            };
+            let fetch = |offset: u64, len: u32| ask_chunk(internal.clone(), peer, id, offset, len);
             let size = job.size;
             let progress = |bytes| {
                 let _ = events.send(Event::FileProgress {
@@ -727,4 +709,28 @@ pub(super) fn read_chunk(path: &Path, size: u64, offset: u64, len: u32) -> FileR
         Ok(FileResponse::Chunk(data))
     };
     read().unwrap_or_else(|e| FileResponse::Error(format!("cannot read the file: {e}")))
+}
+
+/// Asks the event loop for `len` bytes at `offset` of `transfer` from `peer` over
+/// `/ipm/file/1`: the chunk path of every download (one sender, folders, several sources).
+pub(super) async fn ask_chunk(
+    internal: tokio::sync::mpsc::Sender<Internal>,
+    peer: PeerId,
+    transfer: TransferId,
+    offset: u64,
+    len: u32,
+) -> Result<Vec<u8>, FetchError> {
+    let stopping = || FetchError::Fatal("the node is stopping".into());
+    let (reply, answer) = oneshot::channel();
+    let ask = Internal::FetchChunk {
+        peer,
+        transfer,
+        offset,
+        len,
+        reply,
+    };
+    if internal.send(ask).await.is_err() {
+        return Err(stopping());
+    }
+    answer.await.unwrap_or_else(|_| Err(stopping()))
 }

@@ -16,7 +16,7 @@ use std::{
 
 use libp2p::{gossipsub::IdentTopic, request_response::ResponseChannel, PeerId};
 use sha2::{Digest, Sha256};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use ipm_protocol::{
@@ -25,7 +25,10 @@ use ipm_protocol::{
     FileResponse, Gossip, TransferId,
 };
 
-use super::{files::Internal, EventLoop};
+use super::{
+    files::{ask_chunk, Internal},
+    EventLoop,
+};
 use crate::{
     client::{folder_offer::FolderAsk, FileError, NodeError, OfferTarget, TransferView},
     event::Event,
@@ -286,25 +289,7 @@ impl EventLoop {
         let fetcher = internal.clone();
         let fetch_for = move |part: TransferId| {
             let internal = fetcher.clone();
-            move |offset: u64, len: u32| {
-                let internal = internal.clone();
-                async move {
-                    let (reply, answer) = oneshot::channel();
-                    let ask = Internal::FetchChunk {
-                        peer,
-                        transfer: part,
-                        offset,
-                        len,
-                        reply,
-                    };
-                    if internal.send(ask).await.is_err() {
-                        return Err(FetchError::Fatal("the node is stopping".into()));
-                    }
-                    answer
-                        .await
-                        .unwrap_or_else(|_| Err(FetchError::Fatal("the node is stopping".into())))
-                }
-            }
+            move |offset: u64, len: u32| ask_chunk(internal.clone(), peer, part, offset, len)
         };
         Some(tokio::spawn(async move {
             let size = job.size;

@@ -4,11 +4,14 @@
 //! the download task. The bytes never pass through the loop.
 
 use libp2p::PeerId;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::task::JoinHandle;
 
 use ipm_protocol::TransferId;
 
-use super::{files::Internal, EventLoop};
+use super::{
+    files::{ask_chunk, Internal},
+    EventLoop,
+};
 use crate::{
     event::Event,
     logic::piece_plan::share_sources,
@@ -95,23 +98,7 @@ impl EventLoop {
     fn chunk_fetcher(&self, peer: PeerId, transfer: TransferId) -> FetchChunk {
         let internal = self.internal_tx.clone();
         std::sync::Arc::new(move |offset: u64, len: u32| {
-            let internal = internal.clone();
-            multi_download::boxed(async move {
-                let (reply, answer) = oneshot::channel();
-                let ask = Internal::FetchChunk {
-                    peer,
-                    transfer,
-                    offset,
-                    len,
-                    reply,
-                };
-                if internal.send(ask).await.is_err() {
-                    return Err(FetchError::Fatal("the node is stopping".into()));
-                }
-                answer
-                    .await
-                    .unwrap_or_else(|_| Err(FetchError::Fatal("the node is stopping".into())))
-            })
+            multi_download::boxed(ask_chunk(internal.clone(), peer, transfer, offset, len))
         })
     }
 }
