@@ -56,6 +56,9 @@ impl EventLoop {
             }
         };
         let events = self.events.clone();
+        let busy = self.internal_tx.clone();
+        // Reports come at most every 250 ms per stream: each keeps the recipient's
+        // connection from being trimmed while the file goes out.
         let report = move |to, transfer, bytes, size| {
             let _ = events.send(Event::FileSending {
                 transfer,
@@ -63,6 +66,7 @@ impl EventLoop {
                 bytes,
                 size,
             });
+            let _ = busy.try_send(Internal::Streaming(to));
         };
         let server = tokio::spawn(file_stream::serve_all(incoming, authorize, report));
         self.files.stream_server = Some(server);

@@ -120,7 +120,13 @@ pub(crate) enum Internal {
     },
     /// A download could not reach its sender over a stream: look it up again.
     SenderUnreachable(PeerId),
+    /// Bytes of a file moved to or from `peer` just now (at most once a second per
+    /// transfer): its connection is busy and must not be trimmed.
+    Streaming(PeerId),
 }
+
+/// Least time between two [`Internal::Streaming`] reports of one transfer.
+pub(super) const STREAMING_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl EventLoop {
     pub(super) fn on_internal(&mut self, internal: Internal) {
@@ -143,6 +149,10 @@ impl EventLoop {
                 let _ = reply.send(self.authorize_stream(peer, transfer));
             }
             Internal::SenderUnreachable(peer) => self.look_up(peer),
+            Internal::Streaming(peer) => {
+                let now = std::time::Instant::now();
+                self.swarm.behaviour_mut().peer_manager.used(peer, now);
+            }
             Internal::ChunkRead { channel, response } => {
                 let _ = self
                     .swarm
@@ -432,12 +442,17 @@ impl EventLoop {
         let task = tokio::spawn(async move {
             let fetch = |offset: u64, len: u32| ask_chunk(internal.clone(), peer, id, offset, len);
             let size = job.size;
+            let mut reported: Option<std::time::Instant> = None;
             let progress = |bytes| {
                 let _ = events.send(Event::FileProgress {
                     transfer: id,
                     bytes,
                     size,
                 });
+                if reported.is_none_or(|at| at.elapsed() >= STREAMING_REPORT_EVERY) {
+                    reported = Some(std::time::Instant::now());
+                    let _ = internal.try_send(Internal::Streaming(peer));
+                }
             };
             let result = download::run(&job, fetch, open, progress).await;
             let _ = internal
