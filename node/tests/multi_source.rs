@@ -5,35 +5,12 @@
 
 mod support;
 
-use std::{io::Write, path::Path, time::Duration};
+use std::time::Duration;
 
 use ipm_node::{client::OfferTarget, Event};
 use ipm_protocol::{Room, TransferId};
 use sha2::{Digest, Sha256};
 use support::*;
-
-/// Writes `len` bytes that do not compress to `path`; their SHA-256, hex.
-fn write_big(path: &Path, len: usize) -> String {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut hasher = Sha256::new();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for word in block.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        let n = left.min(block.len());
-        file.write_all(&block[..n]).unwrap();
-        hasher.update(&block[..n]);
-        left -= n;
-    }
-    file.flush().unwrap();
-    hex::encode(hasher.finalize())
-}
 
 /// Waits for the offer of a shared file from `from`.
 async fn shared_offer(node: &mut TestNode, from: libp2p::PeerId) -> TransferId {

@@ -4,10 +4,11 @@
 
 pub mod procs;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, io::Write, time::Duration};
 
 use ipm_node::{Client, Config, Event, Role};
 use libp2p::{identity::Keypair, Multiaddr};
+use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 /// Longest any single wait in a test may take.
@@ -194,4 +195,27 @@ pub async fn wait_for_user(client: &Client, peer: libp2p::PeerId, name: &str) {
             .any(|u| u.peer == peer && u.name == name)
     })
     .await;
+}
+
+/// Writes `len` bytes that do not compress to `path`, block by block; their SHA-256, hex.
+pub fn write_big(path: &std::path::Path, len: usize) -> String {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hasher = Sha256::new();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(block.len());
+        file.write_all(&block[..n]).unwrap();
+        hasher.update(&block[..n]);
+        left -= n;
+    }
+    file.flush().unwrap();
+    hex::encode(hasher.finalize())
 }
