@@ -194,10 +194,16 @@ impl EventLoop {
             .insert(transfer)
             .map_err(|e| NodeError::File(FileError::Save(e)))?;
         let id = offer.transfer;
+        self.send_or_share(target, offer);
+        Ok(id)
+    }
+
+    /// Sends `offer` (of a file or a folder) to its peer, or shares it in its room.
+    pub(super) fn send_or_share(&mut self, target: OfferTarget, offer: FileOffer) {
         match target {
             OfferTarget::Peer(peer) => self.send_offer(peer, offer),
             OfferTarget::Room(room) => {
-                self.intake.insert(id);
+                self.intake.insert(offer.transfer);
                 let topic = IdentTopic::new(room.topic());
                 let bytes = encode_gossip(&Gossip::FileOffer(offer));
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
@@ -205,7 +211,6 @@ impl EventLoop {
                 }
             }
         }
-        Ok(id)
     }
 
     pub(super) fn send_offer(&mut self, peer: PeerId, offer: FileOffer) {

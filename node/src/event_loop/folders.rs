@@ -14,15 +14,14 @@ use std::{
     time::Instant,
 };
 
-use libp2p::{gossipsub::IdentTopic, request_response::ResponseChannel, PeerId};
+use libp2p::{request_response::ResponseChannel, PeerId};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use ipm_protocol::{
-    encode_gossip,
     folder::{FolderSummary, Manifest, Part},
-    FileResponse, Gossip, TransferId,
+    FileResponse, TransferId,
 };
 
 use super::{
@@ -137,17 +136,7 @@ impl EventLoop {
             .map_err(|e| NodeError::File(FileError::Save(e)))?;
         self.offered_folders().insert(prefix(&id), id);
         self.remember_manifest(id, Arc::new(walked.manifest));
-        match target {
-            OfferTarget::Peer(peer) => self.send_offer(peer, offer),
-            OfferTarget::Room(room) => {
-                self.intake.insert(id);
-                let topic = IdentTopic::new(room.topic());
-                let bytes = encode_gossip(&Gossip::FileOffer(offer));
-                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
-                    debug!("folder share not published yet: {e:?}");
-                }
-            }
-        }
+        self.send_or_share(target, offer);
         Ok(id)
     }
 
