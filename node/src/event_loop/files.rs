@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     time::Instant,
@@ -441,33 +442,56 @@ impl EventLoop {
             self.files.downloads.insert(id, task);
             return;
         }
+        let open = self.stream_opener(peer, id);
+        let fetcher = self.internal_tx.clone();
+        let fetch = move |offset: u64, len: u32| ask_chunk(fetcher.clone(), peer, id, offset, len);
+        let busy = self.internal_tx.clone();
+        let mut reported: Option<std::time::Instant> = None;
+        let keep_busy = move |_| {
+            if reported.is_none_or(|at| at.elapsed() >= STREAMING_REPORT_EVERY) {
+                reported = Some(std::time::Instant::now());
+                let _ = busy.try_send(Internal::Streaming(peer));
+            }
+        };
+        let task = self.download_task(id, job.size, keep_busy, move |progress| async move {
+            download::run(&job, fetch, open, progress).await
+        });
+        self.files.downloads.insert(id, task);
+    }
+
+    /// Runs the download of transfer `id` (`size` bytes) as a task: `run` is given the
+    /// progress callback, which hands each count to `also` and reports it as
+    /// `file_progress`; the result comes back as [`Internal::DownloadFinished`].
+    pub(super) fn download_task<R, Fut>(
+        &self,
+        id: TransferId,
+        size: u64,
+        mut also: impl FnMut(u64) + Send + 'static,
+        run: R,
+    ) -> JoinHandle<()>
+    where
+        R: FnOnce(Box<dyn FnMut(u64) + Send>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<PathBuf, String>> + Send,
+    {
         let internal = self.internal_tx.clone();
         let events = self.events.clone();
-        let open = self.stream_opener(peer, id);
-        let task = tokio::spawn(async move {
-            let fetch = |offset: u64, len: u32| ask_chunk(internal.clone(), peer, id, offset, len);
-            let size = job.size;
-            let mut reported: Option<std::time::Instant> = None;
-            let progress = |bytes| {
+        tokio::spawn(async move {
+            let progress = Box::new(move |bytes| {
+                also(bytes);
                 let _ = events.send(Event::FileProgress {
                     transfer: id,
                     bytes,
                     size,
                 });
-                if reported.is_none_or(|at| at.elapsed() >= STREAMING_REPORT_EVERY) {
-                    reported = Some(std::time::Instant::now());
-                    let _ = internal.try_send(Internal::Streaming(peer));
-                }
-            };
-            let result = download::run(&job, fetch, open, progress).await;
+            });
+            let result = run(progress).await;
             let _ = internal
                 .send(Internal::DownloadFinished {
                     transfer: id,
                     result,
                 })
                 .await;
-        });
-        self.files.downloads.insert(id, task);
+        })
     }
 
     /// Restarts the downloads that were running when the node stopped, and removes the

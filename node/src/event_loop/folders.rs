@@ -270,34 +270,20 @@ impl EventLoop {
             manifest_sha256: t.offer.sha256,
             downloads: self.store.downloads.clone()?,
         };
-        let internal = self.internal_tx.clone();
-        let events = self.events.clone();
         let bytes = Arc::new(AtomicU64::new(0));
         self.folders.progress.insert(id, bytes.clone());
         let open_for = self.part_openers(peer);
-        let fetcher = internal.clone();
+        let fetcher = self.internal_tx.clone();
         let fetch_for = move |part: TransferId| {
             let internal = fetcher.clone();
             move |offset: u64, len: u32| ask_chunk(internal.clone(), peer, part, offset, len)
         };
-        Some(tokio::spawn(async move {
-            let size = job.size;
-            let progress = |done: u64| {
-                bytes.store(done, Ordering::Relaxed);
-                let _ = events.send(Event::FileProgress {
-                    transfer: id,
-                    bytes: done,
-                    size,
-                });
-            };
-            let result = folder_download::run(&job, fetch_for, open_for, progress).await;
-            let _ = internal
-                .send(Internal::DownloadFinished {
-                    transfer: id,
-                    result,
-                })
-                .await;
-        }))
+        let count = move |done: u64| bytes.store(done, Ordering::Relaxed);
+        Some(
+            self.download_task(id, job.size, count, move |progress| async move {
+                folder_download::run(&job, fetch_for, open_for, progress).await
+            }),
+        )
     }
 
     /// What a folder download from `peer` opens the stream of each part with (see

@@ -13,7 +13,6 @@ use super::{
     EventLoop,
 };
 use crate::{
-    event::Event,
     logic::piece_plan::share_sources,
     net::{
         download::{FetchError, Job, Opened},
@@ -43,25 +42,13 @@ impl EventLoop {
             })
             .collect();
         tracing::debug!(%id, sources = sources.len(), "downloading from several members");
-        let internal = self.internal_tx.clone();
-        let events = self.events.clone();
-        Some(tokio::spawn(async move {
-            let size = job.size;
-            let progress = |bytes| {
-                let _ = events.send(Event::FileProgress {
-                    transfer: id,
-                    bytes,
-                    size,
-                });
-            };
-            let result = multi_download::run(&job, sources, progress).await;
-            let _ = internal
-                .send(Internal::DownloadFinished {
-                    transfer: id,
-                    result,
-                })
-                .await;
-        }))
+        let size = job.size;
+        Some(self.download_task(
+            id,
+            size,
+            |_| {},
+            move |progress| async move { multi_download::run(&job, sources, progress).await },
+        ))
     }
 
     /// Opens streams of byte ranges of `transfer` (a file of `size` bytes) from `peer`, or
