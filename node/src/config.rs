@@ -57,6 +57,11 @@ pub struct Config {
     /// peers the user dials and peers with a request in flight are always let in, and the
     /// surplus they make is trimmed once possible (see `logic::connection_budget`).
     pub max_peers: usize,
+    /// How many peers above `max_peers` are let in while their grace lasts, so that a
+    /// connection a DHT lookup or a newcomer opened is not refused after its handshake; the
+    /// node trims back to `max_peers` once they are past their grace. `max_peers` plus this
+    /// is the most peers a node connects to, but for protected ones.
+    pub peer_burst: usize,
     /// How long a connection is left alone after it opened or was last used before it may
     /// be closed to make room: long enough for gossipsub to graft it into a mesh, and for a
     /// conversation to go on without redialling.
@@ -147,6 +152,9 @@ impl Config {
             // A mesh at its most (12, `mesh_n_high`), 6 more peers to gossip to
             // (`gossip_lazy`), the bootstrap, and 5 for lookups and newcomers.
             max_peers: 24,
+            // A join's DHT lookups reach 20 peers at a time (Kademlia's k); a third of them
+            // fit above the high mark, the rest reuse connections already open.
+            peer_burst: 8,
             peer_grace: Duration::from_secs(20),
             max_connections: 256,
             discovery_interval: Duration::from_secs(30),
@@ -172,6 +180,7 @@ impl Config {
             // Every user connects to the bootstrap: as many peers as connections fit,
             // leaving 96 of them for peers holding a second one (TCP and QUIC).
             max_peers: 4000,
+            peer_burst: 0,
             max_connections: 4096,
             ..Self::node("bootstrap")
         }

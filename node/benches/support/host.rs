@@ -286,8 +286,9 @@ fn kad_queries(client: &Client) -> Value {
 }
 
 /// The settings `ipm` runs a node with, but for those `IPM_BENCH_OVERLAY_TARGET_PEERS`,
-/// `IPM_BENCH_OVERLAY_MAX_PEERS` and `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high
-/// watermarks and the least time between two DHT walks), for experiments; unset by default.
+/// `IPM_BENCH_OVERLAY_MAX_PEERS`, `IPM_BENCH_OVERLAY_PEER_BURST` and
+/// `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high watermarks, the burst above the high
+/// one and the least time between two DHT walks), for experiments; unset by default.
 pub fn node_config(index: usize) -> Config {
     let mut config = Config::node(format!("n{index}"));
     let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
@@ -296,6 +297,9 @@ pub fn node_config(index: usize) -> Config {
     }
     if let Some(high) = var("IPM_BENCH_OVERLAY_MAX_PEERS") {
         config.max_peers = high as usize;
+    }
+    if let Some(burst) = var("IPM_BENCH_OVERLAY_PEER_BURST") {
+        config.peer_burst = burst as usize;
     }
     if let Some(secs) = var("IPM_BENCH_OVERLAY_DISCOVERY_S") {
         config.discovery_interval = Duration::from_secs(secs.max(1));

@@ -103,6 +103,7 @@ fn node_settings_changed() -> Vec<String> {
     [
         "IPM_BENCH_OVERLAY_TARGET_PEERS",
         "IPM_BENCH_OVERLAY_MAX_PEERS",
+        "IPM_BENCH_OVERLAY_PEER_BURST",
         "IPM_BENCH_OVERLAY_DISCOVERY_S",
     ]
     .iter()
@@ -604,7 +605,9 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
     });
     let conn_max = samples.iter().flatten().copied().max();
     let conn_mean = mean(&samples.iter().flatten().copied().collect::<Vec<u64>>());
-    let high_watermark = super::host::node_config(0).max_peers;
+    let node_config = super::host::node_config(0);
+    let high_watermark = node_config.max_peers;
+    let ceiling = node_config.max_peers + node_config.peer_burst;
     let result = json!({
         "nodes": n,
         "link_delay_ms": settings.delay_ms,
@@ -635,8 +638,11 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "idle_cpu_ms_per_node_per_s": round(idle_cores * 1000.0 / online_idle, 3),
         "connections_per_node_mean": opt(conn_mean, 1),
         "connections_per_node_max": conn_max,
-        "connection_cap": high_watermark,
-        "connection_cap_note": "the high watermark, Config::node().max_peers",
+        "connection_cap": ceiling,
+        "connection_cap_note": "the most peers a node connects to but for protected ones: \
+            the high watermark Config::node().max_peers plus peer_burst, the newcomers and \
+            lookup connections let in for their grace before trimming back to the mark",
+        "high_watermark": high_watermark,
         "peers_per_node_mean": opt(mean(&end.peers), 1),
         "peers_per_node_max": end.peers.iter().max(),
         "lobby_members_min": end.lobby.iter().min(),

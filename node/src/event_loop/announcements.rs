@@ -94,7 +94,7 @@ impl EventLoop {
             claim_settled: matches!(
                 self.people.claim,
                 OwnClaim::Registered | OwnClaim::Taken { .. }
-            ),
+            ) || self.holds_own_ticket(),
             draw: rand::random::<f64>(),
         }
     }

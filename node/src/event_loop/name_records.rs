@@ -80,9 +80,17 @@ impl EventLoop {
         true
     }
 
-    /// Starts claiming the own name when it is due and the DHT has peers.
+    /// Starts claiming the own name when it is due and the DHT has peers. With the
+    /// registry's ticket for it the name is this node's: the record is stored without
+    /// looking for another claimant first.
     pub(super) fn maybe_claim_name(&mut self) {
-        if self.config.role != Role::Node || !self.people.claim.due(Instant::now()) {
+        let now = Instant::now();
+        if self.config.role != Role::Node || !self.people.claim.due(now) {
+            return;
+        }
+        if self.holds_own_ticket() {
+            self.people.claim = OwnClaim::Putting;
+            self.put_own_record(now);
             return;
         }
         let name = self.config.name.clone();
@@ -125,26 +133,7 @@ impl EventLoop {
     fn own_name_checked(&mut self, found: &crate::logic::names::Registration, now: Instant) {
         let me = self.local_peer_id();
         match self.people.claim.checked(found, me, now, TAKEN_RECHECK) {
-            ClaimStep::Put => {
-                self.people.told_taken = false;
-                let record = NameRecord::sign(&self.people.key, &self.config.name, now_ms())
-                    .map(|r| kad::Record::new(RecordKey::new(&r.key()), r.encode()));
-                let put = record.map_err(|e| e.to_string()).and_then(|record| {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .put_record(record, Quorum::One)
-                        .map_err(|e| e.to_string())
-                });
-                match put {
-                    Ok(id) => self.people.put_query = Some(id),
-                    Err(e) => {
-                        debug!("cannot store the own name record: {e}");
-                        let retry = self.config.presence_interval;
-                        self.people.claim.put_done(false, now, retry);
-                    }
-                }
-            }
+            ClaimStep::Put => self.put_own_record(now),
             ClaimStep::GiveWay(owner) => {
                 self.announce(now);
                 if !self.people.told_taken {
@@ -157,6 +146,28 @@ impl EventLoop {
                         ),
                     });
                 }
+            }
+        }
+    }
+
+    /// Stores the own name record in the DHT (the claim is `Putting`).
+    fn put_own_record(&mut self, now: Instant) {
+        self.people.told_taken = false;
+        let record = NameRecord::sign(&self.people.key, &self.config.name, now_ms())
+            .map(|r| kad::Record::new(RecordKey::new(&r.key()), r.encode()));
+        let put = record.map_err(|e| e.to_string()).and_then(|record| {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .put_record(record, Quorum::One)
+                .map_err(|e| e.to_string())
+        });
+        match put {
+            Ok(id) => self.people.put_query = Some(id),
+            Err(e) => {
+                debug!("cannot store the own name record: {e}");
+                let retry = self.config.presence_interval;
+                self.people.claim.put_done(false, now, retry);
             }
         }
     }

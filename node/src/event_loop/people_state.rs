@@ -68,7 +68,7 @@ impl PeopleState {
                 config.role == Role::Node,
                 Instant::now(),
             ),
-            claim: OwnClaim::Idle { next_try: None },
+            claim: OwnClaim::new(Instant::now(), !config.bootstrap.is_empty()),
             queries: HashMap::new(),
             put_query: None,
             told_taken: false,
@@ -234,10 +234,12 @@ impl EventLoop {
             .blocked()
             .map(|p| (self.directory.display_name(p), *p))
             .collect();
+        // A registry's ticket makes the name the node's, before its record is in the DHT.
         let claim = match (&self.config.role, &me.claim) {
             (Role::Bootstrap, _) => ClaimStatus::NotClaimed,
             (_, OwnClaim::Registered) => ClaimStatus::Registered,
             (_, OwnClaim::Taken { owner, .. }) => ClaimStatus::Taken { owner: *owner },
+            _ if self.holds_own_ticket() => ClaimStatus::Registered,
             _ => ClaimStatus::Pending,
         };
         let group_peers = me.group.as_ref().map_or(0, |group| {

@@ -24,7 +24,7 @@ use crate::{
     client::NodeError,
     config::{Config, Role},
     event::Event,
-    logic::names::OwnClaim,
+    logic::names::{OwnClaim, TAKEN_RECHECK},
     logic::registry_client::{ticket_renewal_due, Action, CallId, Input, RegistryClient, ReplyId},
     net::{addresses::peer_of, metrics::KindLabel},
     services::address_budget::AddressKey,
@@ -65,6 +65,14 @@ impl RegistryState {
 }
 
 impl EventLoop {
+    /// Whether the node holds a registry's ticket for the name it goes by now.
+    pub(super) fn holds_own_ticket(&self) -> bool {
+        self.registry
+            .ticket
+            .as_ref()
+            .is_some_and(|t| t.name == self.config.name)
+    }
+
     fn connected_registries(&self) -> Vec<PeerId> {
         let mut peers: Vec<PeerId> = self
             .config
@@ -92,14 +100,14 @@ impl EventLoop {
     fn carry_out_registry(&mut self, now: Instant, actions: Vec<Action>) {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
-            if let Some(input) = self.registry_action(action) {
+            if let Some(input) = self.registry_action(now, action) {
                 queue.extend(self.registry.client.handle(now, input));
             }
         }
     }
 
     /// Carries out one action; what went wrong doing it is reported back as an input.
-    fn registry_action(&mut self, action: Action) -> Option<Input> {
+    fn registry_action(&mut self, now: Instant, action: Action) -> Option<Input> {
         match action {
             Action::Register {
                 call,
@@ -119,7 +127,14 @@ impl EventLoop {
                 bootstrap,
                 request,
             } => self.send_registry(call, bootstrap, request),
-            Action::Ticket(ticket) => self.registry.ticket = Some(ticket),
+            Action::Ticket(ticket) => {
+                let own = ticket.name == self.config.name;
+                self.registry.ticket = Some(ticket);
+                if own {
+                    self.people.claim.ticketed(now);
+                    self.announce(now);
+                }
+            }
             Action::CannotSign { reason } => {
                 warn!("cannot sign the own name record: {reason}");
             }
@@ -142,9 +157,18 @@ impl EventLoop {
                 bootstrap,
                 name,
                 error,
-            } => self.emit(Event::Error {
-                message: format!("bootstrap {bootstrap} refused the name \"{name}\": {error}"),
-            }),
+            } => {
+                if let RegistryError::Taken { owner, .. } = &error {
+                    if let Ok(owner) = PeerId::from_bytes(owner) {
+                        if name == self.config.name {
+                            self.people.claim.give_way(owner, now, TAKEN_RECHECK);
+                        }
+                    }
+                }
+                self.emit(Event::Error {
+                    message: format!("bootstrap {bootstrap} refused the name \"{name}\": {error}"),
+                })
+            }
             Action::AnswerLogin { reply, login } => {
                 if let Some(reply) = self.registry.logins.remove(&reply) {
                     let _ = reply.send(login);

@@ -6,18 +6,19 @@
 //! each one. So the budget counts connected peers (not connections) and holds them at most
 //! at the high mark:
 //!
-//! - A peer that connects while the node holds `high` peers takes the place of the least
-//!   useful trimmable one, or is refused when there is none. Bootstraps, peers the user
+//! - Up to the ceiling (`high` plus `burst`) every peer is let in; one that connects while
+//!   the node holds that many takes the place of the least useful trimmable one, or is
+//!   refused when there is none. Bootstraps, peers the user
 //!   dials and peers with a request in flight (a private message, a file chunk, a mailbox
 //!   call) are always let in.
 //! - Trimmable: in no gossipsub mesh of the node, not a bootstrap, not dialled by the user,
 //!   no request in flight either way (nor one ended within [`EXCHANGE_LINGER`]), and
 //!   connected or used longer ago than the grace period (`grace`; [`LOOKUP_GRACE`] for a
 //!   connection only a DHT lookup opened).
-//! - Above the high mark (protected peers pushed it there), trimmable peers are closed down
-//!   to it; above the low mark, connections only a DHT lookup opened are closed after
+//! - Above the high mark (a burst, or protected peers pushed it there), trimmable peers are
+//!   closed down to it; above the low mark, connections only a DHT lookup opened are closed after
 //!   [`LOOKUP_KEEP`], so that later lookups find them open instead of dialling again, and a
-//!   newcomer at the high mark takes the place of one of them once its short grace is over.
+//!   newcomer at the ceiling takes the place of one of them once its short grace is over.
 //! - A dial the budget would refuse once connected is refused before it starts
 //!   ([`ConnectionBudget::may_dial`]): a handshake both sides pay for nothing is the most
 //!   expensive way to say no.
@@ -57,8 +58,11 @@ const DIAL_PENDING: Duration = Duration::from_secs(20);
 pub struct Watermarks {
     /// Below this many peers the node looks for more (0: never, as on a bootstrap).
     pub low: usize,
-    /// The most peers the node holds, but for the protected ones.
+    /// The most peers the node keeps, but for the protected ones: above it, trimmable peers
+    /// are closed once their grace is over.
     pub high: usize,
+    /// How many peers above `high` are let in for their grace (see [`Watermarks::ceiling`]).
+    pub burst: usize,
     /// How long a new or just used connection is never closed to save room.
     pub grace: Duration,
     /// The least time between two DHT walks to refill.
@@ -66,6 +70,15 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
+    /// The most peers the node connects to, but for the protected ones: `high` plus
+    /// `burst`. Up to it a newcomer or a connection a DHT lookup opens is let in without
+    /// closing anyone (its handshake is paid already, and the lookup's request needs it),
+    /// and trimming takes the node back to `high` once the grace is over. At it, a
+    /// newcomer takes the place of the least useful trimmable peer or is refused.
+    pub fn ceiling(&self) -> usize {
+        self.high + self.burst
+    }
+
     /// Outbound connections kept when trimming: a third of the low mark.
     pub fn min_outbound(&self) -> usize {
         self.low.div_ceil(3)
@@ -213,7 +226,7 @@ impl ConnectionBudget {
         if self.peers.contains_key(&peer) && !self.closing.contains(&peer) {
             return Admission::Accept;
         }
-        if self.connected() < self.marks.high {
+        if self.connected() < self.marks.ceiling() {
             return Admission::Accept;
         }
         if let Some(victim) = self.least_useful(standing, now, 1).pop() {
@@ -238,7 +251,7 @@ impl ConnectionBudget {
         now: Instant,
     ) -> bool {
         (self.peers.contains_key(peer) && !self.closing.contains(peer))
-            || self.connected() < self.marks.high
+            || self.connected() < self.marks.ceiling()
             || user
             || busy
             || self.is_bootstrap(peer)
@@ -452,6 +465,7 @@ mod tests {
             Watermarks {
                 low,
                 high,
+                burst: 0,
                 grace: GRACE,
                 walk_every: secs(10),
             },
@@ -509,6 +523,45 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_above_the_high_mark_is_let_in_and_trimmed_after_its_grace() {
+        let start = Instant::now();
+        let mut budget = ConnectionBudget::new(
+            Watermarks {
+                low: 4,
+                high: 10,
+                burst: 3,
+                grace: GRACE,
+                walk_every: secs(10),
+            },
+            HashSet::new(),
+        );
+        let world = World::new();
+        connect(&mut budget, 10, start);
+        // Up to the ceiling newcomers come in without anyone closed, even in their grace.
+        for _ in 0..3 {
+            let peer = PeerId::random();
+            assert!(budget.may_dial(&peer, false, false, world.standing(), start));
+            assert_eq!(
+                budget.admit(peer, false, false, world.standing(), start),
+                Admission::Accept
+            );
+            budget.established(peer, true, false, start);
+        }
+        assert_eq!(budget.connected(), 13);
+        // At the ceiling, with everyone in their grace, the next one is refused.
+        let late = PeerId::random();
+        assert!(!budget.may_dial(&late, false, false, world.standing(), start));
+        assert_eq!(
+            budget.admit(late, false, false, world.standing(), start),
+            Admission::Deny
+        );
+        // Within the grace nothing closes; after it, the node goes back to the high mark.
+        assert!(budget.trim(world.standing(), start + secs(1)).is_empty());
+        assert_eq!(budget.trim(world.standing(), start + GRACE).len(), 3);
+        assert_eq!(budget.connected(), 10);
+    }
+
+    #[test]
     fn above_the_high_mark_the_least_recently_used_go_first() {
         let start = Instant::now();
         let mut budget = budget(4, 10);
@@ -532,6 +585,7 @@ mod tests {
             Watermarks {
                 low: 0,
                 high: 1,
+                burst: 0,
                 grace: GRACE,
                 walk_every: secs(10),
             },
@@ -559,6 +613,7 @@ mod tests {
             Watermarks {
                 low: 0,
                 high: 0,
+                burst: 0,
                 grace: Duration::ZERO,
                 walk_every: secs(10),
             },
@@ -784,6 +839,7 @@ mod tests {
             Watermarks {
                 low: 2,
                 high: 10,
+                burst: 0,
                 grace: GRACE,
                 walk_every: secs(10),
             },

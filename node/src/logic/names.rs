@@ -194,6 +194,16 @@ impl NameBook {
     }
 }
 
+/// How long a node with a bootstrap leaves the registry to decide its name before it claims
+/// the name in the DHT itself: the registry decides first claims, and its ticket vouches for
+/// the name in every presence announcement.
+pub const REGISTRY_FIRST: Duration = Duration::from_secs(20);
+/// How long after the registry's ticket the node stores its own name record in the DHT too.
+/// The record only matters to peers that cannot reach a registry, and a crowd of nodes
+/// joining together would otherwise each walk the DHT twice (a lookup, then a put) in their
+/// first seconds, opening connections to dozens of peers each, when the overlay is busiest.
+pub const TICKETED_CLAIM_AFTER: Duration = Duration::from_secs(600);
+
 /// Where this node's claim of its own name stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OwnClaim {
@@ -227,6 +237,32 @@ pub enum ClaimStep {
 }
 
 impl OwnClaim {
+    /// The claim of a node starting at `now`: with a registry (`registry`) it waits
+    /// [`REGISTRY_FIRST`] for the registry's answer, without one it starts at once.
+    pub fn new(now: Instant, registry: bool) -> Self {
+        OwnClaim::Idle {
+            next_try: registry.then(|| now + REGISTRY_FIRST),
+        }
+    }
+
+    /// The registry gave the node a ticket for its name at `now`: the name is the node's,
+    /// so the DHT claim waits [`TICKETED_CLAIM_AFTER`] (a claim under way goes on).
+    pub fn ticketed(&mut self, now: Instant) {
+        if let OwnClaim::Idle { next_try } = self {
+            let later = now + TICKETED_CLAIM_AFTER;
+            *next_try = Some(next_try.map_or(later, |t| t.max(later)));
+        }
+    }
+
+    /// The registry refused the name: `owner` registered it first. The DHT claim is left
+    /// until `now + retry`.
+    pub fn give_way(&mut self, owner: PeerId, now: Instant, retry: Duration) {
+        *self = OwnClaim::Taken {
+            owner,
+            next_try: now + retry,
+        };
+    }
+
     /// Whether a claim attempt should start at `now`.
     pub fn due(&self, now: Instant) -> bool {
         match self {
@@ -421,6 +457,40 @@ mod tests {
         assert_eq!(
             claim.checked(&Registration::Contested(vec![me, owner]), me, t0, retry),
             ClaimStep::GiveWay(owner)
+        );
+    }
+
+    #[test]
+    fn with_a_registry_the_claim_waits_for_it_and_a_ticket_puts_it_off() {
+        let t0 = Instant::now();
+        assert!(OwnClaim::new(t0, false).due(t0));
+        let mut claim = OwnClaim::new(t0, true);
+        assert!(!claim.due(t0));
+        assert!(claim.due(t0 + REGISTRY_FIRST));
+        claim.ticketed(t0 + Duration::from_secs(1));
+        assert!(!claim.due(t0 + REGISTRY_FIRST));
+        assert!(!claim.due(t0 + TICKETED_CLAIM_AFTER));
+        assert!(claim.due(t0 + Duration::from_secs(1) + TICKETED_CLAIM_AFTER));
+        // A claim under way is not put off.
+        let mut putting = OwnClaim::Putting;
+        putting.ticketed(t0);
+        assert_eq!(putting, OwnClaim::Putting);
+    }
+
+    #[test]
+    fn a_refusal_by_the_registry_leaves_the_name_to_its_owner() {
+        let t0 = Instant::now();
+        let owner = PeerId::random();
+        let mut claim = OwnClaim::new(t0, true);
+        claim.give_way(owner, t0, TAKEN_RECHECK);
+        assert!(!claim.due(t0 + REGISTRY_FIRST));
+        assert!(claim.due(t0 + TAKEN_RECHECK));
+        assert_eq!(
+            claim,
+            OwnClaim::Taken {
+                owner,
+                next_try: t0 + TAKEN_RECHECK
+            }
         );
     }
 }

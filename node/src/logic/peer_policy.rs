@@ -236,6 +236,7 @@ mod tests {
             marks: Watermarks {
                 low: 8,
                 high: 16,
+                burst: 0,
                 grace: Duration::from_secs(20),
                 walk_every: secs(30),
             },

@@ -140,6 +140,7 @@ fn peer_settings(config: &Config) -> PeerSettings {
         marks: Watermarks {
             low,
             high: config.max_peers.max(low),
+            burst: config.peer_burst,
             grace: config.peer_grace,
             walk_every: config.discovery_interval,
         },
