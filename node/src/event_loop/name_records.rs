@@ -136,18 +136,25 @@ impl EventLoop {
             ClaimStep::Put => self.put_own_record(now),
             ClaimStep::GiveWay(owner) => {
                 self.announce(now);
-                if !self.people.told_taken {
-                    self.people.told_taken = true;
-                    let name = &self.config.name;
-                    self.emit(Event::Error {
-                        message: format!(
-                            "the name {name} is registered to another peer ({owner}); others see you as {name}#{}",
-                            short_id(&me)
-                        ),
-                    });
-                }
+                self.tell_name_taken(owner);
             }
         }
+    }
+
+    /// Tells the user, once per claim, that `owner` holds the own name.
+    pub(super) fn tell_name_taken(&mut self, owner: PeerId) {
+        if self.people.told_taken {
+            return;
+        }
+        self.people.told_taken = true;
+        let name = &self.config.name;
+        let me = self.local_peer_id();
+        self.emit(Event::Error {
+            message: format!(
+                "the name {name} is registered to another peer ({owner}); others see you as {name}#{}",
+                short_id(&me)
+            ),
+        });
     }
 
     /// Stores the own name record in the DHT (the claim is `Putting`).

@@ -132,6 +132,7 @@ impl EventLoop {
                 self.registry.ticket = Some(ticket);
                 if own {
                     self.people.claim.ticketed(now);
+                    self.maybe_claim_name();
                     self.announce(now);
                 }
             }
@@ -158,16 +159,26 @@ impl EventLoop {
                 name,
                 error,
             } => {
-                if let RegistryError::Taken { owner, .. } = &error {
-                    if let Ok(owner) = PeerId::from_bytes(owner) {
-                        if name == self.config.name {
-                            self.people.claim.give_way(owner, now, TAKEN_RECHECK);
-                        }
+                let owner = match &error {
+                    RegistryError::Taken { owner, .. } if name == self.config.name => {
+                        PeerId::from_bytes(owner).ok()
                     }
+                    _ => None,
+                };
+                match owner {
+                    // The first claim of the name won at the registry: the DHT claim is
+                    // left to its owner, and the node goes by a suffixed name.
+                    Some(owner) => {
+                        self.people.claim.give_way(owner, now, TAKEN_RECHECK);
+                        self.announce(now);
+                        self.tell_name_taken(owner);
+                    }
+                    None => self.emit(Event::Error {
+                        message: format!(
+                            "bootstrap {bootstrap} refused the name \"{name}\": {error}"
+                        ),
+                    }),
                 }
-                self.emit(Event::Error {
-                    message: format!("bootstrap {bootstrap} refused the name \"{name}\": {error}"),
-                })
             }
             Action::AnswerLogin { reply, login } => {
                 if let Some(reply) = self.registry.logins.remove(&reply) {

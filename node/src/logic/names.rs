@@ -195,14 +195,10 @@ impl NameBook {
 }
 
 /// How long a node with a bootstrap leaves the registry to decide its name before it claims
-/// the name in the DHT itself: the registry decides first claims, and its ticket vouches for
-/// the name in every presence announcement.
-pub const REGISTRY_FIRST: Duration = Duration::from_secs(20);
-/// How long after the registry's ticket the node stores its own name record in the DHT too.
-/// The record only matters to peers that cannot reach a registry, and a crowd of nodes
-/// joining together would otherwise each walk the DHT twice (a lookup, then a put) in their
-/// first seconds, opening connections to dozens of peers each, when the overlay is busiest.
-pub const TICKETED_CLAIM_AFTER: Duration = Duration::from_secs(600);
+/// the name in the DHT itself: the registry decides first claims, and once it gave its
+/// ticket the node stores its record without looking for another claimant first, one walk
+/// of the DHT instead of two. Peers that reach no registry still find the record.
+pub const REGISTRY_FIRST: Duration = Duration::from_secs(5);
 
 /// Where this node's claim of its own name stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,11 +242,10 @@ impl OwnClaim {
     }
 
     /// The registry gave the node a ticket for its name at `now`: the name is the node's,
-    /// so the DHT claim waits [`TICKETED_CLAIM_AFTER`] (a claim under way goes on).
+    /// and the DHT claim is due at once (a claim under way goes on).
     pub fn ticketed(&mut self, now: Instant) {
         if let OwnClaim::Idle { next_try } = self {
-            let later = now + TICKETED_CLAIM_AFTER;
-            *next_try = Some(next_try.map_or(later, |t| t.max(later)));
+            *next_try = Some(now);
         }
     }
 
@@ -461,16 +456,15 @@ mod tests {
     }
 
     #[test]
-    fn with_a_registry_the_claim_waits_for_it_and_a_ticket_puts_it_off() {
+    fn with_a_registry_the_claim_waits_for_it_and_a_ticket_makes_it_due() {
         let t0 = Instant::now();
         assert!(OwnClaim::new(t0, false).due(t0));
-        let mut claim = OwnClaim::new(t0, true);
+        let claim = OwnClaim::new(t0, true);
         assert!(!claim.due(t0));
         assert!(claim.due(t0 + REGISTRY_FIRST));
-        claim.ticketed(t0 + Duration::from_secs(1));
-        assert!(!claim.due(t0 + REGISTRY_FIRST));
-        assert!(!claim.due(t0 + TICKETED_CLAIM_AFTER));
-        assert!(claim.due(t0 + Duration::from_secs(1) + TICKETED_CLAIM_AFTER));
+        let mut ticketed = OwnClaim::new(t0, true);
+        ticketed.ticketed(t0 + Duration::from_secs(1));
+        assert!(ticketed.due(t0 + Duration::from_secs(1)));
         // A claim under way is not put off.
         let mut putting = OwnClaim::Putting;
         putting.ticketed(t0);
