@@ -460,17 +460,19 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// Marks `low` and `high`, no burst, [`GRACE`], walks every 10 s.
+    fn marks(low: usize, high: usize) -> Watermarks {
+        Watermarks {
+            low,
+            high,
+            burst: 0,
+            grace: GRACE,
+            walk_every: secs(10),
+        }
+    }
+
     fn budget(low: usize, high: usize) -> ConnectionBudget {
-        ConnectionBudget::new(
-            Watermarks {
-                low,
-                high,
-                burst: 0,
-                grace: GRACE,
-                walk_every: secs(10),
-            },
-            HashSet::new(),
-        )
+        ConnectionBudget::new(marks(low, high), HashSet::new())
     }
 
     struct World {
@@ -527,11 +529,8 @@ mod tests {
         let start = Instant::now();
         let mut budget = ConnectionBudget::new(
             Watermarks {
-                low: 4,
-                high: 10,
                 burst: 3,
-                grace: GRACE,
-                walk_every: secs(10),
+                ..marks(4, 10)
             },
             HashSet::new(),
         );
