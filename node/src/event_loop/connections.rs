@@ -74,6 +74,22 @@ impl EventLoop {
         self.record_connections();
     }
 
+    /// Cuts the bootstraps libp2p-kad started on its own that [`DhtUpkeep`] finds too soon
+    /// after the last own-key lookup; looked for whenever Kademlia reports something, so
+    /// that a new one is seen within its first requests.
+    ///
+    /// [`DhtUpkeep`]: crate::logic::dht_upkeep::DhtUpkeep
+    fn screen_bootstraps(&mut self, now: Instant) {
+        let upkeep = &mut self.dht_upkeep;
+        for mut query in self.swarm.behaviour_mut().kad.iter_queries_mut() {
+            if matches!(query.info(), kad::QueryInfo::Bootstrap { .. })
+                && upkeep.running(query.id(), now) == Step::Cut
+            {
+                query.finish();
+            }
+        }
+    }
+
     /// Sets the connection gauges, by kind.
     fn record_connections(&self) {
         for (kind, count) in self.swarm.behaviour().peer_manager.counts() {
@@ -161,6 +177,7 @@ impl EventLoop {
     }
 
     pub(super) fn on_kad(&mut self, event: kad::Event) {
+        self.screen_bootstraps(Instant::now());
         match event {
             kad::Event::RoutingUpdated { peer, .. } => {
                 self.maybe_dial(peer);

@@ -19,7 +19,7 @@ use crate::{
     config::Role,
     event::Event,
     logic::directory::short_id,
-    logic::names::{ClaimStep, OwnClaim, MAX_RUNNING_LOOKUPS, TAKEN_RECHECK},
+    logic::names::{ClaimStep, PutOutcome, MAX_RUNNING_LOOKUPS, TAKEN_RECHECK},
 };
 
 /// A running lookup of one name.
@@ -89,13 +89,13 @@ impl EventLoop {
             return;
         }
         if self.holds_own_ticket() {
-            self.people.claim = OwnClaim::Putting;
+            self.people.claim.start_put();
             self.put_own_record(now);
             return;
         }
         let name = self.config.name.clone();
         if self.start_lookup(&name, true) {
-            self.people.claim = OwnClaim::Checking;
+            self.people.claim.start_check();
         }
     }
 
@@ -173,8 +173,8 @@ impl EventLoop {
             Ok(id) => self.people.put_query = Some(id),
             Err(e) => {
                 debug!("cannot store the own name record: {e}");
-                let retry = self.config.presence_interval;
-                self.people.claim.put_done(false, now, retry);
+                let draw = rand::random::<f64>();
+                self.people.claim.put_done(PutOutcome::Failed, now, draw);
             }
         }
     }
@@ -184,15 +184,19 @@ impl EventLoop {
             return;
         }
         self.people.put_query = None;
-        let stored = result.is_ok();
-        if stored {
+        let outcome = match &result {
+            Ok(_) => PutOutcome::Stored,
+            Err(kad::PutRecordError::Timeout { .. }) => PutOutcome::TimedOut,
+            Err(_) => PutOutcome::Failed,
+        };
+        if outcome == PutOutcome::Stored {
             info!(name = %self.config.name, "name registered in the DHT");
         } else {
             debug!("storing the own name record failed: {result:?}");
         }
-        let retry = self.config.presence_interval;
         let now = Instant::now();
-        self.people.claim.put_done(stored, now, retry);
+        let draw = rand::random::<f64>();
+        self.people.claim.put_done(outcome, now, draw);
         self.announce(now);
     }
 

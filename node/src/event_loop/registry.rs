@@ -304,7 +304,7 @@ impl EventLoop {
             .behaviour_mut()
             .kad
             .remove_record(&libp2p::kad::RecordKey::new(&name_key(&old)));
-        self.people.claim = OwnClaim::Idle { next_try: None };
+        self.people.claim = OwnClaim::fresh();
         self.people.told_taken = false;
         self.maybe_claim_name();
         self.announce(Instant::now());

@@ -9,6 +9,12 @@
 //! finds its neighbours; the bucket refreshes only keep far buckets fresh, which the peer
 //! manager's walks, the lookups of names and peers, and inbound connections do as well. So
 //! the driver cuts a bootstrap after its first step unless a refresh is due.
+//!
+//! A routing table stays under 20 entries for a while after a join (only peers that answered
+//! enter it), and every inbound connection meanwhile starts another bootstrap: five or six
+//! own-key lookups in the first minute, each asking the same neighbours again. So a bootstrap
+//! that starts within [`OWN_KEY_EVERY`] of the last own-key lookup is cut as soon as the
+//! driver sees it.
 
 use std::{
     collections::HashSet,
@@ -19,6 +25,8 @@ use std::{
 /// The least time between two bootstraps that refresh every bucket; also the first one's
 /// delay after the node starts.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10 * 60);
+/// The least time between two own-key lookups, but for the refresh of every bucket.
+pub const OWN_KEY_EVERY: Duration = Duration::from_secs(60);
 
 /// What the driver must do with a bootstrap that reported a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +42,10 @@ pub enum Step {
 pub struct DhtUpkeep<Q> {
     /// When buckets were last refreshed (or the node started).
     last_refresh: Instant,
+    /// When the last own-key lookup started.
+    last_own_key: Option<Instant>,
+    /// Bootstraps already seen running, until they end.
+    seen: HashSet<Q>,
     /// Bootstraps being cut: each further step of theirs is finished at once.
     cutting: HashSet<Q>,
 }
@@ -43,8 +55,33 @@ impl<Q: Eq + Hash> DhtUpkeep<Q> {
     pub fn new(started: Instant) -> Self {
         Self {
             last_refresh: started,
+            last_own_key: None,
+            seen: HashSet::new(),
             cutting: HashSet::new(),
         }
+    }
+
+    /// Bootstrap `query` is running at `now` (the driver looks whenever Kademlia reports
+    /// something; a query already seen keeps its verdict): cut when another own-key lookup
+    /// started within [`OWN_KEY_EVERY`] and no refresh is due.
+    pub fn running(&mut self, query: Q, now: Instant) -> Step {
+        if self.cutting.contains(&query) {
+            return Step::Cut;
+        }
+        if self.seen.contains(&query) {
+            return Step::Continue;
+        }
+        let refresh_due = now.saturating_duration_since(self.last_refresh) >= REFRESH_EVERY;
+        let recent = self
+            .last_own_key
+            .is_some_and(|at| now.saturating_duration_since(at) < OWN_KEY_EVERY);
+        if recent && !refresh_due {
+            self.cutting.insert(query);
+            return Step::Cut;
+        }
+        self.last_own_key = Some(now);
+        self.seen.insert(query);
+        Step::Continue
     }
 
     /// Bootstrap `query` finished step `count` (1 is the own-key lookup); `last` when it was
@@ -52,6 +89,7 @@ impl<Q: Eq + Hash> DhtUpkeep<Q> {
     pub fn on_step(&mut self, query: Q, count: usize, last: bool, now: Instant) -> Step {
         if last {
             self.cutting.remove(&query);
+            self.seen.remove(&query);
             return Step::Continue;
         }
         if self.cutting.contains(&query) {
@@ -119,5 +157,32 @@ mod tests {
             upkeep.on_step(query, 2, true, start);
         }
         assert!(upkeep.cutting.is_empty());
+    }
+
+    #[test]
+    fn own_key_lookups_started_soon_after_another_are_cut_at_once() {
+        let start = Instant::now();
+        let mut upkeep = DhtUpkeep::new(start);
+        // The join's bootstrap runs its own-key lookup, seen as often as Kademlia reports.
+        assert_eq!(upkeep.running(1, start), Step::Continue);
+        assert_eq!(upkeep.running(1, start + secs(1)), Step::Continue);
+        assert_eq!(upkeep.on_step(1, 1, false, start + secs(2)), Step::Cut);
+        upkeep.on_step(1, 2, true, start + secs(2));
+        // The next ones within the minute are cut before their first step ends.
+        assert_eq!(upkeep.running(2, start + secs(3)), Step::Cut);
+        assert_eq!(upkeep.running(2, start + secs(4)), Step::Cut);
+        upkeep.on_step(2, 1, true, start + secs(4));
+        assert_eq!(upkeep.running(3, start + OWN_KEY_EVERY - secs(1)), Step::Cut);
+        upkeep.on_step(3, 1, true, start + OWN_KEY_EVERY);
+        // A minute after the last one, another may run.
+        let later = start + OWN_KEY_EVERY;
+        assert_eq!(upkeep.running(4, later), Step::Continue);
+        assert_eq!(upkeep.on_step(4, 1, false, later + secs(1)), Step::Cut);
+        upkeep.on_step(4, 2, true, later + secs(1));
+        assert!(upkeep.seen.is_empty() && upkeep.cutting.is_empty());
+        // A refresh of every bucket is never cut.
+        let due = start + REFRESH_EVERY;
+        assert_eq!(upkeep.running(5, later + secs(2)), Step::Cut);
+        assert_eq!(upkeep.running(6, due), Step::Continue);
     }
 }

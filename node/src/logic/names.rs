@@ -200,18 +200,27 @@ impl NameBook {
 /// of the DHT instead of two. Peers that reach no registry still find the record.
 pub const REGISTRY_FIRST: Duration = Duration::from_secs(5);
 
-/// Where this node's claim of its own name stands.
+/// Where this node's claim of its own name stands. `failures` counts the stores in a row
+/// that failed, for the pause before the next one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OwnClaim {
     /// Not claimed yet; try at `next_try` (or as soon as the DHT has peers).
     Idle {
         /// When to try next.
         next_try: Option<Instant>,
+        /// Stores in a row that failed.
+        failures: u32,
     },
     /// Looking the name up before claiming it.
-    Checking,
+    Checking {
+        /// Stores in a row that failed.
+        failures: u32,
+    },
     /// Storing the record in the DHT.
-    Putting,
+    Putting {
+        /// Stores in a row that failed before this one.
+        failures: u32,
+    },
     /// The record is stored; kad republishes it.
     Registered,
     /// Another peer holds the name; look again at `next_try`.
@@ -221,6 +230,39 @@ pub enum OwnClaim {
         /// When to look again.
         next_try: Instant,
     },
+}
+
+/// How a store of the own record ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// At least one peer took it.
+    Stored,
+    /// It failed quickly (no peer to hold it, or every one refused).
+    Failed,
+    /// It ran out of time: the DHT is busy, as when a crowd joins at once.
+    TimedOut,
+}
+
+/// The pause before storing the own record again after a quick failure, doubled with each
+/// failure in a row up to [`PUT_RETRY_MAX`].
+pub const PUT_RETRY_FIRST: Duration = Duration::from_secs(10);
+/// The pause after a store that timed out, doubled likewise: a busy DHT is left alone for
+/// minutes, so that the stores of a crowd that joined together do not pile up again and
+/// again, each a walk of the DHT with a handshake per new peer.
+pub const PUT_BUSY_RETRY_FIRST: Duration = Duration::from_secs(120);
+/// The longest pause between two stores of the own record.
+pub const PUT_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+
+/// The pause before the next store after `failures` failed ones in a row, the last ending
+/// as `outcome`: doubling from its first pause, then placed at random (`draw` in 0..1)
+/// between half and one and a half times that, so that nodes that failed together retry
+/// apart.
+pub fn put_retry(outcome: PutOutcome, failures: u32, draw: f64) -> Duration {
+    let first = match outcome {
+        PutOutcome::TimedOut => PUT_BUSY_RETRY_FIRST,
+        PutOutcome::Stored | PutOutcome::Failed => PUT_RETRY_FIRST,
+    };
+    crate::logic::backoff::pause(first, failures, PUT_RETRY_MAX).mul_f64(0.5 + draw.clamp(0.0, 1.0))
 }
 
 /// What to do after the pre-claim lookup.
@@ -238,13 +280,46 @@ impl OwnClaim {
     pub fn new(now: Instant, registry: bool) -> Self {
         OwnClaim::Idle {
             next_try: registry.then(|| now + REGISTRY_FIRST),
+            failures: 0,
+        }
+    }
+
+    /// The claim of a name just taken on: due at once.
+    pub fn fresh() -> Self {
+        OwnClaim::Idle {
+            next_try: None,
+            failures: 0,
+        }
+    }
+
+    /// The lookup before the claim starts.
+    pub fn start_check(&mut self) {
+        *self = OwnClaim::Checking {
+            failures: self.failures(),
+        };
+    }
+
+    /// The store of the own record starts.
+    pub fn start_put(&mut self) {
+        *self = OwnClaim::Putting {
+            failures: self.failures(),
+        };
+    }
+
+    /// Stores in a row that failed.
+    fn failures(&self) -> u32 {
+        match self {
+            OwnClaim::Idle { failures, .. }
+            | OwnClaim::Checking { failures }
+            | OwnClaim::Putting { failures } => *failures,
+            OwnClaim::Registered | OwnClaim::Taken { .. } => 0,
         }
     }
 
     /// The registry gave the node a ticket for its name at `now`: the name is the node's,
     /// and the DHT claim is due at once (a claim under way goes on).
     pub fn ticketed(&mut self, now: Instant) {
-        if let OwnClaim::Idle { next_try } = self {
+        if let OwnClaim::Idle { next_try, .. } = self {
             *next_try = Some(now);
         }
     }
@@ -261,9 +336,9 @@ impl OwnClaim {
     /// Whether a claim attempt should start at `now`.
     pub fn due(&self, now: Instant) -> bool {
         match self {
-            OwnClaim::Idle { next_try } => next_try.is_none_or(|t| now >= t),
+            OwnClaim::Idle { next_try, .. } => next_try.is_none_or(|t| now >= t),
             OwnClaim::Taken { next_try, .. } => now >= *next_try,
-            OwnClaim::Checking | OwnClaim::Putting | OwnClaim::Registered => false,
+            OwnClaim::Checking { .. } | OwnClaim::Putting { .. } | OwnClaim::Registered => false,
         }
     }
 
@@ -291,20 +366,22 @@ impl OwnClaim {
                 ClaimStep::GiveWay(owner)
             }
             None => {
-                *self = OwnClaim::Putting;
+                self.start_put();
                 ClaimStep::Put
             }
         }
     }
 
-    /// Records the end of the put: registered, or idle until `now + retry`.
-    pub fn put_done(&mut self, stored: bool, now: Instant, retry: Duration) {
-        *self = if stored {
-            OwnClaim::Registered
-        } else {
-            OwnClaim::Idle {
-                next_try: Some(now + retry),
-            }
+    /// Records the end of the put at `now`: registered, or idle for the pause
+    /// [`put_retry`] gives (`draw` in 0..1 places it).
+    pub fn put_done(&mut self, outcome: PutOutcome, now: Instant, draw: f64) {
+        let failures = self.failures();
+        *self = match outcome {
+            PutOutcome::Stored => OwnClaim::Registered,
+            PutOutcome::Failed | PutOutcome::TimedOut => OwnClaim::Idle {
+                next_try: Some(now + put_retry(outcome, failures, draw)),
+                failures: failures.saturating_add(1),
+            },
         };
     }
 }
@@ -416,25 +493,23 @@ mod tests {
         let t0 = Instant::now();
         let retry = Duration::from_secs(60);
         let me = record(1, "bob").peer;
-        let mut claim = OwnClaim::Idle { next_try: None };
+        let mut claim = OwnClaim::fresh();
         assert!(claim.due(t0));
-        claim = OwnClaim::Checking;
+        claim.start_check();
         assert!(!claim.due(t0));
         assert_eq!(
             claim.checked(&Registration::Unregistered, me, t0, retry),
             ClaimStep::Put
         );
-        assert_eq!(claim, OwnClaim::Putting);
-        claim.put_done(false, t0, retry);
-        assert!(!claim.due(t0) && claim.due(t0 + retry));
-        claim.put_done(true, t0, retry);
+        assert_eq!(claim, OwnClaim::Putting { failures: 0 });
+        claim.put_done(PutOutcome::Stored, t0, 0.5);
         assert_eq!(claim, OwnClaim::Registered);
 
         let mine = Registration::Owner {
             peer: me,
             name: "bob".into(),
         };
-        let mut claim = OwnClaim::Checking;
+        let mut claim = OwnClaim::Checking { failures: 0 };
         assert_eq!(claim.checked(&mine, me, t0, retry), ClaimStep::Put);
 
         let owner = record(2, "bob").peer;
@@ -442,17 +517,63 @@ mod tests {
             peer: owner,
             name: "bob".into(),
         };
-        let mut claim = OwnClaim::Checking;
+        let mut claim = OwnClaim::Checking { failures: 0 };
         assert_eq!(
             claim.checked(&theirs, me, t0, retry),
             ClaimStep::GiveWay(owner)
         );
         assert!(!claim.due(t0) && claim.due(t0 + retry));
-        let mut claim = OwnClaim::Checking;
+        let mut claim = OwnClaim::Checking { failures: 0 };
         assert_eq!(
             claim.checked(&Registration::Contested(vec![me, owner]), me, t0, retry),
             ClaimStep::GiveWay(owner)
         );
+    }
+
+    #[test]
+    fn failed_stores_of_the_own_record_back_off_and_a_busy_dht_longer() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        // A quick failure: retried after the first pause (the middle draw places it there).
+        let mut claim = OwnClaim::fresh();
+        claim.start_put();
+        claim.put_done(PutOutcome::Failed, t0, 0.5);
+        assert!(!claim.due(t0 + PUT_RETRY_FIRST - secs(1)));
+        assert!(claim.due(t0 + PUT_RETRY_FIRST));
+        // The count survives the lookup and the next store: the pause doubles.
+        claim.start_check();
+        assert!(matches!(
+            claim.checked(&Registration::Unregistered, PeerId::random(), t0, secs(60)),
+            ClaimStep::Put
+        ));
+        claim.put_done(PutOutcome::Failed, t0, 0.5);
+        assert!(!claim.due(t0 + PUT_RETRY_FIRST * 2 - secs(1)));
+        assert!(claim.due(t0 + PUT_RETRY_FIRST * 2));
+        // A store that timed out waits minutes, never more than the ceiling.
+        let mut busy = OwnClaim::fresh();
+        busy.start_put();
+        busy.put_done(PutOutcome::TimedOut, t0, 0.5);
+        assert!(!busy.due(t0 + PUT_BUSY_RETRY_FIRST - secs(1)));
+        assert!(busy.due(t0 + PUT_BUSY_RETRY_FIRST));
+        for _ in 0..20 {
+            busy.start_put();
+            busy.put_done(PutOutcome::TimedOut, t0, 1.0);
+        }
+        assert!(busy.due(t0 + PUT_RETRY_MAX.mul_f64(1.5)));
+        // Draws spread the pauses of nodes that failed together over half to one and a
+        // half times the pause.
+        assert_eq!(
+            put_retry(PutOutcome::TimedOut, 0, 0.0),
+            PUT_BUSY_RETRY_FIRST / 2
+        );
+        assert_eq!(
+            put_retry(PutOutcome::TimedOut, 0, 1.0),
+            PUT_BUSY_RETRY_FIRST.mul_f64(1.5)
+        );
+        // Success ends the count.
+        busy.start_put();
+        busy.put_done(PutOutcome::Stored, t0, 0.5);
+        assert_eq!(busy, OwnClaim::Registered);
     }
 
     #[test]
@@ -466,9 +587,9 @@ mod tests {
         ticketed.ticketed(t0 + Duration::from_secs(1));
         assert!(ticketed.due(t0 + Duration::from_secs(1)));
         // A claim under way is not put off.
-        let mut putting = OwnClaim::Putting;
+        let mut putting = OwnClaim::Putting { failures: 0 };
         putting.ticketed(t0);
-        assert_eq!(putting, OwnClaim::Putting);
+        assert_eq!(putting, OwnClaim::Putting { failures: 0 });
     }
 
     #[test]
