@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(upkeep.running(2, start + secs(3)), Step::Cut);
         assert_eq!(upkeep.running(2, start + secs(4)), Step::Cut);
         upkeep.on_step(2, 1, true, start + secs(4));
-        assert_eq!(upkeep.running(3, start + OWN_KEY_EVERY - secs(1)), Step::Cut);
+        assert_eq!(
+            upkeep.running(3, start + OWN_KEY_EVERY - secs(1)),
+            Step::Cut
+        );
         upkeep.on_step(3, 1, true, start + OWN_KEY_EVERY);
         // A minute after the last one, another may run.
         let later = start + OWN_KEY_EVERY;
