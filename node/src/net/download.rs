@@ -127,12 +127,14 @@ where
             .and_then(|r| r)
             .map_err(|e| io_err("cannot create the folder of", e))?;
     }
-    let (done, hasher) = resume_point(&part, job.size)
-        .await
-        .map_err(|e| io_err("cannot read", e))?;
-    let file = open_part(&part)
+    // Opened and locked before its length is read: a writer of an earlier run of this
+    // download (stopped, its last buffers still being written) finishes first.
+    let file = open_part(&part, job.size)
         .await
         .map_err(|e| io_err("cannot open", e))?;
+    let (done, hasher) = resume_point(&part)
+        .await
+        .map_err(|e| io_err("cannot read", e))?;
     let mut state = Progress {
         done,
         writer: PartWriter::start(file, done, hasher),
@@ -203,14 +205,21 @@ where
     Ok(target)
 }
 
-async fn open_part(part: &Path) -> io::Result<std::fs::File> {
+async fn open_part(part: &Path, size: u64) -> io::Result<std::fs::File> {
     let part = part.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut options = std::fs::OpenOptions::new();
         options.create(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(part)
+        let file = options.open(part)?;
+        // Held until the writer closes the file; waits for one still closing it.
+        file.lock()?;
+        // Longer than the offered file: not a prefix of it, start again.
+        if file.metadata()?.len() > size {
+            file.set_len(0)?;
+        }
+        Ok(file)
     })
     .await
     .map_err(io::Error::other)?
@@ -325,23 +334,14 @@ fn chunk_len(size: u64, offset: u64) -> u32 {
 }
 
 /// How much of the file is already on disk, and the hash of that prefix.
-async fn resume_point(part: &Path, size: u64) -> io::Result<(u64, Sha256)> {
+async fn resume_point(part: &Path) -> io::Result<(u64, Sha256)> {
     let part = part.to_owned();
     tokio::task::spawn_blocking(move || {
-        let len = match std::fs::metadata(&part) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, Sha256::new())),
-            Err(e) => return Err(e),
-        };
-        if len > size {
-            std::fs::remove_file(&part)?;
-            return Ok((0, Sha256::new()));
-        }
         let mut hasher = Sha256::new();
         let mut file = std::fs::File::open(&part)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut read = 0u64;
-        while read < len {
+        loop {
             let n = io::Read::read(&mut file, &mut buf)?;
             if n == 0 {
                 break;
@@ -446,6 +446,50 @@ mod tests {
         let path = run(&job, fetch, chunks_only, |_| {}).await.unwrap();
         assert_eq!(std::fs::read(path).unwrap(), *content);
         assert_eq!(asked.load(Ordering::SeqCst), content.len() - have);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resumed_download_waits_for_the_writer_of_the_run_before() {
+        let tmp = tempfile::tempdir().unwrap();
+        let content = Arc::new(data(CHUNK_LEN as usize * 3));
+        let job = job(tmp.path(), &content);
+        std::fs::create_dir_all(job.part_path().parent().unwrap()).unwrap();
+        let (first, last) = (1000, CHUNK_LEN as usize + 1000);
+        std::fs::write(job.part_path(), &content[..first]).unwrap();
+        // The writer of the stopped run still holds the file, its last buffers queued.
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(job.part_path())
+            .unwrap();
+        old.lock().unwrap();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let source = content.clone();
+        let (fetched_tx, fetched) = std::sync::mpsc::channel();
+        let fetch = move |offset: u64, len: u32| {
+            log.lock().unwrap().push(offset);
+            let _ = fetched_tx.send(());
+            let start = offset as usize;
+            std::future::ready(Ok(source[start..start + len as usize].to_vec()))
+        };
+        let resumed = {
+            let job = job.clone();
+            tokio::spawn(async move { run(&job, fetch, chunks_only, |_| {}).await })
+        };
+        // What it wrote last lands, then it closes the file. The new run must not have
+        // asked for anything meanwhile (it would have resumed from too early a point).
+        let early = tokio::task::spawn_blocking(move || {
+            let early = fetched.recv_timeout(Duration::from_millis(500)).is_ok();
+            io::Write::write_all(&mut old, &content[first..last]).unwrap();
+            drop(old);
+            early
+        })
+        .await
+        .unwrap();
+        assert!(!early, "the resumed run did not wait for the old writer");
+        let path = resumed.await.unwrap().unwrap();
+        assert_eq!(std::fs::read(path).unwrap().len(), CHUNK_LEN as usize * 3);
+        assert_eq!(asked.lock().unwrap().first(), Some(&(last as u64)));
     }
 
     #[tokio::test]
