@@ -291,6 +291,14 @@ impl ConnectionBudget {
         }
     }
 
+    /// Whether `peer` exchanged a request with this node within [`EXCHANGE_LINGER`] of `now`.
+    pub fn exchanged_lately(&self, peer: &PeerId, now: Instant) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|r| r.last_exchange)
+            .is_some_and(|at| now.saturating_duration_since(at) < EXCHANGE_LINGER)
+    }
+
     /// The user dialled `peer`: it is never closed to save room.
     pub fn pin(&mut self, peer: &PeerId) {
         if let Some(record) = self.peers.get_mut(peer) {

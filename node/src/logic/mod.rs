@@ -7,6 +7,7 @@
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim),
+//! `second_connections` (which of two connections to one peer to close),
 //! `dht_upkeep` (how much of Kademlia's bootstrap to run) and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
 //! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
 //! `notices` (read receipts and typing),
@@ -36,4 +37,5 @@ pub mod presence;
 pub mod rate_limit;
 pub mod refusal;
 pub mod registry_client;
+pub mod second_connections;
 pub mod service_budgets;

@@ -239,7 +239,7 @@ impl Behaviour {
             memory: memory_connection_limits::Behaviour::with_max_percentage(
                 limits::MAX_MEMORY_FRACTION,
             ),
-            peer_manager: PeerManager::new(peer_settings(config)),
+            peer_manager: PeerManager::new(peer_id, peer_settings(config)),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,

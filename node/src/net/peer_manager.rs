@@ -29,6 +29,7 @@ use super::addresses::{ip_of, is_relayed, remote_addr};
 use crate::logic::{
     connection_budget::{Admission, ConnectionBudget, Kind, Standing, Watermarks},
     peer_policy::{DialWhen, OverBudget, PeerAction, PeerPolicy, PeerSettings},
+    second_connections::{self, Open},
 };
 
 /// Requests tracked per peer at most (more are not protected, nothing else changes).
@@ -46,12 +47,24 @@ enum InFlight {
 #[error("already connected to {0} peers, each kept for now")]
 struct Full(usize);
 
+/// One open connection.
+struct OpenConnection {
+    /// The address it is shown under.
+    addr: Multiaddr,
+    /// Whether this node dialled it.
+    dialled_here: bool,
+    /// When it was established.
+    opened: Instant,
+}
+
 /// Drives the node's [`PeerPolicy`] from the swarm's connection events.
 pub struct PeerManager {
     policy: PeerPolicy,
     budget: ConnectionBudget,
-    /// The open connections of each connected peer, with the address each is shown under.
-    connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
+    /// This node's peer id (of two connections to one peer, the smaller id decides).
+    local: PeerId,
+    /// The open connections of each connected peer.
+    connections: HashMap<PeerId, HashMap<ConnectionId, OpenConnection>>,
     /// Requests in flight with each peer, either way.
     in_flight: HashMap<PeerId, HashSet<InFlight>>,
     /// Dials the user asked for, not established yet.
@@ -64,12 +77,13 @@ pub struct PeerManager {
 }
 
 impl PeerManager {
-    /// A peer manager with `settings`.
-    pub fn new(settings: PeerSettings) -> Self {
+    /// The peer manager of node `local`, with `settings`.
+    pub fn new(local: PeerId, settings: PeerSettings) -> Self {
         let bootstraps = settings.bootstraps.iter().map(|(p, _)| *p).collect();
         Self {
             budget: ConnectionBudget::new(settings.marks.clone(), bootstraps),
             policy: PeerPolicy::new(settings),
+            local,
             connections: HashMap::new(),
             in_flight: HashMap::new(),
             user_dials: HashSet::new(),
@@ -166,7 +180,10 @@ impl PeerManager {
     /// The IP address `peer` is connected from over a direct connection (the first one
     /// when it holds several); `None` when it is not connected or only through a relay.
     pub fn remote_ip(&self, peer: &PeerId) -> Option<std::net::IpAddr> {
-        self.connections.get(peer)?.values().find_map(ip_of)
+        self.connections
+            .get(peer)?
+            .values()
+            .find_map(|c| ip_of(&c.addr))
     }
 
     /// Whether `peer` is one of the bootstraps.
@@ -214,7 +231,41 @@ impl PeerManager {
             debug!(%peer, "trimming a connection");
             self.act(PeerAction::Disconnect(peer));
         }
+        self.close_second_connections(&busy, now);
         self.budget.walk(now)
+    }
+
+    /// Closes the surplus direct connections to peers with several (see
+    /// [`second_connections`]), but not to a peer with a request in flight or a recent one.
+    fn close_second_connections(&mut self, busy: &HashSet<PeerId>, now: Instant) {
+        let mut surplus = Vec::new();
+        for (peer, open) in self.connections.iter().filter(|(_, c)| c.len() > 1) {
+            if busy.contains(peer) || self.budget.exchanged_lately(peer, now) {
+                continue;
+            }
+            let open: Vec<Open<ConnectionId>> = open
+                .iter()
+                .map(|(id, c)| Open {
+                    id: *id,
+                    dialled_here: c.dialled_here,
+                    relayed: is_relayed(&c.addr),
+                    opened: c.opened,
+                })
+                .collect();
+            let decides = self.local < *peer;
+            surplus.extend(
+                second_connections::surplus(decides, &open, now)
+                    .into_iter()
+                    .map(|id| (*peer, id)),
+            );
+        }
+        for (peer, connection) in surplus {
+            debug!(%peer, "closing a second connection");
+            self.push(ToSwarm::CloseConnection {
+                peer_id: peer,
+                connection: CloseConnection::One(connection),
+            });
+        }
     }
 
     /// The DHT reported `peer`: dialled while the node wants peers.
@@ -244,7 +295,7 @@ impl PeerManager {
         let relayed_only = self
             .connections
             .get(&peer)
-            .is_some_and(|c| !c.is_empty() && c.values().all(is_relayed));
+            .is_some_and(|c| !c.is_empty() && c.values().all(|c| is_relayed(&c.addr)));
         let direct = listen.iter().filter(|a| !is_relayed(a)).cloned().collect();
         if let Some(action) = self.policy.identified(peer, relayed_only, direct, now) {
             self.act(action);
@@ -433,10 +484,14 @@ impl NetworkBehaviour for PeerManager {
                 endpoint,
                 ..
             }) => {
-                self.connections
-                    .entry(peer_id)
-                    .or_default()
-                    .insert(connection_id, remote_addr(endpoint));
+                self.connections.entry(peer_id).or_default().insert(
+                    connection_id,
+                    OpenConnection {
+                        addr: remote_addr(endpoint),
+                        dialled_here: endpoint.is_dialer(),
+                        opened: Instant::now(),
+                    },
+                );
                 let user = self.user_dials.remove(&connection_id);
                 self.budget
                     .established(peer_id, endpoint.is_dialer(), user, Instant::now());
