@@ -79,6 +79,9 @@ pub struct Announcer {
     /// When newcomers were heard of within the last base interval (at most
     /// [`MAX_NEWCOMERS_TRACKED`]).
     newcomers: VecDeque<Instant>,
+    /// The node is stopping: after its goodbye it never announces itself again (the
+    /// events handled while the goodbye leaves would otherwise bring it back online).
+    stopping: bool,
 }
 
 /// Newcomers remembered for the answer chance; more in one interval count as this many.
@@ -96,6 +99,7 @@ impl Announcer {
             next: None,
             wanted: false,
             newcomers: VecDeque::new(),
+            stopping: false,
         }
     }
 
@@ -123,9 +127,16 @@ impl Announcer {
                 }
                 Vec::new()
             }
-            // Only a node that has announced itself says goodbye.
-            Input::Stopping if self.user_node && self.last.is_some() => vec![Action::Goodbye],
-            Input::Stopping => Vec::new(),
+            // Only a node that has announced itself says goodbye, and only once.
+            Input::Stopping => {
+                let said = self.stopping;
+                self.stopping = true;
+                if self.user_node && self.last.is_some() && !said {
+                    vec![Action::Goodbye]
+                } else {
+                    Vec::new()
+                }
+            }
         }
     }
 
@@ -151,7 +162,7 @@ impl Announcer {
     /// name claim (so that peers who look the name up on hearing of us find the record).
     fn announce(&mut self, now: Instant, facts: Facts) -> Vec<Action> {
         let waited = now.saturating_duration_since(self.started) >= self.interval;
-        if !self.user_node || !(facts.claim_settled || waited) {
+        if !self.user_node || self.stopping || !(facts.claim_settled || waited) {
             return Vec::new();
         }
         // Pauses stretch with the number of users this node sees online.
@@ -343,11 +354,17 @@ mod tests {
     }
 
     #[test]
-    fn only_a_node_that_announced_itself_says_goodbye() {
+    fn only_a_node_that_announced_itself_says_goodbye_and_nothing_after_it() {
         let t0 = Instant::now();
+        assert!(announcer(t0).handle(t0, Input::Stopping).is_empty());
         let mut a = announcer(t0);
-        assert!(a.handle(t0, Input::Stopping).is_empty());
         a.handle(t0, Input::Tick(SETTLED));
         assert_eq!(a.handle(t0 + s(1), Input::Stopping), vec![Action::Goodbye]);
+        // Nothing brings it back online while the goodbye leaves: no announcement, and
+        // no second goodbye.
+        assert!(a.handle(t0 + s(2), Input::Refresh(SETTLED)).is_empty());
+        assert!(a.handle(t0 + s(2), Input::Changed(SETTLED)).is_empty());
+        assert!(a.handle(t0 + s(60), Input::Tick(SETTLED)).is_empty());
+        assert!(a.handle(t0 + s(60), Input::Stopping).is_empty());
     }
 }
