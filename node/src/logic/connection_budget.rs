@@ -165,6 +165,12 @@ impl Record {
     fn lookup_only(&self) -> bool {
         self.outbound && !self.dialled && !self.user
     }
+
+    /// Whether a request to or from the peer ended within [`EXCHANGE_LINGER`] of `now`.
+    fn exchanged_lately(&self, now: Instant) -> bool {
+        self.last_exchange
+            .is_some_and(|at| now.saturating_duration_since(at) < EXCHANGE_LINGER)
+    }
 }
 
 /// The connection budget of one node.
@@ -295,8 +301,7 @@ impl ConnectionBudget {
     pub fn exchanged_lately(&self, peer: &PeerId, now: Instant) -> bool {
         self.peers
             .get(peer)
-            .and_then(|r| r.last_exchange)
-            .is_some_and(|at| now.saturating_duration_since(at) < EXCHANGE_LINGER)
+            .is_some_and(|r| r.exchanged_lately(now))
     }
 
     /// The user dialled `peer`: it is never closed to save room.
@@ -413,8 +418,7 @@ impl ConnectionBudget {
                     && !standing.mesh.contains(p)
                     && !standing.busy.contains(p)
                     && now.saturating_duration_since(r.last_used) >= self.grace(r)
-                    && r.last_exchange
-                        .is_none_or(|at| now.saturating_duration_since(at) >= EXCHANGE_LINGER)
+                    && !r.exchanged_lately(now)
             })
             .map(|(p, r)| {
                 let score = standing.scores.get(p).copied().unwrap_or(0.0).min(0.0);

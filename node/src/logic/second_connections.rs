@@ -28,7 +28,7 @@ pub struct Open<C> {
 
 /// The connections among `open` (all to one peer) to close at `now`; `decides`: this node's
 /// peer id is the smaller of the two.
-pub fn surplus<C: Copy>(decides: bool, open: &[Open<C>], now: Instant) -> Vec<C> {
+pub fn surplus<C: Copy + PartialEq>(decides: bool, open: &[Open<C>], now: Instant) -> Vec<C> {
     if !decides {
         return Vec::new();
     }
@@ -41,7 +41,7 @@ pub fn surplus<C: Copy>(decides: bool, open: &[Open<C>], now: Instant) -> Vec<C>
         return Vec::new();
     };
     direct()
-        .filter(|c| !std::ptr::eq(*c, keep))
+        .filter(|c| c.id != keep.id)
         .filter(|c| now.saturating_duration_since(c.opened) >= SECOND_GRACE)
         .map(|c| c.id)
         .collect()

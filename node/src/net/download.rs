@@ -127,14 +127,9 @@ where
             .and_then(|r| r)
             .map_err(|e| io_err("cannot create the folder of", e))?;
     }
-    // Opened and locked before its length is read: a writer of an earlier run of this
-    // download (stopped, its last buffers still being written) finishes first.
-    let file = open_part(&part, job.size)
+    let (file, done, hasher) = open_part(&part, job.size)
         .await
         .map_err(|e| io_err("cannot open", e))?;
-    let (done, hasher) = resume_point(&part)
-        .await
-        .map_err(|e| io_err("cannot read", e))?;
     let mut state = Progress {
         done,
         writer: PartWriter::start(file, done, hasher),
@@ -205,21 +200,36 @@ where
     Ok(target)
 }
 
-async fn open_part(part: &Path, size: u64) -> io::Result<std::fs::File> {
+/// Opens the partial file for appending, locked, and reads how much of the file is on disk
+/// already and the hash of that prefix. Locked before its length is read: a writer of an
+/// earlier run of this download (stopped, its last buffers still being written) finishes
+/// first.
+async fn open_part(part: &Path, size: u64) -> io::Result<(std::fs::File, u64, Sha256)> {
     let part = part.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut options = std::fs::OpenOptions::new();
-        options.create(true).append(true);
+        options.create(true).read(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(part)?;
+        let mut file = options.open(part)?;
         // Held until the writer closes the file; waits for one still closing it.
         file.lock()?;
         // Longer than the offered file: not a prefix of it, start again.
         if file.metadata()?.len() > size {
             file.set_len(0)?;
         }
-        Ok(file)
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = io::Read::read(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        Ok((file, read, hasher))
     })
     .await
     .map_err(io::Error::other)?
@@ -331,28 +341,6 @@ where
 
 fn chunk_len(size: u64, offset: u64) -> u32 {
     u32::try_from((size - offset).min(u64::from(CHUNK_LEN))).unwrap_or(CHUNK_LEN)
-}
-
-/// How much of the file is already on disk, and the hash of that prefix.
-async fn resume_point(part: &Path) -> io::Result<(u64, Sha256)> {
-    let part = part.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = Sha256::new();
-        let mut file = std::fs::File::open(&part)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut read = 0u64;
-        loop {
-            let n = io::Read::read(&mut file, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            read += n as u64;
-        }
-        Ok((read, hasher))
-    })
-    .await
-    .map_err(io::Error::other)?
 }
 
 #[cfg(test)]
