@@ -48,6 +48,9 @@ pub struct Config {
     pub role: Role,
     /// Gossipsub heartbeat: short in tests, one second in real use.
     pub heartbeat: Duration,
+    /// The gossipsub mesh of each room: how many peers each line is forwarded to, and
+    /// whether the node's own lines go to every subscribed peer.
+    pub gossip: GossipSettings,
     /// The low watermark: below this many connected peers the node walks the DHT and dials
     /// what it finds (0: never, as on a bootstrap).
     pub target_peers: usize,
@@ -90,6 +93,31 @@ pub struct Config {
     /// directions. Off, the node speaks only the chunk requests of `/ipm/file/1`, as the
     /// previous release did (to test that both still understand each other).
     pub file_streams: bool,
+}
+
+/// The gossipsub mesh of every room (see `net::behaviour`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GossipSettings {
+    /// Below this many mesh peers in a room the node grafts more (`mesh_n_low`).
+    pub mesh_low: usize,
+    /// The mesh size a heartbeat grafts or prunes towards (`mesh_n`).
+    pub mesh: usize,
+    /// Above this many mesh peers the node prunes back to `mesh` (`mesh_n_high`).
+    pub mesh_high: usize,
+    /// Whether the node's own lines go to every subscribed peer it is connected to rather
+    /// than to its mesh only (`flood_publish`).
+    pub flood_publish: bool,
+}
+
+impl Default for GossipSettings {
+    fn default() -> Self {
+        Self {
+            mesh_low: 5,
+            mesh: 6,
+            mesh_high: 12,
+            flood_publish: true,
+        }
+    }
 }
 
 /// How many inbound connections one IP address and one network (IPv4 /24, IPv6 /64) may
@@ -146,6 +174,7 @@ impl Config {
             receipts: true,
             role: Role::Node,
             heartbeat: Duration::from_secs(1),
+            gossip: GossipSettings::default(),
             // Gossipsub keeps meshes of 6 (5..12) in each of the lobby and presence, so 12
             // peers let both meshes form from different peers.
             target_peers: 12,

@@ -39,10 +39,12 @@ pub mod ui;
 pub mod web;
 
 pub use client::{Client, NodeError};
-pub use config::{Config, Role};
+pub use config::{Config, GossipSettings, Role};
 pub use event::Event;
 pub use event_loop::EventLoop;
 pub use logging::shutdown_signal;
+
+use std::sync::PoisonError;
 
 use libp2p::identity::Keypair;
 use tokio::sync::{broadcast, mpsc};
@@ -107,7 +109,12 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
         .min(std::time::Duration::from_secs(1));
     let directory =
         logic::directory::Directory::new(logic::names::NameBook::new(recheck), contacts);
-    let mut swarm = net::swarm::build(key.clone(), &config)?;
+    let metrics = net::metrics::Metrics::new();
+    let mut swarm = {
+        let registry = metrics.registry();
+        let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+        net::swarm::build(key.clone(), &config, &mut registry)?
+    };
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -118,7 +125,6 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     }
     let (request_tx, request_rx) = mpsc::channel(256);
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
-    let metrics = net::metrics::Metrics::new();
     let client = Client::new(request_tx, event_tx.clone(), peer, metrics.registry());
     let event_loop = EventLoop::new(event_loop::Parts {
         swarm,

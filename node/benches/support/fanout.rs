@@ -202,6 +202,17 @@ async fn cpu_quiet() -> bool {
     }
 }
 
+/// Lobby copies received after the first, summed over the nodes (gossipsub's metrics).
+fn duplicate_copies(nodes: &[Node]) -> f64 {
+    nodes
+        .iter()
+        .map(|node| {
+            let g = super::host::lobby_gossip(&node.client);
+            g["copies"].as_f64().unwrap_or(0.0) - g["first"].as_f64().unwrap_or(0.0)
+        })
+        .sum()
+}
+
 /// Connections opened and closed so far, over all nodes.
 fn churn(nodes: &[Node]) -> (u64, u64) {
     nodes.iter().fold((0, 0), |(c, d), node| {
@@ -254,6 +265,7 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
     let mut sent: Vec<(String, usize, Instant)> = Vec::with_capacity(settings.messages);
     let mut publish_errors = 0usize;
     let mut ticker = tokio::time::interval(settings.message_gap.max(Duration::from_millis(1)));
+    let copies_before = duplicate_copies(&overlay.nodes);
     let cpu_before = machine::process_cpu();
     let publishing = Instant::now();
     let churn_before = churn(&overlay.nodes);
@@ -292,6 +304,7 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
     let busy = machine::cpu_since(cpu_before);
     let window = publishing.elapsed();
     let churn_after = churn(&overlay.nodes);
+    let copies = duplicate_copies(&overlay.nodes) - copies_before;
 
     // Per message, the latency of each of its deliveries; per node, its late deliveries.
     let mut by_message: Vec<Vec<Duration>> = vec![Vec::new(); sent.len()];
@@ -348,6 +361,12 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
         "p99_ms": opt(p99, 1),
         "max_ms": opt(max, 1),
         "duplicates_per_node": round(duplicates as f64 / n as f64, 2),
+        // Copies after the first that reached a node (each decoded and its signature
+        // checked), from gossipsub's metrics; IDONTWANT stops some before they are sent.
+        "duplicate_copies_per_node_per_message": round(
+            copies / n as f64 / sent.len().max(1) as f64,
+            2
+        ),
         "publish_errors": publish_errors,
         "events_missed": lagged,
         "connects_while_sending": churn_after.0 - churn_before.0,

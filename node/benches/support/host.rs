@@ -206,6 +206,7 @@ async fn serve() {
                             "index": index, "peers": status.peers.len(),
                             "connections": connections, "lobby": lobby,
                             "kad": kad_queries(&client),
+                            "gossip": lobby_gossip(&client),
                         }))
                     });
                     let per_node: Vec<Value> = futures::future::join_all(asked)
@@ -254,6 +255,26 @@ fn write_metrics_if_asked(index: usize, client: &Client) {
     }
 }
 
+/// The node's gossipsub figures of the lobby so far, from its metrics: `copies` of lines
+/// received (every copy decoded, duplicates included), `first` (copies that were new),
+/// `mesh` (peers in its lobby mesh now).
+pub fn lobby_gossip(client: &Client) -> Value {
+    let text = ipm_node::net::metrics::render(&client.metrics());
+    let lobby = format!("=\"{}\"", Room::Lobby.topic());
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with('{'))
+            .filter(|line| line.contains(&lobby))
+            .filter_map(|line| line.rsplit(' ').next()?.trim().parse::<f64>().ok())
+            .sum()
+    };
+    json!({
+        "copies": sum("ipm_gossipsub_topic_msg_recv_counts_unfiltered_total"),
+        "first": sum("ipm_gossipsub_topic_msg_recv_counts_total"),
+        "mesh": sum("ipm_gossipsub_mesh_peer_counts"),
+    })
+}
+
 /// The node's Kademlia queries so far, by type (`GetRecord`, `GetClosestPeers`, ...): for
 /// each, `[progress events, requests sent]`, read from its metrics
 /// (`ipm_libp2p_kad_query_result_num_requests`, observed on each progress event with the
@@ -288,7 +309,9 @@ fn kad_queries(client: &Client) -> Value {
 /// The settings `ipm` runs a node with, but for those `IPM_BENCH_OVERLAY_TARGET_PEERS`,
 /// `IPM_BENCH_OVERLAY_MAX_PEERS`, `IPM_BENCH_OVERLAY_PEER_BURST` and
 /// `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high watermarks, the burst above the high
-/// one and the least time between two DHT walks), for experiments; unset by default.
+/// one and the least time between two DHT walks), and `IPM_BENCH_OVERLAY_MESH`
+/// (`low,n,high`) and `IPM_BENCH_OVERLAY_FLOOD_PUBLISH` (0 or 1) for the gossipsub mesh, for
+/// experiments; unset by default.
 pub fn node_config(index: usize) -> Config {
     let mut config = Config::node(format!("n{index}"));
     let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
@@ -303,6 +326,17 @@ pub fn node_config(index: usize) -> Config {
     }
     if let Some(secs) = var("IPM_BENCH_OVERLAY_DISCOVERY_S") {
         config.discovery_interval = Duration::from_secs(secs.max(1));
+    }
+    if let Some([low, n, high]) = std::env::var("IPM_BENCH_OVERLAY_MESH").ok().and_then(|v| {
+        let sizes: Vec<usize> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+        <[usize; 3]>::try_from(sizes).ok()
+    }) {
+        config.gossip.mesh_low = low;
+        config.gossip.mesh = n;
+        config.gossip.mesh_high = high;
+    }
+    if let Some(flood) = var("IPM_BENCH_OVERLAY_FLOOD_PUBLISH") {
+        config.gossip.flood_publish = flood != 0;
     }
     config
 }

@@ -105,6 +105,8 @@ fn node_settings_changed() -> Vec<String> {
         "IPM_BENCH_OVERLAY_MAX_PEERS",
         "IPM_BENCH_OVERLAY_PEER_BURST",
         "IPM_BENCH_OVERLAY_DISCOVERY_S",
+        "IPM_BENCH_OVERLAY_MESH",
+        "IPM_BENCH_OVERLAY_FLOOD_PUBLISH",
     ]
     .iter()
     .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
@@ -380,6 +382,24 @@ struct Sample {
     fds_max: u64,
     /// Kademlia query progress events and requests, by query type, summed over the nodes.
     kad: std::collections::BTreeMap<String, (f64, f64)>,
+    /// Per node: lobby copies received so far (duplicates included), and the new ones.
+    lobby_copies: HashMap<u64, (f64, f64)>,
+    /// Peers in each node's lobby mesh.
+    lobby_mesh: Vec<u64>,
+}
+
+impl Sample {
+    /// Duplicate lobby copies received from `before` to this sample, summed over the nodes
+    /// present in both (a node that left takes its count with it).
+    fn duplicate_copies_since(&self, before: &Sample) -> f64 {
+        self.lobby_copies
+            .iter()
+            .filter_map(|(index, (copies, first))| {
+                let (copies_before, first_before) = before.lobby_copies.get(index)?;
+                Some(((copies - copies_before) - (first - first_before)).max(0.0))
+            })
+            .sum()
+    }
 }
 
 fn summarize(stats: &[Value]) -> Sample {
@@ -392,6 +412,8 @@ fn summarize(stats: &[Value]) -> Sample {
         lobby: Vec::new(),
         fds_max: 0,
         kad: std::collections::BTreeMap::new(),
+        lobby_copies: HashMap::new(),
+        lobby_mesh: Vec::new(),
     };
     for host in stats {
         s.cpu_s += host["cpu_s"].as_f64().unwrap_or(0.0);
@@ -406,6 +428,14 @@ fn summarize(stats: &[Value]) -> Sample {
                 .push(node["connections"].as_u64().unwrap_or(0));
             s.lobby.push(node["lobby"].as_u64().unwrap_or(0));
             s.peers.push(node["peers"].as_u64().unwrap_or(0));
+            let gossip = &node["gossip"];
+            if let Some(index) = node["index"].as_u64() {
+                let figure = |k: &str| gossip[k].as_f64().unwrap_or(0.0);
+                s.lobby_copies
+                    .insert(index, (figure("copies"), figure("first")));
+            }
+            s.lobby_mesh
+                .push(gossip["mesh"].as_f64().unwrap_or(0.0) as u64);
             for (kind, figures) in node["kad"].as_object().into_iter().flatten() {
                 let entry = s.kad.entry(kind.clone()).or_default();
                 entry.0 += figures[0].as_f64().unwrap_or(0.0);
@@ -622,10 +652,17 @@ fn run_one(n: usize, churn: bool, settings: &OverlaySettings, ns: &Namespace, po
         "p95_ms": opt(p(95.0), 1),
         "p99_ms": opt(p(99.0), 1),
         "max_ms": opt(p(100.0), 1),
-        "duplicates_per_node_per_message": round(run.duplicates as f64 / online_end / sent, 3),
-        "duplicates_note": "second Message events of one line at one node; gossipsub drops \
-            duplicate copies before the node sees them and counts none, so copies on the wire \
-            show only in bytes_in_per_node_per_message",
+        "duplicates_per_node_per_message": round(
+            end.duplicate_copies_since(&idle_after) / online_end / sent,
+            3
+        ),
+        "duplicates_note": "copies of a lobby line a node received after its first one, per \
+            node and line, while lines flowed (from each node's gossipsub metrics: every copy \
+            decoded and its signature checked, less the new ones); copies that IDONTWANT \
+            stopped before they were sent are not in it",
+        "repeated_message_events": run.duplicates,
+        "lobby_mesh_mean": opt(mean(&end.lobby_mesh), 1),
+        "lobby_mesh_max": end.lobby_mesh.iter().max(),
         "bytes_in_per_node_per_message": opt(bytes_msg, 0),
         "idle_bytes_in_per_node_per_s": opt(idle_bytes_per_node_s, 0),
         "bytes_in_per_node_per_s_while_sending": opt(

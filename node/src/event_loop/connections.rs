@@ -54,12 +54,11 @@ impl EventLoop {
     /// peers.
     pub(super) fn peer_heartbeat(&mut self, now: Instant) {
         let behaviour = self.swarm.behaviour_mut();
+        if !behaviour.peer_manager.heartbeat_due(now) {
+            return;
+        }
         let mesh: HashSet<PeerId> = behaviour.gossipsub.all_mesh_peers().copied().collect();
-        // Scores only rank the peers to trim, which happens near the high mark (a bootstrap
-        // with thousands of peers is spared computing them every tick).
-        let connected = behaviour.peer_manager.connected();
-        let near_high = connected * 4 >= behaviour.peer_manager.marks().high * 3;
-        let scores: HashMap<PeerId, f64> = if near_high {
+        let scores: HashMap<PeerId, f64> = if behaviour.peer_manager.needs_scores() {
             self.swarm
                 .connected_peers()
                 .filter_map(|p| Some((*p, self.swarm.behaviour().gossipsub.peer_score(p)?)))

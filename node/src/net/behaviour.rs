@@ -8,7 +8,9 @@ use libp2p::{
     connection_limits::{self, ConnectionLimits},
     dcutr, gossipsub, identify,
     identity::Keypair,
-    kad, mdns, memory_connection_limits, ping, relay,
+    kad, mdns, memory_connection_limits,
+    metrics::Registry,
+    ping, relay,
     request_response::{self, ProtocolSupport},
     StreamProtocol,
 };
@@ -160,15 +162,22 @@ pub enum BehaviourError {
 
 impl Behaviour {
     /// Builds the behaviour for `key` with the settings of `config`.
+    /// Gossipsub's metrics (copies received, mesh sizes, IDONTWANT) go to `registry`,
+    /// prefixed `gossipsub`.
     pub fn new(
         key: &Keypair,
         relay_client: relay::client::Behaviour,
         config: &Config,
+        registry: &mut Registry,
     ) -> Result<Self, BehaviourError> {
         let peer_id = key.public().to_peer_id();
 
         let gossipsub_config = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(config.heartbeat)
+            .mesh_n_low(config.gossip.mesh_low)
+            .mesh_n(config.gossip.mesh)
+            .mesh_n_high(config.gossip.mesh_high)
+            .flood_publish(config.gossip.flood_publish)
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(limits::MAX_GOSSIP_LEN + 1024)
@@ -182,7 +191,11 @@ impl Behaviour {
             gossipsub_config,
             scoring::subscription_filter(),
         )
-        .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
+        .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?
+        .with_metrics(
+            registry.sub_registry_with_prefix("gossipsub"),
+            gossipsub::MetricsConfig::default(),
+        );
         gossipsub
             .with_peer_score(scoring::peer_score_params(), scoring::thresholds())
             .map_err(BehaviourError::Gossipsub)?;

@@ -10,6 +10,7 @@ use libp2p::{
         upgrade::Version,
     },
     identity::Keypair,
+    metrics::Registry,
     noise, tcp, yamux, PeerId, Swarm, Transport,
 };
 
@@ -46,8 +47,13 @@ fn tcp_transport(
 #[error("cannot start the network: {0}")]
 pub struct SwarmError(String);
 
-/// A swarm for `key` running every transport ipm speaks.
-pub fn build(key: Keypair, config: &Config) -> Result<Swarm<Behaviour>, SwarmError> {
+/// A swarm for `key` running every transport ipm speaks; gossipsub's own metrics go to
+/// `registry`.
+pub fn build(
+    key: Keypair,
+    config: &Config,
+    registry: &mut Registry,
+) -> Result<Swarm<Behaviour>, SwarmError> {
     let err = |e: &dyn std::fmt::Display| SwarmError(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -59,7 +65,7 @@ pub fn build(key: Keypair, config: &Config) -> Result<Swarm<Behaviour>, SwarmErr
         .with_relay_client(noise::Config::new, yamux_config)
         .map_err(|e| err(&e))?
         .with_behaviour(|key, relay_client| {
-            Behaviour::new(key, relay_client, config)
+            Behaviour::new(key, relay_client, config, registry)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| err(&e))?
