@@ -54,10 +54,8 @@ impl EventLoop {
     /// peers.
     pub(super) fn peer_heartbeat(&mut self, now: Instant) {
         let behaviour = self.swarm.behaviour_mut();
-        if !behaviour.peer_manager.heartbeat_due(now) {
-            return;
-        }
         let mesh: HashSet<PeerId> = behaviour.gossipsub.all_mesh_peers().copied().collect();
+        // Scores only rank the peers to close above the high mark.
         let scores: HashMap<PeerId, f64> = if behaviour.peer_manager.needs_scores() {
             self.swarm
                 .connected_peers()

@@ -52,10 +52,6 @@ pub const LOOKUP_KEEP: Duration = Duration::from_secs(60);
 pub const EXCHANGE_LINGER: Duration = Duration::from_secs(10);
 /// How long a dial of a discovered peer counts as pending.
 const DIAL_PENDING: Duration = Duration::from_secs(20);
-/// The least time between two heartbeats of the budget (trimming, walks). Gossipsub's scores
-/// and meshes change once a second (its heartbeat and score decay), every grace above is
-/// seconds long, and a heartbeat asks gossipsub for every peer's score and mesh.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// The numbers the budget keeps to.
 #[derive(Clone, Debug)]
@@ -188,7 +184,6 @@ pub struct ConnectionBudget {
     /// Discovered peers dialled, and when.
     dialling: HashMap<PeerId, Instant>,
     last_walk: Option<Instant>,
-    last_heartbeat: Option<Instant>,
 }
 
 impl ConnectionBudget {
@@ -201,27 +196,13 @@ impl ConnectionBudget {
             closing: HashSet::new(),
             dialling: HashMap::new(),
             last_walk: None,
-            last_heartbeat: None,
         }
-    }
-
-    /// Whether a heartbeat is due at `now` (at most one per [`HEARTBEAT_EVERY`]); counts it
-    /// when so.
-    pub fn heartbeat_due(&mut self, now: Instant) -> bool {
-        if self
-            .last_heartbeat
-            .is_some_and(|at| now < at + HEARTBEAT_EVERY)
-        {
-            return false;
-        }
-        self.last_heartbeat = Some(now);
-        true
     }
 
     /// Whether the next heartbeat needs gossipsub's scores of the peers: only above the
     /// high mark, where they rank which peers to close (to trim, or to make room for a
     /// newcomer at the burst's end). Below it nothing is closed by score, and a node at
-    /// rest, just under the mark, is spared scoring every peer each second.
+    /// rest, just under the mark, is spared scoring every peer four times a second.
     pub fn needs_scores(&self) -> bool {
         self.connected() > self.marks.high
     }
@@ -512,17 +493,6 @@ mod tests {
 
     fn budget(low: usize, high: usize) -> ConnectionBudget {
         ConnectionBudget::new(marks(low, high), HashSet::new())
-    }
-
-    #[test]
-    fn a_heartbeat_is_due_once_a_second() {
-        let mut b = budget(2, 4);
-        let t0 = Instant::now();
-        assert!(b.heartbeat_due(t0));
-        assert!(!b.heartbeat_due(t0 + Duration::from_millis(250)));
-        assert!(!b.heartbeat_due(t0 + Duration::from_millis(999)));
-        assert!(b.heartbeat_due(t0 + HEARTBEAT_EVERY));
-        assert!(!b.heartbeat_due(t0 + HEARTBEAT_EVERY + Duration::from_millis(500)));
     }
 
     #[test]

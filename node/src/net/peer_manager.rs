@@ -268,11 +268,6 @@ impl PeerManager {
         }
     }
 
-    /// Whether a heartbeat is due at `now` (see [`ConnectionBudget::heartbeat_due`]).
-    pub fn heartbeat_due(&mut self, now: Instant) -> bool {
-        self.budget.heartbeat_due(now)
-    }
-
     /// Whether the next heartbeat needs the peers' gossipsub scores.
     pub fn needs_scores(&self) -> bool {
         self.budget.needs_scores()
