@@ -207,8 +207,10 @@ fn duplicate_copies(nodes: &[Node]) -> f64 {
     nodes
         .iter()
         .map(|node| {
-            let g = super::host::lobby_gossip(&node.client);
-            g["copies"].as_f64().unwrap_or(0.0) - g["first"].as_f64().unwrap_or(0.0)
+            let metrics = ipm_node::net::metrics::render(&node.client.metrics());
+            super::host::lobby_gossip(&metrics)["duplicates"]
+                .as_f64()
+                .unwrap_or(0.0)
         })
         .sum()
 }

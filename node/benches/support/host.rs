@@ -195,6 +195,7 @@ async fn serve() {
                 tokio::spawn(async move {
                     let asked = clients.into_iter().map(|(index, client)| async move {
                         write_metrics_if_asked(index, &client);
+                        let metrics = ipm_node::net::metrics::render(&client.metrics());
                         let status = client.status().await.ok()?;
                         let connections: usize = status.peers.iter().map(|p| p.addrs.len()).sum();
                         let lobby = status
@@ -205,8 +206,8 @@ async fn serve() {
                         Some(json!({
                             "index": index, "peers": status.peers.len(),
                             "connections": connections, "lobby": lobby,
-                            "kad": kad_queries(&client),
-                            "gossip": lobby_gossip(&client),
+                            "kad": kad_queries(&metrics),
+                            "gossip": lobby_gossip(&metrics),
                         }))
                     });
                     let per_node: Vec<Value> = futures::future::join_all(asked)
@@ -255,11 +256,10 @@ fn write_metrics_if_asked(index: usize, client: &Client) {
     }
 }
 
-/// The node's gossipsub figures of the lobby so far, from its metrics: `copies` of lines
-/// received (every copy decoded, duplicates included), `first` (copies that were new),
+/// The node's gossipsub figures of the lobby so far, from its metrics `text`: `duplicates`
+/// (copies of lines received after the first, each decoded and its signature checked) and
 /// `mesh` (peers in its lobby mesh now).
-pub fn lobby_gossip(client: &Client) -> Value {
-    let text = ipm_node::net::metrics::render(&client.metrics());
+pub fn lobby_gossip(text: &str) -> Value {
     let lobby = format!("=\"{}\"", Room::Lobby.topic());
     let sum = |name: &str| -> f64 {
         text.lines()
@@ -269,8 +269,8 @@ pub fn lobby_gossip(client: &Client) -> Value {
             .sum()
     };
     json!({
-        "copies": sum("ipm_gossipsub_topic_msg_recv_counts_unfiltered_total"),
-        "first": sum("ipm_gossipsub_topic_msg_recv_counts_total"),
+        "duplicates": sum("ipm_gossipsub_topic_msg_recv_counts_unfiltered_total")
+            - sum("ipm_gossipsub_topic_msg_recv_counts_total"),
         "mesh": sum("ipm_gossipsub_mesh_peer_counts"),
     })
 }
@@ -280,8 +280,7 @@ pub fn lobby_gossip(client: &Client) -> Value {
 /// (`ipm_libp2p_kad_query_result_num_requests`, observed on each progress event with the
 /// requests of that step: a bootstrap reports once per bucket it refreshes, each step with
 /// its own requests; a record lookup reports each record found with its requests so far).
-fn kad_queries(client: &Client) -> Value {
-    let text = ipm_node::net::metrics::render(&client.metrics());
+fn kad_queries(text: &str) -> Value {
     let mut by_type = serde_json::Map::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("ipm_libp2p_kad_query_result_num_requests_") else {

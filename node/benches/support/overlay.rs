@@ -382,8 +382,8 @@ struct Sample {
     fds_max: u64,
     /// Kademlia query progress events and requests, by query type, summed over the nodes.
     kad: std::collections::BTreeMap<String, (f64, f64)>,
-    /// Per node: lobby copies received so far (duplicates included), and the new ones.
-    lobby_copies: HashMap<u64, (f64, f64)>,
+    /// Per node: duplicate lobby copies received so far.
+    lobby_duplicates: HashMap<u64, f64>,
     /// Peers in each node's lobby mesh.
     lobby_mesh: Vec<u64>,
 }
@@ -392,12 +392,9 @@ impl Sample {
     /// Duplicate lobby copies received from `before` to this sample, summed over the nodes
     /// present in both (a node that left takes its count with it).
     fn duplicate_copies_since(&self, before: &Sample) -> f64 {
-        self.lobby_copies
+        self.lobby_duplicates
             .iter()
-            .filter_map(|(index, (copies, first))| {
-                let (copies_before, first_before) = before.lobby_copies.get(index)?;
-                Some(((copies - copies_before) - (first - first_before)).max(0.0))
-            })
+            .filter_map(|(index, now)| Some((now - before.lobby_duplicates.get(index)?).max(0.0)))
             .sum()
     }
 }
@@ -412,7 +409,7 @@ fn summarize(stats: &[Value]) -> Sample {
         lobby: Vec::new(),
         fds_max: 0,
         kad: std::collections::BTreeMap::new(),
-        lobby_copies: HashMap::new(),
+        lobby_duplicates: HashMap::new(),
         lobby_mesh: Vec::new(),
     };
     for host in stats {
@@ -430,9 +427,8 @@ fn summarize(stats: &[Value]) -> Sample {
             s.peers.push(node["peers"].as_u64().unwrap_or(0));
             let gossip = &node["gossip"];
             if let Some(index) = node["index"].as_u64() {
-                let figure = |k: &str| gossip[k].as_f64().unwrap_or(0.0);
-                s.lobby_copies
-                    .insert(index, (figure("copies"), figure("first")));
+                s.lobby_duplicates
+                    .insert(index, gossip["duplicates"].as_f64().unwrap_or(0.0));
             }
             s.lobby_mesh
                 .push(gossip["mesh"].as_f64().unwrap_or(0.0) as u64);

@@ -162,6 +162,7 @@ pub enum BehaviourError {
 
 impl Behaviour {
     /// Builds the behaviour for `key` with the settings of `config`.
+    ///
     /// Gossipsub's metrics (copies received, mesh sizes, IDONTWANT) go to `registry`,
     /// prefixed `gossipsub`.
     pub fn new(
