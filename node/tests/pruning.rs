@@ -11,7 +11,7 @@ use std::{collections::HashSet, path::Path, time::Duration};
 use ipm_node::{
     client::{Kind, OfferTarget, Status},
     store::{data_dir::DataDir, transfers::State},
-    Config, Event,
+    Config, Event, GossipSettings,
 };
 use ipm_protocol::Room;
 use libp2p::PeerId;
@@ -197,15 +197,15 @@ async fn at_the_high_mark_a_newcomer_is_refused_but_a_peer_the_user_dials_is_let
     assert_eq!(kept(&status), 4);
 }
 
-/// Peers that fill the sender's meshes in both the lobby and presence up to gossipsub's
-/// `mesh_n_high`, so that later peers are in no mesh of the sender.
-const MESH_HIGH: usize = 12;
 /// Bytes of the transferred file: many chunks, so the transfer is still running when the
 /// sender trims.
 const FILE_LEN: usize = 32 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_transfer_in_flight_to_a_peer_outside_every_mesh_is_not_cut() {
+    // Peers that fill the sender's meshes in both the lobby and presence up to gossipsub's
+    // `mesh_n_high`, so that later peers are in no mesh of the sender.
+    let mesh_high = GossipSettings::default().mesh_high;
     let work = tempfile::tempdir().unwrap();
     let in_dir = |name: &str, config: Config| Config {
         data_dir: Some(DataDir::open(work.path().join(name)).unwrap()),
@@ -218,7 +218,7 @@ async fn a_file_transfer_in_flight_to_a_peer_outside_every_mesh_is_not_cut() {
         Config {
             heartbeat: Duration::from_secs(3600),
             target_peers: 0,
-            max_peers: MESH_HIGH + 2,
+            max_peers: mesh_high + 2,
             peer_grace: Duration::ZERO,
             ..quiet("sender")
         },
@@ -230,13 +230,13 @@ async fn a_file_transfer_in_flight_to_a_peer_outside_every_mesh_is_not_cut() {
         ..quiet(name)
     };
     let mut spokes = Vec::new();
-    for i in 0..MESH_HIGH {
+    for i in 0..mesh_high {
         let spoke = spawn(plain(&format!("spoke{i}"))).await;
         spoke.client.dial(sender.addr.clone()).await.unwrap();
         spokes.push(spoke);
     }
     wait_until("the spokes to fill the sender's meshes", || async {
-        count(&sender.client.status().await.unwrap(), Kind::Mesh) == MESH_HIGH
+        count(&sender.client.status().await.unwrap(), Kind::Mesh) == mesh_high
     })
     .await;
 

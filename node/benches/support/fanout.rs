@@ -357,6 +357,7 @@ pub async fn measure(overlay: &Overlay, settings: &Settings) -> Value {
     let late = late_deliveries(&by_message, &late_by_node);
     json!({
         "nodes": n,
+        "node_settings_changed": super::host::settings_changed(&super::host::GOSSIP_VARS),
         "messages": sent.len(),
         "delivery_ratio": round(delivery, 4),
         "p50_ms": opt(p50, 1),

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ipm_node::{Client, Config, Event};
+use ipm_node::{Client, Config, Event, GossipSettings};
 use ipm_protocol::Room;
 use libp2p::{identity::Keypair, Multiaddr};
 use serde::Deserialize;
@@ -308,8 +308,7 @@ fn kad_queries(text: &str) -> Value {
 /// The settings `ipm` runs a node with, but for those `IPM_BENCH_OVERLAY_TARGET_PEERS`,
 /// `IPM_BENCH_OVERLAY_MAX_PEERS`, `IPM_BENCH_OVERLAY_PEER_BURST` and
 /// `IPM_BENCH_OVERLAY_DISCOVERY_S` set (the low and high watermarks, the burst above the high
-/// one and the least time between two DHT walks), and `IPM_BENCH_OVERLAY_MESH`
-/// (`low,n,high`) and `IPM_BENCH_OVERLAY_FLOOD_PUBLISH` (0 or 1) for the gossipsub mesh, for
+/// one and the least time between two DHT walks) and those of [`gossip_overrides`], for
 /// experiments; unset by default.
 pub fn node_config(index: usize) -> Config {
     let mut config = Config::node(format!("n{index}"));
@@ -326,18 +325,43 @@ pub fn node_config(index: usize) -> Config {
     if let Some(secs) = var("IPM_BENCH_OVERLAY_DISCOVERY_S") {
         config.discovery_interval = Duration::from_secs(secs.max(1));
     }
-    if let Some([low, n, high]) = std::env::var("IPM_BENCH_OVERLAY_MESH").ok().and_then(|v| {
+    gossip_overrides(&mut config.gossip);
+    config
+}
+
+/// The variables [`gossip_overrides`] reads.
+pub const GOSSIP_VARS: [&str; 3] = [
+    "IPM_BENCH_OVERLAY_MESH",
+    "IPM_BENCH_OVERLAY_FLOOD_PUBLISH",
+    "IPM_BENCH_OVERLAY_IDONTWANT_MIN",
+];
+
+/// Changes `gossip` where `IPM_BENCH_OVERLAY_MESH` (`low,n,high`),
+/// `IPM_BENCH_OVERLAY_FLOOD_PUBLISH` (0 or 1) or `IPM_BENCH_OVERLAY_IDONTWANT_MIN` (bytes) are
+/// set, for experiments with the overlay's and the fan-out's nodes.
+pub fn gossip_overrides(gossip: &mut GossipSettings) {
+    let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
+    if let Some([low, n, high]) = std::env::var(GOSSIP_VARS[0]).ok().and_then(|v| {
         let sizes: Vec<usize> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
         <[usize; 3]>::try_from(sizes).ok()
     }) {
-        config.gossip.mesh_low = low;
-        config.gossip.mesh = n;
-        config.gossip.mesh_high = high;
+        gossip.mesh_low = low;
+        gossip.mesh = n;
+        gossip.mesh_high = high;
     }
-    if let Some(flood) = var("IPM_BENCH_OVERLAY_FLOOD_PUBLISH") {
-        config.gossip.flood_publish = flood != 0;
+    if let Some(flood) = var(GOSSIP_VARS[1]) {
+        gossip.flood_publish = flood != 0;
     }
-    config
+    if let Some(bytes) = var(GOSSIP_VARS[2]) {
+        gossip.idontwant_min_bytes = bytes as usize;
+    }
+}
+
+/// `NAME=value` of each of `vars` that is set.
+pub fn settings_changed(vars: &[&str]) -> Vec<String> {
+    vars.iter()
+        .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
+        .collect()
 }
 
 /// The bootstrap's own settings (`Config::bootstrap`), listening on `listen`. Every node of

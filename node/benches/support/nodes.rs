@@ -94,13 +94,16 @@ pub fn loopback_quic() -> Multiaddr {
 }
 
 /// A user's node with the real settings of `ipm` (`Config::node`), listening only on
-/// `listen`, without LAN discovery (the bench sends nothing beyond loopback).
+/// `listen`, without LAN discovery (the bench sends nothing beyond loopback); gossipsub's
+/// as [`super::host::gossip_overrides`] leaves them.
 pub fn user_config(name: &str, listen: Multiaddr) -> Config {
-    Config {
+    let mut config = Config {
         listen: vec![listen],
         mdns: false,
         ..Config::node(name)
-    }
+    };
+    super::host::gossip_overrides(&mut config.gossip);
+    config
 }
 
 /// The bootstrap's real settings, on loopback TCP.

@@ -15,7 +15,7 @@ use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::{
-    host::{now_us, HOST_ENV},
+    host::{self, now_us, HOST_ENV},
     netns::Namespace,
     report::{opt, round},
     settings::{sizes_var, var},
@@ -100,17 +100,13 @@ impl OverlaySettings {
 
 /// The node settings changed from `ipm`'s for an experiment (see [`super::host::node_config`]).
 fn node_settings_changed() -> Vec<String> {
-    [
+    let peers = [
         "IPM_BENCH_OVERLAY_TARGET_PEERS",
         "IPM_BENCH_OVERLAY_MAX_PEERS",
         "IPM_BENCH_OVERLAY_PEER_BURST",
         "IPM_BENCH_OVERLAY_DISCOVERY_S",
-        "IPM_BENCH_OVERLAY_MESH",
-        "IPM_BENCH_OVERLAY_FLOOD_PUBLISH",
-    ]
-    .iter()
-    .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
-    .collect()
+    ];
+    host::settings_changed(&[&peers[..], &host::GOSSIP_VARS[..]].concat())
 }
 
 /// The listen address of node `index`: its own loopback address, so that every node dials

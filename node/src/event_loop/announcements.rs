@@ -2,7 +2,10 @@
 //! node's presence and its goodbye) and what the presence table decides (reporting who comes
 //! online and who falls silent).
 
-use std::time::Instant;
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    time::Instant,
+};
 
 use libp2p::{gossipsub, PeerId};
 use tracing::debug;
@@ -10,7 +13,7 @@ use tracing::debug;
 use ipm_protocol::{
     encode_gossip,
     limits::{MAX_PRESENCE_ROOMS, WIRE_GEOHASH_PRECISION},
-    Gossip, Presence,
+    Gossip, MessageId, Presence,
 };
 
 use super::EventLoop;
@@ -95,6 +98,7 @@ impl EventLoop {
                 self.people.claim,
                 OwnClaim::Registered | OwnClaim::Taken { .. }
             ) || self.holds_own_ticket(),
+            said: fingerprint(&self.own_presence()),
             draw: rand::random::<f64>(),
         }
     }
@@ -149,6 +153,7 @@ impl EventLoop {
         }
     }
 
+    /// What this node would announce now (its id and time fresh).
     fn own_presence(&self) -> Presence {
         let rooms = self
             .rooms
@@ -186,4 +191,18 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// A fingerprint of what `presence` says, apart from its id, send time and pause: two
+/// announcements with equal fingerprints tell peers the same.
+fn fingerprint(presence: &Presence) -> u64 {
+    let said = Presence {
+        id: MessageId::from_bytes([0; 16]),
+        sent_ms: 0,
+        every_ms: None,
+        ..presence.clone()
+    };
+    let mut hasher = DefaultHasher::new();
+    encode_gossip(&Gossip::Presence(said)).hash(&mut hasher);
+    hasher.finish()
 }

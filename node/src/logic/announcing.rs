@@ -3,7 +3,10 @@
 //! (at most four per interval), the wait for the name claim, and the goodbye.
 //!
 //! The driver passes the time, the number of users online, whether the name claim has
-//! settled and a random draw; it builds and publishes the announcement the machine asks for.
+//! settled, a fingerprint of what it would announce and a random draw; it builds and
+//! publishes the announcement the machine asks for. A change that leaves the announcement
+//! as peers last heard it (a retried name claim, the same place set again) is not announced
+//! early: in a crowd's join every such repeat reaches every node.
 
 use std::{
     collections::VecDeque,
@@ -20,6 +23,9 @@ pub struct Facts {
     /// Whether the claim of the own name has settled (registered or taken): the first
     /// announcement waits for it, at most one interval.
     pub claim_settled: bool,
+    /// A fingerprint of what the node would announce now, apart from its id, time and
+    /// pause: equal fingerprints tell peers nothing new.
+    pub said: u64,
     /// A random draw in 0..1 that places the next periodic announcement.
     pub draw: f64,
 }
@@ -30,9 +36,11 @@ pub enum Input {
     /// The periodic check (four times per interval): announce when due.
     Tick(Facts),
     /// What this node announces changed (a room joined or left): announce now if the rate
-    /// allows, else at a later tick.
+    /// allows, else at a later tick; nothing when the announcement would say what the last
+    /// one said.
     Changed(Facts),
-    /// Announce now if allowed at all (the name claim settled, the location group moved).
+    /// Announce now if allowed at all (the name claim settled, the location group moved),
+    /// unless the announcement would say what the last one said.
     Refresh(Facts),
     /// A user not online before announced itself; `online` users are online now. With
     /// chance [`answer_chance`] (`draw` in 0..1 below it; the chance falls when many
@@ -72,6 +80,8 @@ pub struct Announcer {
     started: Instant,
     /// When it last announced itself.
     last: Option<Instant>,
+    /// The fingerprint of its last announcement.
+    said: Option<u64>,
     /// When the next periodic announcement is due.
     next: Option<Instant>,
     /// Whether an announcement before the next periodic one is wanted.
@@ -96,6 +106,7 @@ impl Announcer {
             user_node,
             started,
             last: None,
+            said: None,
             next: None,
             wanted: false,
             newcomers: VecDeque::new(),
@@ -107,6 +118,9 @@ impl Announcer {
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         match input {
             Input::Tick(facts) => self.announce_if_due(now, facts),
+            Input::Changed(facts) | Input::Refresh(facts) if self.said == Some(facts.said) => {
+                Vec::new()
+            }
             Input::Changed(facts) => {
                 self.wanted = true;
                 self.announce_if_due(now, facts)
@@ -168,6 +182,7 @@ impl Announcer {
         // Pauses stretch with the number of users this node sees online.
         let every = announce_every(self.interval, facts.online);
         self.last = Some(now);
+        self.said = Some(facts.said);
         self.next = Some(now + next_pause(every, facts.draw));
         self.wanted = false;
         vec![Action::Announce {
@@ -183,8 +198,14 @@ mod tests {
     const SETTLED: Facts = Facts {
         online: 0,
         claim_settled: true,
+        said: 1,
         draw: 0.0,
     };
+
+    /// Facts whose announcement says something else than `SETTLED`'s.
+    fn saying(said: u64, facts: Facts) -> Facts {
+        Facts { said, ..facts }
+    }
 
     fn s(secs: u64) -> Duration {
         Duration::from_secs(secs)
@@ -270,6 +291,7 @@ mod tests {
         assert_eq!(a.handle(t0, Input::Changed(slow)), vec![TEN_S]);
         assert!(!a.is_wanted());
         // 2 s later: too soon, it waits for a tick.
+        let slow = saying(2, slow);
         assert!(a.handle(t0 + s(2), Input::Changed(slow)).is_empty());
         assert!(a.is_wanted());
         assert!(a
@@ -280,6 +302,30 @@ mod tests {
             vec![TEN_S]
         );
         assert!(!a.is_wanted());
+    }
+
+    #[test]
+    fn what_peers_last_heard_is_not_announced_again_early() {
+        let t0 = Instant::now();
+        let mut a = announcer(t0);
+        let slow = Facts {
+            draw: 1.0,
+            ..SETTLED
+        };
+        assert_eq!(a.handle(t0, Input::Refresh(slow)), vec![TEN_S]);
+        // A claim retried, a room left and joined again: the same announcement.
+        assert!(a.handle(t0 + s(3), Input::Refresh(slow)).is_empty());
+        assert!(a.handle(t0 + s(3), Input::Changed(slow)).is_empty());
+        assert!(!a.is_wanted());
+        assert!(a.handle(t0 + s(9), Input::Tick(slow)).is_empty());
+        // The periodic one goes out all the same.
+        assert_eq!(a.handle(t0 + s(10), Input::Tick(slow)), vec![TEN_S]);
+        // Something new goes out at once, and a change back again too.
+        assert_eq!(
+            a.handle(t0 + s(11), Input::Refresh(saying(2, slow))),
+            vec![TEN_S]
+        );
+        assert_eq!(a.handle(t0 + s(12), Input::Refresh(slow)), vec![TEN_S]);
     }
 
     #[test]
@@ -362,8 +408,9 @@ mod tests {
         assert_eq!(a.handle(t0 + s(1), Input::Stopping), vec![Action::Goodbye]);
         // Nothing brings it back online while the goodbye leaves: no announcement, and
         // no second goodbye.
-        assert!(a.handle(t0 + s(2), Input::Refresh(SETTLED)).is_empty());
-        assert!(a.handle(t0 + s(2), Input::Changed(SETTLED)).is_empty());
+        let changed = saying(2, SETTLED);
+        assert!(a.handle(t0 + s(2), Input::Refresh(changed)).is_empty());
+        assert!(a.handle(t0 + s(2), Input::Changed(changed)).is_empty());
         assert!(a.handle(t0 + s(60), Input::Tick(SETTLED)).is_empty());
         assert!(a.handle(t0 + s(60), Input::Stopping).is_empty());
     }

@@ -184,7 +184,7 @@ impl Behaviour {
             .max_transmit_size(limits::MAX_GOSSIP_LEN + 1024)
             .max_ihave_messages_heartbeat(limits::MAX_IHAVE_MESSAGES)
             .duplicate_cache_time(Duration::from_secs(120))
-            .idontwant_message_size_threshold(0)
+            .idontwant_message_size_threshold(config.gossip.idontwant_min_bytes)
             .build()
             .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
         let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
