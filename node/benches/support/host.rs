@@ -312,7 +312,7 @@ fn kad_queries(text: &str) -> Value {
 /// experiments; unset by default.
 pub fn node_config(index: usize) -> Config {
     let mut config = Config::node(format!("n{index}"));
-    let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
+    let var = number_var;
     if let Some(low) = var("IPM_BENCH_OVERLAY_TARGET_PEERS") {
         config.target_peers = low as usize;
     }
@@ -340,7 +340,7 @@ pub const GOSSIP_VARS: [&str; 3] = [
 /// `IPM_BENCH_OVERLAY_FLOOD_PUBLISH` (0 or 1) or `IPM_BENCH_OVERLAY_IDONTWANT_MIN` (bytes) are
 /// set, for experiments with the overlay's and the fan-out's nodes.
 pub fn gossip_overrides(gossip: &mut GossipSettings) {
-    let var = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
+    let var = number_var;
     if let Some([low, n, high]) = std::env::var(GOSSIP_VARS[0]).ok().and_then(|v| {
         let sizes: Vec<usize> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
         <[usize; 3]>::try_from(sizes).ok()
@@ -355,6 +355,11 @@ pub fn gossip_overrides(gossip: &mut GossipSettings) {
     if let Some(bytes) = var(GOSSIP_VARS[2]) {
         gossip.idontwant_min_bytes = bytes as usize;
     }
+}
+
+/// The number in the environment variable `name`, when it is set to one.
+fn number_var(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
 }
 
 /// `NAME=value` of each of `vars` that is set.

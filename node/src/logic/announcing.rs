@@ -202,6 +202,12 @@ mod tests {
         draw: 0.0,
     };
 
+    /// `SETTLED` with the next periodic announcement placed at the end of its pause.
+    const SLOW: Facts = Facts {
+        draw: 1.0,
+        ..SETTLED
+    };
+
     /// Facts whose announcement says something else than `SETTLED`'s.
     fn saying(said: u64, facts: Facts) -> Facts {
         Facts { said, ..facts }
@@ -250,10 +256,7 @@ mod tests {
         assert_eq!(a.handle(t0, Input::Tick(SETTLED)), vec![TEN_S]);
         // A draw of 0 places the next one 5 s on.
         assert!(a.handle(t0 + s(4), Input::Tick(SETTLED)).is_empty());
-        let late = Facts {
-            draw: 1.0,
-            ..SETTLED
-        };
+        let late = SLOW;
         assert_eq!(a.handle(t0 + s(5), Input::Tick(late)), vec![TEN_S]);
         // A draw of 1: the whole 10 s.
         assert!(a.handle(t0 + s(14), Input::Tick(SETTLED)).is_empty());
@@ -284,10 +287,7 @@ mod tests {
     fn a_change_is_announced_at_once_but_at_most_four_times_per_interval() {
         let t0 = Instant::now();
         let mut a = announcer(t0);
-        let slow = Facts {
-            draw: 1.0,
-            ..SETTLED
-        };
+        let slow = SLOW;
         assert_eq!(a.handle(t0, Input::Changed(slow)), vec![TEN_S]);
         assert!(!a.is_wanted());
         // 2 s later: too soon, it waits for a tick.
@@ -308,10 +308,7 @@ mod tests {
     fn what_peers_last_heard_is_not_announced_again_early() {
         let t0 = Instant::now();
         let mut a = announcer(t0);
-        let slow = Facts {
-            draw: 1.0,
-            ..SETTLED
-        };
+        let slow = SLOW;
         assert_eq!(a.handle(t0, Input::Refresh(slow)), vec![TEN_S]);
         // A claim retried, a room left and joined again: the same announcement.
         assert!(a.handle(t0 + s(3), Input::Refresh(slow)).is_empty());
@@ -332,10 +329,7 @@ mod tests {
     fn a_newcomer_is_answered_when_the_draw_is_below_the_chance() {
         let t0 = Instant::now();
         let mut a = announcer(t0);
-        let slow = Facts {
-            draw: 1.0,
-            ..SETTLED
-        };
+        let slow = SLOW;
         a.handle(t0, Input::Tick(slow));
         // With 200 users online the chance is 0.1.
         assert!(a
