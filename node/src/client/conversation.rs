@@ -9,7 +9,7 @@ use ipm_protocol::{MessageId, Op};
 
 use crate::{
     client::{Client, Conversation, NodeError, Request},
-    logic::edits::{Line, Ref},
+    logic::{conversation::Line, edits::Ref},
 };
 
 /// What a change request produced.
@@ -23,6 +23,8 @@ pub struct Changed {
     pub target: MessageId,
     /// Peers it went to right away (rooms), or whether it was delivered (private: 1 or 0).
     pub reached: usize,
+    /// How the other side of a private conversation is shown.
+    pub with: Option<String>,
 }
 
 /// The unread lines of one conversation.
@@ -78,6 +80,11 @@ pub enum ConversationRequest {
     },
     /// Unread counts of every conversation that has some.
     Unread {
+        /// The answer.
+        reply: oneshot::Sender<Vec<Unread>>,
+    },
+    /// Every conversation this node keeps a log of, with its unread count.
+    List {
         /// The answer.
         reply: oneshot::Sender<Vec<Unread>>,
     },
@@ -138,6 +145,13 @@ impl Client {
     pub async fn typing(&self, to: PeerId) {
         let request = Request::Conversation(ConversationRequest::Typing { to });
         let _ = self.requests.send(request).await;
+    }
+
+    /// Every conversation kept (rooms and private conversations, after a restart too),
+    /// each with its unread count.
+    pub async fn conversations(&self) -> Result<Vec<Unread>, NodeError> {
+        self.ask(|reply| Request::Conversation(ConversationRequest::List { reply }))
+            .await
     }
 
     /// Every conversation with unread lines, and how many.

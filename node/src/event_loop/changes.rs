@@ -15,7 +15,9 @@ use crate::{
     client::conversation::{Changed, ConversationRequest},
     client::{Conversation, NodeError},
     event::Event,
-    logic::edits::{self, fold, Recent, Ref, RefError},
+    logic::conversation::{Line, Timeline},
+    logic::edits::{self, Recent, Ref, RefError},
+    logic::receipt_ledger::ReceiptLedger,
     store::history::{direct_peer, is_direct_log, EntryChange, History, MAX_READ},
 };
 
@@ -29,6 +31,8 @@ const MAX_RECENT_CONVERSATIONS: usize = 256;
 #[derive(Debug, Default)]
 pub(crate) struct ChangeState {
     recent: HashMap<String, Recent>,
+    /// Which receipts of own private messages the user was shown.
+    pub(super) receipts: ReceiptLedger,
 }
 
 /// What a received message is, once its change (if any) is checked.
@@ -81,7 +85,10 @@ impl EventLoop {
             ConversationRequest::Shown { conversation, id } => self.shown(&conversation, id),
             ConversationRequest::Typing { to } => self.send_typing(to),
             ConversationRequest::Unread { reply } => {
-                let _ = reply.send(self.unread_counts());
+                let _ = reply.send(self.unread_counts(false));
+            }
+            ConversationRequest::List { reply } => {
+                let _ = reply.send(self.unread_counts(true));
             }
         }
     }
@@ -131,12 +138,20 @@ impl EventLoop {
         let recent = self.recent_of(log);
         let allowed = match op {
             Op::Reply => true,
+            Op::React(_) | Op::Edit(_) if recent.is_deleted(&target) => false,
             Op::React(_) => recent.author(&target).is_some(),
             Op::Edit(_) | Op::Delete => recent.may_change(&target, &author.to_string()),
         };
         if !allowed {
-            debug!(%author, %target, "refusing a change of a line that is not the sender's");
+            debug!(%author, %target, "refusing a change of a deleted line or of another's line");
             return Checked::Refused;
+        }
+        if op == Op::Delete {
+            recent.deleted(&target);
+            // A deleted line no longer waits to be read: counted again from the log.
+            if self.store.history_dir.is_some() {
+                self.receipts.counts.remove(log);
+            }
         }
         Checked::Change {
             re: edits::entry_change(target, &op),
@@ -251,6 +266,9 @@ impl EventLoop {
         text: String,
         reply: oneshot::Sender<Result<Changed, NodeError>>,
     ) {
+        if op == Op::Delete {
+            self.recent_of(&conversation.log()).deleted(&target);
+        }
         let change = Change::new(target, &op);
         let wire = fallback_text(&op, &text);
         let logged = (
@@ -266,6 +284,7 @@ impl EventLoop {
                         id: p.id,
                         target,
                         reached: p.peers,
+                        with: None,
                     });
                 let _ = reply.send(sent);
             }
@@ -273,6 +292,7 @@ impl EventLoop {
                 let mut message = DirectMessage::new(&self.config.name, &wire);
                 message.re = Some(change);
                 let (tx, rx) = oneshot::channel();
+                let with = Some(self.directory.display_name(&peer));
                 self.send_direct_message(peer, message, Some(logged), tx);
                 tokio::spawn(async move {
                     let outcome = rx.await.unwrap_or(Err(NodeError::Stopped));
@@ -281,6 +301,7 @@ impl EventLoop {
                         id: o.id,
                         target,
                         reached: usize::from(o.delivered),
+                        with,
                     }));
                 });
             }
@@ -292,7 +313,7 @@ impl EventLoop {
         &self,
         conversation: Conversation,
         count: usize,
-        reply: oneshot::Sender<Result<Vec<edits::Line>, NodeError>>,
+        reply: oneshot::Sender<Result<Vec<Line>, NodeError>>,
     ) {
         let Some(dir) = self.store.history_dir.clone() else {
             let _ = reply.send(Ok(Vec::new()));
@@ -310,6 +331,7 @@ impl EventLoop {
             Conversation::Room(_) => std::collections::HashSet::new(),
         };
         let direct = matches!(conversation, Conversation::Direct(_));
+        let names = self.directory.labels();
         tokio::task::spawn_blocking(move || {
             // Changes take entries of their own: read more than the lines asked for.
             let want = count.saturating_mul(4).saturating_add(200).min(MAX_READ);
@@ -317,9 +339,12 @@ impl EventLoop {
             let _ = reply.send(
                 entries
                     .map(|e| {
-                        let mut lines = fold(&e);
-                        for line in lines.iter_mut().filter(|l| direct && l.entry.outgoing) {
-                            line.delivered |= !waiting.contains(&line.entry.id);
+                        let mut lines = Timeline::from_entries(&e).lines();
+                        for line in lines.iter_mut() {
+                            line.relabel(&names);
+                            if direct && line.entry.outgoing {
+                                line.delivered |= !waiting.contains(&line.entry.id);
+                            }
                         }
                         let skip = lines.len().saturating_sub(count);
                         lines.split_off(skip)

@@ -1,34 +1,16 @@
-//! Conversation logs in the event loop: answering a frontend's request for the last entries
-//! of a room's or a private conversation's history, and its searches.
+//! Searching the conversation logs from the event loop: read off the loop, each hit shown
+//! under its author's name now.
 
 use tokio::sync::oneshot;
 
 use super::EventLoop;
 use crate::{
     client::{Conversation, NodeError},
-    store::history::{Entry, History},
+    store::history::direct_peer,
     store::search::{search, Hit, Query, MAX_HITS},
 };
 
 impl EventLoop {
-    /// Answers with the last `count` entries of `conversation`, read off the loop (a log
-    /// can be long); a node without a history folder has none.
-    pub(super) fn history(
-        &self,
-        conversation: Conversation,
-        count: usize,
-        reply: oneshot::Sender<Result<Vec<Entry>, NodeError>>,
-    ) {
-        let Some(dir) = self.store.history_dir.clone() else {
-            let _ = reply.send(Ok(Vec::new()));
-            return;
-        };
-        tokio::task::spawn_blocking(move || {
-            let entries = History::read_last(&dir, &conversation.log(), count);
-            let _ = reply.send(entries.map_err(NodeError::History));
-        });
-    }
-
     /// Answers with the newest hits of `query` in `only` (every conversation when `None`),
     /// read off the loop.
     pub(super) fn search(
@@ -41,9 +23,22 @@ impl EventLoop {
             let _ = reply.send(Ok(Vec::new()));
             return;
         };
+        let labels = self.directory.labels();
         tokio::task::spawn_blocking(move || {
             let log = only.map(|c| c.log());
-            let hits = search(&dir, &query, log.as_deref(), MAX_HITS);
+            let hits = search(&dir, &query, log.as_deref(), MAX_HITS).map(|mut hits| {
+                for hit in &mut hits {
+                    hit.entry.from = labels.label(&hit.entry.peer, &hit.entry.from).to_owned();
+                    if let Some(with) = &hit.with {
+                        let peer = direct_peer(&hit.conversation)
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let peer = peer.as_str();
+                        hit.with = Some(labels.label(peer, with).to_owned());
+                    }
+                }
+                hits
+            });
             let _ = reply.send(hits.map_err(NodeError::History));
         });
     }

@@ -127,6 +127,17 @@ impl Directory {
         }
     }
 
+    /// How every peer with a known name or a petname is shown now, to show logged lines
+    /// under today's names rather than those they were logged with.
+    pub fn labels(&self) -> Labels {
+        Labels(
+            self.known()
+                .filter(|p| self.name_of(p).is_some() || self.contacts.petname(p).is_some())
+                .map(|p| (p.to_string(), self.display_name(&p)))
+                .collect(),
+        )
+    }
+
     /// Every peer heard of or kept as a contact.
     fn known(&self) -> impl Iterator<Item = PeerId> + '_ {
         let contacts = self
@@ -192,6 +203,18 @@ impl Directory {
                 })
             }
         }
+    }
+}
+
+/// How peers are shown now ([`Directory::labels`]), by peer id as logs write it.
+#[derive(Clone, Debug, Default)]
+pub struct Labels(HashMap<String, String>);
+
+impl Labels {
+    /// How the author `peer` of a line logged as `logged` is shown: its label now when the
+    /// directory knows it, else the name it was logged with.
+    pub fn label<'a>(&'a self, peer: &str, logged: &'a str) -> &'a str {
+        self.0.get(peer).map_or(logged, String::as_str)
     }
 }
 

@@ -1,13 +1,10 @@
-//! Replies, reactions, edits, deletions and receipts over a conversation log: how an
-//! append-only log folds into the current state of each line ([`fold`]), and the recent
-//! lines of a conversation a node keeps to resolve a short reference and to check that
-//! an edit or a deletion comes from the line's author ([`Recent`]).
-//!
-//! Every change is its own entry in the log, after the line it is about. An edit or a
-//! deletion counts only when its entry's peer is the author of the line (checked again
-//! here, whatever wrote the log); a reaction counts once per peer and emoji.
+//! Replies, reactions, edits, deletions and receipts as log entries ([`entry_change`],
+//! [`receipt`]), and the recent lines of a conversation a node keeps to resolve a short
+//! reference and to check that a change may be made ([`Recent`]): an edit or a deletion
+//! only by the line's author, and nothing on a deleted line. How a log folds into the
+//! lines a person sees is [`crate::logic::conversation`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use ipm_protocol::{MessageId, Op};
 
@@ -28,9 +25,6 @@ pub mod kind {
     /// The recipient's user saw the target (an own private message).
     pub const READ: &str = "read";
 }
-
-/// Most characters of the answered line quoted in a reply.
-pub const QUOTE_CHARS: usize = 40;
 
 /// Shortest reference shown for a line.
 pub const MIN_REF: usize = 4;
@@ -75,139 +69,6 @@ pub fn receipt(ts: u64, target: &MessageId, kind: &str, by: &str) -> Entry {
             target: target.to_string(),
             value: None,
         }),
-    }
-}
-
-/// What a reply answers: the line's author and the start of its text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Quote {
-    /// The answered line's id.
-    pub id: String,
-    /// Its author's name.
-    pub from: String,
-    /// The first [`QUOTE_CHARS`] characters of its current text.
-    pub text: String,
-}
-
-/// A line as it stands now, after every change the log holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line {
-    /// The line's own entry (its first text, author and time).
-    pub entry: Entry,
-    /// The current text.
-    pub text: String,
-    /// Its author changed it.
-    pub edited: bool,
-    /// Its author withdrew it.
-    pub deleted: bool,
-    /// What it answers, when the answered line is in the log.
-    pub reply_to: Option<Quote>,
-    /// Reactions and how many peers gave each, in the order first given.
-    pub reactions: Vec<(String, usize)>,
-    /// An own private message the recipient acknowledged.
-    pub delivered: bool,
-    /// An own private message the recipient's user saw.
-    pub read: bool,
-}
-
-impl Line {
-    /// The reactions as shown: `👍 2  ❤ 1`.
-    pub fn reactions_text(&self) -> String {
-        self.reactions
-            .iter()
-            .map(|(emoji, n)| format!("{emoji} {n}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-    }
-}
-
-/// Folds `entries` (a log, oldest first) into its lines, oldest first. Changes whose
-/// target is not among the entries, and edits or deletions by another peer than the
-/// author, change nothing.
-pub fn fold(entries: &[Entry]) -> Vec<Line> {
-    let mut lines: Vec<Line> = Vec::new();
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    let mut reacted: HashSet<(usize, &str, &str)> = HashSet::new();
-    // The line each line answers; quoted once every change is applied.
-    let mut answers: Vec<Option<usize>> = Vec::new();
-    for entry in entries {
-        let change = entry.re.as_ref();
-        let target = change.and_then(|c| at.get(c.target.as_str()).copied());
-        match (change.map(|c| c.kind.as_str()), target) {
-            // An edit after a deletion does not bring the line back.
-            (Some(kind::EDIT), Some(i))
-                if lines[i].entry.peer == entry.peer && !lines[i].deleted =>
-            {
-                lines[i].text = entry.text.clone();
-                lines[i].edited = true;
-            }
-            (Some(kind::DELETE), Some(i)) if lines[i].entry.peer == entry.peer => {
-                lines[i].deleted = true;
-                lines[i].text.clear();
-            }
-            (Some(kind::REACT), Some(i)) => {
-                let emoji = change.and_then(|c| c.value.as_deref()).unwrap_or("");
-                if emoji.is_empty() || !reacted.insert((i, entry.peer.as_str(), emoji)) {
-                    continue;
-                }
-                let reactions = &mut lines[i].reactions;
-                match reactions.iter_mut().find(|(e, _)| e == emoji) {
-                    Some((_, n)) => *n += 1,
-                    None => reactions.push((emoji.to_owned(), 1)),
-                }
-            }
-            (Some(kind::DELIVERED), Some(i)) if lines[i].entry.outgoing => {
-                lines[i].delivered = true;
-            }
-            (Some(kind::READ), Some(i)) if lines[i].entry.outgoing => {
-                lines[i].delivered = true;
-                lines[i].read = true;
-            }
-            (Some(kind::REPLY) | None, _) => {
-                if at.contains_key(entry.id.as_str()) {
-                    continue;
-                }
-                at.insert(entry.id.as_str(), lines.len());
-                answers.push(target);
-                lines.push(Line {
-                    entry: entry.clone(),
-                    text: entry.text.clone(),
-                    edited: false,
-                    deleted: false,
-                    reply_to: None,
-                    reactions: Vec::new(),
-                    delivered: false,
-                    read: false,
-                });
-            }
-            // Refused or about an unknown line: nothing to show.
-            _ => {}
-        }
-    }
-    let quotes: Vec<Option<Quote>> = answers
-        .iter()
-        .map(|a| a.map(|i| quote(&lines[i])))
-        .collect();
-    for (line, quote) in lines.iter_mut().zip(quotes) {
-        line.reply_to = quote;
-    }
-    lines
-}
-
-fn quote(line: &Line) -> Quote {
-    let text = if line.deleted {
-        "(deleted)".to_owned()
-    } else {
-        let mut t: String = line.text.chars().take(QUOTE_CHARS).collect();
-        if line.text.chars().nth(QUOTE_CHARS).is_some() {
-            t.push('…');
-        }
-        t
-    };
-    Quote {
-        id: line.entry.id.clone(),
-        from: line.entry.from.clone(),
-        text,
     }
 }
 
@@ -278,6 +139,9 @@ pub enum RefError {
     /// An edit or deletion of someone else's line.
     #[error("only its author may edit or delete line {0}")]
     NotYours(String),
+    /// A change of a deleted line.
+    #[error("line {0} was deleted: nothing can change it any more")]
+    Deleted(String),
     /// `last` in a conversation without (own) lines.
     #[error("no line of yours here yet")]
     NoOwnLine,
@@ -286,12 +150,13 @@ pub enum RefError {
     Empty,
 }
 
-/// One recent line: its id, its author, whether this node wrote it.
+/// One recent line: its id, its author, whether this node wrote it, whether it is gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Known {
     id: MessageId,
     author: String,
     own: bool,
+    deleted: bool,
 }
 
 /// The last lines of one conversation (not its changes), bounded: enough to resolve a
@@ -314,13 +179,27 @@ impl Recent {
     /// The recent lines of `entries` (a log's tail, oldest first).
     pub fn from_entries(entries: &[Entry], capacity: usize) -> Self {
         let mut recent = Self::new(capacity);
-        for e in entries {
-            let is_line = e.re.as_ref().is_none_or(|c| c.kind == kind::REPLY);
-            if let (true, Ok(id)) = (is_line, e.id.parse::<MessageId>()) {
-                recent.push(id, &e.peer, e.outgoing);
+        for line in crate::logic::conversation::fold(entries) {
+            if let Ok(id) = line.entry.id.parse::<MessageId>() {
+                recent.push(id, &line.entry.peer, line.entry.outgoing);
+                if line.deleted {
+                    recent.deleted(&id);
+                }
             }
         }
         recent
+    }
+
+    /// The line `id` was deleted by its author: nothing may change it any more.
+    pub fn deleted(&mut self, id: &MessageId) {
+        if let Some(k) = self.lines.iter_mut().find(|k| k.id == *id) {
+            k.deleted = true;
+        }
+    }
+
+    /// Whether the recent line `id` was deleted.
+    pub fn is_deleted(&self, id: &MessageId) -> bool {
+        self.lines.iter().any(|k| k.id == *id && k.deleted)
     }
 
     /// A new line `id` by `author` (own when this node wrote it); a line known already is
@@ -336,6 +215,7 @@ impl Recent {
             id,
             author: author.to_owned(),
             own,
+            deleted: false,
         });
     }
 
@@ -348,7 +228,8 @@ impl Recent {
             .map(|k| k.author.as_str())
     }
 
-    /// Whether `changer` may edit or delete `id`: it is a recent line and `changer` wrote it.
+    /// Whether `changer` may edit or delete `id`: it is a recent line and `changer` wrote it
+    /// (a deletion of a deleted line changes nothing, and is allowed as such).
     pub fn may_change(&self, id: &MessageId, changer: &str) -> bool {
         self.author(id) == Some(changer)
     }
@@ -360,9 +241,14 @@ impl Recent {
                 .lines
                 .iter()
                 .rev()
-                .find(|k| k.own)
+                .find(|k| k.own && !k.deleted)
                 .ok_or(RefError::NoOwnLine)?,
-            Ref::Last => self.lines.back().ok_or(RefError::Empty)?,
+            Ref::Last => self
+                .lines
+                .iter()
+                .rev()
+                .find(|k| !k.deleted)
+                .ok_or(RefError::Empty)?,
             Ref::Prefix(prefix) => {
                 let mut matches = self
                     .lines
@@ -381,6 +267,9 @@ impl Recent {
                 first
             }
         };
+        if found.deleted {
+            return Err(RefError::Deleted(r.to_string()));
+        }
         if own_only && !found.own {
             return Err(RefError::NotYours(r.to_string()));
         }
@@ -416,94 +305,6 @@ mod tests {
             }),
             ..line(id, peer, text)
         }
-    }
-
-    #[test]
-    fn edits_and_deletions_by_the_author_count() {
-        let log = [
-            line("a1", "alice", "helo"),
-            line("b1", "bob", "hi"),
-            change("a2", "alice", kind::EDIT, "a1", "hello"),
-            change("b2", "bob", kind::DELETE, "b1", ""),
-        ];
-        let lines = fold(&log);
-        assert_eq!(lines.len(), 2);
-        assert_eq!((lines[0].text.as_str(), lines[0].edited), ("hello", true));
-        assert!(lines[1].deleted && lines[1].text.is_empty());
-    }
-
-    #[test]
-    fn a_forgers_edit_or_deletion_changes_nothing() {
-        let log = [
-            line("a1", "alice", "pay bob"),
-            change("m1", "mallory", kind::EDIT, "a1", "pay mallory"),
-            change("m2", "mallory", kind::DELETE, "a1", ""),
-        ];
-        let lines = fold(&log);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].text, "pay bob");
-        assert!(!lines[0].edited && !lines[0].deleted);
-    }
-
-    #[test]
-    fn reactions_aggregate_once_per_peer_and_emoji() {
-        let log = [
-            line("a1", "alice", "lunch?"),
-            change("r1", "bob", kind::REACT, "a1", "👍"),
-            change("r2", "carol", kind::REACT, "a1", "👍"),
-            change("r3", "carol", kind::REACT, "a1", "👍"),
-            change("r4", "bob", kind::REACT, "a1", "❤"),
-            change("r5", "bob", kind::REACT, "zz", "❤"),
-        ];
-        let lines = fold(&log);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].reactions_text(), "👍 2  ❤ 1");
-    }
-
-    #[test]
-    fn replies_quote_what_they_answer_and_are_lines() {
-        let long = "x".repeat(QUOTE_CHARS + 5);
-        let log = [
-            line("a1", "alice", &long),
-            change("b1", "bob", kind::REPLY, "a1", "agreed"),
-            change("b2", "bob", kind::REPLY, "gone", "to what?"),
-        ];
-        let lines = fold(&log);
-        assert_eq!(lines.len(), 3);
-        let quote = lines[1].reply_to.as_ref().unwrap();
-        assert_eq!(quote.from, "ALICE");
-        assert_eq!(quote.text.chars().count(), QUOTE_CHARS + 1);
-        assert!(lines[2].reply_to.is_none());
-        assert_eq!(lines[2].text, "to what?");
-    }
-
-    #[test]
-    fn receipts_mark_own_lines_only() {
-        let mine = line("m1", "me", "hi bob");
-        let theirs = line("b1", "bob", "hi");
-        let id = |s: &str| s.to_owned();
-        let mut delivered = receipt(2, &MessageId::random(), kind::DELIVERED, "bob");
-        delivered.re.as_mut().unwrap().target = id("m1");
-        let mut read = receipt(3, &MessageId::random(), kind::READ, "bob");
-        read.re.as_mut().unwrap().target = id("b1");
-        let lines = fold(&[mine.clone(), theirs, delivered.clone()]);
-        assert!(lines[0].delivered && !lines[0].read);
-        let mut read_mine = read.clone();
-        read_mine.re.as_mut().unwrap().target = id("m1");
-        let lines = fold(&[mine, line("b1", "bob", "hi"), delivered, read, read_mine]);
-        assert!(lines[0].read);
-        assert!(!lines[1].read);
-    }
-
-    #[test]
-    fn an_edit_after_a_deletion_does_not_bring_it_back() {
-        let log = [
-            line("a1", "alice", "oops"),
-            change("a2", "alice", kind::DELETE, "a1", ""),
-            change("a3", "alice", kind::EDIT, "a1", "back"),
-        ];
-        let lines = fold(&log);
-        assert!(lines[0].deleted && lines[0].text.is_empty());
     }
 
     #[test]
@@ -588,5 +389,36 @@ mod tests {
         let recent = Recent::from_entries(&log, 10);
         assert_eq!(recent.resolve(&Ref::Last, false), Ok(a));
         assert_eq!(recent.author(&a), Some("alice"));
+    }
+
+    #[test]
+    fn a_deleted_line_cannot_be_named_and_last_skips_it() {
+        let a = id("aa");
+        let b = id("bb");
+        let log = [
+            Entry {
+                id: a.to_string(),
+                ..line("", "me", "first")
+            },
+            Entry {
+                id: b.to_string(),
+                ..line("", "me", "oops")
+            },
+            change(
+                &id("cc").to_string(),
+                "me",
+                kind::DELETE,
+                &b.to_string(),
+                "",
+            ),
+        ];
+        let recent = Recent::from_entries(&log, 10);
+        assert!(recent.is_deleted(&b));
+        assert_eq!(
+            recent.resolve(&Ref::parse("bb").unwrap(), false),
+            Err(RefError::Deleted("bb".into()))
+        );
+        assert_eq!(recent.resolve(&Ref::Last, false), Ok(a));
+        assert_eq!(recent.resolve(&Ref::Last, true), Ok(a));
     }
 }

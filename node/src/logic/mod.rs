@@ -1,7 +1,8 @@
 //! Decisions without I/O. Each machine takes inputs, the current time and any random draw,
 //! and returns what the driver in `event_loop` must do: `delivery` (private messages),
 //! `mail_pickup` (sealed copies at bootstraps), `registry_client` (names at bootstraps),
-//! `offers` (file offers and transfers), `folder_plan` (folders as one transfer),
+//! `offers` (file offers and transfers), `sending` (what a sharer is told as peers fetch),
+//! `folder_plan` (folders as one transfer),
 //! `piece_plan` (who sends which pieces of a file several members share), `catch_up` (rooms
 //! catching up after being away),
 //! `intake` (what each gossip message is) with
@@ -11,7 +12,9 @@
 //! `dht_upkeep` (how much of Kademlia's bootstrap to run) and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
 //! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
 //! `notices` (read receipts and typing),
-//! `edits` (replies, reactions, edits, deletions and receipts folded into lines),
+//! `conversation` (the one fold of a conversation's log into the lines a person sees),
+//! `edits` (changes as log entries, and the recent lines references resolve to),
+//! `receipt_ledger` (which receipts move an own message forward),
 //! `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
 //! settings).
 
@@ -19,6 +22,7 @@ pub mod announcing;
 pub mod backoff;
 pub mod catch_up;
 pub mod connection_budget;
+pub mod conversation;
 pub mod delivery;
 pub mod dht_upkeep;
 pub mod directory;
@@ -35,7 +39,9 @@ pub mod peer_policy;
 pub mod piece_plan;
 pub mod presence;
 pub mod rate_limit;
+pub mod receipt_ledger;
 pub mod refusal;
 pub mod registry_client;
 pub mod second_connections;
+pub mod sending;
 pub mod service_budgets;

@@ -6,6 +6,9 @@
 //! The archive is bounded: per room (the newest [`ArchiveLimits::per_room`] lines), per
 //! author in a room (one author flooding a room pushes out its own lines, not the others'),
 //! by age, and in all (the oldest lines of the whole archive go first).
+//!
+//! A deletion withdraws its author's line: the archive then keeps the signed deletion, not
+//! the line's text, its edits or its reactions.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -19,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use ipm_protocol::{
+    decode_gossip,
     limits::{MAX_CATCH_UP_AGE_MS, MAX_CATCH_UP_LINES},
-    verify_chat, ArchivedLine, LineError, Room,
+    verify_chat, ArchivedLine, Gossip, LineError, MessageId, Room,
 };
 
 use crate::store::journal::{self, Journal};
@@ -57,6 +61,31 @@ struct Kept {
     author: PeerId,
     ts: u64,
     data: Vec<u8>,
+    /// The line's id.
+    id: Option<MessageId>,
+    /// What it does to an earlier line: the change's kind and target.
+    re: Option<(String, MessageId)>,
+}
+
+impl Kept {
+    /// Whether this is `author`'s deletion of `target`.
+    fn deletes(&self, target: &MessageId, author: &PeerId) -> bool {
+        self.author == *author
+            && matches!(&self.re, Some((kind, t)) if kind == "delete" && t == target)
+    }
+
+    /// Whether this is an edit or a reaction of `target`.
+    fn changes(&self, target: &MessageId) -> bool {
+        matches!(&self.re, Some((kind, t)) if (kind == "edit" || kind == "react") && t == target)
+    }
+}
+
+/// The id and the change of a signed line (`None` when it does not decode).
+fn identify(data: &[u8]) -> (Option<MessageId>, Option<(String, MessageId)>) {
+    match decode_gossip(data) {
+        Ok(Gossip::Chat(chat)) => (Some(chat.id), chat.re.map(|c| (c.kind, c.target))),
+        _ => (None, None),
+    }
 }
 
 /// One line in the journal.
@@ -205,6 +234,10 @@ impl RoomArchive {
         if ts < oldest {
             return;
         }
+        let (id, re) = identify(&data);
+        if !self.take_deletion(&room, author, id, re.as_ref()) {
+            return;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += data.len();
@@ -214,6 +247,8 @@ impl RoomArchive {
             author,
             ts,
             data,
+            id,
+            re,
         });
         self.order.push_back((seq, room.clone()));
         let count = self.authors.entry((room.clone(), author)).or_default();
@@ -256,6 +291,47 @@ impl RoomArchive {
                     .get(room)
                     .is_some_and(|lines| lines.iter().any(|k| k.seq == *seq))
             });
+        }
+    }
+
+    /// Applies deletions before a line is kept, and says whether to keep it. A deletion
+    /// drops its author's line and that line's edits and reactions (the deletion itself is
+    /// kept, so a member holding the line from elsewhere withdraws it too); a line, an edit
+    /// or a reaction whose line its author deleted is not kept.
+    fn take_deletion(
+        &mut self,
+        room: &Room,
+        author: PeerId,
+        id: Option<MessageId>,
+        re: Option<&(String, MessageId)>,
+    ) -> bool {
+        let Some(lines) = self.rooms.get(room) else {
+            return true;
+        };
+        match re {
+            Some((kind, target)) if kind == "delete" => {
+                let line_by_other = lines
+                    .iter()
+                    .any(|k| k.id.as_ref() == Some(target) && k.author != author);
+                if line_by_other {
+                    return false;
+                }
+                while let Some(at) = self.rooms.get(room).and_then(|lines| {
+                    lines.iter().position(|k| {
+                        (k.id.as_ref() == Some(target)
+                            && k.re.as_ref().is_none_or(|(kind, _)| kind == "reply"))
+                            || k.changes(target)
+                    })
+                }) {
+                    self.remove_at(room, at);
+                }
+                true
+            }
+            Some((kind, target)) if kind == "edit" || kind == "react" => !lines.iter().any(|k| {
+                k.re.as_ref()
+                    .is_some_and(|(kind, t)| kind == "delete" && t == target)
+            }),
+            _ => !id.is_some_and(|id| lines.iter().any(|k| k.deletes(&id, &author))),
         }
     }
 
@@ -446,5 +522,49 @@ mod tests {
         assert_eq!(kept, ["line 5", "line 6", "line 7"]);
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert_eq!(lines, 3, "the journal holds only what is kept");
+    }
+
+    #[test]
+    fn a_deletion_withdraws_the_line_its_edits_and_reactions_but_not_anothers() {
+        let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (a, b) = (alice.public().to_peer_id(), bob.public().to_peer_id());
+        let mut archive = RoomArchive::in_memory(ArchiveLimits::default());
+        let change = |key: &Keypair, target: MessageId, op: ipm_protocol::Op, text: &str| {
+            let mut chat = ChatMessage::new("x", text, None);
+            chat.re = Some(ipm_protocol::Change::new(target, &op));
+            sign_chat(key, &Room::Lobby.topic(), chat).unwrap()
+        };
+        let secret = ChatMessage::new("alice", "my pin is 1234", None);
+        let secret_id = secret.id;
+        let data = sign_chat(&alice, &Room::Lobby.topic(), secret).unwrap();
+        archive.insert(Room::Lobby, a, NOW, data, NOW).unwrap();
+        let edit = change(
+            &alice,
+            secret_id,
+            ipm_protocol::Op::Edit("pin 9".into()),
+            "pin 9",
+        );
+        archive.insert(Room::Lobby, a, NOW + 1, edit, NOW).unwrap();
+        let react = change(&bob, secret_id, ipm_protocol::Op::React("👍".into()), "👍");
+        archive
+            .insert(Room::Lobby, b, NOW + 2, react.clone(), NOW)
+            .unwrap();
+        // Bob cannot withdraw alice's line.
+        let forged = change(&bob, secret_id, ipm_protocol::Op::Delete, "(deleted)");
+        archive
+            .insert(Room::Lobby, b, NOW + 3, forged, NOW)
+            .unwrap();
+        assert_eq!(archive.lines_since(&Room::Lobby, 0, 10, NOW).len(), 3);
+        let delete = change(&alice, secret_id, ipm_protocol::Op::Delete, "(deleted)");
+        archive
+            .insert(Room::Lobby, a, NOW + 4, delete, NOW)
+            .unwrap();
+        // A reaction coming late is not kept either.
+        archive.insert(Room::Lobby, b, NOW + 5, react, NOW).unwrap();
+        let kept = texts(&archive.lines_since(&Room::Lobby, 0, 10, NOW));
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(!kept
+            .iter()
+            .any(|t| t.contains("1234") || t.contains("pin 9")));
     }
 }

@@ -1,15 +1,16 @@
 //! Searching the conversation logs: the newest lines holding every word asked for, in one
-//! conversation or in all, read line by line so that memory stays bounded by the hits kept.
+//! conversation or in all, each log folded by the conversation model so that a line is
+//! found by what it says now (never by a deleted or replaced text).
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
     fs::File,
     io::{self, BufRead, BufReader},
     path::Path,
 };
 
 use super::history::{is_direct_log, log_path, Entry, History};
+use crate::logic::conversation::Timeline;
 
 /// Most hits one search returns.
 pub const MAX_HITS: usize = 50;
@@ -25,8 +26,10 @@ pub struct Hit {
     /// For a private conversation, the other side's display name in its latest line to
     /// this node (`None` when it never wrote).
     pub with: Option<String>,
-    /// The line.
+    /// The line as it stands now (its current text).
     pub entry: Entry,
+    /// Its author edited it.
+    pub edited: bool,
 }
 
 /// What to look for.
@@ -51,37 +54,26 @@ impl Query {
         let text = text.to_lowercase();
         self.words.iter().all(|w| text.contains(w.as_str()))
     }
-
-    /// Whether a raw log line may hold a match: a cheap test before parsing it. A word JSON
-    /// would write escaped (quotes, backslashes, control characters) is left to the parse.
-    fn may_match(&self, line: &str) -> bool {
-        let line = line.to_lowercase();
-        self.words
-            .iter()
-            .filter(|w| !w.chars().any(|c| c == '"' || c == '\\' || c.is_control()))
-            .all(|w| line.contains(w.as_str()))
-    }
 }
 
-/// The newest `max` lines (newest first) matching `query` in the log `only`, or in every
-/// log of `dir` when `None`.
+/// The newest `max` lines (newest first) whose text now matches `query`, in the log `only`,
+/// or in every log of `dir` when `None`. Each log is read through the conversation model:
+/// an edited line is found by its new text only, a deleted line not at all.
 pub fn search(dir: &Path, query: &Query, only: Option<&str>, max: usize) -> io::Result<Vec<Hit>> {
     let logs = match only {
         Some(log) => vec![log.to_owned()],
         None => History::conversations(dir)?,
     };
-    // The newest `max` hits seen so far, the oldest of them on top.
-    let mut kept: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-    let mut hits: Vec<Option<Hit>> = Vec::new();
+    let mut found: Vec<Hit> = Vec::new();
     for log in logs {
         let file = match File::open(log_path(dir, &log)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let first = hits.len();
         let direct = is_direct_log(&log);
         let mut with = None;
+        let mut timeline = Timeline::new();
         let mut reader = BufReader::new(file);
         let mut line = Vec::new();
         loop {
@@ -92,43 +84,37 @@ pub fn search(dir: &Path, query: &Query, only: Option<&str>, max: usize) -> io::
             if line.len() > MAX_LINE {
                 continue;
             }
-            let Ok(text) = std::str::from_utf8(&line) else {
+            let Ok(entry) = serde_json::from_slice::<Entry>(&line) else {
                 continue;
             };
-            if !direct && !query.may_match(text) {
-                continue;
-            }
-            let Ok(entry) = serde_json::from_str::<Entry>(text) else {
-                continue;
-            };
-            if direct && !entry.outgoing {
+            if direct && !entry.outgoing && entry.re.is_none() {
                 with = Some(entry.from.clone());
             }
-            if !query.matches(&entry.text) {
-                continue;
-            }
-            if kept.len() == max {
-                match kept.peek() {
-                    Some(Reverse((oldest, _))) if *oldest < entry.ts => {}
-                    _ => continue,
-                }
-                if let Some(Reverse((_, dropped))) = kept.pop() {
-                    hits[dropped] = None;
-                }
-            }
-            kept.push(Reverse((entry.ts, hits.len())));
-            hits.push(Some(Hit {
-                conversation: log.clone(),
-                with: None,
-                entry,
-            }));
+            timeline.apply(entry);
         }
-        for hit in hits[first..].iter_mut().flatten() {
-            hit.with.clone_from(&with);
+        let mut hits: Vec<Hit> = timeline
+            .lines()
+            .into_iter()
+            .filter(|l| !l.deleted && query.matches(&l.text))
+            .map(|l| Hit {
+                conversation: log.clone(),
+                with: with.clone(),
+                edited: l.edited,
+                entry: Entry {
+                    text: l.text,
+                    ..l.entry
+                },
+            })
+            .collect();
+        found.append(&mut hits);
+        // Keep the newest `max` so far: memory stays bounded by one log and the hits.
+        if found.len() > max {
+            found.sort_by_key(|h| Reverse(h.entry.ts));
+            found.truncate(max);
         }
     }
-    let mut found: Vec<Hit> = hits.into_iter().flatten().collect();
     found.sort_by_key(|h| Reverse(h.entry.ts));
+    found.truncate(max);
     Ok(found)
 }
 
@@ -247,5 +233,41 @@ mod tests {
             .unwrap();
         let q = Query::new(&["\"hi\""]).unwrap();
         assert_eq!(search(history.dir(), &q, None, MAX_HITS).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_line_is_not_found_and_an_edited_one_by_its_new_text_only() {
+        let (_tmp, mut history) = logs();
+        let change = |ts: u64, kind: &str, target: u64, text: &str| Entry {
+            re: Some(crate::store::history::EntryChange {
+                kind: kind.into(),
+                target: format!("id{target}"),
+                value: None,
+            }),
+            ..entry(ts, "a", text, false)
+        };
+        history
+            .append("lobby", &entry(1, "a", "my pin is 1234", false))
+            .unwrap();
+        history
+            .append("lobby", &entry(2, "a", "see you at the cafe", false))
+            .unwrap();
+        history
+            .append("lobby", &change(3, "delete", 1, "(deleted)"))
+            .unwrap();
+        history
+            .append("lobby", &change(4, "edit", 2, "see you at the park"))
+            .unwrap();
+        let find = |w: &str| {
+            let q = Query::new(&[w]).unwrap();
+            search(history.dir(), &q, None, MAX_HITS).unwrap()
+        };
+        assert!(find("1234").is_empty());
+        assert!(find("deleted").is_empty());
+        assert!(find("cafe").is_empty());
+        let park = find("park");
+        assert_eq!(park.len(), 1);
+        assert_eq!(park[0].entry.id, "id2");
+        assert!(park[0].edited);
     }
 }

@@ -62,11 +62,12 @@ pub fn is_line_of_others(entry: &Entry) -> bool {
             .is_none_or(|c| c.kind == "reply")
 }
 
-/// How many of `entries` (oldest first) are lines of others after `seen_ms`.
+/// How many of `entries` (oldest first) are lines of others after `seen_ms`, as the
+/// conversation model folds them: a line its author deleted is not waiting to be read.
 pub fn count_since(entries: &[Entry], seen_ms: u64) -> usize {
-    entries
+    crate::logic::conversation::fold(entries)
         .iter()
-        .filter(|e| e.ts > seen_ms && is_line_of_others(e))
+        .filter(|l| l.entry.ts > seen_ms && !l.deleted && is_line_of_others(&l.entry))
         .count()
 }
 

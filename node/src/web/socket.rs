@@ -15,6 +15,7 @@ use ipm_protocol::Room;
 
 use crate::{
     client::{Client, Conversation},
+    logic::conversation::{Line, Receipt},
     ui::emoji::SHORTCODES,
     ui::session::{Outcome, Session},
     web::setup::{Door, Form, Phase, Submission},
@@ -184,10 +185,11 @@ async fn answer(session: &Session, text: &str) -> Value {
             let Some(conversation) = parse_conversation(&conversation) else {
                 return error(Some(id), format!("no conversation {conversation}"));
             };
-            match session.client().history(conversation, count).await {
-                Ok(entries) => json!({
+            let direct = matches!(conversation, Conversation::Direct(_));
+            match session.client().lines(conversation, count).await {
+                Ok(lines) => json!({
                     "event": "history", "id": id, "ts": ipm_protocol::now_ms(),
-                    "entries": entries,
+                    "lines": lines.iter().map(|l| line_json(l, direct)).collect::<Vec<_>>(),
                 }),
                 Err(e) => error(Some(id), e.to_string()),
             }
@@ -207,6 +209,38 @@ async fn answer(session: &Session, text: &str) -> Value {
     }
 }
 
+/// One line of a conversation as the page draws it: its current text, whether it was
+/// edited or deleted, what it answers, its reactions and (an own private message) how far
+/// it got. The page never sees the log's records.
+fn line_json(line: &Line, direct: bool) -> Value {
+    let state = (direct && line.entry.outgoing).then(|| match line.receipt() {
+        Receipt::Read => "read",
+        Receipt::Delivered => "delivered",
+        Receipt::Sent => "queued",
+    });
+    let reactions: serde_json::Map<String, Value> = line
+        .reactions
+        .iter()
+        .map(|(emoji, n)| (emoji.clone(), json!(n)))
+        .collect();
+    json!({
+        "event": "history",
+        "id": line.entry.id,
+        "ts": line.entry.ts,
+        "from": line.entry.from,
+        "peer": line.entry.peer,
+        "text": line.text,
+        "outgoing": line.entry.outgoing,
+        "edited": line.edited,
+        "deleted": line.deleted,
+        "reply_to": line.reply_to.as_ref().map(|q| json!({
+            "id": q.id, "from": q.from, "text": q.text,
+        })),
+        "reactions": (!reactions.is_empty()).then_some(reactions),
+        "state": state,
+    })
+}
+
 /// Runs a line through the session, and says what became of it.
 async fn run(session: &Session, id: u64, line: &str) -> Value {
     if line.trim() == "/quit" {
@@ -216,7 +250,7 @@ async fn run(session: &Session, id: u64, line: &str) -> Value {
         );
     }
     let result = session.run_line(line).await;
-    let current = session.current_room().to_string();
+    let current = session.current().room().map(|room| room.to_string());
     match result {
         Ok(outcome) => {
             let detail = match &outcome {
@@ -231,10 +265,12 @@ async fn run(session: &Session, id: u64, line: &str) -> Value {
                 Outcome::Direct {
                     id,
                     name,
+                    from,
+                    text,
                     delivered,
                 } => {
                     json!({"kind": "direct", "id": id.to_string(), "name": name,
-                           "delivered": delivered})
+                           "from": from, "text": text, "delivered": delivered})
                 }
                 Outcome::Text(_) => json!({"kind": "text"}),
                 Outcome::Quit => json!({"kind": "quit"}),

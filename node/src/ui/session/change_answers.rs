@@ -7,7 +7,8 @@ use ipm_protocol::Op;
 use super::{format_time, Session, SessionError};
 use crate::{
     client::Conversation,
-    logic::edits::{ref_len, Line},
+    logic::conversation::Line,
+    logic::edits::ref_len,
     ui::commands::{ChangeAction, ChangeCommand, ParseError},
     ui::emoji,
     ui::render,
@@ -21,8 +22,9 @@ impl Session {
                 Conversation::Direct(self.client.resolve_user(user).await?),
                 false,
             ),
-            None => (Conversation::Room(self.current_room()), true),
+            None => (Conversation::Room(self.current_room()?), true),
         };
+        let user = command.target.user.clone();
         let (op, text, done) = match command.action {
             ChangeAction::Reply(text) => (Op::Reply, emoji::expand(&text), "replied to".to_owned()),
             ChangeAction::React(e) => {
@@ -40,10 +42,31 @@ impl Session {
         if matches!(&op, Op::React(e) if e.trim().is_empty()) {
             return Err(ParseError::usage("/react").into());
         }
+        let reply = (op == Op::Reply).then(|| text.clone());
         let changed = self
             .client
             .change(scope, command.target.line, op, text)
             .await?;
+        if let Some(text) = reply {
+            // A reply is a line of its own: shown as the others read it, with its reference.
+            let from = self.own_name().await?;
+            return Ok(match &changed.conversation {
+                Conversation::Room(room) => {
+                    render::own_reply(room, &changed.id, &from, &text, &changed.target)
+                }
+                Conversation::Direct(_) => render::own_direct(
+                    changed
+                        .with
+                        .as_deref()
+                        .or(user.as_deref())
+                        .unwrap_or("them"),
+                    &changed.id,
+                    &from,
+                    &text,
+                    Some(&changed.target),
+                ),
+            });
+        }
         let place = match &changed.conversation {
             Conversation::Room(room) => room.to_string(),
             Conversation::Direct(_) => "your private conversation".to_owned(),
@@ -108,7 +131,7 @@ pub(super) fn format_line(line: &Line, ref_len: Option<usize>) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::logic::edits::{fold, kind};
+    use crate::logic::conversation::{fold, kind};
     use crate::store::history::{Entry, EntryChange};
 
     fn entry(id: &str, from: &str, text: &str, re: Option<(&str, &str)>) -> Entry {

@@ -24,6 +24,11 @@ pub(super) fn format_hits(hits: &[Hit], words: &[String], shown: Option<&str>) -
                 render::clean(&hit.entry.text)
             ),
         })
+        .zip(hits)
+        .map(|(row, hit)| match hit.edited {
+            true => format!("{row} (edited)"),
+            false => row,
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -53,6 +58,7 @@ mod tests {
         Hit {
             conversation: conversation.into(),
             with: with.map(Into::into),
+            edited: false,
             entry: Entry {
                 ts: 0,
                 id: "i".into(),

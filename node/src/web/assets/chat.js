@@ -5,10 +5,6 @@ import { el, fill, clock, bytes, km } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
-/** Fields of a timeline line the page draws itself; any other field is shown as a tag. */
-const DRAWN = new Set(["event", "ts", "room", "id", "from", "peer", "text", "distance_km",
-  "outgoing", "state", "to", "name", "kind", "edited", "deleted", "reactions", "transfer",
-  "preview"]);
 
 /** How often the panes are read again. */
 const PANES_REFRESH_MS = 2000;
@@ -96,8 +92,10 @@ export class Chat {
         break;
       case "deleted":
         this.changeLine(this.keyOf(value), value.target, (line) => {
-          line.text = "(deleted)";
+          line.text = "";
           line.deleted = true;
+          line.edited = false;
+          line.reactions = undefined;
         });
         break;
       case "file_offer":
@@ -231,9 +229,7 @@ export class Chat {
     if (line.event === "system") {
       return el("li", { class: "line system" }, el("span", { class: "text" }, line.text));
     }
-    const extras = Object.entries(line)
-      .filter(([k, v]) => !DRAWN.has(k) && v !== null && v !== undefined && v !== false)
-      .map(([k, v]) => el("span", { class: `tag tag-${k}` }, typeof v === "object" ? `${k}` : `${k}: ${v}`));
+    const quote = this.quoteOf(line);
     return el("li", {
       class: `line${line.outgoing ? " own" : ""}`,
       "data-id": line.id,
@@ -244,18 +240,32 @@ export class Chat {
     el("span", { class: "from", title: line.peer }, line.from),
     line.distance_km !== undefined && line.distance_km !== null
       ? el("span", { class: "distance" }, `(${km(line.distance_km)})`) : null,
-    el("span", { class: "text" }, line.text),
-    line.edited ? el("span", { class: "state" }, "(edited)") : null,
+    quote ? el("span", { class: "quote", title: quote.text },
+      `re ${quote.from}: "${quote.text}"`) : null,
+    el("span", { class: `text${line.deleted ? " deleted" : ""}` }, line.deleted ? "(deleted)" : line.text),
+    line.edited && !line.deleted ? el("span", { class: "state" }, "(edited)") : null,
     line.reactions
       ? el("span", { class: "reactions" },
         Object.entries(line.reactions).map(([emoji, n]) => `${emoji} ${n}`).join("  "))
       : null,
     line.state ? el("span", { class: `state state-${line.state}` }, line.state) : null,
-    extras,
     line.preview && this.previews.get(line.transfer)
       ? el("div", { class: "preview-box" },
         el("img", { class: "preview", src: this.previews.get(line.transfer), alt: line.name ?? "" }))
       : null);
+  }
+
+  /** What a line answers: the quote the node folded in, or the answered line when the
+   * page holds it (a live reply carries only the answered line's id). */
+  quoteOf(line) {
+    const re = line.reply_to;
+    if (!re) return null;
+    if (typeof re === "object") return re;
+    const lines = this.conversations.get(this.current)?.lines ?? [];
+    const target = lines.find((l) => l.id === re);
+    if (!target) return null;
+    const text = target.deleted ? "(deleted)" : target.text;
+    return { id: re, from: target.from, text: text.length > 40 ? `${text.slice(0, 40)}…` : text };
   }
 
   async load(key) {
@@ -270,8 +280,8 @@ export class Chat {
       return;
     }
     const answer = await this.ask({ op: "history", conversation, count: 200 });
-    if (answer.entries) {
-      const old = answer.entries.map((e) => ({ ...e, event: "history", state: undefined }));
+    if (answer.lines) {
+      const old = answer.lines;
       const known = new Set(old.map((l) => l.id));
       c.lines = old.concat(c.lines.filter((l) => !known.has(l.id)));
       c.loaded = true;
@@ -356,7 +366,9 @@ export class Chat {
   // -- emoji --
 
   drawEmoji() {
-    fill($("emoji-picker"), this.emoji.map(([code, glyph]) => el("button", {
+    // One button per emoji, however many shortcodes it has (:+1: and :thumbsup:).
+    const unique = this.emoji.filter(([, glyph], i, all) => all.findIndex(([, g]) => g === glyph) === i);
+    fill($("emoji-picker"), unique.map(([code, glyph]) => el("button", {
       type: "button",
       title: `:${code}:`,
       onclick: () => {
@@ -383,6 +395,13 @@ export class Chat {
       this.conversation(r.room);
     }
     if (snap.me.group) this.conversation("geo", `location group (${km(snap.me.group.radius_km)})`);
+    // Every kept conversation, private ones included, with its unread count the first time.
+    for (const kept of snap.conversations ?? []) {
+      if (kept.key.startsWith("geo:") && snap.me.group) continue;
+      const known = this.conversations.has(kept.key);
+      const c = this.conversation(kept.key, kept.key.startsWith("@") ? kept.title : undefined);
+      if (!known && kept.key !== this.current) c.unread = kept.unread;
+    }
     for (const t of snap.transfers) {
       const known = this.transfers.get(t.transfer);
       const merged = { ...known, ...t };
