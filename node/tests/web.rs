@@ -1,14 +1,14 @@
-//! The web UI in a real browser: headless Chromium driven over WebDriver against real `ipm`
-//! processes, each serving its page: chat, private messages and their receipts, files
-//! chosen or dropped with their progress on both sides, images previewed inline, uploads
-//! cleaned away, inert peer text, the token, Host and Origin checks, and the registration
-//! and login pages.
+//! The web UI in a real browser: headless Chromium driven over WebDriver (`fantoccini` and
+//! chromedriver) against real `ipm` processes, each serving its page: chat, private messages
+//! and their receipts, files chosen or dropped with their progress on both sides, images
+//! previewed inline, uploads cleaned away, inert peer text, the token, Host and Origin checks,
+//! and the registration and login pages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/browser.rs"]
+mod browser;
 mod support;
-#[path = "support/webdriver.rs"]
-mod webdriver;
 
 use std::{
     path::Path,
@@ -19,8 +19,8 @@ use std::{
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use browser::{raw_http, Browser, Driver};
 use support::procs::{self, Proc};
-use webdriver::{raw_http, Browser, Driver};
 
 /// Starts `ipm --headless --json --web 127.0.0.1:0` on `dir` (as `name`, when given) and
 /// returns it with the URL it printed.
@@ -101,7 +101,7 @@ fn wait_for_line(browser: &Browser, text: &str) -> String {
 
 /// Polls `done` until it holds, within the same bound as every wait on a page.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + webdriver::PAGE_WAIT;
+    let deadline = Instant::now() + browser::PAGE_WAIT;
     while !done() {
         assert!(Instant::now() < deadline, "{what} did not happen");
         std::thread::sleep(Duration::from_millis(50));
