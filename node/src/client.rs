@@ -72,8 +72,11 @@ pub struct ConnectionsStatus {
 pub struct RoomStatus {
     /// The room.
     pub room: Room,
-    /// Display names and peer ids of the peers subscribed to it.
+    /// Display names and peer ids of the peers subscribed to it (bootstraps too).
     pub members: Vec<(String, PeerId)>,
+    /// Display names and peer ids of the people in it, the node itself and bootstraps left
+    /// out (see [`crate::logic::geo_group::people_in_room`]).
+    pub people: Vec<(String, PeerId)>,
 }
 
 /// A snapshot of the node.
@@ -223,6 +226,8 @@ pub struct Client {
     events: broadcast::Sender<Event>,
     peer: PeerId,
     metrics: Arc<Mutex<Registry>>,
+    /// The current room last chosen on any frontend, which a new session starts in.
+    current: Arc<Mutex<crate::logic::geo_group::CurrentRoom>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -243,6 +248,7 @@ impl Client {
             events,
             peer,
             metrics,
+            current: Arc::new(Mutex::new(crate::logic::geo_group::CurrentRoom::Nowhere)),
         }
     }
 

@@ -39,13 +39,17 @@ pub enum Event {
         room: Room,
     },
     /// Lines said in a room while this node was away came back from a bootstrap or a
-    /// member; the `count` lines follow as `Message` events, oldest first.
+    /// member; the `count` lines follow as `Message` events, oldest first. Sent only when
+    /// there is something to tell (see `logic::notices::CatchUpMarkers`).
     CaughtUp {
         /// The room.
         #[serde(serialize_with = "display")]
         room: Room,
         /// How many lines follow.
         count: usize,
+        /// The node had never been in the room: the lines were said before it came, not
+        /// while it was away.
+        first_visit: bool,
     },
     /// A room message from another user.
     Message {

@@ -27,6 +27,7 @@ mod receipts;
 mod registry;
 mod room_forwarding;
 mod rooms;
+pub(crate) use rooms::remembered;
 mod spam;
 mod status;
 
@@ -180,9 +181,7 @@ impl EventLoop {
         for addr in self.config.bootstrap.clone() {
             self.add_known_address(&addr);
         }
-        if let Err(e) = self.join(Room::Lobby) {
-            warn!("cannot join the lobby: {e}");
-        }
+        self.rejoin_remembered();
         self.serve_file_streams();
         self.resume_downloads();
         self.start_people();

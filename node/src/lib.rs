@@ -126,6 +126,7 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     let (request_tx, request_rx) = mpsc::channel(256);
     let (event_tx, _) = broadcast::channel(EVENT_BUFFER);
     let client = Client::new(request_tx, event_tx.clone(), peer, metrics.registry());
+    client.remember_current(&event_loop::remembered(&config).current);
     let event_loop = EventLoop::new(event_loop::Parts {
         swarm,
         key,

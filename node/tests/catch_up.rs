@@ -139,7 +139,7 @@ async fn a_store_cannot_forge_or_alter_a_line() {
     store.dial(carol.addr.clone()).await;
 
     let count = next_event(&mut carol.events, |e| match e {
-        Event::CaughtUp { room, count } if *room == Room::Lobby => Some(*count),
+        Event::CaughtUp { room, count, .. } if *room == Room::Lobby => Some(*count),
         _ => None,
     })
     .await;
@@ -206,7 +206,7 @@ async fn without_a_bootstrap_a_member_answers_from_its_log() {
     bob.client.join(rust.clone()).await.unwrap();
     bob.client.dial(alice.addr.clone()).await.unwrap();
     let count = next_event(&mut bob.events, |e| match e {
-        Event::CaughtUp { room, count } if *room == rust => Some(*count),
+        Event::CaughtUp { room, count, .. } if *room == rust => Some(*count),
         _ => None,
     })
     .await;

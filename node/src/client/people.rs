@@ -6,9 +6,11 @@ use tokio::sync::oneshot;
 
 use ipm_protocol::{Position, Room};
 
+use std::sync::PoisonError;
+
 use crate::{
     client::{Client, NodeError, Request},
-    logic::geo_group::GeoGroup,
+    logic::geo_group::{CurrentRoom, GeoGroup, RememberedCurrent},
 };
 
 /// Where this node's claim of its name stands.
@@ -161,9 +163,35 @@ pub(crate) enum PeopleRequest {
         text: Option<String>,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
+    RememberCurrent {
+        current: RememberedCurrent,
+    },
 }
 
 impl Client {
+    /// The current room last chosen on any frontend (at start: the one of the last run),
+    /// which a new session starts in.
+    pub fn remembered_current(&self) -> CurrentRoom {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Remembers `current` as the current room: new sessions start in it, and so does the
+    /// node's next start.
+    pub fn remember_current(&self, current: &CurrentRoom) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current.clone();
+        let remembered = current.remembered();
+        // Not waited for: the loop writes the settings when it gets to it; a full queue
+        // means a busy node, and the next choice is remembered instead.
+        let _ = self
+            .requests
+            .try_send(Request::People(PeopleRequest::RememberCurrent {
+                current: remembered,
+            }));
+    }
+
     async fn people_request<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> PeopleRequest,

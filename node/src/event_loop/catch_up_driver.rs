@@ -25,6 +25,7 @@ use crate::{
     logic::{
         catch_up::{self, CatchUp, Sources},
         intake::Action,
+        notices::CatchUpMarkers,
         rate_limit::TokenBuckets,
     },
     net::exchange::{exchange, Exchange},
@@ -46,6 +47,7 @@ pub(crate) struct CatchUpState {
     rooms: CatchUp,
     asked: HashMap<OutboundRequestId, (PeerId, Room)>,
     answers: TokenBuckets<()>,
+    markers: CatchUpMarkers,
 }
 
 impl CatchUpState {
@@ -54,6 +56,7 @@ impl CatchUpState {
             rooms: CatchUp::new(),
             asked: HashMap::new(),
             answers: TokenBuckets::new(MEMBER_ANSWER_BURST, MEMBER_ANSWERS_PER_SEC, 1),
+            markers: CatchUpMarkers::default(),
         }
     }
 }
@@ -204,10 +207,19 @@ impl EventLoop {
             };
             shown.push((shown_in, distance_km, line));
         }
-        self.emit(Event::CaughtUp {
-            room: log_room,
-            count: shown.len(),
-        });
+        // A log with lines before this answer: the node had been in the room.
+        let been_here = !known.is_empty();
+        let marker = self
+            .catch_up
+            .markers
+            .decide(&log_room.slug(), been_here, shown.len());
+        if let Some(marker) = marker {
+            self.emit(Event::CaughtUp {
+                room: log_room,
+                count: marker.count(),
+                first_visit: !marker.been_here(),
+            });
+        }
         for (shown_in, distance_km, line) in shown {
             let chat = line.chat;
             self.record_line(Action::Record {

@@ -62,8 +62,11 @@ impl EventLoop {
     }
 
     /// Moves the subscriptions from the current group's cells to those of `group`, keeping
-    /// rooms joined with `/join`, and tells the others.
+    /// rooms joined with `/join`, remembers its radius for the next start, and tells the
+    /// others.
     pub(super) fn replace_group(&mut self, group: Option<GeoGroup>) {
+        let radius = group.as_ref().map(|g| g.radius_km);
+        self.remember_rooms(|s| s.group_radius_km = radius);
         let old = std::mem::replace(&mut self.people.group, group);
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
         for room in old.iter().flat_map(GeoGroup::rooms) {

@@ -166,6 +166,7 @@ impl EventLoop {
             PeopleRequest::SetAway { text, reply } => {
                 let _ = reply.send(self.set_away(text));
             }
+            PeopleRequest::RememberCurrent { current } => self.remember_current(current),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Rooms in the event loop: joining and leaving, publishing a line, and carrying out what
-//! the gossip intake decides about each message (chat lines, shared files, presence).
+//! Rooms in the event loop: joining and leaving (remembered in the settings, and joined
+//! again at the next start), publishing a line, and carrying out what the gossip intake
+//! decides about each message (chat lines, shared files, presence).
 
 use std::{collections::BTreeSet, time::Instant};
 
@@ -17,12 +18,30 @@ use ipm_protocol::{
 use super::{changes::Checked, location::geo_view, people_state::PeopleState, EventLoop};
 use crate::{
     client::{NodeError, Published},
-    config::Role,
+    config::{Config, Role},
     event::Event,
     logic::directory::Directory,
+    logic::geo_group::{restore, RememberedCurrent, Restored, RoomMemory},
     logic::intake::{Action, Arrival, Context, Topic, Verdict},
-    store::history::Entry,
+    store::{history::Entry, settings::Settings},
 };
+
+/// The rooms, location group and current room a node starts with, from the settings of
+/// its data dir: as they were when it stopped, the lobby on a first start. A bootstrap, or
+/// a node without a data dir, starts in the lobby.
+pub(crate) fn remembered(config: &Config) -> Restored {
+    let memory = match (&config.data_dir, config.role) {
+        (Some(dir), Role::Node) => match Settings::load(&dir.settings()) {
+            Ok(settings) => settings.room_memory(),
+            Err(e) => {
+                warn!("cannot read the rooms of the last run: {e}");
+                RoomMemory::default()
+            }
+        },
+        _ => RoomMemory::default(),
+    };
+    restore(&memory, config.position)
+}
 
 impl EventLoop {
     pub(super) fn publish(&mut self, room: Room, text: String) -> Result<Published, NodeError> {
@@ -173,6 +192,38 @@ impl EventLoop {
         }
     }
 
+    /// Joins the rooms and the location group of the last run (see [`remembered`]).
+    pub(super) fn rejoin_remembered(&mut self) {
+        let restored = remembered(&self.config);
+        for room in restored.rooms {
+            if let Err(e) = self.join(room) {
+                warn!("cannot join a room of the last run: {e}");
+            }
+        }
+        if let Some(group) = restored.group {
+            self.replace_group(Some(group));
+        }
+    }
+
+    /// Writes a change of the rooms to the settings, on a user node; a failure is reported,
+    /// not fatal: the room is joined or left for this run.
+    pub(super) fn remember_rooms(&mut self, change: impl FnOnce(&mut Settings)) {
+        if self.config.role != Role::Node {
+            return;
+        }
+        if let Err(e) = self.save_settings(change) {
+            warn!("cannot remember the rooms: {e}");
+            self.emit(Event::Error {
+                message: format!("cannot remember the rooms for the next start: {e}"),
+            });
+        }
+    }
+
+    /// Remembers the current room a frontend chose, for the next start.
+    pub(super) fn remember_current(&mut self, current: RememberedCurrent) {
+        self.remember_rooms(|s| s.current = Some(current.text()));
+    }
+
     pub(super) fn join(&mut self, room: Room) -> Result<bool, NodeError> {
         let topic = IdentTopic::new(room.topic());
         self.swarm
@@ -185,6 +236,8 @@ impl EventLoop {
             })?;
         let new = self.rooms.insert(room.clone());
         if new {
+            let rooms = self.rooms.clone();
+            self.remember_rooms(|s| s.set_rooms(&rooms));
             self.emit(Event::Joined { room: room.clone() });
             self.announce_soon();
             if self.config.role == Role::Node {
@@ -203,6 +256,8 @@ impl EventLoop {
         let was = self.rooms.remove(&room);
         self.stop_catching_up(&room);
         if was {
+            let rooms = self.rooms.clone();
+            self.remember_rooms(|s| s.set_rooms(&rooms));
             self.emit(Event::Left { room });
             self.announce_soon();
         }

@@ -6,6 +6,7 @@ use libp2p::{autonat, gossipsub::IdentTopic, Multiaddr, PeerId};
 use super::EventLoop;
 use crate::{
     client::{ConnectionsStatus, Kind, PeerStatus, RoomStatus, Status},
+    logic::geo_group::people_in_room,
     net::addresses::is_relayed,
 };
 
@@ -13,20 +14,35 @@ impl EventLoop {
     pub(super) fn status(&self) -> Status {
         let local = self.local_peer_id();
         let gossipsub = &self.swarm.behaviour().gossipsub;
+        let now = std::time::Instant::now();
+        let named = |p: &PeerId| (self.directory.display_name(p), *p);
         let rooms = self
             .rooms
             .iter()
             .map(|room| {
                 let hash = IdentTopic::new(room.topic()).hash();
-                let mut members: Vec<(String, PeerId)> = gossipsub
+                let subscribed: Vec<PeerId> = gossipsub
                     .all_peers()
                     .filter(|(_, topics)| topics.contains(&&hash))
-                    .map(|(p, _)| (self.directory.display_name(p), *p))
+                    .map(|(p, _)| *p)
                     .collect();
+                let announced = self
+                    .people
+                    .table
+                    .online(now)
+                    .map(|(p, presence)| (*p, presence.rooms.contains(room)));
+                let mut people: Vec<(String, PeerId)> =
+                    people_in_room(local, subscribed.iter().copied(), announced)
+                        .iter()
+                        .map(named)
+                        .collect();
+                people.sort();
+                let mut members: Vec<(String, PeerId)> = subscribed.iter().map(named).collect();
                 members.sort();
                 RoomStatus {
                     room: room.clone(),
                     members,
+                    people,
                 }
             })
             .collect();

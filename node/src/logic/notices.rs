@@ -1,6 +1,7 @@
 //! Read receipts and typing notices for private messages, the decisions: which received
 //! messages asked for a receipt (and are owed one once shown), which peers understand
 //! notices at all, and how often a typing notice may be sent or shown. Time is an argument.
+//! Beside them, the marker shown before the lines a room caught up on ([`CatchUpMarkers`]).
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -93,9 +94,96 @@ impl Notices {
     }
 }
 
+/// What the marker before caught-up lines says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatchUpMarker {
+    /// `count` lines were said while the node was away from a room it had been in.
+    WhileAway(usize),
+    /// `count` lines were said before the node first came to the room.
+    Earlier(usize),
+    /// Back in a room it had been in, and nothing was said meanwhile.
+    NothingNew,
+}
+
+impl CatchUpMarker {
+    /// How many lines follow the marker.
+    pub fn count(self) -> usize {
+        match self {
+            CatchUpMarker::WhileAway(n) | CatchUpMarker::Earlier(n) => n,
+            CatchUpMarker::NothingNew => 0,
+        }
+    }
+
+    /// Whether the node had been in the room before.
+    pub fn been_here(self) -> bool {
+        !matches!(self, CatchUpMarker::Earlier(_))
+    }
+}
+
+/// Which rooms were told of their catch-up in this run, so that a second answer for a room
+/// (a reconnection, a second bootstrap) that brings nothing new says nothing.
+#[derive(Debug, Default)]
+pub struct CatchUpMarkers {
+    told: HashSet<String>,
+}
+
+impl CatchUpMarkers {
+    /// The marker for an answer about the room `log` that brought `count` new lines;
+    /// `been_here` when the node's log of the room held lines before. `None`: say nothing
+    /// (nothing came, and this is a first visit or the room was told already).
+    pub fn decide(&mut self, log: &str, been_here: bool, count: usize) -> Option<CatchUpMarker> {
+        let first_answer = !self.told.contains(log);
+        if self.told.len() >= MAX_TRACKED {
+            self.told.clear();
+        }
+        self.told.insert(log.to_owned());
+        match (count, been_here) {
+            (0, true) if first_answer => Some(CatchUpMarker::NothingNew),
+            (0, _) => None,
+            (n, true) => Some(CatchUpMarker::WhileAway(n)),
+            (n, false) => Some(CatchUpMarker::Earlier(n)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_first_start_says_nothing_of_being_away() {
+        let mut markers = CatchUpMarkers::default();
+        assert_eq!(markers.decide("lobby", false, 0), None);
+        assert_eq!(
+            markers.decide("interest-rust", false, 5),
+            Some(CatchUpMarker::Earlier(5))
+        );
+    }
+
+    #[test]
+    fn lines_missed_are_counted_and_a_second_empty_answer_says_nothing() {
+        let mut markers = CatchUpMarkers::default();
+        let marker = markers.decide("lobby", true, 16).unwrap();
+        assert_eq!(marker, CatchUpMarker::WhileAway(16));
+        assert_eq!((marker.count(), marker.been_here()), (16, true));
+        // The same lines again from a bootstrap, after a member answered first.
+        assert_eq!(markers.decide("lobby", true, 0), None);
+        // Away again later: what was missed is told.
+        assert_eq!(
+            markers.decide("lobby", true, 2),
+            Some(CatchUpMarker::WhileAway(2))
+        );
+    }
+
+    #[test]
+    fn back_with_nothing_missed_is_told_once() {
+        let mut markers = CatchUpMarkers::default();
+        assert_eq!(
+            markers.decide("lobby", true, 0),
+            Some(CatchUpMarker::NothingNew)
+        );
+        assert_eq!(markers.decide("lobby", true, 0), None);
+    }
 
     #[test]
     fn a_receipt_is_owed_once_and_only_when_asked() {

@@ -1,11 +1,17 @@
-//! Settings remembered between runs: the user's name, location and interests.
+//! Settings remembered between runs: the user's name, location and interests, the rooms
+//! joined, the current room and the location group's radius. Every change is written
+//! atomically (a new file synced, then renamed over the old), so that a kill at any moment
+//! leaves the old settings or the new, never a torn file.
 
 use std::{io, path::Path};
 
-use ipm_protocol::{room::normalize_tag, Position};
+use ipm_protocol::{room::normalize_tag, Position, Room};
 use serde::{Deserialize, Serialize};
 
-use crate::store::data_dir::{read_json, write_atomic};
+use crate::{
+    logic::geo_group::{RememberedCurrent, RoomMemory},
+    store::data_dir::{read_json, write_atomic},
+};
 
 /// Largest settings file accepted.
 const MAX_SETTINGS_FILE: u64 = 64 * 1024;
@@ -25,6 +31,16 @@ pub struct Settings {
     /// Read receipts and typing notices are off (`--no-receipts`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_receipts: bool,
+    /// The rooms joined with `/join` and `/join-interest` (`lobby`, `interest:rust`,
+    /// `geo:u09t`); absent until a room was joined or left (the lobby then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Vec<String>>,
+    /// The current room: a room, `location-group` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// The radius of the location group joined with `/join-geo`, in kilometres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_radius_km: Option<f64>,
 }
 
 impl Settings {
@@ -47,15 +63,37 @@ impl Settings {
         write_atomic(path, &json, true)
     }
 
-    /// Reads `path`, applies `change` and writes the result back atomically.
+    /// Reads `path`, applies `change` and writes the result back atomically when it changed
+    /// anything.
     pub fn update(path: &Path, change: impl FnOnce(&mut Settings)) -> io::Result<()> {
         let mut settings = Self::load(path)?;
+        let before = settings.clone();
         change(&mut settings);
+        if settings == before && path.exists() {
+            return Ok(());
+        }
         settings.save(path)
     }
 
-    /// Checks what a hand-edited file may have got wrong: the position's
-    /// range and the interests' normal form.
+    /// What the settings remember of the rooms (read after [`Settings::load`] checked them).
+    pub fn room_memory(&self) -> RoomMemory {
+        RoomMemory {
+            rooms: self
+                .rooms
+                .as_ref()
+                .map(|rooms| rooms.iter().filter_map(|r| Room::parse(r).ok()).collect()),
+            current: self.current.as_deref().and_then(RememberedCurrent::parse),
+            radius_km: self.group_radius_km,
+        }
+    }
+
+    /// Remembers the joined `rooms`.
+    pub fn set_rooms<'a>(&mut self, rooms: impl IntoIterator<Item = &'a Room>) {
+        self.rooms = Some(rooms.into_iter().map(ToString::to_string).collect());
+    }
+
+    /// Checks what a hand-edited file may have got wrong: the position's range, the
+    /// interests' and rooms' normal form, the current room and the radius.
     fn check(&self) -> Result<(), String> {
         if let Some(p) = &self.position {
             Position::new(p.lat, p.lon).map_err(|e| e.to_string())?;
@@ -64,6 +102,24 @@ impl Settings {
             match normalize_tag(tag) {
                 Ok(normal) if normal == *tag => {}
                 _ => return Err(format!("interest {tag:?} is not a normalised tag")),
+            }
+        }
+        for room in self.rooms.iter().flatten() {
+            match Room::parse(room) {
+                Ok(normal) if normal.to_string() == *room => {}
+                _ => return Err(format!("room {room:?} is not a room (lobby, interest:<tag>)")),
+            }
+        }
+        if let Some(current) = &self.current {
+            if RememberedCurrent::parse(current).is_none() {
+                return Err(format!(
+                    "current room {current:?} is not a room, location-group or none"
+                ));
+            }
+        }
+        if let Some(radius) = self.group_radius_km {
+            if !(radius.is_finite() && radius > 0.0) {
+                return Err(format!("radius {radius} is not a distance in km"));
             }
         }
         Ok(())
@@ -111,10 +167,37 @@ mod tests {
         for bad in [
             r#"{"position": {"lat": 91, "lon": 0}}"#,
             r#"{"interests": ["Rust Lang"]}"#,
+            r#"{"rooms": ["kitchen"]}"#,
+            r#"{"rooms": ["Interest:Rust"]}"#,
+            r#"{"current": "attic"}"#,
+            r#"{"group_radius_km": -3}"#,
         ] {
             std::fs::write(&path, bad).unwrap();
             let err = Settings::load(&path).unwrap_err().to_string();
             assert!(err.contains("not valid settings"), "{err}");
         }
+    }
+
+    #[test]
+    fn rooms_current_room_and_radius_are_remembered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("settings.json");
+        assert_eq!(Settings::load(&path).unwrap().room_memory(), RoomMemory::default());
+        let rust = Room::Interest("rust".into());
+        Settings::update(&path, |s| {
+            s.set_rooms([&Room::Lobby, &rust]);
+            s.current = Some(RememberedCurrent::Room(rust.clone()).text());
+            s.group_radius_km = Some(25.0);
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""interest:rust""#), "{text}");
+        let memory = Settings::load(&path).unwrap().room_memory();
+        assert_eq!(memory.rooms, Some(vec![Room::Lobby, rust.clone()]));
+        assert_eq!(memory.current, Some(RememberedCurrent::Room(rust)));
+        assert_eq!(memory.radius_km, Some(25.0));
+        // Leaving every room is remembered too: not the lobby of a first start.
+        Settings::update(&path, |s| s.set_rooms([])).unwrap();
+        assert_eq!(Settings::load(&path).unwrap().room_memory().rooms, Some(vec![]));
     }
 }

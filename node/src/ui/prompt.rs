@@ -122,8 +122,15 @@ pub async fn run(
                         }
                     }
                     // Connections are listed by /status; the prompt stays for conversation.
-                    let quiet =
-                        matches!(event, Event::Connected { .. } | Event::Disconnected { .. });
+                    // A join or leave is told by the answer to the command, once (the page
+                    // does the same).
+                    let quiet = matches!(
+                        event,
+                        Event::Connected { .. }
+                            | Event::Disconnected { .. }
+                            | Event::Joined { .. }
+                            | Event::Left { .. }
+                    );
                     if quiet || bars.on_event(&event) {
                         continue;
                     }

@@ -12,10 +12,16 @@ pub fn event_line(event: &Event) -> String {
         Event::Disconnected { peer } => format!("* disconnected from {peer}"),
         Event::Joined { room } => format!("* joined {room}"),
         Event::Left { room } => format!("* left {room}"),
-        Event::CaughtUp { room, count } => match count {
-            0 => format!("* {room}: nothing new while you were away"),
-            1 => format!("[{room}] -- 1 line while you were away --"),
-            n => format!("[{room}] -- {n} lines while you were away --"),
+        Event::CaughtUp {
+            room,
+            count,
+            first_visit,
+        } => match (count, first_visit) {
+            (0, _) => format!("* {room}: nothing new while you were away"),
+            (1, true) => format!("[{room}] -- 1 earlier line --"),
+            (n, true) => format!("[{room}] -- {n} earlier lines --"),
+            (1, false) => format!("[{room}] -- 1 line while you were away --"),
+            (n, false) => format!("[{room}] -- {n} lines while you were away --"),
         },
         Event::Message {
             room,
@@ -363,15 +369,20 @@ mod tests {
 
     #[test]
     fn lines_missed_come_under_a_marker() {
-        let marker = |count| {
+        let marker = |count, first_visit| {
             event_line(&Event::CaughtUp {
                 room: Room::Lobby,
                 count,
+                first_visit,
             })
         };
-        assert_eq!(marker(20), "[lobby] -- 20 lines while you were away --");
-        assert_eq!(marker(1), "[lobby] -- 1 line while you were away --");
-        assert_eq!(marker(0), "* lobby: nothing new while you were away");
+        assert_eq!(
+            marker(20, false),
+            "[lobby] -- 20 lines while you were away --"
+        );
+        assert_eq!(marker(1, false), "[lobby] -- 1 line while you were away --");
+        assert_eq!(marker(0, false), "* lobby: nothing new while you were away");
+        assert_eq!(marker(16, true), "[lobby] -- 16 earlier lines --");
     }
 
     #[test]

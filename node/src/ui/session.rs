@@ -20,7 +20,7 @@ use ipm_protocol::{MessageId, Room};
 use crate::{
     client::{Client, Conversation, NodeError, OfferTarget, Status, TransferView},
     logic::edits::Line,
-    logic::geo_group::CurrentRoom,
+    logic::geo_group::{after_leave, others, CurrentRoom, HOW_TO_JOIN},
     net::addresses::is_relayed,
     store::data_dir::write_atomic,
     store::history::{Entry, MAX_READ},
@@ -64,6 +64,9 @@ pub enum SessionError {
     /// `/leave` of a room that is not joined.
     #[error("not in {0}")]
     NotJoined(Room),
+    /// A line or command for the current room when no room is joined.
+    #[error("you are in no room: {} first", crate::logic::geo_group::HOW_TO_JOIN)]
+    NoRoom,
     /// `/leave-geo` without a location group.
     #[error("not in a location group")]
     NoGroup,
@@ -167,8 +170,8 @@ impl Session {
     /// A session on `client`.
     pub fn new(client: Client) -> Self {
         Self {
+            current: Arc::new(Mutex::new(client.remembered_current())),
             client,
-            current: Arc::new(Mutex::new(CurrentRoom::Room(Room::Lobby))),
             name: Arc::new(Mutex::new(None)),
         }
     }
@@ -199,8 +202,8 @@ impl Session {
     }
 
     /// The room plain text goes to (for the location group: its own cell).
-    pub fn current_room(&self) -> Room {
-        self.current().room()
+    pub fn current_room(&self) -> Result<Room, SessionError> {
+        self.current().room().ok_or(SessionError::NoRoom)
     }
 
     /// The current room, or the location group.
@@ -216,6 +219,7 @@ impl Session {
     }
 
     fn set_current_room(&self, current: CurrentRoom) {
+        self.client.remember_current(&current);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current;
     }
 
@@ -229,7 +233,7 @@ impl Session {
     pub async fn execute(&self, command: Command) -> Result<Outcome, SessionError> {
         match command {
             Command::Say(text) => {
-                let room = self.current_room();
+                let room = self.current_room()?;
                 let text = emoji::expand(&text);
                 let from = self.own_name().await?;
                 let published = self.client.publish(room.clone(), text.clone()).await?;
@@ -251,7 +255,7 @@ impl Session {
             }
             Command::Status => {
                 let status = self.client.status().await?;
-                let mut text = render_status(&status, &self.current_room());
+                let mut text = render_status(&status, &self.current());
                 text.push_str(&self.status_of_people().await?);
                 Ok(Outcome::Text(text))
             }
@@ -259,7 +263,7 @@ impl Session {
                 let (conversation, shown) = match target {
                     Some(target) => self.conversation(&target).await?,
                     None => {
-                        let room = self.current_room();
+                        let room = self.current_room()?;
                         let shown = room.to_string();
                         (Conversation::Room(room), shown)
                     }
@@ -326,7 +330,7 @@ impl Session {
                 )))
             }
             Command::Share(path) => {
-                let room = self.current_room();
+                let room = self.current_room()?;
                 let id = self
                     .client
                     .offer_file(OfferTarget::Room(room.clone()), path.clone())
@@ -371,15 +375,21 @@ impl Session {
                     return Err(SessionError::NotJoined(room));
                 }
                 let mut text = format!("left {room}");
-                if self.current_room() == room {
+                let current = self.current();
+                if current.room().as_ref() == Some(&room) {
                     let status = self.client.status().await?;
-                    let next = status
-                        .rooms
-                        .first()
-                        .map(|r| r.room.clone())
-                        .unwrap_or(Room::Lobby);
-                    let _ = write!(text, "; current room is now {next}");
-                    self.set_current(next);
+                    let rooms: Vec<Room> = status.rooms.into_iter().map(|r| r.room).collect();
+                    let group = self.client.people().await?.me.group;
+                    match after_leave(&current, &room, &rooms, group.as_ref()) {
+                        CurrentRoom::Nowhere => {
+                            let _ = write!(text, "; you are in no room now: {HOW_TO_JOIN}");
+                            self.set_current_room(CurrentRoom::Nowhere);
+                        }
+                        next => {
+                            let _ = write!(text, "; current room is now {next}");
+                            self.set_current_room(next);
+                        }
+                    }
                 }
                 Ok(Outcome::Text(text))
             }
@@ -387,12 +397,12 @@ impl Session {
                 let status = self.client.status().await?;
                 let current = match self.current() {
                     CurrentRoom::Room(room) => Some(room),
-                    CurrentRoom::Geo(_) => None,
+                    CurrentRoom::Geo(_) | CurrentRoom::Nowhere => None,
                 };
                 let group = self.group_line().await?;
                 let unread = self.client.unread().await?;
                 if status.rooms.is_empty() && group.is_none() {
-                    return Ok(Outcome::Text("in no room: /join lobby".into()));
+                    return Ok(Outcome::Text(format!("in no room: {HOW_TO_JOIN}")));
                 }
                 let unread_in = |room: &Room| {
                     unread
@@ -410,9 +420,9 @@ impl Session {
                             ' '
                         };
                         format!(
-                            "{mark} {} ({} others{})",
+                            "{mark} {} ({}{})",
                             r.room,
-                            r.members.len(),
+                            others(r.people.len()),
                             unread_in(&r.room)
                         )
                     })
@@ -544,7 +554,7 @@ fn save(lines: &[Line], path: &Path) -> Result<usize, SessionError> {
 }
 
 /// The `/status` text.
-pub fn render_status(status: &Status, current: &Room) -> String {
+pub fn render_status(status: &Status, current: &CurrentRoom) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "name:     {}", status.name);
     let _ = writeln!(out, "peer id:  {}", status.peer);

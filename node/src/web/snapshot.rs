@@ -19,7 +19,7 @@ pub async fn snapshot(client: &Client, current: &CurrentRoom) -> Result<Value, N
     Ok(json!({
         "event": "snapshot",
         "ts": ipm_protocol::now_ms(),
-        "current": current.room().to_string(),
+        "current": current.room().map(|room| room.to_string()),
         "me": me(&people),
         "users": people.users.iter().map(|u| json!({
             "peer": u.peer.to_string(),
@@ -93,9 +93,10 @@ fn status_json(status: &Status) -> Value {
             "low": status.connections.low,
             "high": status.connections.high,
         },
+        // The people in each room, as /rooms counts them: not the bootstraps that forward it.
         "rooms": status.rooms.iter().map(|r| json!({
             "room": r.room.to_string(),
-            "members": r.members.iter()
+            "members": r.people.iter()
                 .map(|(name, peer)| json!({"name": name, "peer": peer.to_string()}))
                 .collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

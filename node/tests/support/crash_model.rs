@@ -119,5 +119,12 @@ pub fn settings(i: u64) -> Settings {
         position: Position::new((i % 90) as f64, -((i % 180) as f64)).ok(),
         interests: (0..i % 6).map(|k| format!("tag{k}")).collect(),
         no_receipts: i % 2 == 1,
+        rooms: Some(
+            std::iter::once("lobby".to_owned())
+                .chain((0..i % 5).map(|k| format!("interest:room{k}")))
+                .collect(),
+        ),
+        current: Some(if i % 3 == 0 { "location-group" } else { "lobby" }.to_owned()),
+        group_radius_km: Some(1.0 + (i % 50) as f64),
     }
 }

@@ -9,7 +9,7 @@ use ipm_protocol::{geo::cell_size_km, limits::WIRE_GEOHASH_PRECISION, Room};
 use super::{Outcome, Session, SessionError};
 use crate::{
     client::people::{ClaimStatus, Me, People, User},
-    logic::geo_group::{format_km, CurrentRoom, GeoGroup, DEFAULT_RADIUS_KM},
+    logic::geo_group::{format_km, others, CurrentRoom, GeoGroup, DEFAULT_RADIUS_KM},
     net::addresses::peer_of,
     ui::commands::{ContactTarget, PeopleCommand},
 };
@@ -179,9 +179,9 @@ impl Session {
                 ' '
             };
             format!(
-                "{mark} location group {} ({} others)",
+                "{mark} location group {} ({})",
                 describe_group(&group),
-                people.me.group_peers
+                others(people.me.group_peers)
             )
         }))
     }
@@ -198,6 +198,7 @@ impl Session {
                 people.members(&group.room(), true)
             }
             CurrentRoom::Room(room) => people.members(room, false),
+            CurrentRoom::Nowhere => Vec::new(),
         };
         let names: Vec<String> = members.iter().map(|u| user_label(u)).collect();
         let _ = write!(
