@@ -237,10 +237,22 @@ pub enum Event {
         /// Total size.
         size: u64,
     },
-    /// A file this node offered is being sent over a stream (`/ipm/file/2`): when the
-    /// stream starts, at most every 250 ms, and with `bytes == size` once sent whole.
+    /// A peer started getting a file or folder this node offered (once per fetch).
+    FileGetting {
+        /// The transfer offered (the file or the folder).
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// The peer getting it.
+        peer: PeerId,
+        /// How the peer is shown.
+        by: String,
+        /// The file's name (`name/` for a folder).
+        name: String,
+    },
+    /// A file or folder this node offered is being sent: at most every 250 ms per fetch,
+    /// and with `bytes == size` once, when the recipient has it whole.
     FileSending {
-        /// The transfer.
+        /// The transfer offered (the file or the folder, never a folder's part).
         #[serde(serialize_with = "display")]
         transfer: TransferId,
         /// The recipient.
@@ -248,6 +260,24 @@ pub enum Event {
         /// Bytes of the file the recipient has now, counting those it had before.
         bytes: u64,
         /// Total size.
+        size: u64,
+        /// The file's name (`name/` for a folder).
+        name: String,
+        /// How the recipient is shown.
+        to_name: String,
+    },
+    /// One file of a folder this node offered reached a peer whole.
+    FolderFileSent {
+        /// The folder's transfer.
+        #[serde(serialize_with = "display")]
+        transfer: TransferId,
+        /// The recipient.
+        to: PeerId,
+        /// How the recipient is shown.
+        to_name: String,
+        /// The file: the folder's name and its path in the folder.
+        path: String,
+        /// Its size.
         size: u64,
     },
     /// A download finished and matched its SHA-256.

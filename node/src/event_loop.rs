@@ -328,6 +328,7 @@ impl EventLoop {
                 self.check_score(peer_id);
                 if num_established.get() == 1 {
                     self.emit(Event::Connected {
+                    self.presence_connected(peer_id);
                         peer: peer_id,
                         addr,
                     });
@@ -358,7 +359,7 @@ impl EventLoop {
                     .disconnected(&peer_id, &remote_addr(&endpoint));
                 if num_established == 0 {
                     self.registry_peer_gone(peer_id);
-                    self.forwarder_gone(peer_id);
+                    self.presence_disconnected(peer_id, cause.as_ref());
                     self.forwarding_peer_gone(peer_id);
                     self.catch_up_gone(peer_id);
                     self.emit(Event::Disconnected { peer: peer_id });

@@ -199,7 +199,10 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(default_name);
         ipm_protocol::validate_name(&name).map_err(|e| anyhow!("bad name '{name}': {e}"))?;
         let before = settings.clone();
-        settings.name = Some(name.clone());
+        // With bootstraps, the node saves its name once a registry or the DHT holds it.
+        if args.bootstrap.is_empty() {
+            settings.name = Some(name.clone());
+        }
         settings.position = args.geo.or(settings.position);
         if args.no_receipts || args.receipts {
             settings.no_receipts = args.no_receipts;
@@ -223,7 +226,8 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         } else {
             load_identity(&data_dir, args.protect, interactive_terminal())?
         };
-        let running = start_network(&args, interactive, &name, key, &settings, &data_dir).await;
+        let running =
+            start_network(&args, interactive, &name, key, &settings, &data_dir, false).await;
         if login_in_page {
             answer_login(&mut gate, &running);
         }
@@ -291,6 +295,7 @@ async fn start_network(
     config.receipts = !settings.no_receipts;
     config.position = settings.position;
     config.interests = settings.interests.clone();
+    refuse_taken: bool,
 
     let (client, event_loop) = ipm_node::start(key, config)?;
     let events = client.events();
@@ -305,7 +310,7 @@ async fn start_network(
     };
     if !args.bootstrap.is_empty() {
         let joined = match connect_bootstraps(&client, &args.bootstrap).await {
-            Ok(connected) => log_in(&client, name, &connected).await,
+            Ok(connected) => log_in(&client, name, &connected, refuse_taken).await,
             Err(e) => Err(e),
         };
         if let Err(e) = joined {
@@ -478,6 +483,7 @@ async fn register(
                 wanted
                     .save(&data_dir.settings())
                     .context("cannot save settings")?;
+            true,
                 *settings = wanted;
                 let _ = submission.reply.send(Ok(()));
                 return Ok(running);
@@ -580,8 +586,10 @@ async fn connect_bootstraps(
 }
 
 /// Registers (or logs in with) the name at every bootstrap reached, before the node reports
-/// ready. Fails when a registry holds the name for another key; a registry that does not
-/// answer in time is logged and skipped (names then rest on DHT records alone).
+/// ready. A registry holding the name for another key fails the start when `refuse_taken`
+/// (a name picked in the page), else the node goes by `name#xxxx` and tells the user; a
+/// registry that does not answer in time is logged and skipped (names then rest on DHT
+/// records alone).
 async fn log_in(
     client: &Client,
     name: &str,
@@ -597,6 +605,7 @@ async fn log_in(
             Ok(Ok(Login::Registered { .. })) => answered = true,
             Ok(Ok(Login::Taken { .. })) => bail!(
                 "the name \"{name}\" is registered to another user at bootstrap {addr}; pick another with --name"
+    refuse_taken: bool,
             ),
             Ok(Ok(Login::Refused(reason))) => {
                 answered = true;
@@ -606,6 +615,7 @@ async fn log_in(
                 tracing::warn!("bootstrap {addr} keeps no name registry: {reason}");
             }
             Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(Login::Taken { .. })) if !refuse_taken => answered = true,
             Err(_) => tracing::warn!(
                 "bootstrap {addr} did not answer the name registration within {}s",
                 REGISTRY_TIMEOUT.as_secs()

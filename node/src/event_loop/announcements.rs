@@ -129,7 +129,7 @@ impl EventLoop {
     }
 
     /// Feeds the presence table and reports what it finds.
-    fn presence_step(&mut self, now: Instant, input: presence::Input) {
+    pub(super) fn presence_step(&mut self, now: Instant, input: presence::Input) {
         for action in self.people.table.handle(now, input) {
             match action {
                 presence::Action::Online(peer) => {

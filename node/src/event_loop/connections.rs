@@ -18,6 +18,7 @@ use super::{DialReply, EventLoop};
 use crate::{
     client::NodeError,
     logic::dht_upkeep::Step,
+    logic::presence,
     net::{
         addresses::{dial_reason, peer_of, worth_dialling},
         behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL},
@@ -252,6 +253,26 @@ impl EventLoop {
 }
 
 impl EventLoop {
+    /// A first connection to `peer` was established: a user whose connection broke is back.
+    pub(super) fn presence_connected(&mut self, peer: PeerId) {
+        self.presence_step(Instant::now(), presence::Input::Connected(peer));
+    }
+
+    /// The last connection to `peer` closed. When the peer's side broke it (not this node
+    /// trimming or idling it out), a user announced through it is shown offline after a
+    /// short grace unless it comes back; users heard only through it lose their stretch.
+    pub(super) fn presence_disconnected(
+        &mut self,
+        peer: PeerId,
+        cause: Option<&libp2p::swarm::ConnectionError>,
+    ) {
+        let now = Instant::now();
+        if matches!(cause, Some(libp2p::swarm::ConnectionError::IO(_))) {
+            self.presence_step(now, presence::Input::ConnectionLost(peer));
+        }
+        self.forwarder_gone(peer);
+    }
+
     /// mDNS found peers on the local network: the DHT and the peer manager learn of them.
     pub(super) fn on_found_nearby(&mut self, found: Vec<(PeerId, Multiaddr)>) {
         let behaviour = self.swarm.behaviour_mut();

@@ -1,6 +1,7 @@
 //! The loop's side of `/ipm/file/2` (see `net::file_stream`): starts the server of file
 //! streams, checks each stream's request against the transfer table, and gives downloads
-//! the opener of their streams. The bytes never pass through the loop.
+//! the opener of their streams, and tells the user who is getting which of its files (see
+//! `logic::sending`). The bytes never pass through the loop.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use ipm_protocol::TransferId;
 use super::{files::Internal, EventLoop};
 use crate::{
     event::Event,
+    logic::sending,
     net::download::{FetchError, Opened},
     net::file_stream::{self, Authorized},
     store::transfers::State,
@@ -55,17 +57,27 @@ impl EventLoop {
                     .unwrap_or_else(|_| Err("the node is stopping".to_owned()))
             }
         };
-        let events = self.events.clone();
         let busy = self.internal_tx.clone();
         // Reports come at most every 250 ms per stream: each keeps the recipient's
-        // connection from being trimmed while the file goes out.
+        // connection from being trimmed while the file goes out. The loop tells the user;
+        // a progress report may be dropped when the loop is busy, the end never.
         let report = move |to, transfer, bytes, size| {
-            let _ = events.send(Event::FileSending {
+            let sent = Internal::Sent {
+                peer: to,
                 transfer,
-                to,
                 bytes,
-                size,
-            });
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) if bytes >= size => {
+                    let internal = busy.clone();
+                    runtime.spawn(async move {
+                        let _ = internal.send(sent).await;
+                    });
+                }
+                _ => {
+                    let _ = busy.try_send(sent);
+                }
+            }
             let _ = busy.try_send(Internal::Streaming(to));
         };
         let server = tokio::spawn(file_stream::serve_all(incoming, authorize, report));
@@ -96,6 +108,99 @@ impl EventLoop {
                 .map(|source| (source, t.offer.size))
                 .ok_or_else(|| "no such transfer".to_owned()),
             _ => Err("no such transfer".into()),
+        }
+    }
+
+    /// `peer` has `bytes` of transfer id `id` (a file or a folder's part this node offered)
+    /// now: the user is told who is getting what, how far, and what was sent whole, and
+    /// the transfer's state follows (sending, then sent).
+    pub(super) fn report_sent(&mut self, peer: PeerId, id: TransferId, bytes: u64) {
+        let Some(part) = self.sent_part(id) else {
+            return;
+        };
+        let actions = self
+            .files
+            .sending
+            .report(Instant::now(), peer, &part, bytes);
+        for action in actions {
+            match action {
+                sending::Action::Getting {
+                    transfer,
+                    peer,
+                    name,
+                } => {
+                    self.set_outgoing_state(transfer, State::Sending);
+                    let by = self.directory.display_name(&peer);
+                    self.emit(Event::FileGetting {
+                        transfer,
+                        peer,
+                        by,
+                        name,
+                    });
+                }
+                sending::Action::Progress {
+                    transfer,
+                    peer,
+                    name,
+                    bytes,
+                    size,
+                } => {
+                    let to_name = self.directory.display_name(&peer);
+                    self.emit(Event::FileSending {
+                        transfer,
+                        to: peer,
+                        bytes,
+                        size,
+                        name,
+                        to_name,
+                    });
+                }
+                sending::Action::FolderFileSent {
+                    transfer,
+                    peer,
+                    path,
+                    size,
+                } => {
+                    let to_name = self.directory.display_name(&peer);
+                    self.emit(Event::FolderFileSent {
+                        transfer,
+                        to: peer,
+                        to_name,
+                        path,
+                        size,
+                    });
+                }
+                sending::Action::Sent {
+                    transfer,
+                    peer,
+                    name,
+                    size,
+                } => {
+                    self.set_outgoing_state(transfer, State::Sent);
+                    let to_name = self.directory.display_name(&peer);
+                    self.emit(Event::FileSending {
+                        transfer,
+                        to: peer,
+                        bytes: size,
+                        size,
+                        name,
+                        to_name,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Moves outgoing transfer `id` to `state`, unless it is there or was rejected.
+    fn set_outgoing_state(&mut self, id: TransferId, state: State) {
+        let Some(t) = self.store.transfers.get(&id) else {
+            return;
+        };
+        if t.state == state || t.state == State::Rejected {
+            return;
+        }
+        if let Err(e) = self.store.transfers.set_state(&id, state) {
+            warn!(%id, "cannot save the transfer's state: {e}");
         }
     }
 

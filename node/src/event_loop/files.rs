@@ -28,6 +28,7 @@ use crate::{
     logic::offers::{
         Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal, TransferError,
     },
+    logic::sending::Sending,
     net::download::{self, FetchError, Job},
     net::multi_download,
     store::transfers::{Direction, State, Transfer},
@@ -64,6 +65,8 @@ pub(crate) struct Files {
     downloads: HashMap<TransferId, JoinHandle<()>>,
     /// The task serving `/ipm/file/2` streams.
     pub(super) stream_server: Option<JoinHandle<()>>,
+    /// What the user is told as peers fetch its files.
+    pub(super) sending: Sending,
 }
 
 impl Files {
@@ -78,6 +81,7 @@ impl Files {
             outbound: HashMap::new(),
             downloads: HashMap::new(),
             stream_server: None,
+            sending: Sending::new(),
         }
     }
 
@@ -124,6 +128,13 @@ pub(crate) enum Internal {
     /// Bytes of a file moved to or from `peer` just now (at most once a second per
     /// transfer): its connection is busy and must not be trimmed.
     Streaming(PeerId),
+    /// A stream sent `peer` bytes of `transfer` (an offered file or a folder's part): it
+    /// has `bytes` of it now.
+    Sent {
+        peer: PeerId,
+        transfer: TransferId,
+        bytes: u64,
+    },
 }
 
 /// Least time between two [`Internal::Streaming`] reports of one transfer.
@@ -150,6 +161,11 @@ impl EventLoop {
                 let _ = reply.send(self.authorize_stream(peer, transfer));
             }
             Internal::SenderUnreachable(peer) => self.look_up(peer),
+            Internal::Sent {
+                peer,
+                transfer,
+                bytes,
+            } => self.report_sent(peer, transfer, bytes),
             Internal::Streaming(peer) => {
                 let now = std::time::Instant::now();
                 self.swarm.behaviour_mut().peer_manager.used(peer, now);
@@ -233,6 +249,7 @@ impl EventLoop {
             transfers: &self.store.transfers,
             directory: &self.directory,
             free_space,
+            exists: Path::exists,
         };
         let actions = self.files.offers.handle(now, known, input);
         if let Err(e) = self.carry_out_offers(actions) {
@@ -323,6 +340,7 @@ impl EventLoop {
             transfers: &self.store.transfers,
             directory: &self.directory,
             free_space,
+            exists: Path::exists,
         };
         let now_ms = ipm_protocol::now_ms();
         let actions = self
@@ -351,6 +369,7 @@ impl EventLoop {
             transfers: &self.store.transfers,
             directory: &self.directory,
             free_space,
+            exists: Path::exists,
         };
         let (id, actions) =
             answer(&mut self.files.offers, known, query).map_err(FileError::Transfer)?;
@@ -505,6 +524,7 @@ impl EventLoop {
                 transfers: &self.store.transfers,
                 directory: &self.directory,
                 free_space,
+                exists: Path::exists,
             };
             let started = self.files.offers.start(known, id);
             match started {
@@ -646,6 +666,9 @@ impl EventLoop {
         } = request
         {
             if let Some(found) = self.folder_part(peer, transfer) {
+                if found.is_ok() {
+                    self.report_sent(peer, transfer, offset.saturating_add(len.into()));
+                }
                 return self.serve_folder_chunk(channel, found, offset, len);
             }
         }
@@ -670,6 +693,7 @@ impl EventLoop {
                     let (Some(source), size) = (t.source.clone(), t.offer.size) else {
                         return;
                     };
+                    self.report_sent(peer, transfer, offset.saturating_add(len.into()));
                     let internal = self.internal_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let response = read_chunk(&source, size, offset, len);

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use ipm_protocol::{
-    folder::{FolderSummary, Manifest, Part},
+    folder::{part_of, FolderSummary, Manifest, Part},
     FileResponse, TransferId,
 };
 
@@ -34,6 +34,7 @@ use crate::{
     logic::{
         folder_plan::{label, served_part, told, NO_SUCH_TRANSFER},
         offers::{NewOffer, OfferError},
+        sending,
     },
     net::{
         download::{FetchError, Opened},
@@ -356,6 +357,51 @@ impl EventLoop {
                 }
             }
         });
+    }
+
+    /// What the bytes sent for transfer id `id` belong to: a file this node offered, or the
+    /// manifest or a file of a folder it offered (`None` for anything else).
+    pub(super) fn sent_part(&mut self, id: TransferId) -> Option<sending::Part> {
+        if let Some(t) = self.store.transfers.get(&id) {
+            return (t.direction == Direction::Outgoing && t.offer.folder.is_none()).then(|| {
+                sending::Part::File {
+                    transfer: id,
+                    name: t.offer.name.clone(),
+                    size: t.offer.size,
+                }
+            });
+        }
+        let folder = self.offered_folders().get(&prefix(&id)).copied()?;
+        let part = part_of(&folder, &id)?;
+        let t = self.store.transfers.get(&folder)?;
+        let summary = t.offer.folder?;
+        let (name, total) = (label(&t.offer), t.offer.size);
+        match part {
+            Part::Manifest => Some(sending::Part::Manifest {
+                folder,
+                part: id,
+                name,
+                total,
+                size: u64::from(summary.manifest_len),
+            }),
+            Part::Entry(i) => {
+                let manifest = self.manifest_of(folder)?;
+                let i = i as usize;
+                let entry = manifest.entries.get(i)?;
+                let before = manifest.entries[..i]
+                    .iter()
+                    .fold(0u64, |sum, e| sum.saturating_add(e.size));
+                Some(sending::Part::FolderFile {
+                    folder,
+                    part: id,
+                    name,
+                    path: entry.path.clone(),
+                    total,
+                    before,
+                    size: entry.size,
+                })
+            }
+        }
     }
 
     /// How `/transfers` shows a folder (`None` for a file).

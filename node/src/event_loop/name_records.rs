@@ -151,7 +151,7 @@ impl EventLoop {
         let me = self.local_peer_id();
         self.emit(Event::Error {
             message: format!(
-                "the name {name} is registered to another peer ({owner}); others see you as {name}#{}",
+                "the name {name} is taken: it is registered to another peer ({owner}); others see you as {name}#{} (/name picks another)",
                 short_id(&me)
             ),
         });
@@ -191,6 +191,7 @@ impl EventLoop {
         };
         if outcome == PutOutcome::Stored {
             info!(name = %self.config.name, "name registered in the DHT");
+            self.remember_own_name();
         } else {
             debug!("storing the own name record failed: {result:?}");
         }

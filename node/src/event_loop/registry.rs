@@ -148,6 +148,9 @@ impl EventLoop {
                     self.directory.names.confirm(&record);
                 }
                 info!(%name, %bootstrap, new, "name registered at the bootstrap");
+                if name == self.config.name {
+                    self.remember_own_name();
+                }
                 self.emit(Event::Registered {
                     name,
                     at: bootstrap,
@@ -293,6 +296,24 @@ impl EventLoop {
             }
         };
         self.drive_registry(input);
+    }
+
+    /// Saves the name the node goes by in the settings, once it is the node's (a registry or
+    /// the DHT holds it for this key): a name refused at start is never saved, so the next
+    /// start without `--name` does not ask for it again.
+    pub(super) fn remember_own_name(&self) {
+        let name = self.config.name.clone();
+        let saved = self.config.data_dir.as_ref().and_then(|dir| {
+            crate::store::settings::Settings::load(&dir.settings())
+                .ok()
+                .and_then(|s| s.name)
+        });
+        if saved.as_deref() == Some(name.as_str()) {
+            return;
+        }
+        if let Err(e) = self.save_settings(|s| s.name = Some(name)) {
+            warn!("cannot remember the name: {e}");
+        }
     }
 
     /// Makes `name` the own name: remembered, announced, claimed in the DHT.

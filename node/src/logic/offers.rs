@@ -61,6 +61,8 @@ pub struct Known<'a> {
     /// Bytes free for downloads: the free space of the downloads folder minus what the
     /// running downloads still need (`None` when unknown: then nothing is refused for it).
     pub free_space: Option<u64>,
+    /// Whether a received file is still where it was put.
+    pub exists: fn(&std::path::Path) -> bool,
 }
 
 impl Known<'_> {
@@ -590,9 +592,15 @@ impl Offers {
             return Err(TransferError::Outgoing(id));
         }
         match &transfer.state {
-            State::Offered | State::Downloading | State::Failed { .. } => {}
+            State::Downloading => {}
+            State::Offered | State::Failed { .. } => {
+                if let Some(path) = received_copy(known, transfer) {
+                    return Err(TransferError::AlreadyReceived(path));
+                }
+            }
             State::Done { path } => return Err(TransferError::AlreadyReceived(path.clone())),
             State::Rejected => return Err(TransferError::Rejected(id)),
+            State::Sending | State::Sent => return Err(TransferError::Outgoing(id)),
         }
         if self.downloading.contains(&id) {
             return Ok(Vec::new());
@@ -665,6 +673,30 @@ impl Offers {
     }
 }
 
+/// Where a file (or folder) with the contents `transfer` offers was received before, under
+/// another offer (shared again, offered by another member), when that copy is still there:
+/// the same SHA-256 and size, a folder for a folder.
+fn received_copy(known: Known<'_>, transfer: &Transfer) -> Option<PathBuf> {
+    let offer = &transfer.offer;
+    known
+        .transfers
+        .list()
+        .into_iter()
+        .find_map(|(id, t)| match &t.state {
+            State::Done { path }
+                if id != offer.transfer
+                    && t.direction == Direction::Incoming
+                    && t.offer.sha256 == offer.sha256
+                    && t.offer.size == offer.size
+                    && t.offer.folder.is_some() == offer.folder.is_some()
+                    && (known.exists)(path) =>
+            {
+                Some(path.clone())
+            }
+            _ => None,
+        })
+}
+
 /// The failure of an offer whose peer could not be reached.
 fn unreachable(known: Known<'_>, peer: PeerId, transfer: TransferId) -> Action {
     let name = known.directory.display_name(&peer);
@@ -729,6 +761,7 @@ mod tests {
                 transfers: &self.transfers,
                 directory: &self.directory,
                 free_space: self.free_space,
+                exists: |_| true,
             }
         }
 
@@ -1480,12 +1513,50 @@ mod tests {
             m.start(w.known(), unknown),
             Err(TransferError::Missing(unknown))
         );
-        let offered = w.add(transfer(Direction::Incoming, alice, None));
+        let mut other = transfer(Direction::Incoming, alice, None);
+        other.offer.sha256 = [8; 32];
+        let offered = w.add(other);
         let mut no_dir = Offers::new(Policy::new(secs(60.0), false, false));
         assert_eq!(
             no_dir.start(w.known(), offered),
             Err(TransferError::NoDownloadDir)
         );
+    }
+
+    #[test]
+    fn a_file_received_under_another_offer_is_not_fetched_again_while_its_copy_is_there() {
+        let mut w = World::new();
+        let (alice, bob) = (PeerId::random(), PeerId::random());
+        let mut m = Offers::new(policy());
+        let first = w.add(transfer(Direction::Incoming, alice, Some("lobby")));
+        let path = PathBuf::from("/downloads/a.txt");
+        w.transfers
+            .set_state(&first, State::Done { path: path.clone() })
+            .unwrap();
+        // The same bytes shared again, by alice or by bob: said in one line, no copy.
+        let again = w.add(transfer(Direction::Incoming, alice, Some("lobby")));
+        let other = w.add(transfer(Direction::Incoming, bob, None));
+        for id in [again, other] {
+            assert_eq!(
+                m.accept(w.known(), &id.to_string()),
+                Err(TransferError::AlreadyReceived(path.clone()))
+            );
+            assert_eq!(
+                TransferError::AlreadyReceived(path.clone()).to_string(),
+                "already received: /downloads/a.txt"
+            );
+        }
+        // Another file of the same name is fetched.
+        let mut changed = transfer(Direction::Incoming, alice, Some("lobby"));
+        changed.offer.sha256 = [9; 32];
+        let changed = w.add(changed);
+        assert_eq!(m.start(w.known(), changed).unwrap().len(), 2);
+        // The copy was deleted: fetched again.
+        let known = Known {
+            exists: |_| false,
+            ..w.known()
+        };
+        assert_eq!(m.start(known, again).unwrap().len(), 2);
     }
 
     #[test]

@@ -8,6 +8,15 @@
 //! disconnected now loses its stretch; and a full table makes room for a contact or a member
 //! of the user's rooms by evicting the least trusted entry, never such a one.
 //!
+//! A peer this node was connected to directly whose last connection the peer's side broke
+//! (a crash, a `kill -9`, a cable pulled) is offline once [`CONNECTION_GRACE`] passed without
+//! a new connection or a newer announcement: it is not listed for its whole timeout while
+//! nothing can reach it. Announcements heard only through gossip still expire by silence.
+//!
+//! A peer that went offline is remembered for [`OFFLINE_MEMORY`]: a late copy of one of its
+//! earlier announcements (gossip repeats messages for two minutes) does not bring it back,
+//! so each change is reported once; only a newer announcement does.
+//!
 //! Plain data and functions; the caller passes the time, so tests need no clock.
 
 use std::{
@@ -39,6 +48,14 @@ pub fn goodbye_is_fresh(presence: &Presence, now_ms: u64) -> bool {
     now_ms.saturating_sub(presence.sent_ms) < GOODBYE_MAX_AGE_MS
 }
 
+/// How long a directly connected peer whose last connection its side closed stays listed
+/// while it may reconnect (never more than the table's timeout).
+pub const CONNECTION_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a peer that went offline is remembered, so that late copies of its earlier
+/// announcements are told apart from a return: gossip remembers messages for two minutes.
+pub const OFFLINE_MEMORY: Duration = Duration::from_secs(120);
+
 /// Most forwarders remembered per peer as the paths its announcements came by.
 pub const MAX_PATHS: usize = 4;
 
@@ -61,11 +78,27 @@ pub struct Seen {
     pub via: Vec<PeerId>,
     /// A contact or a member of the user's rooms: never evicted to make room.
     pub protected: bool,
+    /// The direct connection to the peer broke: until when it may come back, and the send
+    /// time of its last announcement then (only a newer one shows it is still there).
+    pub lost: Option<Lost>,
+    /// When it was reported offline (kept until [`OFFLINE_MEMORY`] has passed).
+    pub offline_since: Option<Instant>,
+}
+
+/// A broken direct connection to an online peer, waiting for it to come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost {
+    /// The end of the grace: offline from then on.
+    pub until: Instant,
+    /// The send time of the last announcement held when the connection broke.
+    pub sent_ms: u64,
 }
 
 impl Seen {
     fn online(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.at) < self.timeout
+        self.offline_since.is_none()
+            && now.saturating_duration_since(self.at) < self.timeout
+            && self.lost.is_none_or(|lost| now < lost.until)
     }
 }
 
@@ -89,6 +122,11 @@ pub enum Input {
     /// The node holds no connection to `peer` any more: users heard only through it lose
     /// the stretch of their timeout.
     ForwarderGone(PeerId),
+    /// A connection to `peer` was established: a peer whose connection broke is back.
+    Connected(PeerId),
+    /// The peer's side broke the last connection to `peer` (not closed by this node): it is
+    /// offline after [`CONNECTION_GRACE`] unless it connects or announces itself again.
+    ConnectionLost(PeerId),
     /// The periodic check: users silent for too long are gone.
     Tick,
     /// A lookup of `name` settled: users waiting for it can be reported.
@@ -121,6 +159,7 @@ pub struct PresenceTable {
     capacity: usize,
     timeout: Duration,
     interval: Duration,
+    grace: Duration,
     /// Users who came online while their name was being looked up: they are reported once
     /// the lookup settles, under the name it allows.
     unreported: HashMap<PeerId, String>,
@@ -140,6 +179,7 @@ impl PresenceTable {
             capacity,
             timeout,
             interval,
+            grace: CONNECTION_GRACE.min(timeout),
             unreported: HashMap::new(),
         }
     }
@@ -168,6 +208,26 @@ impl PresenceTable {
             }
             Input::ForwarderGone(forwarder) => {
                 self.forwarder_gone(forwarder);
+                self.handle(now, Input::Tick)
+            }
+            Input::Connected(peer) => {
+                if let Some(seen) = self.seen.get_mut(&peer) {
+                    if seen.offline_since.is_none() {
+                        seen.lost = None;
+                    }
+                }
+                Vec::new()
+            }
+            Input::ConnectionLost(peer) => {
+                let grace = self.grace;
+                if let Some(seen) = self.seen.get_mut(&peer).filter(|s| s.online(now)) {
+                    if seen.lost.is_none() {
+                        seen.lost = Some(Lost {
+                            until: now + grace,
+                            sent_ms: seen.presence.sent_ms,
+                        });
+                    }
+                }
                 self.handle(now, Input::Tick)
             }
             Input::Tick => {
@@ -287,16 +347,28 @@ impl PresenceTable {
             Some(seen) => {
                 let was_online = seen.online(now);
                 let newer = presence.sent_ms >= seen.presence.sent_ms;
-                if !newer && seen.presence.leaving {
+                // Offline, only a later announcement brings the peer back: a copy of the
+                // last one (or an older one) arriving late is no news.
+                if !was_online && presence.sent_ms <= seen.presence.sent_ms {
                     return false;
+                }
+                if seen
+                    .lost
+                    .is_some_and(|lost| presence.sent_ms > lost.sent_ms)
+                {
+                    seen.lost = None;
                 }
                 if newer {
                     seen.presence = presence;
                     seen.timeout = timeout;
                 }
                 seen.at = seen.at.max(now);
-                if !was_online {
+                if seen.presence.leaving {
+                    seen.offline_since.get_or_insert(now);
+                } else if !was_online {
                     seen.since = now;
+                    seen.offline_since = None;
+                    seen.lost = None;
                 }
                 seen.protected = path.protected;
                 if let Some(forwarder) = path.forwarder {
@@ -319,6 +391,8 @@ impl PresenceTable {
                         since: now,
                         via: path.forwarder.into_iter().collect(),
                         protected: path.protected,
+                        lost: None,
+                        offline_since: None,
                     },
                 );
                 true
@@ -335,14 +409,14 @@ impl PresenceTable {
         if self.seen.len() < self.capacity || self.seen.contains_key(peer) {
             return None;
         }
-        if let Some((silent, left)) = self
+        if let Some((silent, reported)) = self
             .seen
             .iter()
             .find(|(_, s)| !s.online(now))
-            .map(|(p, s)| (*p, s.presence.leaving))
+            .map(|(p, s)| (*p, s.offline_since.is_some()))
         {
             self.seen.remove(&silent);
-            return (!left).then_some(silent);
+            return (!reported).then_some(silent);
         }
         if !protected {
             return None;
@@ -371,20 +445,23 @@ impl PresenceTable {
         }
     }
 
-    /// Forgets every peer silent for its timeout or longer at `now` and returns them with
-    /// their last announcement; peers that announced their leaving are dropped silently,
-    /// having been reported when they left.
+    /// Marks offline every peer silent for its timeout or longer at `now`, or whose broken
+    /// connection's grace is over, and returns them with their last announcement; peers
+    /// that announced their leaving, or were returned before, are not returned again. Peers
+    /// offline for [`OFFLINE_MEMORY`] are forgotten.
     pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Presence)> {
-        let gone: Vec<PeerId> = self
-            .seen
-            .iter()
-            .filter(|(_, s)| !s.online(now))
-            .map(|(p, _)| *p)
-            .collect();
-        gone.into_iter()
-            .filter_map(|p| self.seen.remove(&p).map(|s| (p, s.presence)))
-            .filter(|(_, presence)| !presence.leaving)
-            .collect()
+        self.seen.retain(|_, s| {
+            s.offline_since
+                .is_none_or(|since| now.saturating_duration_since(since) < OFFLINE_MEMORY)
+        });
+        let mut gone = Vec::new();
+        for (peer, seen) in &mut self.seen {
+            if seen.offline_since.is_none() && !seen.online(now) {
+                seen.offline_since = Some(now);
+                gone.push((*peer, seen.presence.clone()));
+            }
+        }
+        gone
     }
 
     /// The peers online at `now`, in no particular order.
@@ -828,5 +905,83 @@ mod tests {
         assert!(table.get(&member, end).is_some());
         assert!(table.get(&carol, end).is_some());
         assert_eq!(table.online(end).count(), CAPACITY);
+    }
+
+    #[test]
+    fn a_peer_whose_connection_broke_is_offline_after_the_grace_unless_it_comes_back() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut table = table();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        for (peer, name) in [(a, "alice"), (b, "bob"), (c, "carol")] {
+            table.handle(t0, heard(peer, presence(name, 10), false));
+        }
+        for peer in [a, b, c] {
+            assert!(table
+                .handle(t0 + s(1), Input::ConnectionLost(peer))
+                .is_empty());
+        }
+        // Listed while it may come back: bob reconnects, carol announces anew, and a late
+        // copy of alice's last announcement is no sign of life.
+        assert!(table.get(&a, t0 + s(2)).is_some());
+        table.handle(t0 + s(2), Input::Connected(b));
+        table.handle(t0 + s(2), heard(c, presence("carol", 11), false));
+        assert!(table
+            .handle(t0 + s(2), heard(a, presence("alice", 10), false))
+            .is_empty());
+        let end = t0 + s(1) + CONNECTION_GRACE;
+        assert!(table.get(&a, end).is_none(), "listed no longer");
+        assert_eq!(table.handle(end, Input::Tick), vec![Action::Offline(a)]);
+        assert!(table.handle(end + s(1), Input::Tick).is_empty());
+        assert!(table.get(&b, end).is_some() && table.get(&c, end).is_some());
+        // Lost connections of a peer not heard at all change nothing.
+        let d = PeerId::random();
+        assert!(table.handle(end, Input::ConnectionLost(d)).is_empty());
+        // Back with a new announcement: online once more.
+        assert_eq!(
+            table.handle(end + s(2), heard(a, presence("alice", 20), false)),
+            vec![Action::Online(a), Action::Newcomer { online: 3 }]
+        );
+    }
+
+    #[test]
+    fn each_change_is_reported_once_whatever_copies_gossip_brings_late() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut table = table();
+        let a = PeerId::random();
+        let mut reported = Vec::new();
+        reported.extend(table.handle(t0, heard(a, presence("alice", 1), false)));
+        reported.extend(table.handle(t0 + s(1), heard(a, presence("alice", 2), false)));
+        let bye = Presence {
+            leaving: true,
+            ..presence("alice", 3)
+        };
+        reported.extend(table.handle(t0 + s(2), heard(a, bye.clone(), false)));
+        // Ticks, then late copies of every announcement, through other forwarders.
+        for at in [3, 10, 40, 90] {
+            reported.extend(table.handle(t0 + s(at), Input::Tick));
+            for sent in [1, 2] {
+                let copy = heard_via(a, presence("alice", sent), PeerId::random(), false);
+                reported.extend(table.handle(t0 + s(at), copy));
+            }
+            reported.extend(table.handle(t0 + s(at), heard(a, bye.clone(), false)));
+        }
+        reported.retain(|r| !matches!(r, Action::Newcomer { .. }));
+        assert_eq!(reported, vec![Action::Online(a), Action::Offline(a)]);
+        // A silent user too: offline once, and not back with a copy of its last word.
+        let b = PeerId::random();
+        table.handle(t0, heard(b, presence("bob", 5), false));
+        assert_eq!(
+            table.handle(t0 + s(30), Input::Tick),
+            vec![Action::Offline(b)]
+        );
+        assert!(table
+            .handle(t0 + s(31), heard(b, presence("bob", 5), false))
+            .is_empty());
+        assert!(table.handle(t0 + s(40), Input::Tick).is_empty());
+        // Forgotten after a while, to make room.
+        table.handle(t0 + s(30) + OFFLINE_MEMORY, Input::Tick);
+        assert!(table.seen.is_empty());
     }
 }

@@ -37,10 +37,14 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
-    /// Offered, not yet accepted or rejected.
+    /// Offered, not yet accepted or rejected (outgoing: nobody fetched it yet).
     Offered,
     /// Being downloaded (resumed after a restart).
     Downloading,
+    /// Outgoing: a peer is fetching it.
+    Sending,
+    /// Outgoing: a peer has it whole (a file shared in a room stays served to others).
+    Sent,
     /// Complete and verified.
     Done {
         /// Where the file is.
@@ -175,7 +179,9 @@ impl Transfers {
             .table
             .iter()
             .filter(|(_, t)| match t.state {
-                State::Downloading => false,
+                State::Downloading | State::Sending => false,
+                // A share stays served to the room's members.
+                State::Sent => t.room.is_none(),
                 State::Offered => {
                     t.direction == Direction::Incoming
                         && now_ms.saturating_sub(t.created_ms) >= limits::PENDING_OFFER_TTL_MS

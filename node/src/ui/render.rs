@@ -129,27 +129,45 @@ pub fn event_line(event: &Event) -> String {
             bytes(*size),
             percent(*done, *size)
         ),
+        Event::FileGetting { by, name, .. } => {
+            format!("* {} is getting {}", clean(by), clean(name))
+        }
         Event::FileSending {
-            transfer,
             bytes: done,
             size,
+            name,
+            to_name,
             ..
         } if done >= size => format!(
-            "* transfer {} sent whole ({})",
-            short(&transfer.to_string()),
+            "* {} sent whole to {} ({})",
+            clean(name),
+            clean(to_name),
             bytes(*size)
         ),
         Event::FileSending {
-            transfer,
             bytes: done,
             size,
+            name,
+            to_name,
             ..
         } => format!(
-            "* {} sent {} of {} ({}%)",
-            short(&transfer.to_string()),
+            "* {} to {}: {} of {} ({}%)",
+            clean(name),
+            clean(to_name),
             bytes(*done),
             bytes(*size),
             percent(*done, *size)
+        ),
+        Event::FolderFileSent {
+            to_name,
+            path,
+            size,
+            ..
+        } => format!(
+            "* {} sent to {} ({})",
+            clean(path),
+            clean(to_name),
+            bytes(*size)
         ),
         Event::FileReceived { path, size, .. } => {
             format!(

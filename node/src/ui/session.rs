@@ -520,6 +520,8 @@ pub fn render_transfers(list: &[TransferView]) -> String {
 /// `time name: text`, local time.
 pub fn format_entry(entry: &Entry) -> String {
     format!(
+            State::Sending => "sending".into(),
+            State::Sent => "sent".into(),
         "{} {}: {}",
         format_time(entry.ts),
         render::clean(&entry.from),

@@ -56,8 +56,10 @@ pub fn unneeded(
         t.direction == Direction::Outgoing
             && t.source.as_deref().is_some_and(|s| s.starts_with(folder))
     };
-    let needs = |t: &TransferView| {
-        matches!(t.state, State::Offered) && !(t.peer.is_some() && sent_whole.contains(&t.id))
+    let needs = |t: &TransferView| match t.state {
+        State::Offered | State::Sending => !(t.peer.is_some() && sent_whole.contains(&t.id)),
+        State::Sent => t.peer.is_none(),
+        _ => false,
     };
     folders
         .iter()
