@@ -115,7 +115,7 @@ pub struct GossipSettings {
 impl Default for GossipSettings {
     /// A mesh of 4 (3 to 6): over links of tens of milliseconds a line crosses most mesh
     /// links both ways before either end hears of the other's copy, so a node receives about
-    /// its mesh size less two copies of each line (README, "Scale"); 4 keeps that near 2.
+    /// its mesh size less two copies of each line (docs/performance.md, "Scale"); 4 keeps that near 2.
     /// IDONTWANT only from 1000 bytes on, gossipsub's own default: the notice reaches a mesh
     /// peer no sooner than a copy would, so for short lines it saved no copies and cost a
     /// frame to every mesh peer.

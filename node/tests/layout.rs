@@ -1,4 +1,4 @@
-//! The layout stays as README "Architecture" describes it: every source file opens with a
+//! The layout stays as docs/architecture.md describes it: every source file opens with a
 //! line saying what lives there, no two files of a crate share a name, no module imports a
 //! module that imports it back, and the event loop stays a dispatcher of bounded size.
 

@@ -267,11 +267,11 @@ impl Recent {
                 first
             }
         };
-        if found.deleted {
-            return Err(RefError::Deleted(r.to_string()));
-        }
         if own_only && !found.own {
             return Err(RefError::NotYours(r.to_string()));
+        }
+        if found.deleted {
+            return Err(RefError::Deleted(r.to_string()));
         }
         Ok(found.id)
     }
