@@ -12,43 +12,14 @@ mod support;
 
 use std::{
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use browser::{raw_http, Browser, Driver};
-use support::procs::{self, Proc};
-
-/// Starts `ipm --headless --json --web 127.0.0.1:0` on `dir` (as `name`, when given) and
-/// returns it with the URL it printed.
-fn start_web_node(
-    name: Option<&str>,
-    dir: &Path,
-    bootstrap: &str,
-    env: &[(&str, &str)],
-) -> (Proc, String) {
-    let mut cmd = Command::new(procs::ipm());
-    cmd.args(["--headless", "--json", "--no-mdns", "--web", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap])
-        .env_remove("IPM_PASSPHRASE");
-    if let Some(name) = name {
-        cmd.args(["--name", name]);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let proc = Proc::spawn(cmd);
-    let url = proc.wait_line("the web UI's URL", |line| {
-        let v: Value = serde_json::from_str(line).ok()?;
-        (v["event"] == "web").then(|| v["url"].as_str().map(str::to_owned))?
-    });
-    (proc, url)
-}
+use browser::{open_chat, raw_http, start_web_node, Browser, Driver};
+use support::procs;
 
 fn port_of(url: &str) -> u16 {
     url.trim_start_matches("http://")
@@ -61,17 +32,6 @@ fn port_of(url: &str) -> u16 {
 
 fn token_of(url: &str) -> &str {
     url.split("#token=").nth(1).unwrap()
-}
-
-/// Opens `url` and waits for the chat window.
-fn open_chat(browser: &Browser, url: &str) {
-    browser.goto(url);
-    browser.wait_js(
-        "the chat window",
-        "return document.body.dataset.phase === 'running' && !document.getElementById('chat').hidden \
-         && document.getElementById('me-name').textContent !== ''",
-        json!([]),
-    );
 }
 
 /// Waits until the people pane lists `peer`.

@@ -19,6 +19,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
+use crate::support::procs;
+
 /// Longest a wait on the page may take.
 pub const PAGE_WAIT: Duration = Duration::from_secs(30);
 
@@ -167,17 +169,26 @@ impl Browser {
     /// Polls `script` until it returns something truthy, within [`PAGE_WAIT`], and returns
     /// that value; fails with what the page reads when it does not come.
     pub fn wait_js(&self, what: &str, script: &str, args: Value) -> Value {
-        let deadline = Instant::now() + PAGE_WAIT;
-        loop {
-            let value = self.js(script, args.clone());
-            if truthy(&value) {
-                return value;
-            }
-            if Instant::now() > deadline {
+        self.try_wait_js(PAGE_WAIT, script, args)
+            .unwrap_or_else(|| {
                 panic!(
                     "{what} did not show within {PAGE_WAIT:?}; the page reads:\n{}",
                     self.text()
-                );
+                )
+            })
+    }
+
+    /// Polls `script` until it returns something truthy, within `within`: that value, or
+    /// `None` when it did not come.
+    pub fn try_wait_js(&self, within: Duration, script: &str, args: Value) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.js(script, args.clone());
+            if truthy(&value) {
+                return Some(value);
+            }
+            if Instant::now() > deadline {
+                return None;
             }
             std::thread::sleep(LOOK_EVERY);
         }
@@ -262,6 +273,45 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.run(self.client.clone().close());
     }
+}
+
+/// Starts `ipm --headless --json --web 127.0.0.1:0` on `dir` (as `name`, when given) and
+/// returns it with the URL it printed.
+pub fn start_web_node(
+    name: Option<&str>,
+    dir: &Path,
+    bootstrap: &str,
+    env: &[(&str, &str)],
+) -> (procs::Proc, String) {
+    let mut cmd = Command::new(procs::ipm());
+    cmd.args(["--headless", "--json", "--no-mdns", "--web", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap])
+        .env_remove("IPM_PASSPHRASE");
+    if let Some(name) = name {
+        cmd.args(["--name", name]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let proc = procs::Proc::spawn(cmd);
+    let url = proc.wait_line("the web UI's URL", |line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        (v["event"] == "web").then(|| v["url"].as_str().map(str::to_owned))?
+    });
+    (proc, url)
+}
+
+/// Opens `url` and waits for the chat window.
+pub fn open_chat(browser: &Browser, url: &str) {
+    browser.goto(url);
+    browser.wait_js(
+        "the chat window",
+        "return document.body.dataset.phase === 'running' && !document.getElementById('chat').hidden \
+         && document.getElementById('me-name').textContent !== ''",
+        json!([]),
+    );
 }
 
 /// Sends `request` as it is to `127.0.0.1:port`: the status and the body.

@@ -100,6 +100,22 @@ impl Proc {
         }
     }
 
+    /// The first stdout line `pick` accepts within `within`, or `None` when none came.
+    pub fn try_wait_line_within<T>(
+        &self,
+        within: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Some(found) = pick(&line) {
+                return Some(found);
+            }
+        }
+    }
+
     /// Waits for a JSON event satisfying `pick`.
     pub fn wait_event(&self, what: &str, mut pick: impl FnMut(&serde_json::Value) -> bool) {
         self.wait_line(what, |line| {

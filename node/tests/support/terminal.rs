@@ -111,27 +111,52 @@ impl Terminal {
 
     /// Waits until the terminal shows what `ok` looks for, within [`PROC_WAIT`].
     pub fn wait_for(&self, what: &str, ok: impl Fn(&Screen) -> bool) -> Screen {
-        let deadline = Instant::now() + PROC_WAIT;
+        self.try_wait_for(PROC_WAIT, ok).unwrap_or_else(|screen| {
+            panic!(
+                "{what} did not show within {PROC_WAIT:?}; the terminal shows:\n{}",
+                screen.rows.join("\n")
+            )
+        })
+    }
+
+    /// Waits until the terminal shows what `ok` looks for, within `within`: the screen
+    /// then, or the screen at the deadline (or when the process closed the terminal).
+    pub fn try_wait_for(
+        &self,
+        within: std::time::Duration,
+        ok: impl Fn(&Screen) -> bool,
+    ) -> Result<Screen, Screen> {
+        let deadline = Instant::now() + within;
         let (lock, changed) = &*self.output;
         let mut out = lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let screen = Screen::play(&out.bytes);
             if ok(&screen) {
-                return screen;
+                return Ok(screen);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || out.closed {
-                drop(out);
-                panic!(
-                    "{what} did not show within {PROC_WAIT:?}; the terminal shows:\n{}",
-                    screen.rows.join("\n")
-                );
+                return Err(screen);
             }
             out = changed
                 .wait_timeout(out, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// What the terminal shows now.
+    #[allow(dead_code)]
+    pub fn screen(&self) -> Screen {
+        let (lock, _) = &*self.output;
+        Screen::play(&lock.lock().unwrap_or_else(PoisonError::into_inner).bytes)
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    #[allow(dead_code)]
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits for a row that is exactly `row`.
