@@ -10,21 +10,46 @@ use clap::{
 use ipm_protocol::{room::normalize_tag, Position};
 use libp2p::Multiaddr;
 
+/// Widest the help is laid out, whatever the terminal: its examples are written for it.
+pub const HELP_WIDTH: usize = 80;
+
 const EXAMPLES: &str = "\
 Examples:
-  ipm                                   start a node with the prompt (data in the platform's data folder)
+  ipm
+      start a node with the prompt (data in the platform's data folder)
   ipm --name alice --bootstrap /ip4/203.0.113.7/tcp/7433/p2p/12D3KooW...
-  ipm --geo 48.8566,2.3522 --interest rust,chess   location and interests for /join-geo, /join-interest
-  ipm --headless --data-dir ~/.ipm-bob  run as a daemon; talk to it with ipm ctl
-  ipm ctl --data-dir ~/.ipm-bob /status one command against that daemon
+      join through a bootstrap (ipm-bootstrap prints its address)
+  ipm --geo 48.8566,2.3522 --interest rust,chess
+      your location and interests, for /join-geo and /join-interest
+  ipm --headless --data-dir ~/.ipm-bob
+      run as a daemon; drive it with ipm ctl
+  ipm ctl --data-dir ~/.ipm-bob /status
   ipm ctl --data-dir ~/.ipm-bob hello everyone
-  ipm --web                             the web UI on http://127.0.0.1:7780 (prints the URL to open)
+      one command against that daemon, its answer on stdout
+  ipm --web
+      the web UI on http://127.0.0.1:7780 (prints the URL to open)
 
-Type /help at the prompt for the commands. RUST_LOG=debug shows the network's logs on stderr.";
+Type /help at the prompt for the commands, /emoji for the :shortcodes:.
+RUST_LOG=debug shows the network's logs on stderr.";
+
+const CTL_EXAMPLES: &str = "\
+Examples:
+  ipm ctl --data-dir ~/.ipm-bob /status
+  ipm ctl --data-dir ~/.ipm-bob /users
+  ipm ctl --data-dir ~/.ipm-bob hello everyone
+  ipm ctl --data-dir ~/.ipm-bob /history lobby 20
+
+The answer goes to stdout; an error to stderr, with exit code 1.";
 
 /// ipm: a peer-to-peer IP messenger. Chat rooms, private messages and files, no server needed.
 #[derive(Debug, Parser)]
-#[command(name = "ipm", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "ipm",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    max_term_width = HELP_WIDTH
+)]
 pub struct Cli {
     /// One-off command against a running node.
     #[command(subcommand)]
@@ -38,6 +63,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Send one prompt command to the node running on a data dir and print its answer.
+    #[command(after_help = CTL_EXAMPLES)]
     Ctl(CtlArgs),
     /// Print the tab-completion script of ipm for a shell.
     #[command(after_help = INSTALL_COMPLETIONS)]

@@ -2,12 +2,7 @@
 
 mod cli;
 
-use std::{
-    io::{IsTerminal, Write},
-    path::Path,
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io::IsTerminal, path::Path, process::ExitCode, time::Duration};
 
 use anyhow::{anyhow, bail, Context};
 use libp2p::Multiaddr;
@@ -19,7 +14,7 @@ use tokio::{
 use ipm_node::{
     client::login::Login,
     config::Config,
-    program,
+    program::{self, OutputError},
     store::data_dir::DataDir,
     store::identity,
     store::settings::Settings,
@@ -61,11 +56,10 @@ fn print_completions(shell: CompletionShell) -> ExitCode {
     let mut command = <Cli as clap::CommandFactory>::command();
     let mut out = Vec::new();
     clap_complete::generate(shell.generator(), &mut command, "ipm", &mut out);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&out).and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
+    match program::print_bytes(&out) {
+        Ok(()) | Err(OutputError::Closed) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ipm: cannot write the completion script: {e}");
+            program::report(&format!("ipm: cannot write the completion script: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -93,11 +87,11 @@ async fn run_ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let reply = ctl::send(&dir.control_socket(), &data_dir, &line).await?;
     if reply.ok {
         if !reply.output.is_empty() {
-            println!("{}", reply.output);
+            program::print_line(&reply.output)?;
         }
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("ipm: {}", reply.output);
+        program::report(&format!("ipm: {}", reply.output));
         Ok(ExitCode::FAILURE)
     }
 }
@@ -148,7 +142,11 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         && !args.json
         && std::io::stdin().is_terminal()
         && std::io::stdout().is_terminal();
-    ipm_node::logging::init(if interactive { "warn" } else { "info" });
+    ipm_node::logging::init(if interactive {
+        ipm_node::logging::QUIET
+    } else {
+        "info"
+    });
 
     let data_dir = open_data_dir(args.data_dir.as_deref())?;
     let mut settings = Settings::load(&data_dir.settings())?;
@@ -185,7 +183,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some((addr, next_free)) = web {
         let server = WebServer::bind(addr, next_free, data_dir.root(), door).await?;
-        announce_web(&server, args.json);
+        announce_web(&server, args.json)?;
         tokio::spawn(server.serve());
     }
 
@@ -238,7 +236,7 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     let Running {
         client,
         node,
-        printer,
+        mut printer,
         events,
     } = running;
 
@@ -249,11 +247,14 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(ipm_node::net::metrics::serve(listener, client.metrics()));
     }
 
-    tokio::select! {
-        result = frontend(&args, interactive, session, &data_dir, events) => result?,
-        _ = quit_rx.recv() => {}
-        _ = ipm_node::shutdown_signal() => {}
-    }
+    // A frontend that fails, or a stdout whose reader went away, stops the node as a quit
+    // does: peers are told goodbye either way.
+    let stopped = tokio::select! {
+        result = frontend(&args, interactive, session, &data_dir, events) => result,
+        result = printer_stopped(&mut printer) => result.map_err(anyhow::Error::from),
+        _ = quit_rx.recv() => Ok(()),
+        _ = ipm_node::shutdown_signal() => Ok(()),
+    };
 
     client.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), node).await;
@@ -261,15 +262,27 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
     if let Some(printer) = printer {
         printer.abort();
     }
-    Ok(ExitCode::SUCCESS)
+    stopped.map(|()| ExitCode::SUCCESS)
 }
+
+/// Resolves when the printer of events stops: its stdout failed, or the node's events
+/// ended. Never resolves when there is no printer (at the prompt).
+async fn printer_stopped(printer: &mut Option<Printer>) -> Result<(), OutputError> {
+    match printer {
+        Some(task) => task.await.unwrap_or(Ok(())),
+        None => std::future::pending().await,
+    }
+}
+
+/// The task printing events on stdout when there is no prompt.
+type Printer = tokio::task::JoinHandle<Result<(), OutputError>>;
 
 /// A started node: its handle, its loop, the printer of its events, and the events of its
 /// first moments for the frontend.
 struct Running {
     client: Client,
     node: tokio::task::JoinHandle<()>,
-    printer: Option<tokio::task::JoinHandle<()>>,
+    printer: Option<Printer>,
     events: broadcast::Receiver<Event>,
 }
 
@@ -282,6 +295,7 @@ async fn start_network(
     key: libp2p::identity::Keypair,
     settings: &Settings,
     data_dir: &DataDir,
+    refuse_taken: bool,
 ) -> anyhow::Result<Running> {
     let mut config = Config::node(name.to_owned());
     config.data_dir = Some(data_dir.clone());
@@ -295,7 +309,6 @@ async fn start_network(
     config.receipts = !settings.no_receipts;
     config.position = settings.position;
     config.interests = settings.interests.clone();
-    refuse_taken: bool,
 
     let (client, event_loop) = ipm_node::start(key, config)?;
     let events = client.events();
@@ -347,25 +360,23 @@ fn web_address(spec: &str) -> anyhow::Result<(std::net::SocketAddr, bool)> {
         })?,
     };
     if !addr.ip().is_loopback() {
-        eprintln!(
+        program::report(&format!(
             "ipm: the web UI listens on {addr}, beyond this machine: anyone who reaches it with \
              the token can read and send your messages as you"
-        );
+        ));
     }
     Ok((addr, false))
 }
 
 /// Prints the URL of the web UI, with its token.
-fn announce_web(server: &WebServer, json: bool) {
+fn announce_web(server: &WebServer, json: bool) -> Result<(), OutputError> {
     let url = server.url();
-    let mut out = std::io::stdout().lock();
-    let _ = if json {
+    if json {
         let value = serde_json::json!({"event": "web", "ts": ipm_protocol::now_ms(), "url": url});
-        writeln!(out, "{value}")
+        program::print_line(&value.to_string())
     } else {
-        writeln!(out, "web UI: {url}")
-    };
-    let _ = out.flush();
+        program::print_line(&format!("web UI: {url}"))
+    }
 }
 
 /// Waits for the page's passphrase until it opens the sealed identity.
@@ -472,6 +483,7 @@ async fn register(
             key.clone(),
             &wanted,
             data_dir,
+            true,
         )
         .await
         {
@@ -483,7 +495,6 @@ async fn register(
                 wanted
                     .save(&data_dir.settings())
                     .context("cannot save settings")?;
-            true,
                 *settings = wanted;
                 let _ = submission.reply.send(Ok(()));
                 return Ok(running);
@@ -529,10 +540,10 @@ fn load_identity(
             bail!("an empty passphrase protects nothing; nothing was changed");
         }
         identity::save(&path, &key, Some(&first))?;
-        eprintln!(
+        program::report(&format!(
             "identity {} is now protected by the new passphrase",
             key.public().to_peer_id()
-        );
+        ));
         return Ok(key);
     }
     let passphrase = match std::env::var("IPM_PASSPHRASE")
@@ -594,6 +605,7 @@ async fn log_in(
     client: &Client,
     name: &str,
     bootstraps: &[(Multiaddr, libp2p::PeerId)],
+    refuse_taken: bool,
 ) -> anyhow::Result<()> {
     let attempts = bootstraps.iter().map(|(addr, peer)| async move {
         let login = tokio::time::timeout(REGISTRY_TIMEOUT, client.login_at(*peer)).await;
@@ -603,9 +615,9 @@ async fn log_in(
     for (addr, login) in futures::future::join_all(attempts).await {
         match login {
             Ok(Ok(Login::Registered { .. })) => answered = true,
+            Ok(Ok(Login::Taken { .. })) if !refuse_taken => answered = true,
             Ok(Ok(Login::Taken { .. })) => bail!(
                 "the name \"{name}\" is registered to another user at bootstrap {addr}; pick another with --name"
-    refuse_taken: bool,
             ),
             Ok(Ok(Login::Refused(reason))) => {
                 answered = true;
@@ -615,7 +627,6 @@ async fn log_in(
                 tracing::warn!("bootstrap {addr} keeps no name registry: {reason}");
             }
             Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(Login::Taken { .. })) if !refuse_taken => answered = true,
             Err(_) => tracing::warn!(
                 "bootstrap {addr} did not answer the name registration within {}s",
                 REGISTRY_TIMEOUT.as_secs()
@@ -639,17 +650,18 @@ async fn frontend(
         std::future::pending::<()>().await;
         Ok(())
     } else if interactive {
-        println!(
+        program::print_line(&format!(
             "ipm {} — /help lists the commands, Ctrl-D quits",
             env!("CARGO_PKG_VERSION")
-        );
+        ))?;
         ipm_node::ui::prompt::run(session, data_dir.prompt_history(), events).await
     } else {
         read_stdin(session, args.json).await
     }
 }
 
-/// Runs commands from a non-terminal stdin, one per line, until end of input.
+/// Runs commands from a non-terminal stdin, one per line, until end of input (or until
+/// stdout is closed).
 async fn read_stdin(session: Session, json: bool) -> anyhow::Result<()> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
@@ -658,7 +670,7 @@ async fn read_stdin(session: Session, json: bool) -> anyhow::Result<()> {
         }
         let result = session.run_line(&line).await;
         let quit = matches!(result, Ok(Outcome::Quit));
-        print_reply(&result, json);
+        print_reply(&result, json)?;
         if quit {
             break;
         }
@@ -666,9 +678,8 @@ async fn read_stdin(session: Session, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_reply(result: &Result<Outcome, SessionError>, json: bool) {
-    let mut out = std::io::stdout().lock();
-    let _ = if json {
+fn print_reply(result: &Result<Outcome, SessionError>, json: bool) -> Result<(), OutputError> {
+    if json {
         let value = match result {
             Ok(outcome) => serde_json::json!({
                 "event": "reply", "ts": ipm_protocol::now_ms(), "ok": true,
@@ -679,17 +690,20 @@ fn print_reply(result: &Result<Outcome, SessionError>, json: bool) {
                 "message": error.to_string(),
             }),
         };
-        writeln!(out, "{value}")
+        program::print_line(&value.to_string())
     } else {
         match result {
-            Ok(outcome) => writeln!(out, "{}", outcome.describe()),
-            Err(error) => writeln!(out, "error: {}", error.describe()),
+            Ok(outcome) => program::print_line(&outcome.describe()),
+            Err(error) => program::print_line(&format!("error: {}", error.describe())),
         }
-    };
-    let _ = out.flush();
+    }
 }
 
-async fn print_events(mut events: broadcast::Receiver<Event>, json: bool) {
+/// Prints the node's events, one line each, until they end or stdout fails.
+async fn print_events(
+    mut events: broadcast::Receiver<Event>,
+    json: bool,
+) -> Result<(), OutputError> {
     // Plain lines cannot be redrawn: a download shows a line per tenth, not per report.
     let mut steps = Steps::default();
     loop {
@@ -707,10 +721,8 @@ async fn print_events(mut events: broadcast::Receiver<Event>, json: bool) {
                     render::event_line(&event)
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => break,
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
         };
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        program::print_line(&line)?;
     }
 }

@@ -354,3 +354,282 @@ fn a_name_registered_at_the_bootstrap_stays_its_owners_across_restarts() {
         one_line_error(&out)
     );
 }
+
+/// Starts `ipm --headless --json` alone on `dir` (no bootstrap) and waits until it listens.
+fn start_alone(dir: &std::path::Path) -> Proc {
+    let mut cmd = Command::new(ipm());
+    cmd.args(["--headless", "--json", "--no-mdns", "--name", "alice"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let proc = Proc::spawn(cmd);
+    proc.wait_event("the node listening", |v| v["event"] == "listening");
+    proc
+}
+
+/// Runs `program args` with a stdout whose reader is gone before anything is written, and
+/// returns how it ended with its stderr (bounded by [`PROC_WAIT`]).
+fn run_with_closed_stdout(
+    program: &std::path::Path,
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    drop(child.stdout.take());
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + PROC_WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "{} {args:?} kept running with its stdout closed",
+                program.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+/// A pipeline that stops reading (`ipm ctl /users | grep -q bob`) ends every binary quietly:
+/// no panic, no signal, exit 0.
+#[test]
+fn a_closed_stdout_ends_every_binary_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("alice");
+    let _alice = start_alone(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    let quiet = |what: String, (status, stderr): (std::process::ExitStatus, String)| {
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{what}: {stderr}");
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{what} ended by {status:?}: {stderr}"
+        );
+    };
+    for round in 0..20 {
+        for words in [&["/help"][..], &["/status"], &["/emoji"], &["/users"]] {
+            let mut args = vec!["ctl", "--data-dir", dir_arg];
+            args.extend_from_slice(words);
+            quiet(
+                format!("round {round}: ipm ctl {words:?}"),
+                run_with_closed_stdout(&ipm(), &args),
+            );
+        }
+    }
+    quiet(
+        "ipm completions bash".into(),
+        run_with_closed_stdout(&ipm(), &["completions", "bash"]),
+    );
+    // The daemon's events and the bootstrap's addresses: each stops as on a quit.
+    let node = tmp.path().join("bob");
+    quiet(
+        "ipm --headless --json".into(),
+        run_with_closed_stdout(
+            &ipm(),
+            &[
+                "--headless",
+                "--json",
+                "--no-mdns",
+                "--data-dir",
+                node.to_str().unwrap(),
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ],
+        ),
+    );
+    let boot = tmp.path().join("bootstrap");
+    quiet(
+        "ipm-bootstrap".into(),
+        run_with_closed_stdout(
+            &ipm_bootstrap(),
+            &[
+                "--data-dir",
+                boot.to_str().unwrap(),
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ],
+        ),
+    );
+}
+
+/// Whether `text` holds a run of `n` hex digits (a whole message id).
+fn has_hex_run(text: &str, n: usize) -> bool {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .any(|word| word.len() >= n)
+}
+
+/// What `ipm ctl` answers reads as the prompt does: short references, emoji shortcodes,
+/// a reaction that is one emoji.
+#[test]
+fn ctl_answers_with_short_references_and_one_emoji_reactions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("alice");
+    let _alice = start_alone(&dir);
+
+    let sent = ctl_ok(&dir, &["hello", ":laughing:"]);
+    assert!(sent.starts_with("sent ("), "{sent}");
+    assert!(
+        !has_hex_run(&sent, 8),
+        "a short reference, not the id: {sent}"
+    );
+    let reference = &sent["sent (".len()..sent.find(')').unwrap()];
+    assert_eq!(reference.len(), 4, "{sent}");
+    let history = ctl_ok(&dir, &["/history", "lobby", "5"]);
+    assert!(history.contains("alice: hello 😆"), "{history}");
+    assert!(history.contains(&format!("({reference}")), "{history}");
+
+    let reacted = ctl_ok(&dir, &["/react", reference, ":party:"]);
+    assert!(reacted.contains("reacted 🎉"), "{reacted}");
+    assert!(!has_hex_run(&reacted, 8), "{reacted}");
+
+    for word in ["hello", ":nope:", "👍👍"] {
+        let out = ctl(&dir, &["/react", "last", word]);
+        assert_eq!(out.status.code(), Some(1), "/react last {word}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("one emoji") && err.contains("/emoji"), "{err}");
+    }
+    let history = ctl_ok(&dir, &["/history", "lobby", "5"]);
+    assert!(
+        !history.contains("hello 1"),
+        "a refused reaction counts: {history}"
+    );
+    assert!(history.contains("🎉 1"), "{history}");
+
+    let list = ctl_ok(&dir, &["/emoji"]);
+    for code in [
+        ":laughing:",
+        ":shrug:",
+        ":party:",
+        ":tada:",
+        ":+1:",
+        ":thinking:",
+    ] {
+        assert!(list.contains(code), "{code} missing from:\n{list}");
+    }
+    let hearts = ctl_ok(&dir, &["/emoji", "heart"]);
+    assert!(hearts.contains("💔 :broken_heart:"), "{hearts}");
+    assert!(!hearts.contains(":joy:"), "{hearts}");
+}
+
+/// Every `--help` fits 80 columns, however wide the terminal says it is, and an example is
+/// never cut in the middle.
+#[test]
+fn help_fits_80_columns_and_keeps_examples_whole() {
+    let helps = [
+        (ipm(), vec!["--help"]),
+        (ipm(), vec!["ctl", "--help"]),
+        (ipm(), vec!["completions", "--help"]),
+        (ipm_bootstrap(), vec!["--help"]),
+    ];
+    for columns in [None, Some("200"), Some("80")] {
+        for (program, args) in &helps {
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            match columns {
+                Some(c) => cmd.env("COLUMNS", c),
+                None => cmd.env_remove("COLUMNS"),
+            };
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{args:?}");
+            let help = String::from_utf8(out.stdout).unwrap();
+            for line in help.lines() {
+                assert!(
+                    line.chars().count() <= 80,
+                    "{args:?} (COLUMNS={columns:?}) has a line of {} columns:\n{line}",
+                    line.chars().count()
+                );
+            }
+            if args[0] != "completions" {
+                assert!(help.contains("Examples:"), "{args:?}: {help}");
+            }
+        }
+    }
+    let out = Command::new(ipm()).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.lines().any(|l| l
+            .trim()
+            .starts_with("ipm --name alice --bootstrap /ip4/203.0.113.7/tcp/7433/p2p/")),
+        "{help}"
+    );
+}
+
+/// The bootstrap says what an operator needs on stdout and logs nothing but problems.
+#[test]
+fn the_bootstrap_prints_its_addresses_and_services_and_logs_only_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("bootstrap.log");
+    let mut cmd = Command::new(ipm_bootstrap());
+    cmd.arg("--data-dir")
+        .arg(tmp.path().join("bootstrap"))
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines
+            .recv_timeout(PROC_WAIT)
+            .unwrap_or_else(|_| panic!("no address within {PROC_WAIT:?}: {seen:?}"));
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_owned();
+        }
+        seen.push(line);
+    };
+    assert!(
+        addr.contains("/tcp/") && addr.contains("/p2p/12D3KooW"),
+        "{addr}"
+    );
+    let head = seen.join("\n");
+    assert!(head.starts_with("ipm-bootstrap "), "{head}");
+    assert!(head.contains(" peer id 12D3KooW"), "{head}");
+    for service in [
+        "name registry",
+        "mailbox",
+        "relay",
+        "room forwarding",
+        "room archive",
+    ] {
+        assert!(head.contains(service), "{service} missing from:\n{head}");
+    }
+
+    // A node joins and leaves: nothing of it is logged by default.
+    let node_dir = tmp.path().join("alice");
+    let mut alice = start_node("alice", &node_dir, &addr);
+    ctl_ok(&node_dir, &["hello"]);
+    alice.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains(" INFO ") && !logged.contains(" WARN "),
+        "the bootstrap logged by default:\n{logged}"
+    );
+}

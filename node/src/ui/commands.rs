@@ -22,6 +22,8 @@ pub enum Command {
     Say(String),
     /// Help on every command, or on one.
     Help(Option<String>),
+    /// The emoji shortcodes, all or those holding a word.
+    Emoji(Option<String>),
     /// Connect to a peer.
     Connect(Multiaddr),
     /// Identity, addresses, connections, rooms.
@@ -153,7 +155,8 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "/history", aliases: &[], usage: "[room|user] [n]", summary: "the last n messages (default 20) of a room or a private conversation" },
     Spec { name: "/search", aliases: &[], usage: "<words> [in <room|user>]", summary: "the newest lines holding every word, in all conversations or in one" },
     Spec { name: "/reply", aliases: &[], usage: "<ref> <text>", summary: "answer a line; <ref> is shown next to each line (or last, or user/<ref>)" },
-    Spec { name: "/react", aliases: &[], usage: "<ref> <emoji|:shortcode:>", summary: "react to a line (last: the newest line of the current room)" },
+    Spec { name: "/react", aliases: &[], usage: "<ref> <emoji|:shortcode:>", summary: "react to a line with one emoji (last: the newest line of the current room)" },
+    Spec { name: "/emoji", aliases: &[], usage: "[word]", summary: "the :shortcodes: typed lines and /react turn into emoji, or those holding word" },
     Spec { name: "/edit", aliases: &[], usage: "<ref> <text>", summary: "change the text of one of your lines (last: your newest line)" },
     Spec { name: "/delete", aliases: &[], usage: "<ref>", summary: "withdraw one of your lines (last: your newest line)" },
     Spec { name: "/save", aliases: &[], usage: "<room|user> <file.txt>", summary: "write a conversation as 'time name: text' lines" },
@@ -217,6 +220,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 "no command {cmd}: type /help for the list"
             ))),
         },
+        ("/emoji", []) => Ok(Command::Emoji(None)),
+        ("/emoji", [word]) => Ok(Command::Emoji(Some((*word).to_owned()))),
         ("/join", [r]) => Ok(Command::Join(room(r)?)),
         ("/leave", ["geo"]) => Ok(Command::People(PeopleCommand::LeaveGeo)),
         ("/leave", [r]) => Ok(Command::Leave(room(r)?)),
@@ -481,6 +486,11 @@ mod tests {
             Command::Reject("abcd".into())
         );
         assert_eq!(parse("/transfers").unwrap(), Command::Transfers);
+        assert_eq!(parse("/emoji").unwrap(), Command::Emoji(None));
+        assert_eq!(
+            parse("/emoji heart").unwrap(),
+            Command::Emoji(Some("heart".into()))
+        );
     }
 
     #[test]
@@ -499,6 +509,7 @@ mod tests {
             "/status now",
             "/connect",
             "/help nope",
+            "/emoji red heart",
         ] {
             let err = parse(line).unwrap_err().to_string();
             assert!(!err.is_empty() && !err.contains('\n'), "{line}: {err}");

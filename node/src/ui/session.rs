@@ -134,11 +134,14 @@ impl Outcome {
             Outcome::Sent {
                 room, id, peers: 0, ..
             } => {
-                format!("sent {id} to {room} (nobody else is in {room} yet)")
+                format!(
+                    "sent ({}) to {room} (nobody else is in {room} yet)",
+                    render::line_ref(id)
+                )
             }
             Outcome::Sent {
                 room, id, peers, ..
-            } => format!("sent {id} to {room} ({peers} peers)"),
+            } => format!("sent ({}) to {room} ({peers} peers)", render::line_ref(id)),
             Outcome::Direct {
                 name,
                 delivered: true,
@@ -246,6 +249,7 @@ impl Session {
                 })
             }
             Command::Help(topic) => Ok(Outcome::Text(commands::help(topic.as_deref()))),
+            Command::Emoji(word) => Ok(Outcome::Text(emoji::listing(word.as_deref()))),
             Command::Connect(addr) => {
                 let peer = self
                     .client

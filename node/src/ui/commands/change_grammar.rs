@@ -1,7 +1,7 @@
 //! The part of the command grammar about earlier lines: `/reply`, `/react`, `/edit` and
 //! `/delete`, each naming a line by its short reference.
 
-use crate::logic::edits::Ref;
+use crate::{logic::edits::Ref, ui::emoji};
 
 use super::{usage_error, ParseError};
 
@@ -21,7 +21,7 @@ pub struct LineRef {
 pub enum ChangeAction {
     /// Answer it with this text.
     Reply(String),
-    /// React with this emoji or `:shortcode:` (expanded when the command runs).
+    /// React with this emoji (one emoji, a `:shortcode:` already turned into it).
     React(String),
     /// Give it this text (own lines only).
     Edit(String),
@@ -51,7 +51,9 @@ pub(super) fn parse(name: &str, args: &[&str], rest: &str) -> Result<ChangeComma
     let target = line_ref(first)?;
     let action = match (name, args.len()) {
         ("/reply", 2..) => ChangeAction::Reply(rest.to_owned()),
-        ("/react", 2) => ChangeAction::React(rest.to_owned()),
+        ("/react", 2) => {
+            ChangeAction::React(emoji::reaction(rest).map_err(|e| ParseError(e.to_string()))?)
+        }
         ("/edit", 2..) => ChangeAction::Edit(rest.to_owned()),
         ("/delete", 1) => ChangeAction::Delete,
         _ => return Err(usage_error(name)),
@@ -97,7 +99,11 @@ mod tests {
         );
         assert_eq!(
             change("/react last :thumbsup:").action,
-            ChangeAction::React(":thumbsup:".into())
+            ChangeAction::React("👍".into())
+        );
+        assert_eq!(
+            change("/react ab12 🎉").action,
+            ChangeAction::React("🎉".into())
         );
         assert_eq!(change("/react last :thumbsup:").target, here("last"));
         assert_eq!(
@@ -117,6 +123,12 @@ mod tests {
     }
 
     #[test]
+    fn a_reaction_that_is_not_one_emoji_is_refused_naming_the_list() {
+        let err = parse_line("/react last hello").unwrap_err().to_string();
+        assert!(err.contains("one emoji") && err.contains("/emoji"), "{err}");
+    }
+
+    #[test]
     fn bad_changes_give_one_line_errors() {
         for line in [
             "/reply",
@@ -128,6 +140,9 @@ mod tests {
             "/delete ab12 now",
             "/reply xyz! hi",
             "/edit bob/ hi",
+            "/react last hello",
+            "/react last :nope:",
+            "/react last 👍👍",
         ] {
             let err = parse_line(line).unwrap_err().to_string();
             assert!(!err.is_empty() && !err.contains('\n'), "{line}: {err}");
