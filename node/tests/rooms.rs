@@ -178,8 +178,14 @@ async fn interest_group_line_reaches_only_shared_interests() {
         let out = run(s, "/join-interest").await;
         assert!(out.contains("is now the current room"), "{out}");
     }
-    assert_eq!(alice_s.current_room().unwrap(), Room::Interest("rust".into()));
-    assert_eq!(carol_s.current_room().unwrap(), Room::Interest("chess".into()));
+    assert_eq!(
+        alice_s.current_room().unwrap(),
+        Room::Interest("rust".into())
+    );
+    assert_eq!(
+        carol_s.current_room().unwrap(),
+        Room::Interest("chess".into())
+    );
     let rust = Room::Interest("rust".into());
     wait_until("bob in alice's interest room", || async {
         members(&alice.client, &rust).await >= 1
@@ -486,4 +492,102 @@ async fn mdns_peers_find_each_other_without_a_bootstrap() {
         .await
         .unwrap();
     message(&mut bob, "hello over the LAN").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_group_and_current_room_come_back_and_a_leave_is_for_good() {
+    let data = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = Config::for_tests("alice");
+        config.data_dir = Some(DataDir::open(data.path()).unwrap());
+        config.position = Some(at(PARIS));
+        config
+    };
+    let node = spawn(config()).await;
+    let s = session(&node);
+    run(&s, "/join-interest rust").await;
+    run(&s, "/join-geo 25").await;
+    let out = run(&s, "/leave lobby").await;
+    assert_eq!(out, "left lobby");
+    node.stop().await;
+
+    let node = spawn(config()).await;
+    let s = session(&node);
+    assert_eq!(s.current().to_string(), "geo:u09 (25.0 km)");
+    let rooms = run(&s, "/rooms").await;
+    assert!(rooms.contains("  interest:rust (0 others)"), "{rooms}");
+    assert!(rooms.contains("* location group"), "{rooms}");
+    assert!(
+        !rooms.contains("lobby"),
+        "the lobby was left for good: {rooms}"
+    );
+    run(&s, "/join interest:rust").await;
+    node.stop().await;
+
+    let node = spawn(config()).await;
+    let s = session(&node);
+    assert_eq!(s.current_room().unwrap(), Room::Interest("rust".into()));
+    // Leaving the current room moves to a room still joined, or says there is none.
+    run(&s, "/leave geo").await;
+    let out = run(&s, "/leave interest:rust").await;
+    assert_eq!(
+        out,
+        "left interest:rust; you are in no room now: /join lobby, /join interest:<tag> or /join-geo"
+    );
+    let err = s.run_line("hello?").await.unwrap_err().describe();
+    assert_eq!(
+        err,
+        "you are in no room: /join lobby, /join interest:<tag> or /join-geo first"
+    );
+    let out = run(&s, "/join lobby").await;
+    assert!(out.contains("joined lobby"), "{out}");
+    let out = run(&s, "/join interest:rust").await;
+    assert!(out.contains("joined interest:rust"), "{out}");
+    let out = run(&s, "/leave interest:rust").await;
+    assert_eq!(out, "left interest:rust; current room is now lobby");
+}
+
+/// Bob, killed with kill -9 and started again with the same flags, is back in the interest
+/// room he joined: a line said there reaches him without a new /join.
+#[test]
+fn a_joined_room_survives_kill_9() {
+    use support::procs::*;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (boot_dir, alice_dir, bob_dir) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+    let (_bootstrap, boot) = start_bootstrap(boot_dir);
+    let _alice = start_node("alice", alice_dir, &boot);
+    let mut bob = start_node("bob", bob_dir, &boot);
+    for dir in [alice_dir, bob_dir] {
+        let out = ctl_ok(dir, &["/join", "interest:rust"]);
+        assert!(out.contains("joined interest:rust"), "{out}");
+    }
+    // The bootstrap forwards the room but is nobody: one other person is in it.
+    wait_for_output(alice_dir, &["/rooms"], "bob in interest:rust", |out| {
+        out.contains("* interest:rust (1 other)")
+    });
+    bob.kill9();
+
+    let bob = start_node("bob", bob_dir, &boot);
+    let rooms = ctl_ok(bob_dir, &["/rooms"]);
+    assert!(rooms.contains("* interest:rust"), "{rooms}");
+    wait_for_output(alice_dir, &["/rooms"], "bob back in interest:rust", |out| {
+        out.contains("* interest:rust (1 other)")
+    });
+    // The room's mesh forms again in a heartbeat or two: alice asks until bob hears her.
+    let heard = (0..20).any(|i| {
+        let text = format!("anyone into rust? {i}");
+        ctl_ok(alice_dir, &[&text]);
+        bob.try_wait_line_within(std::time::Duration::from_secs(2), |line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["event"] == "message"
+                && v["room"] == "interest:rust"
+                && v["text"].as_str()?.starts_with("anyone into rust?"))
+            .then_some(())
+        })
+        .is_some()
+    });
+    assert!(
+        heard,
+        "bob never heard alice in interest:rust after his restart"
+    );
 }

@@ -107,7 +107,11 @@ impl Settings {
         for room in self.rooms.iter().flatten() {
             match Room::parse(room) {
                 Ok(normal) if normal.to_string() == *room => {}
-                _ => return Err(format!("room {room:?} is not a room (lobby, interest:<tag>)")),
+                _ => {
+                    return Err(format!(
+                        "room {room:?} is not a room (lobby, interest:<tag>)"
+                    ))
+                }
             }
         }
         if let Some(current) = &self.current {
@@ -182,7 +186,10 @@ mod tests {
     fn rooms_current_room_and_radius_are_remembered() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("settings.json");
-        assert_eq!(Settings::load(&path).unwrap().room_memory(), RoomMemory::default());
+        assert_eq!(
+            Settings::load(&path).unwrap().room_memory(),
+            RoomMemory::default()
+        );
         let rust = Room::Interest("rust".into());
         Settings::update(&path, |s| {
             s.set_rooms([&Room::Lobby, &rust]);
@@ -198,6 +205,9 @@ mod tests {
         assert_eq!(memory.radius_km, Some(25.0));
         // Leaving every room is remembered too: not the lobby of a first start.
         Settings::update(&path, |s| s.set_rooms([])).unwrap();
-        assert_eq!(Settings::load(&path).unwrap().room_memory().rooms, Some(vec![]));
+        assert_eq!(
+            Settings::load(&path).unwrap().room_memory().rooms,
+            Some(vec![])
+        );
     }
 }
