@@ -25,7 +25,7 @@ use ipm_protocol::{MessageId, Room, TransferId};
 use crate::{
     client::people::PeopleRequest,
     event::Event,
-    store::history::{direct_log, Entry},
+    store::history::direct_log,
     store::search::{Hit, Query},
     store::transfers::{hash_file, Direction, State},
 };
@@ -147,11 +147,6 @@ pub(crate) enum Request {
     },
     Transfers {
         reply: oneshot::Sender<Vec<TransferView>>,
-    },
-    History {
-        conversation: Conversation,
-        count: usize,
-        reply: oneshot::Sender<Result<Vec<Entry>, NodeError>>,
     },
     Search {
         query: Query,
@@ -383,21 +378,6 @@ impl Client {
     /// Every offer and transfer, newest first.
     pub async fn transfers(&self) -> Result<Vec<TransferView>, NodeError> {
         self.ask(|reply| Request::Transfers { reply }).await
-    }
-
-    /// The last `count` entries of `conversation`'s log, oldest first (none on a node that
-    /// keeps no history).
-    pub async fn history(
-        &self,
-        conversation: Conversation,
-        count: usize,
-    ) -> Result<Vec<Entry>, NodeError> {
-        self.ask(|reply| Request::History {
-            conversation,
-            count,
-            reply,
-        })
-        .await?
     }
 
     /// The newest [`crate::store::search::MAX_HITS`] lines holding every word of `query`, newest first, in

@@ -217,6 +217,8 @@ impl EventLoop {
                 _ = presence.tick() => self.on_presence_tick(),
             }
         }
+        // Caught-up lines still waiting for their authors' names are logged now.
+        self.release_caught_up(true);
         if self.announce_leaving() {
             self.flush(GOODBYE_FLUSH).await;
         }
@@ -280,11 +282,6 @@ impl EventLoop {
             Request::Transfers { reply } => {
                 let _ = reply.send(self.transfer_views());
             }
-            Request::History {
-                conversation,
-                count,
-                reply,
-            } => self.history(conversation, count, reply),
             Request::Search { query, only, reply } => self.search(query, only, reply),
             Request::People(request) => self.on_people_request(request),
             Request::Registry(ask) => self.on_registry_ask(ask),
@@ -328,10 +325,10 @@ impl EventLoop {
                 self.check_score(peer_id);
                 if num_established.get() == 1 {
                     self.emit(Event::Connected {
-                    self.presence_connected(peer_id);
                         peer: peer_id,
                         addr,
                     });
+                    self.presence_connected(peer_id);
                     self.flush_outbox(peer_id);
                     self.resend_offers(peer_id);
                     self.reserve_relay(peer_id);

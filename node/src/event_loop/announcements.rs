@@ -30,6 +30,7 @@ impl EventLoop {
     pub(super) fn on_presence_tick(&mut self) {
         let now = Instant::now();
         self.presence_step(now, presence::Input::Tick);
+        self.release_caught_up(false);
         let facts = self.announce_facts(now);
         self.announcing_step(now, announcing::Input::Tick(facts));
         self.maybe_claim_name();
@@ -88,6 +89,7 @@ impl EventLoop {
     pub(super) fn name_settled(&mut self, name: &str) {
         let name = name.to_owned();
         self.presence_step(Instant::now(), presence::Input::NameSettled { name });
+        self.release_caught_up(false);
     }
 
     /// What the announcer needs to know at `now`; draws its random number.

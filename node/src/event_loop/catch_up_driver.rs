@@ -4,7 +4,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
@@ -24,6 +24,7 @@ use crate::{
     event::Event,
     logic::{
         catch_up::{self, CatchUp, Sources},
+        conversation::{kind, Timeline},
         intake::Action,
         notices::CatchUpMarkers,
         rate_limit::TokenBuckets,
@@ -41,6 +42,20 @@ const MEMBER_ANSWERS_PER_SEC: u32 = 2;
 /// Lines of its own log a node reads to tell which lines of an answer it has already.
 const KNOWN_WINDOW: usize = 2 * MAX_CATCH_UP_LINES;
 
+/// Longest caught-up lines wait for their authors' names before they are shown.
+const NAME_WAIT: Duration = Duration::from_secs(3);
+/// Most answers waiting for names at once.
+const MAX_HELD: usize = 64;
+
+/// Caught-up lines of one answer waiting to be logged and shown under their marker.
+#[derive(Debug)]
+struct Held {
+    until: Instant,
+    marker: Option<Event>,
+    names: HashSet<String>,
+    shows: Vec<Action>,
+}
+
 /// What the loop keeps for catching up.
 #[derive(Debug)]
 pub(crate) struct CatchUpState {
@@ -48,6 +63,7 @@ pub(crate) struct CatchUpState {
     asked: HashMap<OutboundRequestId, (PeerId, Room)>,
     answers: TokenBuckets<()>,
     markers: CatchUpMarkers,
+    held: Vec<Held>,
 }
 
 impl CatchUpState {
@@ -57,6 +73,7 @@ impl CatchUpState {
             asked: HashMap::new(),
             answers: TokenBuckets::new(MEMBER_ANSWER_BURST, MEMBER_ANSWERS_PER_SEC, 1),
             markers: CatchUpMarkers::default(),
+            held: Vec::new(),
         }
     }
 }
@@ -209,20 +226,25 @@ impl EventLoop {
         }
         // A log with lines before this answer: the node had been in the room.
         let been_here = !known.is_empty();
+        // Lines a person will read: not the edits, reactions and deletions among them.
+        let new_lines = shown
+            .iter()
+            .filter(|(_, _, l)| l.chat.re.as_ref().is_none_or(|c| c.kind == kind::REPLY))
+            .count();
         let marker = self
             .catch_up
             .markers
-            .decide(&log_room.slug(), been_here, shown.len());
-        if let Some(marker) = marker {
-            self.emit(Event::CaughtUp {
-                room: log_room,
-                count: marker.count(),
-                first_visit: !marker.been_here(),
-            });
-        }
+            .decide(&log_room.slug(), been_here, new_lines);
+        let marker = marker.map(|marker| Event::CaughtUp {
+            room: log_room,
+            count: marker.count(),
+            first_visit: !marker.been_here(),
+        });
+        let mut shows = Vec::new();
+        let mut names = HashSet::new();
         for (shown_in, distance_km, line) in shown {
             let chat = line.chat;
-            self.record_line(Action::Record {
+            shows.push(Action::Record {
                 room: shown_in.clone(),
                 id: chat.id,
                 peer: line.author,
@@ -231,7 +253,8 @@ impl EventLoop {
                 signed: Some(line.data),
                 re: chat.re.clone(),
             });
-            self.show_line(Action::Show {
+            names.insert(chat.name);
+            shows.push(Action::Show {
                 room: shown_in,
                 id: chat.id,
                 peer: line.author,
@@ -239,6 +262,45 @@ impl EventLoop {
                 distance_km,
                 re: chat.re,
             });
+        }
+        // Logged and shown once the authors' names are settled (a registry or the DHT
+        // answered), or after a short wait, so that friends read as their names. A line
+        // not logged yet when the node stops is asked for again at the next start.
+        if self.catch_up.held.len() >= MAX_HELD {
+            self.release_caught_up(true);
+        }
+        self.catch_up.held.push(Held {
+            until: Instant::now() + NAME_WAIT,
+            marker,
+            names,
+            shows,
+        });
+        self.release_caught_up(false);
+    }
+
+    /// Logs and shows the caught-up lines whose authors' names are settled, or that waited
+    /// long enough (all of them with `all`).
+    pub(super) fn release_caught_up(&mut self, all: bool) {
+        let now = Instant::now();
+        let held = std::mem::take(&mut self.catch_up.held);
+        for batch in held {
+            let pending = batch
+                .names
+                .iter()
+                .any(|n| self.asking_registry(n) || self.directory.names.is_running(n));
+            if pending && !all && now < batch.until {
+                self.catch_up.held.push(batch);
+                continue;
+            }
+            if let Some(marker) = batch.marker {
+                self.emit(marker);
+            }
+            for action in batch.shows {
+                match action {
+                    Action::Record { .. } => self.record_line(action),
+                    _ => self.show_line(action),
+                }
+            }
         }
     }
 
@@ -309,7 +371,7 @@ impl EventLoop {
     }
 
     /// The signed lines of this node's log of `room` received after `since_ms`, newest
-    /// `limit`, oldest first.
+    /// `limit`, oldest first, as the conversation model hands them on.
     fn logged_lines(
         &self,
         room: &Room,
@@ -320,12 +382,13 @@ impl EventLoop {
             return Ok(Vec::new());
         };
         let entries = History::read_last(history.dir(), &room.slug(), KNOWN_WINDOW)?;
-        let mut lines: Vec<ArchivedLine> = entries
+        // A deleted line, its edits and its reactions are not handed on; its deletion is.
+        let mut lines: Vec<ArchivedLine> = Timeline::shareable(&entries)
             .into_iter()
             .filter(|e| e.ts > since_ms)
             .filter_map(|e| {
                 let author = e.peer.parse::<PeerId>().ok()?;
-                let data = STANDARD.decode(e.signed?).ok()?;
+                let data = STANDARD.decode(e.signed.as_deref()?).ok()?;
                 Some(ArchivedLine {
                     author: ByteBuf::from(author.to_bytes()),
                     ts: e.ts,

@@ -19,6 +19,7 @@ use crate::{
     config::Config,
     event::Event,
     logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
+    logic::conversation::Receipt,
     logic::edits::kind,
     store::history::{direct_log as conversation, Entry, EntryChange, History},
     store::outbox::Outbox,
@@ -162,8 +163,10 @@ impl EventLoop {
         };
         let mut reply = DirectMessage::new(&self.config.name, &format!("[away] {away}"));
         reply.auto_reply = true;
-        reply.receipts = self.config.receipts;
+        // The user did not type it: no receipts are asked for or shown.
+        reply.receipts = false;
         let id = reply.id;
+        self.changes.receipts.quiet(id);
         match self.enqueue_direct(peer, reply, None) {
             Ok(()) => self.deliver(Input::Queued {
                 to: peer,
@@ -258,8 +261,10 @@ impl EventLoop {
                     self.deposit(id);
                 }
                 Action::Delivered { id, to } => {
-                    let name = self.directory.display_name(&to);
-                    self.emit(Event::Delivered { id, to, name });
+                    if self.changes.receipts.advance(id, Receipt::Delivered) {
+                        let name = self.directory.display_name(&to);
+                        self.emit(Event::Delivered { id, to, name });
+                    }
                 }
                 Action::Refused { id, to, reason } => {
                     let name = self.directory.display_name(&to);

@@ -14,6 +14,7 @@ use crate::{
     client::conversation::Unread,
     client::Conversation,
     event::Event,
+    logic::conversation::Receipt,
     logic::edits::{kind, receipt},
     logic::notices::Notices,
     store::history::{direct_log, direct_peer, History},
@@ -26,7 +27,7 @@ pub(crate) struct ReceiptState {
     notices: Notices,
     marks: SeenMarks,
     /// Unread lines by log, once counted from the log's tail; kept up to date after.
-    counts: HashMap<String, usize>,
+    pub(super) counts: HashMap<String, usize>,
 }
 
 impl ReceiptState {
@@ -125,6 +126,9 @@ impl EventLoop {
                 debug!(%peer, %id, "ignoring a receipt for a message that is not ours to them");
                 continue;
             }
+            if !self.changes.receipts.advance(id, Receipt::Read) {
+                continue;
+            }
             let entry = receipt(ipm_protocol::now_ms(), &id, kind::READ, &name);
             self.record_in(&log, &name, &entry);
             self.emit(Event::Read {
@@ -147,9 +151,10 @@ impl EventLoop {
         }
     }
 
-    /// Every conversation with unread lines. A log not counted yet is counted once from its
-    /// tail; after that the counts move with each line and each look.
-    pub(super) fn unread_counts(&mut self) -> Vec<Unread> {
+    /// Every conversation with unread lines (every one kept, with `all`). A log not counted
+    /// yet is counted once from its tail; after that the counts move with each line and
+    /// each look.
+    pub(super) fn unread_counts(&mut self, all: bool) -> Vec<Unread> {
         let logs = match &self.store.history_dir {
             Some(dir) => History::conversations(dir).unwrap_or_default(),
             None => self.receipts.counts.keys().cloned().collect(),
@@ -179,7 +184,7 @@ impl EventLoop {
                     None => continue,
                 },
             };
-            if count > 0 {
+            if all || count > 0 {
                 out.push(Unread {
                     conversation,
                     count,

@@ -150,9 +150,11 @@ impl Directory {
 
     /// Finds the peer a user typed: a peer id, a contact's petname, a
     /// registered name, a name only one known peer uses, `name#xxxx` or
-    /// `#xxxx`. The one resolver every command naming a user goes through.
+    /// `#xxxx`, each also with a leading `@`. The one resolver every command naming a user goes through.
     pub fn resolve_user(&self, typed: &str) -> Result<PeerId, ResolveError> {
+        // `@bob`, as `/rooms` names a private conversation, is bob.
         let typed = typed.trim();
+        let typed = typed.strip_prefix('@').unwrap_or(typed);
         if typed.is_empty() {
             return Err(ResolveError::Empty);
         }
@@ -299,6 +301,15 @@ mod tests {
         d.observe_name(i, "bob");
         assert_eq!(d.display_name(&b), "bob");
         assert_eq!(d.display_name(&i), format!("bob#{}", short_id(&i)));
+        assert_eq!(d.resolve_user("@bob"), Ok(b), "as /rooms writes it");
+        // Logged lines show under the names of now, whatever they were logged as.
+        let labels = d.labels();
+        assert_eq!(labels.label(&b.to_string(), "bob#xxxx"), "bob");
+        assert_eq!(
+            labels.label(&i.to_string(), "bob"),
+            format!("bob#{}", short_id(&i))
+        );
+        assert_eq!(labels.label("unknown", "carol#abcd"), "carol#abcd");
         let c = PeerId::random();
         assert_eq!(d.display_name(&c), format!("#{}", short_id(&c)));
     }

@@ -210,9 +210,9 @@ fn queued(mut printer: impl ExternalPrinter + Send + 'static) -> Queue {
     Queue(tx)
 }
 
-/// What the prompt shows for the answer to a typed line. A room line is shown as the others
-/// read it; a private message shows nothing here, since the node's own report of its delivery
-/// (or of its queueing) is on the screen already.
+/// What the prompt shows for the answer to a typed line: a room line as the others read it,
+/// a private message as the sender's own line with its reference (the node's report of its
+/// delivery, or of its queueing, follows on its own line).
 pub fn answer_lines(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Sent {
@@ -229,7 +229,13 @@ pub fn answer_lines(outcome: &Outcome) -> String {
                 line
             }
         }
-        Outcome::Direct { .. } => String::new(),
+        Outcome::Direct {
+            id,
+            name,
+            from,
+            text,
+            ..
+        } => render::own_direct(name, id, from, text, None),
         other => other.describe(),
     }
 }
@@ -302,15 +308,25 @@ mod tests {
     }
 
     #[test]
-    fn a_private_message_leaves_its_report_to_the_node() {
+    fn a_private_message_shows_as_the_senders_own_line_with_its_reference() {
         for delivered in [true, false] {
+            let id: ipm_protocol::MessageId = "c0ff0000000000000000000000000000".parse().unwrap();
             let outcome = Outcome::Direct {
-                id: ipm_protocol::MessageId::random(),
+                id,
                 name: "bob".into(),
+                from: "alice".into(),
+                text: "lunch? 😄".into(),
                 delivered,
             };
-            assert_eq!(answer_lines(&outcome), "");
-            assert!(outcome.describe().contains("bob"), "ctl still says it");
+            assert_eq!(
+                answer_lines(&outcome),
+                "[private → bob] alice: lunch? 😄  (c0ff)"
+            );
+            let said = outcome.describe();
+            assert!(
+                said.contains("bob") && said.contains("(c0ff)"),
+                "ctl says it: {said}"
+            );
         }
     }
 }

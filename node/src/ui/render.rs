@@ -229,6 +229,29 @@ pub fn own_message(room: &Room, id: &MessageId, name: &str, text: &str) -> Strin
     message_line(room, id, name, None, text, None)
 }
 
+/// An own private message as its sender sees it: `[private → bob] alice: text  (ref)`.
+pub fn own_direct(
+    to: &str,
+    id: &MessageId,
+    from: &str,
+    text: &str,
+    reply_to: Option<&MessageId>,
+) -> String {
+    format!(
+        "[private → {}] {}{}: {}  ({})",
+        clean(to),
+        clean(from),
+        answering(reply_to),
+        clean(text),
+        line_ref(id)
+    )
+}
+
+/// An own reply in a room, as the others read it.
+pub fn own_reply(room: &Room, id: &MessageId, from: &str, text: &str, to: &MessageId) -> String {
+    message_line(room, id, from, None, text, Some(to))
+}
+
 /// A room line: `[room] from: text  (ref)`, with the distance to its author when known and
 /// the line it answers.
 fn message_line(

@@ -19,7 +19,7 @@ use ipm_protocol::{MessageId, Room};
 
 use crate::{
     client::{Client, Conversation, NodeError, OfferTarget, Status, TransferView},
-    logic::edits::Line,
+    logic::conversation::Line,
     logic::geo_group::{after_leave, others, CurrentRoom, HOW_TO_JOIN},
     net::addresses::is_relayed,
     store::data_dir::write_atomic,
@@ -110,6 +110,10 @@ pub enum Outcome {
         id: MessageId,
         /// The recipient's display name.
         name: String,
+        /// The user's own name.
+        from: String,
+        /// The text sent, its shortcodes expanded.
+        text: String,
         /// True when the recipient acknowledged it; false when it waits in the outbox.
         delivered: bool,
     },
@@ -143,17 +147,24 @@ impl Outcome {
                 room, id, peers, ..
             } => format!("sent ({}) to {room} ({peers} peers)", render::line_ref(id)),
             Outcome::Direct {
+                id,
                 name,
                 delivered: true,
                 ..
-            } => format!("delivered to {}", render::clean(name)),
+            } => format!(
+                "delivered to {} ({})",
+                render::clean(name),
+                render::line_ref(id)
+            ),
             Outcome::Direct {
+                id,
                 name,
                 delivered: false,
                 ..
             } => format!(
-                "{} is not reachable now: queued, it will be delivered when they are back",
-                render::clean(name)
+                "{} is not reachable now: queued ({}), it will be delivered when they are back",
+                render::clean(name),
+                render::line_ref(id)
             ),
             Outcome::Quit => "bye".into(),
         }
@@ -314,10 +325,14 @@ impl Session {
             }
             Command::Msg { user, text } => {
                 let peer = self.client.resolve_user(&user).await?;
-                let outcome = self.client.send_direct(peer, emoji::expand(&text)).await?;
+                let text = emoji::expand(&text);
+                let from = self.own_name().await?;
+                let outcome = self.client.send_direct(peer, text.clone()).await?;
                 Ok(Outcome::Direct {
                     id: outcome.id,
                     name: outcome.name,
+                    from,
+                    text,
                     delivered: outcome.delivered,
                 })
             }
@@ -505,6 +520,8 @@ pub fn render_transfers(list: &[TransferView]) -> String {
                 format!("received: {}", path.display())
             }
             State::Done { .. } => "done".into(),
+            State::Sending => "sending".into(),
+            State::Sent => "sent".into(),
             State::Rejected => "rejected".into(),
             State::Failed { reason } => format!("failed: {}", render::clean(reason)),
         };
@@ -524,8 +541,6 @@ pub fn render_transfers(list: &[TransferView]) -> String {
 /// `time name: text`, local time.
 pub fn format_entry(entry: &Entry) -> String {
     format!(
-            State::Sending => "sending".into(),
-            State::Sent => "sent".into(),
         "{} {}: {}",
         format_time(entry.ts),
         render::clean(&entry.from),

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::{
     client::{
         people::{ClaimStatus, People},
-        Client, NodeError, Status, TransferView,
+        Client, Conversation, NodeError, Status, TransferView,
     },
     logic::geo_group::CurrentRoom,
 };
@@ -16,6 +16,7 @@ pub async fn snapshot(client: &Client, current: &CurrentRoom) -> Result<Value, N
     let people = client.people().await?;
     let status = client.status().await?;
     let transfers = client.transfers().await?;
+    let conversations = client.conversations().await?;
     Ok(json!({
         "event": "snapshot",
         "ts": ipm_protocol::now_ms(),
@@ -41,6 +42,14 @@ pub async fn snapshot(client: &Client, current: &CurrentRoom) -> Result<Value, N
             "peer": peer.to_string(),
         })).collect::<Vec<_>>(),
         "status": status_json(&status),
+        "conversations": conversations.iter().map(|c| json!({
+            "key": match &c.conversation {
+                Conversation::Room(room) => room.to_string(),
+                Conversation::Direct(peer) => format!("@{peer}"),
+            },
+            "title": c.name,
+            "unread": c.count,
+        })).collect::<Vec<_>>(),
         "transfers": transfers.iter().map(transfer_json).collect::<Vec<_>>(),
     }))
 }

@@ -27,6 +27,7 @@ export class Chat {
     $("register").hidden = true;
     $("login").hidden = true;
     this.conversation("lobby");
+    $("leave").hidden = true;
     this.wire();
     this.hello(hello);
     // Presence (away texts, rooms, distances) changes without an event of its own.
