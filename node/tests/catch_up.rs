@@ -24,6 +24,7 @@ use support::*;
 #[derive(Debug, Default)]
 struct Seen {
     caught_up: Option<u64>,
+    first_visit: Option<bool>,
     lines: Vec<String>,
     direct: Vec<String>,
 }
@@ -38,6 +39,7 @@ fn read_catch_up(proc: &Proc, lines: usize, direct: usize) -> Seen {
             "caught_up" if v["room"] == "lobby" => {
                 assert!(seen.caught_up.is_none(), "a second marker: {line}");
                 seen.caught_up = v["count"].as_u64();
+                seen.first_visit = v["first_visit"].as_bool();
             }
             "message" => {
                 assert!(seen.caught_up.is_some(), "a line before the marker: {line}");
@@ -65,7 +67,9 @@ fn a_member_back_from_a_kill_and_a_newcomer_catch_up_on_the_lobby() {
     let mut bob = start_node("bob", bob_dir, &boot);
     wait_for_users(alice_dir, &["bob"]);
     ctl_ok(alice_dir, &["before bob left"]);
+    // A first start has nothing to catch up on, and says nothing about being away.
     bob.wait_event("the last line before the kill", |v| {
+        assert_ne!(v["event"], "caught_up", "a marker on a first start: {v}");
         v["text"] == "before bob left"
     });
     bob.kill9();
@@ -82,6 +86,7 @@ fn a_member_back_from_a_kill_and_a_newcomer_catch_up_on_the_lobby() {
     let bob = start_node("bob", bob_dir, &boot);
     let seen = read_catch_up(&bob, 20, 2);
     assert_eq!(seen.caught_up, Some(20), "{seen:?}");
+    assert_eq!(seen.first_visit, Some(false), "bob was away: {seen:?}");
     assert_eq!(seen.lines, shown, "each line once, in order");
     assert_eq!(seen.direct, ["first secret", "second secret"]);
     // The lines are in bob's log like any others, each once.
@@ -98,6 +103,11 @@ fn a_member_back_from_a_kill_and_a_newcomer_catch_up_on_the_lobby() {
     let carol = start_node("carol", carol_dir, &boot);
     let seen = read_catch_up(&carol, 21, 0);
     assert_eq!(seen.caught_up, Some(21), "{seen:?}");
+    assert_eq!(
+        seen.first_visit,
+        Some(true),
+        "carol was never here: {seen:?}"
+    );
     assert_eq!(seen.lines[0], "before bob left");
     assert_eq!(seen.lines[1..], shown[..]);
 }
