@@ -33,6 +33,7 @@ Examples:
   ipm-bootstrap
       TCP and QUIC on port 7433; prints the addresses to give to nodes
   ipm-bootstrap --listen /ip4/0.0.0.0/tcp/7433 --data-dir /var/lib/ipm
+      TCP only; identity, names, mailbox and archive in /var/lib/ipm
   ipm --bootstrap /ip4/203.0.113.7/tcp/7433/p2p/12D3KooW...
       a node joining through it
 
@@ -40,7 +41,7 @@ RUST_LOG=info (or debug) shows more than warnings and errors on stderr.";
 
 /// ipm-bootstrap: entry point, DHT server and relay for an ipm overlay.
 ///
-/// Prints its full addresses at start; give one to nodes with `ipm --bootstrap <addr>`.
+/// Prints the addresses to give to nodes: ipm --bootstrap <address>.
 #[derive(Debug, Parser)]
 #[command(name = "ipm-bootstrap", version, after_help = EXAMPLES, max_term_width = 80)]
 struct Cli {

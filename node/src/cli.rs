@@ -41,7 +41,7 @@ Examples:
 
 The answer goes to stdout; an error to stderr, with exit code 1.";
 
-/// ipm: a peer-to-peer IP messenger. Chat rooms, private messages and files, no server needed.
+/// ipm: peer-to-peer chat rooms, private messages and files, with no server.
 #[derive(Debug, Parser)]
 #[command(
     name = "ipm",

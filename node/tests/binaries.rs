@@ -281,31 +281,24 @@ fn private_messages_and_files_between_processes_survive_kill_9() {
     assert!(transfers.contains("received:"), "{transfers}");
 }
 
-/// Runs `ipm --headless` as `name` on `dir` through `bootstrap` and returns its exit once it
-/// stops on its own (bounded by [`PROC_WAIT`]).
-fn run_until_exit(name: &str, dir: &std::path::Path, bootstrap: &str) -> Output {
-    let child = Command::new(ipm())
-        .args(["--headless", "--json", "--no-mdns", "--name", name])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", bootstrap])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ipm starts");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
+/// Starts another user (another data dir, so another key) as `alice` and checks that it
+/// runs as `alice#xxxx`, told so in one line, without saving the name.
+fn second_alice_is_told_the_name_is_taken(dir: &std::path::Path, bootstrap: &str) {
+    let mallory = start_node("alice", dir, bootstrap);
+    mallory.wait_event("the name refused", |v| {
+        v["event"] == "error"
+            && v["message"].as_str().is_some_and(|m| {
+                m.starts_with("the name alice is taken") && m.contains("see you as alice#")
+            })
     });
-    match rx.recv_timeout(PROC_WAIT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("ipm --name {name} kept running although the name is taken");
-        }
-    }
+    let status = ctl_ok(dir, &["/status"]);
+    assert!(status.contains("alice#"), "{status}");
+    drop(mallory);
+    let saved = std::fs::read_to_string(dir.join("settings.json")).unwrap_or_default();
+    assert!(
+        !saved.contains("\"alice\""),
+        "the refused name was saved: {saved}"
+    );
 }
 
 #[test]
@@ -320,15 +313,8 @@ fn a_name_registered_at_the_bootstrap_stays_its_owners_across_restarts() {
     });
     let alice_id = peer_id(&alice_dir);
 
-    // Another user (another data dir, so another key) cannot start under the name.
-    let out = run_until_exit("alice", &tmp.path().join("mallory"), &addr);
-    assert!(!out.status.success());
-    let err = one_line_error(&out);
-    assert!(
-        err.contains("the name \"alice\" is registered to another user at bootstrap")
-            && err.ends_with("pick another with --name"),
-        "{err}"
-    );
+    // Another user (another data dir, so another key) runs as alice#xxxx and is told so.
+    second_alice_is_told_the_name_is_taken(&tmp.path().join("mallory"), &addr);
 
     // Alice restarts on her data dir: she logs in with her name.
     alice.kill9();
@@ -346,13 +332,7 @@ fn a_name_registered_at_the_bootstrap_stays_its_owners_across_restarts() {
     // The bootstrap restarts on its data dir (at a new port): the name is still taken.
     bootstrap.kill9();
     let (_bootstrap, addr) = start_bootstrap(&boot_dir);
-    let out = run_until_exit("alice", &tmp.path().join("mallory"), &addr);
-    assert!(!out.status.success());
-    assert!(
-        one_line_error(&out).contains("is registered to another user"),
-        "{}",
-        one_line_error(&out)
-    );
+    second_alice_is_told_the_name_is_taken(&tmp.path().join("mallory2"), &addr);
 }
 
 /// Starts `ipm --headless --json` alone on `dir` (no bootstrap) and waits until it listens.
