@@ -16,7 +16,8 @@ use serde_bytes::ByteBuf;
 use tracing::{debug, warn};
 
 use ipm_protocol::{
-    limits::MAX_CATCH_UP_LINES, ArchivedLine, HistoryRequest, HistoryResponse, MessageId, Room,
+    limits::MAX_CATCH_UP_LINES, ArchivedLine, ChatMessage, HistoryRequest, HistoryResponse,
+    MessageId, Room,
 };
 
 use super::{location::geo_view, EventLoop};
@@ -242,7 +243,12 @@ impl EventLoop {
         });
         let mut shows = Vec::new();
         let mut names = HashSet::new();
-        for (shown_in, distance_km, line) in shown {
+        let texts = {
+            let chats: Vec<&ChatMessage> = shown.iter().map(|(_, _, l)| &l.chat).collect();
+            let authors: Vec<PeerId> = shown.iter().map(|(_, _, l)| l.author).collect();
+            catch_up::as_it_stands(&chats, &authors)
+        };
+        for ((shown_in, distance_km, line), text) in shown.into_iter().zip(texts) {
             let chat = line.chat;
             shows.push(Action::Record {
                 room: shown_in.clone(),
@@ -254,13 +260,20 @@ impl EventLoop {
                 re: chat.re.clone(),
             });
             names.insert(chat.name);
+            let Some(text) = text else {
+                continue;
+            };
+            // An edit within the answer is folded into its line: shown as a plain line.
+            let re = chat
+                .re
+                .filter(|c| c.kind == kind::REPLY || text == chat.text);
             shows.push(Action::Show {
                 room: shown_in,
                 id: chat.id,
                 peer: line.author,
-                text: chat.text,
+                text,
                 distance_km,
-                re: chat.re,
+                re,
             });
         }
         // Logged and shown once the authors' names are settled (a registry or the DHT

@@ -13,7 +13,7 @@ use libp2p::PeerId;
 
 use ipm_protocol::{
     limits::{MAX_CATCH_UP_AGE_MS, MAX_CATCH_UP_LINES},
-    verify_chat, ArchivedLine, ChatMessage, MessageId, Room,
+    verify_chat, ArchivedLine, ChatMessage, MessageId, Op, Room,
 };
 
 /// How far before the last line a node has it asks from: clocks of the node answering and
@@ -220,6 +220,53 @@ pub fn sift(
     out
 }
 
+/// What to print of each line of one answer, so that it reads as the conversation stands
+/// now: a line edited within the answer shows its new text and the edit shows nothing; a
+/// line deleted within the answer shows nothing, nor do its deletion and its reactions.
+/// `None`: print nothing for this line (it is logged all the same).
+pub fn as_it_stands(lines: &[&ChatMessage], authors: &[PeerId]) -> Vec<Option<String>> {
+    let mut shown: Vec<Option<String>> = lines.iter().map(|c| Some(c.text.clone())).collect();
+    let at: HashMap<MessageId, usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.re.as_ref().is_none_or(|r| r.kind == "reply"))
+        .map(|(i, c)| (c.id, i))
+        .collect();
+    let mut deleted = HashSet::new();
+    for (i, chat) in lines.iter().enumerate() {
+        let Some(change) = &chat.re else { continue };
+        let Some(&target) = at.get(&change.target) else {
+            continue;
+        };
+        let by_author = authors.get(target) == authors.get(i);
+        match change.op() {
+            Some(Op::Edit(text)) if by_author => {
+                if !deleted.contains(&target) {
+                    shown[target] = Some(text);
+                }
+                shown[i] = None;
+            }
+            Some(Op::Delete) if by_author => {
+                deleted.insert(target);
+                shown[target] = None;
+                shown[i] = None;
+            }
+            Some(Op::React(_)) if deleted.contains(&target) => shown[i] = None,
+            _ => {}
+        }
+    }
+    // A reaction before the deletion of its line is not printed either.
+    for (i, chat) in lines.iter().enumerate() {
+        if let Some(change) = &chat.re {
+            let voided = at.get(&change.target).is_some_and(|t| deleted.contains(t));
+            if voided && change.kind != "reply" {
+                shown[i] = None;
+            }
+        }
+    }
+    shown
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -341,5 +388,38 @@ mod tests {
         let line = archived(&alice, &Room::Lobby, "soon", NOW + 1_000_000);
         let sifted = sift(&Room::Lobby, 0, vec![line], &HashSet::new(), NOW);
         assert_eq!(sifted.lines[0].ts, NOW);
+    }
+
+    #[test]
+    fn an_answer_prints_as_the_conversation_stands_now() {
+        let (alice, bob) = (PeerId::random(), PeerId::random());
+        let line = |text: &str| ChatMessage::new("x", text, None);
+        let change = |target: MessageId, op: Op| {
+            let mut c = ChatMessage::new("x", "(fallback)", None);
+            c.re = Some(ipm_protocol::Change::new(target, &op));
+            c
+        };
+        let lunch = line("lunch at noon?");
+        let secret = line("my pin is 1234");
+        let edit = change(lunch.id, Op::Edit("lunch at one?".into()));
+        let forged = change(lunch.id, Op::Edit("lunch never".into()));
+        let react = change(secret.id, Op::React("👍".into()));
+        let delete = change(secret.id, Op::Delete);
+        let reply = change(lunch.id, Op::Reply);
+        let lines = [&lunch, &secret, &edit, &forged, &react, &delete, &reply];
+        let authors = [alice, alice, alice, bob, bob, alice, bob];
+        let shown = as_it_stands(&lines, &authors);
+        assert_eq!(
+            shown,
+            vec![
+                Some("lunch at one?".to_owned()),
+                None,
+                None,
+                Some("(fallback)".to_owned()),
+                None,
+                None,
+                Some("(fallback)".to_owned()),
+            ]
+        );
     }
 }
