@@ -49,9 +49,10 @@ async fn an_accepted_file_arrives_with_the_same_sha256_and_never_overwrites() {
     let alice = spawn_user("alice", &bootstrap.addr).await;
     let mut bob = spawn_user("bob", &bootstrap.addr).await;
     let src = tempfile::tempdir().unwrap();
-    let (path, sha) = write_file(src.path(), ".holiday photos.bin", 3 * 1024 * 1024 + 17);
 
+    // The second round offers other bytes under the same name: they go beside the first.
     for round in 0..2 {
+        let (path, sha) = write_file(src.path(), ".holiday photos.bin", 3 * 1024 * 1024 + round);
         let id = alice
             .client
             .offer_file(OfferTarget::Peer(bob.client.peer_id()), path.clone())
@@ -178,4 +179,98 @@ async fn a_file_shared_in_a_room_can_be_fetched_by_anyone_there() {
     bob.client.accept(&id.to_string()).await.unwrap();
     let (_, got_sha) = received(&mut bob, id).await;
     assert_eq!(got_sha, sha);
+}
+
+/// The JSON event of `line`, when it is one named `event`.
+fn json_event(line: &str, event: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    (v["event"] == event).then_some(v)
+}
+
+/// Whether `line` is the event of a file sent whole.
+fn sent_whole(line: &str) -> bool {
+    json_event(line, "file_sending").is_some_and(|v| v["bytes"] == v["size"])
+}
+
+#[test]
+fn a_sharer_sees_who_gets_its_file_and_how_it_stands_and_a_second_get_says_already_received() {
+    use support::procs::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = start_bootstrap(&tmp.path().join("bootstrap"));
+    let [a, c] = ["alice", "carol"].map(|n| tmp.path().join(n));
+    let alice = start_node("alice", &a, &addr);
+    let carol = start_node("carol", &c, &addr);
+    for (dir, other) in [(&a, "carol"), (&c, "alice")] {
+        wait_for_output(dir, &["/status"], &format!("{other} in the lobby"), |s| {
+            s.lines()
+                .any(|l| l.starts_with("members of lobby:") && l.contains(other))
+        });
+    }
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let (path, _) = write_file(&src, "big.bin", 3 * 1024 * 1024);
+    let path = path.to_str().unwrap();
+
+    ctl_ok(&a, &["/share", path]);
+    let offered = |proc: &Proc, not: &str| {
+        proc.wait_line("the share", |line| {
+            json_event(line, "file_offer")
+                .and_then(|v| v["transfer"].as_str().map(str::to_owned))
+                .filter(|id| id != not)
+        })
+    };
+    let id = offered(&carol, "");
+    ctl_ok(&c, &["/get", &id]);
+    carol.wait_event("the file", |v| v["event"] == "file_received");
+
+    // Alice is told who is getting what, then that it was sent whole, once each.
+    let getting = alice.wait_line("carol getting the file", |line| {
+        assert!(!sent_whole(line), "sent whole before getting: {line}");
+        json_event(line, "file_getting")
+    });
+    assert_eq!(
+        (getting["by"].as_str(), getting["name"].as_str()),
+        (Some("carol"), Some("big.bin"))
+    );
+    let whole = alice.wait_line("the file sent whole", |line| {
+        assert!(json_event(line, "file_getting").is_none(), "{line}");
+        sent_whole(line).then(|| line.to_owned())
+    });
+    assert!(
+        whole.contains(&id) && whole.contains("\"to_name\":\"carol\""),
+        "{whole}"
+    );
+    // Its state follows: sent, not offered.
+    let rows = ctl_ok(&a, &["/transfers"]);
+    let row = rows.lines().find(|l| l.contains("big.bin")).unwrap();
+    assert!(row.trim_end().ends_with("sent"), "{rows}");
+
+    // Nothing more of it comes before carol's next line.
+    ctl_ok(&c, &["thanks"]);
+    alice.wait_line("carol's thanks", |line| {
+        assert!(
+            !sent_whole(line) && json_event(line, "file_getting").is_none(),
+            "told again: {line}"
+        );
+        json_event(line, "message")
+            .filter(|v| v["text"] == "thanks")
+            .map(|_| ())
+    });
+
+    // Shared again: carol's /get says the file is there already, and writes no copy.
+    ctl_ok(&a, &["/share", path]);
+    let again = offered(&carol, &id);
+    let out = ctl(&c, &["/get", &again]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("already received: "), "{said}");
+    assert!(said.contains("big.bin"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    let downloads: Vec<_> = std::fs::read_dir(c.join("downloads"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(downloads, ["big.bin"]);
 }

@@ -129,11 +129,13 @@ async fn a_nested_folder_arrives_whole_with_one_progress_stream_and_never_overwr
     let mut bob = spawn_user("bob", &bootstrap.addr).await;
     let src = tempfile::tempdir().unwrap();
     let root = src.path().join("holiday");
-    let files = nested();
-    write_tree(&root, &files);
-    let total: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+    let mut files = nested();
 
+    // Each round changes one file: another folder under the same name goes beside the first.
     for round in 0..2 {
+        files[0].1 = content(100 + round, 1000);
+        write_tree(&root, &files);
+        let total: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
         let id = alice
             .client
             .offer_file(OfferTarget::Peer(bob.client.peer_id()), root.clone())
@@ -169,6 +171,8 @@ async fn a_nested_folder_arrives_whole_with_one_progress_stream_and_never_overwr
     }
 
     // Shared in a room, the folder is fetched with /get.
+    files[0].1 = content(200, 1000);
+    write_tree(&root, &files);
     let id = alice
         .client
         .offer_file(OfferTarget::Room(ipm_protocol::Room::Lobby), root.clone())
@@ -469,4 +473,109 @@ async fn a_node_asking_for_a_folder_as_one_file_is_told_it_needs_a_newer_ipm() {
     let answer: FileResponse =
         ipm_protocol::decode(&answer, limits::MAX_FILE_RESPONSE_LEN).unwrap();
     assert_eq!(answer, FileResponse::Error("no such transfer".into()));
+}
+
+/// `node`'s events up to and including the first `until` accepts (bounded by [`WAIT`]).
+async fn events_until(node: &mut TestNode, mut until: impl FnMut(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match node.events.recv().await {
+                Ok(event) => {
+                    let done = until(&event);
+                    seen.push(event);
+                    if done {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the awaited event did not come in time");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_of_a_folder_sees_who_gets_it_each_file_and_the_folder_sent_once() {
+    let bootstrap = spawn_bootstrap().await;
+    let mut alice = spawn_user("alice", &bootstrap.addr).await;
+    let mut bob = spawn_user("bob", &bootstrap.addr).await;
+    let src = tempfile::tempdir().unwrap();
+    let root = src.path().join("trip");
+    let files = [
+        ("a.jpg", content(1, 300_000)),
+        ("b.jpg", content(2, 200_000)),
+        ("notes/c.txt", content(3, 5_000)),
+    ];
+    write_tree(&root, &files);
+    let id = alice
+        .client
+        .offer_file(OfferTarget::Peer(bob.client.peer_id()), root)
+        .await
+        .unwrap();
+    let state = |list: Vec<ipm_node::client::TransferView>| {
+        list.into_iter()
+            .find(|t| t.id == id)
+            .map(|t| t.state)
+            .unwrap()
+    };
+    use ipm_node::store::transfers::State;
+    assert_eq!(
+        state(alice.client.transfers().await.unwrap()),
+        State::Offered
+    );
+    folder_offer_of(&mut bob, id).await;
+    bob.client.accept(&id.to_string()).await.unwrap();
+    folder_received(&mut bob, id).await;
+    // Bob says so once he has it: everything alice is told of the folder comes before.
+    bob.client
+        .send_direct(alice.client.peer_id(), "got it".into())
+        .await
+        .unwrap();
+    let told = events_until(
+        &mut alice,
+        |e| matches!(e, Event::Direct { text, .. } if text == "got it"),
+    )
+    .await;
+    let getting: Vec<_> = told
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileGetting {
+                transfer, by, name, ..
+            } => Some((*transfer, by.as_str(), name.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(getting, [(id, "bob", "trip/")]);
+    let mut sent_files: Vec<&str> = told
+        .iter()
+        .filter_map(|e| match e {
+            Event::FolderFileSent { transfer, path, .. } if *transfer == id => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    sent_files.sort();
+    assert_eq!(sent_files, ["trip/a.jpg", "trip/b.jpg", "trip/notes/c.txt"]);
+    let whole: Vec<_> = told
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileSending {
+                transfer,
+                bytes,
+                size,
+                ..
+            } if bytes >= size => Some((*transfer, *size)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(whole, [(id, 505_000)], "one sent-whole, for the folder");
+    // Every report names the folder, never one of its parts.
+    assert!(told.iter().all(|e| match e {
+        Event::FileSending { transfer, .. } => *transfer == id,
+        _ => true,
+    }));
+    assert_eq!(state(alice.client.transfers().await.unwrap()), State::Sent);
 }

@@ -180,3 +180,77 @@ fn bad_location_and_interest_flags_give_one_line_errors() {
         assert!(err.starts_with("ipm: "), "{err}");
     }
 }
+
+/// The JSON event of `line`, when it is one named `event`.
+fn event(line: &str, event: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    (v["event"] == event).then_some(v)
+}
+
+#[test]
+fn a_second_bob_at_the_bootstrap_runs_as_bob_xxxx_and_once_killed_goes_offline_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_bootstrap, addr) = start_bootstrap(&tmp.path().join("bootstrap"));
+    let [a, b, f] = ["alice", "bob", "fake"].map(|n| tmp.path().join(n));
+    let alice = start_node("alice", &a, &addr);
+    let _bob = start_node("bob", &b, &addr);
+    wait_for_users(&a, &["bob"]);
+
+    // The bootstrap's registry has "bob" for another key: the node runs all the same, told
+    // so in one line, and others see it as bob#xxxx.
+    let mut fake = start_node("bob", &f, &addr);
+    let told = fake.wait_line("the name is taken", |line| event(line, "error"));
+    let told = told["message"].as_str().unwrap().to_owned();
+    let fake_id = peer_id(&f);
+    let suffixed = format!("bob#{}", &fake_id[fake_id.len() - 4..]);
+    assert!(
+        told.contains("the name bob is taken") && told.contains(&suffixed),
+        "{told}"
+    );
+    let users = wait_for_users(&a, &["bob", &suffixed]);
+    assert!(row(&users, &suffixed).contains(&fake_id), "{users}");
+    // The refused name is not kept for the next start.
+    let settings = std::fs::read_to_string(f.join("settings.json")).unwrap_or_default();
+    assert!(!settings.contains("\"bob\""), "{settings}");
+
+    // Killed while alice holds a direct connection to it: offline in seconds, everywhere,
+    // and told once.
+    wait_for_output(&a, &["/status"], "a connection to the fake bob", |s| {
+        s.contains(&fake_id)
+    });
+    let killed = std::time::Instant::now();
+    fake.kill9();
+    let mut online = 0;
+    alice.wait_line("the fake bob offline", |line| {
+        if event(line, "user_online").is_some_and(|v| v["name"] == suffixed.as_str()) {
+            online += 1;
+        }
+        event(line, "user_offline")
+            .filter(|v| v["name"] == suffixed.as_str())
+            .map(|_| ())
+    });
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(10),
+        "offline {:?} after the kill",
+        killed.elapsed()
+    );
+    assert_eq!(online, 1, "one online notice for the fake bob");
+    let users = ctl_ok(&a, &["/users"]);
+    assert!(!users.contains(&suffixed), "{users}");
+    let sent = ctl(&a, &["/msg", &suffixed, "still there?"]);
+    let said = String::from_utf8_lossy(&sent.stdout) + String::from_utf8_lossy(&sent.stderr);
+    assert!(said.contains("is not reachable now"), "{said}");
+
+    // Started again without --name, it takes the default name, not the refused one.
+    let mut cmd = Command::new(ipm());
+    cmd.args(["--headless", "--json", "--no-mdns"])
+        .arg("--data-dir")
+        .arg(&f)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", &addr])
+        .env("USER", "frank");
+    let again = Proc::spawn(cmd);
+    again.wait_event("connection to the bootstrap", |v| v["event"] == "connected");
+    let status = ctl_ok(&f, &["/status"]);
+    assert!(status.contains("name:     frank"), "{status}");
+    drop(again);
+}
