@@ -156,7 +156,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "/search", aliases: &[], usage: "<words> [in <room|user>]", summary: "the newest lines holding every word, in all conversations or in one" },
     Spec { name: "/reply", aliases: &[], usage: "<ref> <text>", summary: "answer a line; <ref> is shown next to each line (or last, or user/<ref>)" },
     Spec { name: "/react", aliases: &[], usage: "<ref> <emoji|:shortcode:>", summary: "react to a line with one emoji (last: the newest line of the current room)" },
-    Spec { name: "/emoji", aliases: &[], usage: "[word]", summary: "the :shortcodes: typed lines and /react turn into emoji, or those holding word" },
+    Spec { name: "/emoji", aliases: &[], usage: "[word]", summary: "list the :shortcodes: that become emoji, or those holding word" },
     Spec { name: "/edit", aliases: &[], usage: "<ref> <text>", summary: "change the text of one of your lines (last: your newest line)" },
     Spec { name: "/delete", aliases: &[], usage: "<ref>", summary: "withdraw one of your lines (last: your newest line)" },
     Spec { name: "/save", aliases: &[], usage: "<room|user> <file.txt>", summary: "write a conversation as 'time name: text' lines" },
