@@ -195,6 +195,23 @@ fn wait_row_starting(term: &Terminal, start: &str) -> Screen {
     })
 }
 
+/// Types `line` at alice's prompt and waits until it is taken and done: its row stands
+/// above a new, empty prompt (keys typed while a command runs would be lost).
+fn at_prompt(term: &mut Terminal, line: &str) -> Screen {
+    let echo = format!("> {line}");
+    let taken = |s: &Screen| s.rows.iter().filter(|r| r.ends_with(&echo)).count();
+    let before = taken(&term.screen());
+    term.type_line(line);
+    term.wait_for(&format!("{line:?} taken, and the prompt back"), |s| {
+        taken(s) > before
+            && s.cursor_row_text().ends_with("]>")
+            && s.rows
+                .iter()
+                .rposition(|r| r.ends_with(&echo))
+                .is_some_and(|i| i < s.cursor)
+    })
+}
+
 /// Starts bob headless with the flags of every start of his day.
 fn start_bob(dir: &Path, bootstrap: &str) -> Proc {
     procs::start_node_with("bob", dir, bootstrap, &["--interest", "rust"])
@@ -244,6 +261,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     let started = Instant::now();
     let root = tempfile::tempdir().unwrap();
     let (_bootstrap, addr) = procs::start_bootstrap(&root.path().join("bootstrap"));
+    eprintln!("{:>6.1?} the bootstrap is up", started.elapsed());
     let mut day = Day {
         root,
         bootstrap: addr,
@@ -257,6 +275,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Morning: alice at her prompt, bob headless, carol in the page.
+    eprintln!("{:>6.1?} Morning", started.elapsed());
     let mut bob = start_bob(&bob_dir, &day.bootstrap);
     let mut alice = Terminal::start(alice_args(&alice_dir, &day.bootstrap));
     alice.wait_for_prompt();
@@ -268,6 +287,10 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         procs::wait_for_lobby_peers(dir, 2);
     }
     let (alice_peer, bob_peer) = (procs::peer_id(&alice_dir), procs::peer_id(&bob_dir));
+    eprintln!(
+        "{:>6.1?} alice, bob and carol see each other",
+        started.elapsed()
+    );
     let driver = Driver::start();
     let mut page = driver.browser();
     open_chat(&page, &carol_url);
@@ -300,7 +323,8 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Lobby talk, from each surface.
-    alice.type_line("good morning, all");
+    eprintln!("{:>6.1?} Lobby talk, from each surface.", started.elapsed());
+    at_prompt(&mut alice, "good morning, all");
     let screen = wait_row_starting(&alice, "[lobby] alice: good morning, all  (");
     let _good_morning = trailing_ref(screen.row_starting("[lobby] alice: good morning").unwrap());
     bob.wait_event("alice's first line at bob", |v| {
@@ -331,8 +355,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     }
 
     // A reaction: counted on the line, everywhere, never a line of its own.
-    alice.wait_for_prompt();
-    alice.type_line(&format!("/react {morning} :party:"));
+    at_prompt(&mut alice, &format!("/react {morning} :party:"));
     day.checks.ctl_until(
         &bob_dir,
         &["/history", "lobby"],
@@ -352,8 +375,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // An edit: the new text everywhere, the old one found nowhere.
-    alice.wait_for_prompt();
-    alice.type_line("the meetup is on Tusday");
+    at_prompt(&mut alice, "the meetup is on Tusday");
     let screen = wait_row_starting(&alice, "[lobby] alice: the meetup is on Tusday  (");
     let meetup = trailing_ref(
         screen
@@ -364,8 +386,10 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     bob.wait_event("alice's meetup line at bob", |v| {
         v["event"] == "message" && v["text"] == "the meetup is on Tusday"
     });
-    alice.wait_for_prompt();
-    alice.type_line(&format!("/edit {meetup} the meetup is on Tuesday"));
+    at_prompt(
+        &mut alice,
+        &format!("/edit {meetup} the meetup is on Tuesday"),
+    );
     day.checks.ctl_until(
         &bob_dir,
         &["/history", "lobby"],
@@ -460,8 +484,11 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Private messages, a reply and receipts.
-    alice.wait_for_prompt();
-    alice.type_line("/msg bob lunch at noon?");
+    eprintln!(
+        "{:>6.1?} Private messages, a reply and receipts.",
+        started.elapsed()
+    );
+    at_prompt(&mut alice, "/msg bob lunch at noon?");
     day.checks.screen_until(
         &alice,
         CHECK_WAIT,
@@ -488,8 +515,8 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         &["/reply", &format!("alice/{lunch}"), "noon works"],
     );
     day.checks.check(
-        reply.contains("delivered") && trailing_ref(&reply).is_some(),
-        "bob's /reply is delivered and shown with its reference",
+        reply.contains("noon works") && trailing_ref(&reply).is_some(),
+        "bob's /reply answers with his line and its reference",
         &reply,
     );
     day.checks.screen_until(
@@ -551,12 +578,14 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- A file shared in the lobby, fetched from the page.
+    eprintln!(
+        "{:>6.1?} A file shared in the lobby, fetched from",
+        started.elapsed()
+    );
     let agenda = day.dir("agenda.txt");
     std::fs::write(&agenda, "10:00 standup\n12:00 lunch\n").unwrap();
-    alice.wait_for_prompt();
-    alice.type_line("/join lobby");
-    alice.wait_for_prompt();
-    alice.type_line(&format!("/share {}", agenda.display()));
+    at_prompt(&mut alice, "/join lobby");
+    at_prompt(&mut alice, &format!("/share {}", agenda.display()));
     let screen = alice.wait_for("the share's /get id", |s| {
         s.rows
             .iter()
@@ -604,8 +633,8 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Noon: bob and alice in the interest room; bob's node is killed.
-    alice.wait_for_prompt();
-    alice.type_line("/join-interest");
+    eprintln!("{:>6.1?} Noon", started.elapsed());
+    at_prompt(&mut alice, "/join-interest");
     wait_row_starting(&alice, "joined interest:rust");
     ctl_ok(&bob_dir, &["/join-interest"]);
     procs::wait_for_output(&alice_dir, &["/users"], "bob in interest:rust", |out| {
@@ -646,8 +675,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         "return document.querySelector(`#people .user[data-peer='${arguments[0]}']`) === null",
         json!([bob_peer]),
     );
-    alice.wait_for_prompt();
-    alice.type_line("ping while bob is away");
+    at_prompt(&mut alice, "ping while bob is away");
     wait_row_starting(&alice, "[interest:rust] alice: ping while bob is away  (");
 
     // Bob comes back with the same flags: his rooms, his current room and what he missed.
@@ -671,8 +699,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         |out| out.contains("alice: ping while bob is away"),
     );
     procs::wait_for_users(&alice_dir, &["bob"]);
-    alice.wait_for_prompt();
-    alice.type_line("welcome back bob");
+    at_prompt(&mut alice, "welcome back bob");
     let back = bob.try_wait_line_within(CHECK_WAIT, |line| {
         let v: Value = serde_json::from_str(line).ok()?;
         (v["event"] == "message" && v["room"] == "interest:rust" && v["text"] == "welcome back bob")
@@ -691,6 +718,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Afternoon: carol's node is killed; the page, opened again, shows the day.
+    eprintln!("{:>6.1?} Afternoon", started.elapsed());
     carol.kill9();
     drop(page);
     let (carol_again, carol_url) = start_web_node(Some("carol"), &carol_dir, &day.bootstrap, &[]);
@@ -736,6 +764,10 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Dave arrives late and catches up: names as names, and nothing deleted.
+    eprintln!(
+        "{:>6.1?} Dave arrives late and catches up",
+        started.elapsed()
+    );
     let dave = procs::start_node("dave", &dave_dir, &day.bootstrap);
     dave.wait_event("dave's catch-up of the lobby", |v| {
         v["event"] == "caught_up" && v["room"] == "lobby"
@@ -772,6 +804,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     );
 
     // --- Evening: a closed stdout, and what alice's screen said all day.
+    eprintln!("{:>6.1?} Evening", started.elapsed());
     for words in [&["/users"][..], &["/history", "lobby"][..]] {
         let (code, stderr) = ctl_into_closed_pipe(&alice_dir, words);
         day.checks.check(
