@@ -195,6 +195,9 @@ pub enum Event {
         to: PeerId,
         /// The recipient's display name.
         name: String,
+        /// The sender's command already says so (the prompt does not say it twice).
+        #[serde(skip)]
+        told: bool,
     },
     /// A private message could not be delivered yet: it waits in the outbox (`at` absent),
     /// or, sealed, in a bootstrap's mailbox (`at` the bootstrap).

@@ -18,8 +18,8 @@ use crate::{
     client::{DirectOutcome, NodeError},
     config::Config,
     event::Event,
-    logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
     logic::conversation::Receipt,
+    logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
     logic::edits::kind,
     store::history::{direct_log as conversation, Entry, EntryChange, History},
     store::outbox::Outbox,
@@ -210,6 +210,8 @@ impl EventLoop {
     }
 
     fn carry_out_delivery(&mut self, actions: Vec<Action>) {
+        // Messages whose delivery the sender's own command answers.
+        let mut answered = Vec::new();
         for action in actions {
             match action {
                 Action::Send { to, id } => {
@@ -237,6 +239,9 @@ impl EventLoop {
                     let Some(reply) = self.direct.replies.remove(&id) else {
                         continue;
                     };
+                    if outcome == Outcome::Delivered {
+                        answered.push(id);
+                    }
                     let name = self.directory.display_name(&to);
                     let answer = match outcome {
                         Outcome::Delivered | Outcome::Queued => Ok(DirectOutcome {
@@ -263,7 +268,8 @@ impl EventLoop {
                 Action::Delivered { id, to } => {
                     if self.changes.receipts.advance(id, Receipt::Delivered) {
                         let name = self.directory.display_name(&to);
-                        self.emit(Event::Delivered { id, to, name });
+                        let told = answered.contains(&id);
+                        self.emit(Event::Delivered { id, to, name, told });
                     }
                 }
                 Action::Refused { id, to, reason } => {

@@ -124,12 +124,14 @@ pub async fn run(
                     // Connections are listed by /status; the prompt stays for conversation.
                     // A join or leave is told by the answer to the command, once (the page
                     // does the same).
+                    // A delivery the sender's own command reports is told there.
                     let quiet = matches!(
                         event,
                         Event::Connected { .. }
                             | Event::Disconnected { .. }
                             | Event::Joined { .. }
                             | Event::Left { .. }
+                            | Event::Delivered { told: true, .. }
                     );
                     if quiet || bars.on_event(&event) {
                         continue;
@@ -234,8 +236,15 @@ pub fn answer_lines(outcome: &Outcome) -> String {
             name,
             from,
             text,
-            ..
-        } => render::own_direct(name, id, from, text, None),
+            delivered,
+        } => {
+            let line = render::own_direct(name, id, from, text, None);
+            match delivered {
+                true => format!("{line}  ✓ delivered"),
+                // The node's report of its queueing follows.
+                false => line,
+            }
+        }
         other => other.describe(),
     }
 }
@@ -320,7 +329,10 @@ mod tests {
             };
             assert_eq!(
                 answer_lines(&outcome),
-                "[private → bob] alice: lunch? 😄  (c0ff)"
+                format!(
+                    "[private → bob] alice: lunch? 😄  (c0ff){}",
+                    if delivered { "  ✓ delivered" } else { "" }
+                )
             );
             let said = outcome.describe();
             assert!(

@@ -83,7 +83,9 @@ pub fn event_line(event: &Event) -> String {
             format!("* {} read your message ({})", clean(name), line_ref(id))
         }
         Event::Typing { from, .. } => format!("* {} is typing", clean(from)),
-        Event::Delivered { name, .. } => format!("* delivered to {}", clean(name)),
+        Event::Delivered { id, name, .. } => {
+            format!("* delivered to {} ({})", clean(name), line_ref(id))
+        }
         Event::Queued { name, at: None, .. } => format!(
             "* {} is not reachable now; the message is queued and will be delivered later",
             clean(name)
