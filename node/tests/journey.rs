@@ -680,6 +680,17 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
 
     // Bob comes back with the same flags: his rooms, his current room and what he missed.
     let bob = start_bob(&bob_dir, &day.bootstrap);
+    let caught = bob.try_wait_line_within(PROC_WAIT, |line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        (v["event"] == "caught_up" && v["room"] == "interest:rust").then_some(v)
+    });
+    day.checks.check(
+        caught
+            .as_ref()
+            .is_some_and(|v| v["count"].as_u64() >= Some(1) && v["first_visit"] == false),
+        "bob, back, is told of the line he missed in interest:rust",
+        format!("{caught:?}"),
+    );
     day.checks.ctl_until(
         &bob_dir,
         &["/status"],
@@ -769,9 +780,17 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         started.elapsed()
     );
     let dave = procs::start_node("dave", &dave_dir, &day.bootstrap);
-    dave.wait_event("dave's catch-up of the lobby", |v| {
-        v["event"] == "caught_up" && v["room"] == "lobby"
+    let caught = dave.try_wait_line_within(PROC_WAIT, |line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        (v["event"] == "caught_up" && v["room"] == "lobby").then_some(v)
     });
+    day.checks.check(
+        caught
+            .as_ref()
+            .is_some_and(|v| v["count"].as_u64() >= Some(4) && v["first_visit"] == true),
+        "dave, new, is told of the lobby's earlier lines (not `nothing new while you were away`)",
+        format!("{caught:?}"),
+    );
     let dave_lobby = day.checks.ctl_until(
         &dave_dir,
         &["/history", "lobby"],
