@@ -209,3 +209,68 @@ async fn registered_names_are_confirmed_from_their_tickets_without_asking_the_re
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_is_saved_once_registered_and_a_refused_one_is_told_once_and_never_saved() {
+    use ipm_node::store::settings::Settings;
+    let bootstrap = spawn_bootstrap().await;
+    let saved = |dir: &std::path::Path| Settings::load(&dir.join("settings.json")).unwrap().name;
+    let alice_dir = tempfile::tempdir().unwrap();
+    let alice = start_user(
+        Keypair::generate_ed25519(),
+        "alice",
+        alice_dir.path(),
+        &bootstrap.addr,
+    )
+    .await;
+    assert_eq!(
+        login(&alice, &bootstrap).await,
+        Login::Registered { new: true }
+    );
+    wait_until("alice's name saved", || async {
+        saved(alice_dir.path()).as_deref() == Some("alice")
+    })
+    .await;
+
+    // Another key asking for it runs as alice#xxxx, told once.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = start_user(
+        Keypair::generate_ed25519(),
+        "alice",
+        other_dir.path(),
+        &bootstrap.addr,
+    )
+    .await;
+    assert_eq!(
+        login(&other, &bootstrap).await,
+        Login::Taken {
+            owner: alice.client.peer_id()
+        }
+    );
+    let me = other.client.peer_id().to_string();
+    let suffixed = format!("alice#{}", &me[me.len() - 4..]);
+    let told = next_event(&mut other.events, |e| match e {
+        Event::Error { message } if message.contains("is taken") => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(told.contains(&suffixed), "{told}");
+    wait_for_user(&alice.client, other.client.peer_id(), &suffixed).await;
+    // Its next announcements and the registry's later answers tell nothing more.
+    let again = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            if let Ok(Event::Error { message }) = other.events.recv().await {
+                if message.contains("is taken") {
+                    return message;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(again.is_err(), "told twice: {again:?}");
+    assert_eq!(
+        saved(other_dir.path()),
+        None,
+        "the refused name is not saved"
+    );
+}
