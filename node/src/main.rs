@@ -205,14 +205,11 @@ async fn run_node(mut args: NodeArgs) -> anyhow::Result<ExitCode> {
         if args.no_receipts || args.receipts {
             settings.no_receipts = args.no_receipts;
         }
-        if !args.interest.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            settings.interests = args
-                .interest
-                .iter()
-                .filter(|tag| seen.insert(*tag))
-                .cloned()
-                .collect();
+        // Interests given with --interest add to those remembered (/join-interest adds too).
+        for tag in &args.interest {
+            if !settings.interests.contains(tag) {
+                settings.interests.push(tag.clone());
+            }
         }
         if settings != before {
             settings

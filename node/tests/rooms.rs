@@ -545,6 +545,14 @@ async fn rooms_group_and_current_room_come_back_and_a_leave_is_for_good() {
     assert!(out.contains("joined interest:rust"), "{out}");
     let out = run(&s, "/leave interest:rust").await;
     assert_eq!(out, "left interest:rust; current room is now lobby");
+    // Leaving the location group does not make a room current that is not joined.
+    run(&s, "/join-geo 25").await;
+    assert_eq!(run(&s, "/leave lobby").await, "left lobby");
+    let out = run(&s, "/leave geo").await;
+    assert_eq!(
+        out,
+        "left the location group; you are in no room now: /join lobby, /join interest:<tag> or /join-geo"
+    );
 }
 
 /// Bob, killed with kill -9 and started again with the same flags, is back in the interest

@@ -9,7 +9,9 @@ use ipm_protocol::{geo::cell_size_km, limits::WIRE_GEOHASH_PRECISION, Room};
 use super::{Outcome, Session, SessionError};
 use crate::{
     client::people::{ClaimStatus, Me, People, User},
-    logic::geo_group::{format_km, others, CurrentRoom, GeoGroup, DEFAULT_RADIUS_KM},
+    logic::geo_group::{
+        fallback, format_km, others, CurrentRoom, GeoGroup, DEFAULT_RADIUS_KM, HOW_TO_JOIN,
+    },
     net::addresses::peer_of,
     ui::commands::{ContactTarget, PeopleCommand},
 };
@@ -49,8 +51,8 @@ impl Session {
                             self.set_current_room(CurrentRoom::Geo(group));
                         }
                         None => {
-                            text.push_str("; left the location group, the lobby is now current");
-                            self.set_current(Room::Lobby);
+                            text.push_str("; left the location group");
+                            text.push_str(&self.current_after_group().await?);
                         }
                     }
                 }
@@ -71,8 +73,7 @@ impl Session {
                 }
                 let mut text = "left the location group".to_owned();
                 if let CurrentRoom::Geo(_) = self.current() {
-                    text.push_str("; the lobby is now current");
-                    self.set_current(Room::Lobby);
+                    text.push_str(&self.current_after_group().await?);
                 }
                 text
             }
@@ -151,6 +152,19 @@ impl Session {
         Ok(self.client().resolve_user(user).await?)
     }
 
+    /// Makes a room still joined current once the location group is left, and says which.
+    async fn current_after_group(&self) -> Result<String, SessionError> {
+        let status = self.client().status().await?;
+        let rooms: Vec<Room> = status.rooms.into_iter().map(|r| r.room).collect();
+        let next = fallback(&rooms, None);
+        self.set_current_room(next.clone());
+        Ok(match next {
+            CurrentRoom::Room(Room::Lobby) => "; the lobby is now current".to_owned(),
+            CurrentRoom::Nowhere => format!("; you are in no room now: {HOW_TO_JOIN}"),
+            room => format!("; {room} is now current"),
+        })
+    }
+
     /// Joins the interest rooms of `tags`; the first becomes the current room.
     async fn join_interests(&self, tags: &[String]) -> Result<String, SessionError> {
         let mut joined = Vec::new();
@@ -172,7 +186,7 @@ impl Session {
     /// The `/rooms` line of the location group, when one is joined.
     pub(super) async fn group_line(&self) -> Result<Option<String>, SessionError> {
         let people = self.people().await?;
-        Ok(people.me.group.map(|group| {
+        Ok(people.me.group.as_ref().map(|group| {
             let mark = if matches!(self.current(), CurrentRoom::Geo(_)) {
                 '*'
             } else {
@@ -180,8 +194,8 @@ impl Session {
             };
             format!(
                 "{mark} location group {} ({})",
-                describe_group(&group),
-                others(people.me.group_peers)
+                describe_group(group),
+                others(people.members(&group.room(), true).len())
             )
         }))
     }
