@@ -134,11 +134,14 @@ fn alice_args(dir: &Path, bootstrap: &str) -> Vec<String> {
     .collect()
 }
 
-/// The reference at the end of a row or an answer: `... (3fa2)`.
-fn trailing_ref(text: &str) -> Option<String> {
-    let open = text.trim_end().strip_suffix(')')?.rfind('(')?;
-    let inner = &text.trim_end()[open + 1..text.trim_end().len() - 1];
-    (inner.len() >= 4 && inner.chars().all(|c| c.is_ascii_hexdigit())).then(|| inner.to_owned())
+/// The last line reference a row or an answer shows: `... (3fa2)`.
+fn line_ref(text: &str) -> Option<String> {
+    text.split('(')
+        .skip(1)
+        .filter_map(|part| part.split_once(')').map(|(r, _)| r))
+        .filter(|r| (4..=8).contains(&r.len()) && r.chars().all(|c| c.is_ascii_hexdigit()))
+        .last()
+        .map(str::to_owned)
 }
 
 /// The reference an `ipm ctl` answer such as `sent (f764) to lobby (2 peers)` names.
@@ -325,8 +328,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     // --- Lobby talk, from each surface.
     eprintln!("{:>6.1?} Lobby talk, from each surface.", started.elapsed());
     at_prompt(&mut alice, "good morning, all");
-    let screen = wait_row_starting(&alice, "[lobby] alice: good morning, all  (");
-    let _good_morning = trailing_ref(screen.row_starting("[lobby] alice: good morning").unwrap());
+    wait_row_starting(&alice, "[lobby] alice: good morning, all  (");
     bob.wait_event("alice's first line at bob", |v| {
         v["event"] == "message" && v["from"] == "alice" && v["text"] == "good morning, all"
     });
@@ -377,7 +379,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     // An edit: the new text everywhere, the old one found nowhere.
     at_prompt(&mut alice, "the meetup is on Tusday");
     let screen = wait_row_starting(&alice, "[lobby] alice: the meetup is on Tusday  (");
-    let meetup = trailing_ref(
+    let meetup = line_ref(
         screen
             .row_starting("[lobby] alice: the meetup is on Tusday")
             .unwrap(),
@@ -493,7 +495,12 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         &alice,
         CHECK_WAIT,
         "alice's prompt says the private message was delivered",
-        |s| s.count("* delivered to bob") > 0,
+        |s| {
+            s.count("* delivered to bob") > 0
+                || s.rows
+                    .iter()
+                    .any(|r| r.contains("lunch at noon?") && r.contains("delivered"))
+        },
     );
     day.checks.screen_until(
         &alice,
@@ -501,7 +508,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         "alice sees her own private line with its reference",
         |s| {
             s.rows.iter().any(|r| {
-                r.contains("lunch at noon?") && !r.contains("/msg") && trailing_ref(r).is_some()
+                r.contains("lunch at noon?") && !r.contains("/msg") && line_ref(r).is_some()
             })
         },
     );
@@ -515,7 +522,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         &["/reply", &format!("alice/{lunch}"), "noon works"],
     );
     day.checks.check(
-        reply.contains("noon works") && trailing_ref(&reply).is_some(),
+        reply.contains("noon works") && line_ref(&reply).is_some(),
         "bob's /reply answers with his line and its reference",
         &reply,
     );
@@ -667,6 +674,12 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         &alice_dir,
         &["/users"],
         "alice's /users no longer lists bob once he is offline",
+        |out| !out.lines().any(|l| l.trim_start().starts_with("bob ")),
+    );
+    day.checks.ctl_until(
+        &carol_dir,
+        &["/users"],
+        "carol's /users no longer lists bob once he is offline",
         |out| !out.lines().any(|l| l.trim_start().starts_with("bob ")),
     );
     day.checks.page_until(
