@@ -305,7 +305,14 @@ impl PresenceTable {
     /// The longest pause between two announcements a peer may promise here: what a node
     /// seeing [`OVERLAY_SLACK`] times the users this node tracks would announce.
     pub fn longest_every(&self) -> Duration {
-        announce_every(self.interval, self.seen.len().saturating_mul(OVERLAY_SLACK))
+        // Peers remembered as offline do not count: a flood of keys that left would
+        // otherwise make long pauses plausible for the next ones.
+        let tracked = self
+            .seen
+            .values()
+            .filter(|s| s.offline_since.is_none())
+            .count();
+        announce_every(self.interval, tracked.saturating_mul(OVERLAY_SLACK))
     }
 
     /// The silence after which the sender of `presence` counts as offline.
@@ -855,6 +862,8 @@ mod tests {
         assert!(!gone.contains(&Action::Offline(bob)));
         // Bob is still heard through the bootstrap.
         assert!(table.get(&bob, later).is_some());
+        // Remembered as offline, the ghosts make no long pause plausible any more.
+        assert_eq!(table.longest_every(), Duration::from_secs(10));
     }
 
     #[test]
