@@ -195,8 +195,9 @@ impl EventLoop {
     /// Joins the rooms and the location group of the last run (see [`remembered`]).
     pub(super) fn rejoin_remembered(&mut self) {
         let restored = remembered(&self.config);
+        // Not remembered one by one: a kill between two writes would forget the rest.
         for room in restored.rooms {
-            if let Err(e) = self.join(room) {
+            if let Err(e) = self.join_and_remember(room, false) {
                 warn!("cannot join a room of the last run: {e}");
             }
         }
@@ -224,7 +225,12 @@ impl EventLoop {
         self.remember_rooms(|s| s.current = Some(current.text()));
     }
 
+    /// Joins `room` and remembers it for the next start; true when it is new.
     pub(super) fn join(&mut self, room: Room) -> Result<bool, NodeError> {
+        self.join_and_remember(room, true)
+    }
+
+    fn join_and_remember(&mut self, room: Room, remember: bool) -> Result<bool, NodeError> {
         let topic = IdentTopic::new(room.topic());
         self.swarm
             .behaviour_mut()
@@ -235,9 +241,11 @@ impl EventLoop {
                 source,
             })?;
         let new = self.rooms.insert(room.clone());
-        if new {
+        if new && remember {
             let rooms = self.rooms.clone();
             self.remember_rooms(|s| s.set_rooms(&rooms));
+        }
+        if new {
             self.emit(Event::Joined { room: room.clone() });
             self.announce_soon();
             if self.config.role == Role::Node {
