@@ -332,7 +332,16 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     bob.wait_event("alice's first line at bob", |v| {
         v["event"] == "message" && v["from"] == "alice" && v["text"] == "good morning, all"
     });
-    let morning = sent_ref(&ctl_ok(&bob_dir, &["morning", "alice"]));
+    let sent = ctl_ok(&bob_dir, &["morning", "alice"]);
+    let morning = sent_ref(&sent);
+    day.checks.check(
+        line_ref(&sent).is_some_and(|r| r.len() <= 8)
+            && !sent
+                .split(|c: char| !c.is_ascii_hexdigit())
+                .any(|w| w.len() >= 16),
+        "`ipm ctl <text>` answers with the line's short reference, like every other surface",
+        &sent,
+    );
     day.checks
         .screen_until(&alice, CHECK_WAIT, "bob's line at alice's prompt", |s| {
             s.row_starting("[lobby] bob: morning alice  (").is_some()
@@ -358,6 +367,12 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
 
     // A reaction: counted on the line, everywhere, never a line of its own.
     at_prompt(&mut alice, &format!("/react {morning} :party:"));
+    let word = ctl(&alice_dir, &["/react", "last", "hello"]);
+    day.checks.check(
+        !word.status.success(),
+        "`/react last hello` is refused: a reaction is an emoji or a shortcode, not a word",
+        String::from_utf8_lossy(&word.stdout),
+    );
     day.checks.ctl_until(
         &bob_dir,
         &["/history", "lobby"],
@@ -639,6 +654,24 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         },
     );
 
+    let again = answer(&carol_dir, &["/get", &share]);
+    day.checks.ctl_until(
+        &carol_dir,
+        &["/transfers"],
+        "carol's second /get of the agenda settles",
+        |out| !out.contains("downloading"),
+    );
+    let mut downloads: Vec<String> = std::fs::read_dir(carol_dir.join("downloads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    downloads.sort();
+    day.checks.check(
+        downloads == ["agenda.txt"],
+        "a second /get of a file already fetched writes no second copy",
+        format!("answer: {again}\n  downloads: {downloads:?}"),
+    );
+
     // --- Noon: bob and alice in the interest room; bob's node is killed.
     eprintln!("{:>6.1?} Noon", started.elapsed());
     at_prompt(&mut alice, "/join-interest");
@@ -675,6 +708,12 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         &["/users"],
         "alice's /users no longer lists bob once he is offline",
         |out| !out.lines().any(|l| l.trim_start().starts_with("bob ")),
+    );
+    day.checks.ctl_until(
+        &alice_dir,
+        &["/rooms"],
+        "alice's /rooms counts carol alone in the lobby once bob is gone: `lobby (1 other)`",
+        |out| out.contains("lobby (1 other)"),
     );
     day.checks.ctl_until(
         &carol_dir,
@@ -771,6 +810,27 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         "carol's page, after the restart, shows the lobby's history as alice's /history does",
         format!(
             "history: {alice_lobby:?}\n  page:    {:?}",
+            page_lines(&page)
+        ),
+    );
+    page.click(&format!(
+        "#conversation-list .conversation[data-key='@{alice_peer}']"
+    ));
+    let with_alice = history_lines(&answer(&carol_dir, &["/history", "alice", "50"]));
+    let ok = page
+        .try_wait_js(
+            CHECK_WAIT,
+            "return JSON.stringify([...document.querySelectorAll('#timeline .line:not(.system)')].map((l) => \
+               [l.querySelector('.from')?.textContent ?? '', l.querySelector('.text')?.textContent ?? ''])) \
+               === arguments[0]",
+            json!([serde_json::to_string(&with_alice).unwrap()]),
+        )
+        .is_some();
+    day.checks.check(
+        ok && !with_alice.is_empty(),
+        "carol's page, after the restart, shows her private conversation with alice as her /history does",
+        format!(
+            "history: {with_alice:?}\n  page:    {:?}",
             page_lines(&page)
         ),
     );
@@ -872,7 +932,58 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
             .join("\n"),
     );
 
-    drop((dave, bob, carol, page));
+    let left = answer(&dave_dir, &["/leave", "lobby"]);
+    day.checks.check(
+        !left.contains("current room is now lobby"),
+        "`/leave lobby` does not answer that the lobby is still the current room",
+        &left,
+    );
+    answer(&dave_dir, &["/join", "lobby"]);
+
+    // A second user taking the name bob shows up as bob#xxxx, once, and stays up.
+    let mut cmd = Command::new(procs::ipm());
+    cmd.args(["--headless", "--json", "--no-mdns", "--name", "bob"])
+        .arg("--data-dir")
+        .arg(day.dir("bob-too"))
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--bootstrap",
+            &day.bootstrap,
+        ]);
+    let impostor = Proc::spawn(cmd);
+    let connected = impostor.try_wait_line_within(PROC_WAIT, |line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        (v["event"] == "connected").then_some(())
+    });
+    day.checks.check(
+        connected.is_some(),
+        "a second bob starts and connects (shown to others as bob#xxxx)",
+        "no `connected` event: it exited or never connected",
+    );
+    if connected.is_some() {
+        let shown = day.checks.screen_until(
+            &alice,
+            CHECK_WAIT,
+            "alice's prompt tells the second bob online as bob#xxxx",
+            |s| {
+                s.rows
+                    .iter()
+                    .any(|r| r.starts_with("* bob#") && r.ends_with(" is online"))
+            },
+        );
+        if let Some(screen) = shown {
+            let times = screen
+                .rows
+                .iter()
+                .filter(|r| r.starts_with("* bob#") && r.ends_with(" is online"))
+                .count();
+            day.checks
+                .check(times == 1, "the second bob is told online once", times);
+        }
+    }
+
+    drop((dave, bob, carol, page, impostor));
     eprintln!("the day took {:?}", started.elapsed());
     let failed = &day.checks.failed;
     assert!(
