@@ -726,7 +726,7 @@ impl EventLoop {
             _ => String::new(),
         };
         let bytes = match (&t.state, t.direction) {
-            (State::Done { .. }, _) => t.offer.size,
+            (State::Done { .. } | State::Sent, _) => t.offer.size,
             (State::Downloading | State::Failed { .. }, Direction::Incoming) => self
                 .job(t)
                 .map_or(0, |job| multi_download::bytes_kept(&job)),

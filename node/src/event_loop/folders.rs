@@ -413,7 +413,7 @@ impl EventLoop {
             _ => String::new(),
         };
         let bytes = match &t.state {
-            State::Done { .. } => t.offer.size,
+            State::Done { .. } | State::Sent => t.offer.size,
             State::Downloading => self
                 .folders
                 .progress
