@@ -133,7 +133,14 @@ impl Transfers {
                         format!("{} is damaged: {e}", path.display()),
                     )
                 })?;
-                table.extend(rows.into_iter().map(|r| (r.id, r.transfer)));
+                // Nobody fetches a file from a node that was stopped: a send under way
+                // then is offered again (its recipient resumes from what it has).
+                table.extend(rows.into_iter().map(|mut r| {
+                    if r.transfer.state == State::Sending {
+                        r.transfer.state = State::Offered;
+                    }
+                    (r.id, r.transfer)
+                }));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -317,6 +324,22 @@ mod tests {
             state: State::Offered,
             created_ms: 1,
         }
+    }
+
+    #[test]
+    fn a_send_under_way_at_a_stop_is_offered_again_and_a_sent_one_stays_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transfers.json");
+        let mut table = Transfers::open(&path).unwrap();
+        let (sending, sent) = (transfer(Direction::Outgoing), transfer(Direction::Outgoing));
+        let (a, b) = (sending.offer.transfer, sent.offer.transfer);
+        table.insert(sending).unwrap();
+        table.insert(sent).unwrap();
+        table.set_state(&a, State::Sending).unwrap();
+        table.set_state(&b, State::Sent).unwrap();
+        let again = Transfers::open(&path).unwrap();
+        assert_eq!(again.get(&a).unwrap().state, State::Offered);
+        assert_eq!(again.get(&b).unwrap().state, State::Sent);
     }
 
     #[test]
