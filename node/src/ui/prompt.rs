@@ -122,15 +122,11 @@ pub async fn run(
                         }
                     }
                     // Connections are listed by /status; the prompt stays for conversation.
-                    // A join or leave is told by the answer to the command, once (the page
-                    // does the same).
                     // A delivery the sender's own command reports is told there.
                     let quiet = matches!(
                         event,
                         Event::Connected { .. }
                             | Event::Disconnected { .. }
-                            | Event::Joined { .. }
-                            | Event::Left { .. }
                             | Event::Delivered { told: true, .. }
                     );
                     if quiet || bars.on_event(&event) {
@@ -245,6 +241,12 @@ pub fn answer_lines(outcome: &Outcome) -> String {
                 false => line,
             }
         }
+        // The node's `* joined` and `* left` lines tell them once; what became of the
+        // current room follows a leave.
+        Outcome::Joined { new: true, .. } => String::new(),
+        Outcome::Left { next, .. } => crate::ui::session::next_room(next.as_ref())
+            .trim_start_matches("; ")
+            .to_owned(),
         other => other.describe(),
     }
 }
@@ -313,6 +315,42 @@ mod tests {
         assert_eq!(
             answer_lines(&sent(0)),
             "[lobby] alice: hello 😄  (c0ff)\n(nobody else is in lobby yet)"
+        );
+    }
+
+    #[test]
+    fn a_join_or_leave_is_told_once_by_the_nodes_line() {
+        use crate::logic::geo_group::CurrentRoom;
+        let joined = |new| Outcome::Joined {
+            room: Room::Lobby,
+            new,
+        };
+        assert_eq!(answer_lines(&joined(true)), "");
+        assert_eq!(
+            joined(true).describe(),
+            "joined lobby; it is now the current room"
+        );
+        assert_eq!(
+            answer_lines(&joined(false)),
+            "back in lobby; it is now the current room"
+        );
+        let left = |next| Outcome::Left {
+            room: Room::Lobby,
+            next,
+        };
+        assert_eq!(answer_lines(&left(None)), "");
+        let rust = CurrentRoom::Room(Room::Interest("rust".into()));
+        assert_eq!(
+            answer_lines(&left(Some(rust.clone()))),
+            "current room is now interest:rust"
+        );
+        assert_eq!(
+            left(Some(rust)).describe(),
+            "left lobby; current room is now interest:rust"
+        );
+        assert_eq!(
+            answer_lines(&left(Some(CurrentRoom::Nowhere))),
+            "you are in no room now: /join lobby, /join interest:<tag> or /join-geo"
         );
     }
 

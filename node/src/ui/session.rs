@@ -87,7 +87,7 @@ pub enum SessionError {
 }
 
 /// What a command produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// Text to show the user.
     Text(String),
@@ -116,6 +116,20 @@ pub enum Outcome {
         text: String,
         /// True when the recipient acknowledged it; false when it waits in the outbox.
         delivered: bool,
+    },
+    /// A room was joined (`new`), or was joined already; either way it is now current.
+    Joined {
+        /// The room.
+        room: Room,
+        /// True when it was not joined before (the node reports the join as an event too).
+        new: bool,
+    },
+    /// A room was left; `next` is the current room when the left one was current.
+    Left {
+        /// The room.
+        room: Room,
+        /// The room now current, when it changed.
+        next: Option<CurrentRoom>,
     },
     /// The user asked the node to stop.
     Quit,
@@ -166,8 +180,25 @@ impl Outcome {
                 render::clean(name),
                 render::line_ref(id)
             ),
+            Outcome::Joined { room, new: true } => {
+                format!("joined {room}; it is now the current room")
+            }
+            Outcome::Joined { room, new: false } => {
+                format!("back in {room}; it is now the current room")
+            }
+            Outcome::Left { room, next } => format!("left {room}{}", next_room(next.as_ref())),
             Outcome::Quit => "bye".into(),
         }
+    }
+}
+
+/// What a leave says of the current room after it: `; current room is now lobby`, or that
+/// there is none and how to join one; nothing when it did not change.
+pub fn next_room(next: Option<&CurrentRoom>) -> String {
+    match next {
+        None => String::new(),
+        Some(CurrentRoom::Nowhere) => format!("; you are in no room now: {HOW_TO_JOIN}"),
+        Some(room) => format!("; current room is now {room}"),
     }
 }
 
@@ -383,34 +414,24 @@ impl Session {
             Command::Join(room) => {
                 let new = self.client.join(room.clone()).await?;
                 self.set_current(room.clone());
-                let verb = if new { "joined" } else { "back in" };
-                Ok(Outcome::Text(format!(
-                    "{verb} {room}; it is now the current room"
-                )))
+                Ok(Outcome::Joined { room, new })
             }
             Command::Leave(room) => {
                 let was = self.client.leave(room.clone()).await?;
                 if !was {
                     return Err(SessionError::NotJoined(room));
                 }
-                let mut text = format!("left {room}");
                 let current = self.current();
+                let mut next = None;
                 if current.room().as_ref() == Some(&room) {
                     let status = self.client.status().await?;
                     let rooms: Vec<Room> = status.rooms.into_iter().map(|r| r.room).collect();
                     let group = self.client.people().await?.me.group;
-                    match after_leave(&current, &room, &rooms, group.as_ref()) {
-                        CurrentRoom::Nowhere => {
-                            let _ = write!(text, "; you are in no room now: {HOW_TO_JOIN}");
-                            self.set_current_room(CurrentRoom::Nowhere);
-                        }
-                        next => {
-                            let _ = write!(text, "; current room is now {next}");
-                            self.set_current_room(next);
-                        }
-                    }
+                    let now = after_leave(&current, &room, &rooms, group.as_ref());
+                    self.set_current_room(now.clone());
+                    next = Some(now);
                 }
-                Ok(Outcome::Text(text))
+                Ok(Outcome::Left { room, next })
             }
             Command::Rooms => {
                 let status = self.client.status().await?;

@@ -272,7 +272,9 @@ async fn run(session: &Session, id: u64, line: &str) -> Value {
                     json!({"kind": "direct", "id": id.to_string(), "name": name,
                            "from": from, "text": text, "delivered": delivered})
                 }
-                Outcome::Text(_) => json!({"kind": "text"}),
+                Outcome::Text(_) | Outcome::Joined { .. } | Outcome::Left { .. } => {
+                    json!({"kind": "text"})
+                }
                 Outcome::Quit => json!({"kind": "quit"}),
             };
             json!({
