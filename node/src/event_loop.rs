@@ -143,6 +143,7 @@ impl EventLoop {
             .data_dir
             .as_ref()
             .map(|d| d.root().join("unread.json"));
+        let serves_archive = services.is_some();
         Self {
             swarm,
             key,
@@ -170,7 +171,7 @@ impl EventLoop {
             metrics,
             people,
             registry,
-            catch_up: catch_up_driver::CatchUpState::new(),
+            catch_up: catch_up_driver::CatchUpState::new(serves_archive),
             changes: changes::ChangeState::default(),
             receipts: receipts::ReceiptState::new(marks),
         }

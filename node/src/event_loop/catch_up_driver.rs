@@ -24,21 +24,16 @@ use super::{location::geo_view, EventLoop};
 use crate::{
     event::Event,
     logic::{
+        answer_budget::{AnswerBudget, AnswerLimits},
         catch_up::{self, CatchUp, Sources},
         conversation::{kind, Timeline},
         intake::Action,
         notices::CatchUpMarkers,
-        rate_limit::TokenBuckets,
     },
     net::exchange::{exchange, Exchange},
+    services::address_budget::AddressKey,
     store::history::History,
 };
-
-/// Answers from its own logs a member gives in a burst, all peers together: each reads a
-/// log from disk, and keys cost nothing.
-const MEMBER_ANSWER_BURST: u32 = 16;
-/// Answers a member gives per second, sustained.
-const MEMBER_ANSWERS_PER_SEC: u32 = 2;
 
 /// Lines of its own log a node reads to tell which lines of an answer it has already.
 const KNOWN_WINDOW: usize = 2 * MAX_CATCH_UP_LINES;
@@ -62,17 +57,22 @@ struct Held {
 pub(crate) struct CatchUpState {
     rooms: CatchUp,
     asked: HashMap<OutboundRequestId, (PeerId, Room)>,
-    answers: TokenBuckets<()>,
+    /// What answering costs each asker, its address and the node.
+    answers: AnswerBudget<PeerId, AddressKey>,
     markers: CatchUpMarkers,
     held: Vec<Held>,
 }
 
 impl CatchUpState {
-    pub(crate) fn new() -> Self {
+    /// The state of a node; `serves_archive` for a bootstrap answering from its archive.
+    pub(crate) fn new(serves_archive: bool) -> Self {
         Self {
             rooms: CatchUp::new(),
             asked: HashMap::new(),
-            answers: TokenBuckets::new(MEMBER_ANSWER_BURST, MEMBER_ANSWERS_PER_SEC, 1),
+            answers: AnswerBudget::new(match serves_archive {
+                true => AnswerLimits::bootstrap(),
+                false => AnswerLimits::member(),
+            }),
             markers: CatchUpMarkers::default(),
             held: Vec::new(),
         }
@@ -327,8 +327,22 @@ impl EventLoop {
     ) {
         let limit = usize::from(request.limit).min(MAX_CATCH_UP_LINES);
         let now = ipm_protocol::now_ms();
+        let clock = Instant::now();
+        // Keys are free, addresses are not: an asker pays, with its address, what its
+        // answers carried; a contact is always answered.
+        let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
+        let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
+        let contact = self.directory.contacts.petname(&peer).is_some();
+        let busy = match contact {
+            true => None,
+            false => self.catch_up.answers.admit(&peer, &address, clock).err(),
+        };
         let response = match Room::from_topic(&request.topic) {
             Err(_) => refused("not an ipm room"),
+            Ok(_) if busy.is_some() => {
+                debug!(%peer, "catch-up question over budget");
+                refused(&busy.map(|b| b.to_string()).unwrap_or_default())
+            }
             Ok(room) => match &self.services {
                 Some(services) if services.archive.keeps(&room) => HistoryResponse::Lines(
                     services
@@ -337,9 +351,6 @@ impl EventLoop {
                 ),
                 Some(_) => refused("no lines of this room are kept here"),
                 None if !self.rooms.contains(&room) => refused("not a member of this room"),
-                None if !self.catch_up.answers.allow(&(), Instant::now()) => {
-                    refused("busy, ask again later")
-                }
                 None => match self.logged_lines(&room, request.since_ms, limit) {
                     Ok(lines) => HistoryResponse::Lines(lines),
                     Err(e) => {
@@ -349,6 +360,16 @@ impl EventLoop {
                 },
             },
         };
+        if !contact && busy.is_none() {
+            let bytes = match &response {
+                HistoryResponse::Lines(lines) => lines
+                    .iter()
+                    .map(|l| (l.data.len() + l.author.len() + 16) as u64)
+                    .sum(),
+                _ => 0,
+            };
+            self.catch_up.answers.charge(&peer, &address, bytes, clock);
+        }
         debug!(%peer, topic = request.topic, "answering a catch-up");
         if self
             .swarm

@@ -4,7 +4,8 @@
 //! `offers` (file offers and transfers), `sending` (what a sharer is told as peers fetch),
 //! `folder_plan` (folders as one transfer),
 //! `piece_plan` (who sends which pieces of a file several members share), `catch_up` (rooms
-//! catching up after being away),
+//! catching up after being away), `answer_budget` (what catch-up answers may cost an asker,
+//! its address and the node),
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim),
@@ -19,6 +20,7 @@
 //! settings).
 
 pub mod announcing;
+pub mod answer_budget;
 pub mod backoff;
 pub mod catch_up;
 pub mod connection_budget;
