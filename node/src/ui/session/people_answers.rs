@@ -79,7 +79,11 @@ impl Session {
             }
             PeopleCommand::JoinInterest(Some(tag)) => {
                 client.add_interest(tag.clone()).await?;
-                self.join_interests(&[tag]).await?
+                // One room: told like a /join, once at the prompt.
+                let room = Room::Interest(tag);
+                let new = client.join(room.clone()).await?;
+                self.set_current(room.clone());
+                return Ok(Outcome::Joined { room, new });
             }
             PeopleCommand::JoinInterest(None) => {
                 let interests = self.people().await?.me.interests;
