@@ -664,6 +664,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     let mut downloads: Vec<String> = std::fs::read_dir(carol_dir.join("downloads"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
         .collect();
     downloads.sort();
     day.checks.check(
