@@ -17,6 +17,7 @@ use crate::{
     event::Event,
     logic::conversation::{Line, Timeline},
     logic::edits::{self, Recent, Ref, RefError},
+    logic::one_emoji,
     logic::receipt_ledger::ReceiptLedger,
     store::history::{direct_peer, is_direct_log, EntryChange, History, MAX_READ},
 };
@@ -139,6 +140,8 @@ impl EventLoop {
         let allowed = match op {
             Op::Reply => true,
             Op::React(_) | Op::Edit(_) if recent.is_deleted(&target) => false,
+            // A reaction is one emoji, whatever a peer's software sends.
+            Op::React(ref emoji) if !one_emoji::is_one_emoji(emoji) => false,
             Op::React(_) => recent.author(&target).is_some(),
             Op::Edit(_) | Op::Delete => recent.may_change(&target, &author.to_string()),
         };

@@ -16,7 +16,7 @@
 //! `conversation` (the one fold of a conversation's log into the lines a person sees),
 //! `edits` (changes as log entries, and the recent lines references resolve to),
 //! `receipt_ledger` (which receipts move an own message forward),
-//! `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
+//! `one_emoji` (what a reaction must be), `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
 //! settings).
 
 pub mod announcing;
@@ -37,6 +37,7 @@ pub mod mail_pickup;
 pub mod names;
 pub mod notices;
 pub mod offers;
+pub mod one_emoji;
 pub mod peer_policy;
 pub mod piece_plan;
 pub mod presence;
