@@ -651,9 +651,9 @@ pub fn render_status(status: &Status, current: &CurrentRoom) -> String {
         let names: Vec<&str> = r.members.iter().map(|(n, _)| n.as_str()).collect();
         let _ = write!(
             out,
-            "\n  {} ({} others){}{}",
+            "\n  {} ({}){}{}",
             r.room,
-            names.len(),
+            others(names.len()),
             if names.is_empty() { "" } else { ": " },
             names.join(", ")
         );
