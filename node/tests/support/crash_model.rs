@@ -124,7 +124,14 @@ pub fn settings(i: u64) -> Settings {
                 .chain((0..i % 5).map(|k| format!("interest:room{k}")))
                 .collect(),
         ),
-        current: Some(if i.is_multiple_of(3) { "location-group" } else { "lobby" }.to_owned()),
+        current: Some(
+            if i.is_multiple_of(3) {
+                "location-group"
+            } else {
+                "lobby"
+            }
+            .to_owned(),
+        ),
         group_radius_km: Some(1.0 + (i % 50) as f64),
     }
 }
