@@ -247,6 +247,8 @@ fn ctl_into_closed_pipe(dir: &Path, words: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// The day's shared state: where everyone keeps their data, the bootstrap to join through,
+/// and the checks so far.
 struct Day {
     root: tempfile::TempDir,
     bootstrap: String,
