@@ -101,7 +101,11 @@ fn the_own_line_and_a_private_message_read_as_a_conversation() {
 
     alice.wait_for_prompt();
     alice.type_line("/msg bob psst :wave:");
-    alice.wait_for_row("* delivered to bob");
+    // The sender sees its own line with its reference, marked delivered, and only once.
+    alice.wait_for("alice's own private line", |s| {
+        s.row_starting("[private → bob] alice: psst 👋  (")
+            .is_some_and(|r| r.contains("✓ delivered"))
+    });
     bob.wait_event("alice's private message", |v| {
         v["event"] == "direct" && v["text"] == "psst 👋"
     });
@@ -119,7 +123,7 @@ fn the_own_line_and_a_private_message_read_as_a_conversation() {
         screen.rows
     );
     assert_eq!(
-        screen.count_containing("delivered to bob"),
+        screen.count_containing("delivered"),
         1,
         "{:#?}",
         screen.rows

@@ -9,7 +9,7 @@ use ipm_protocol::{MessageId, Op};
 
 use crate::{
     client::{Client, Conversation, NodeError, Request},
-    logic::{conversation::Line, edits::Ref},
+    logic::{edits::Ref, timeline::Line},
 };
 
 /// What a change request produced.

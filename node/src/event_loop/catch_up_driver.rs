@@ -26,7 +26,7 @@ use crate::{
     logic::{
         answer_budget::{AnswerBudget, AnswerLimits},
         catch_up::{self, CatchUp, Sources},
-        conversation::{kind, Timeline},
+        timeline::{kind, Timeline},
         intake::Action,
         notices::CatchUpMarkers,
     },

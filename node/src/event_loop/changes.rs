@@ -15,7 +15,7 @@ use crate::{
     client::conversation::{Changed, ConversationRequest},
     client::{Conversation, NodeError},
     event::Event,
-    logic::conversation::{Line, Timeline},
+    logic::timeline::{Line, Timeline},
     logic::edits::{self, Recent, Ref, RefError},
     logic::one_emoji,
     logic::receipt_ledger::ReceiptLedger,

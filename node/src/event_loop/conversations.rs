@@ -6,6 +6,7 @@ use tokio::sync::oneshot;
 use super::EventLoop;
 use crate::{
     client::{Conversation, NodeError},
+    logic::timeline,
     store::history::direct_peer,
     store::search::{search, Hit, Query, MAX_HITS},
 };
@@ -26,7 +27,8 @@ impl EventLoop {
         let labels = self.directory.labels();
         tokio::task::spawn_blocking(move || {
             let log = only.map(|c| c.log());
-            let hits = search(&dir, &query, log.as_deref(), MAX_HITS).map(|mut hits| {
+            let matching = |entries| timeline::matching(entries, &query);
+            let hits = search(&dir, log.as_deref(), MAX_HITS, matching).map(|mut hits| {
                 for hit in &mut hits {
                     hit.entry.from = labels.label(&hit.entry.peer, &hit.entry.from).to_owned();
                     if let Some(with) = &hit.with {

@@ -18,7 +18,7 @@ use crate::{
     client::{DirectOutcome, NodeError},
     config::Config,
     event::Event,
-    logic::conversation::Receipt,
+    logic::timeline::Receipt,
     logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
     logic::edits::kind,
     store::history::{direct_log as conversation, Entry, EntryChange, History},

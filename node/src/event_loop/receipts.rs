@@ -14,9 +14,9 @@ use crate::{
     client::conversation::Unread,
     client::Conversation,
     event::Event,
-    logic::conversation::Receipt,
     logic::edits::{kind, receipt},
     logic::notices::Notices,
+    logic::timeline::{self, Receipt},
     store::history::{direct_log, direct_peer, History},
     store::unread::{unread_in, SeenMarks},
 };
@@ -165,11 +165,9 @@ impl EventLoop {
                 Some(n) => *n,
                 None => {
                     let seen = self.receipts.marks.seen(&log);
-                    let n = self
-                        .store
-                        .history_dir
-                        .as_deref()
-                        .map_or(0, |dir| unread_in(dir, &log, seen).unwrap_or(0));
+                    let n = self.store.history_dir.as_deref().map_or(0, |dir| {
+                        unread_in(dir, &log, seen, timeline::unread_since).unwrap_or(0)
+                    });
                     self.receipts.counts.insert(log.clone(), n);
                     n
                 }

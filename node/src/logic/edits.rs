@@ -2,7 +2,7 @@
 //! [`receipt`]), and the recent lines of a conversation a node keeps to resolve a short
 //! reference and to check that a change may be made ([`Recent`]): an edit or a deletion
 //! only by the line's author, and nothing on a deleted line. How a log folds into the
-//! lines a person sees is [`crate::logic::conversation`].
+//! lines a person sees is [`crate::logic::timeline`].
 
 use std::collections::VecDeque;
 
@@ -10,21 +10,7 @@ use ipm_protocol::{MessageId, Op};
 
 use crate::store::history::{Entry, EntryChange};
 
-/// Kinds of [`EntryChange`] this node writes.
-pub mod kind {
-    /// An answer to the target.
-    pub const REPLY: &str = "reply";
-    /// A reaction to the target.
-    pub const REACT: &str = "react";
-    /// A new text for the target.
-    pub const EDIT: &str = "edit";
-    /// The target is withdrawn.
-    pub const DELETE: &str = "delete";
-    /// The recipient acknowledged the target (an own private message).
-    pub const DELIVERED: &str = "delivered";
-    /// The recipient's user saw the target (an own private message).
-    pub const READ: &str = "read";
-}
+pub use super::timeline::kind;
 
 /// Shortest reference shown for a line.
 pub const MIN_REF: usize = 4;
@@ -179,7 +165,7 @@ impl Recent {
     /// The recent lines of `entries` (a log's tail, oldest first).
     pub fn from_entries(entries: &[Entry], capacity: usize) -> Self {
         let mut recent = Self::new(capacity);
-        for line in crate::logic::conversation::fold(entries) {
+        for line in crate::logic::timeline::fold(entries) {
             if let Ok(id) = line.entry.id.parse::<MessageId>() {
                 recent.push(id, &line.entry.peer, line.entry.outgoing);
                 if line.deleted {

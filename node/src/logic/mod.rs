@@ -13,7 +13,7 @@
 //! `dht_upkeep` (how much of Kademlia's bootstrap to run) and `peer_policy` (bootstrap redials, direct dials, spam budgets). Beside them:
 //! `directory` and `names` (what is known of peers), `geo_group`, `rate_limit`, `backoff`,
 //! `notices` (read receipts and typing),
-//! `conversation` (the one fold of a conversation's log into the lines a person sees),
+//! `timeline` (the conversation model: one fold of a log into the lines a person sees),
 //! `edits` (changes as log entries, and the recent lines references resolve to),
 //! `receipt_ledger` (which receipts move an own message forward),
 //! `one_emoji` (what a reaction must be), `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
@@ -24,7 +24,6 @@ pub mod answer_budget;
 pub mod backoff;
 pub mod catch_up;
 pub mod connection_budget;
-pub mod conversation;
 pub mod delivery;
 pub mod dht_upkeep;
 pub mod directory;
@@ -48,3 +47,4 @@ pub mod registry_client;
 pub mod second_connections;
 pub mod sending;
 pub mod service_budgets;
+pub mod timeline;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ipm_protocol::MessageId;
 
-use super::conversation::Receipt;
+use super::timeline::Receipt;
 
 /// Own messages remembered at once; the oldest is forgotten first.
 pub const CAPACITY: usize = 4096;

@@ -8,10 +8,7 @@ use std::{io, path::Path};
 use ipm_protocol::{room::normalize_tag, Position, Room};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    logic::geo_group::{RememberedCurrent, RoomMemory},
-    store::data_dir::{read_json, write_atomic},
-};
+use crate::store::data_dir::{read_json, write_atomic};
 
 /// Largest settings file accepted.
 const MAX_SETTINGS_FILE: u64 = 64 * 1024;
@@ -128,6 +125,50 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The current room as the settings keep it: the group's cells move with the position, so
+/// only that the group was current is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RememberedCurrent {
+    /// A joined room.
+    Room(Room),
+    /// The location group.
+    Group,
+    /// No room.
+    Nowhere,
+}
+
+impl RememberedCurrent {
+    /// The settings' text: `lobby`, `interest:rust`, `geo:u09t`, `location-group`, `none`.
+    pub fn text(&self) -> String {
+        match self {
+            RememberedCurrent::Room(room) => room.to_string(),
+            RememberedCurrent::Group => "location-group".to_owned(),
+            RememberedCurrent::Nowhere => "none".to_owned(),
+        }
+    }
+
+    /// Reads [`RememberedCurrent::text`] back; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "location-group" => Some(RememberedCurrent::Group),
+            "none" => Some(RememberedCurrent::Nowhere),
+            room => Room::parse(room).ok().map(RememberedCurrent::Room),
+        }
+    }
+}
+
+/// What a node remembered of its rooms when it stopped (see `store::settings`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoomMemory {
+    /// The rooms joined with `/join` and `/join-interest`; `None` before anything was
+    /// remembered (a first start: the lobby).
+    pub rooms: Option<Vec<Room>>,
+    /// The current room.
+    pub current: Option<RememberedCurrent>,
+    /// The radius of the location group, when one was joined.
+    pub radius_km: Option<f64>,
 }
 
 #[cfg(test)]

@@ -62,23 +62,20 @@ pub fn is_line_of_others(entry: &Entry) -> bool {
             .is_none_or(|c| c.kind == "reply")
 }
 
-/// How many of `entries` (oldest first) are lines of others after `seen_ms`, as the
-/// conversation model folds them: a line its author deleted is not waiting to be read.
-pub fn count_since(entries: &[Entry], seen_ms: u64) -> usize {
-    crate::logic::conversation::fold(entries)
-        .iter()
-        .filter(|l| l.entry.ts > seen_ms && !l.deleted && is_line_of_others(&l.entry))
-        .count()
-}
-
-/// The lines of others in `log` after `seen_ms`, reading only as much of its tail as needed.
-pub fn unread_in(dir: &Path, log: &str, seen_ms: u64) -> io::Result<usize> {
+/// The lines of others in `log` after `seen_ms`, reading only as much of its tail as needed;
+/// `count` reads the entries (the conversation model's `timeline::unread_since`).
+pub fn unread_in(
+    dir: &Path,
+    log: &str,
+    seen_ms: u64,
+    count: impl Fn(&[Entry], u64) -> usize,
+) -> io::Result<usize> {
     let mut want = FIRST_WINDOW;
     loop {
         let entries = History::read_last(dir, log, want)?;
         let reached_seen = entries.first().is_some_and(|e| e.ts <= seen_ms);
         if reached_seen || entries.len() < want || want >= MAX_READ {
-            return Ok(count_since(&entries, seen_ms));
+            return Ok(count(&entries, seen_ms));
         }
         want = want.saturating_mul(4).min(MAX_READ);
     }
@@ -88,6 +85,14 @@ pub fn unread_in(dir: &Path, log: &str, seen_ms: u64) -> io::Result<usize> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Lines of others after the mark, entry by entry (the model folds them in the node).
+    fn count_since(entries: &[Entry], seen_ms: u64) -> usize {
+        entries
+            .iter()
+            .filter(|e| e.ts > seen_ms && is_line_of_others(e))
+            .count()
+    }
 
     fn entry(ts: u64, outgoing: bool) -> Entry {
         Entry {
@@ -124,9 +129,9 @@ mod tests {
             h.append("lobby", &entry(ts, false)).unwrap();
         }
         let dir = tmp.path().join("history");
-        assert_eq!(unread_in(&dir, "lobby", 990).unwrap(), 10);
-        assert_eq!(unread_in(&dir, "lobby", 0).unwrap(), 1000);
-        assert_eq!(unread_in(&dir, "nothing", 0).unwrap(), 0);
+        assert_eq!(unread_in(&dir, "lobby", 990, count_since).unwrap(), 10);
+        assert_eq!(unread_in(&dir, "lobby", 0, count_since).unwrap(), 1000);
+        assert_eq!(unread_in(&dir, "nothing", 0, count_since).unwrap(), 0);
         let path = tmp.path().join("unread.json");
         let mut marks = SeenMarks::load(Some(path.clone())).unwrap();
         marks.mark("lobby", 990).unwrap();

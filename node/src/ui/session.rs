@@ -19,7 +19,7 @@ use ipm_protocol::{MessageId, Room};
 
 use crate::{
     client::{Client, Conversation, NodeError, OfferTarget, Status, TransferView},
-    logic::conversation::Line,
+    logic::timeline::Line,
     logic::geo_group::{after_leave, others, CurrentRoom, HOW_TO_JOIN},
     net::addresses::is_relayed,
     store::data_dir::write_atomic,

@@ -15,7 +15,7 @@ use ipm_protocol::Room;
 
 use crate::{
     client::{Client, Conversation},
-    logic::conversation::{Line, Receipt},
+    logic::timeline::{Line, Receipt},
     ui::emoji::SHORTCODES,
     ui::session::{Outcome, Session},
     web::setup::{Door, Form, Phase, Submission},

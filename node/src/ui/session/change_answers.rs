@@ -7,7 +7,7 @@ use ipm_protocol::Op;
 use super::{format_time, Session, SessionError};
 use crate::{
     client::Conversation,
-    logic::conversation::Line,
+    logic::timeline::Line,
     logic::edits::ref_len,
     ui::commands::{ChangeAction, ChangeCommand, ParseError},
     ui::emoji,
@@ -131,7 +131,7 @@ pub(super) fn format_line(line: &Line, ref_len: Option<usize>) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::logic::conversation::{fold, kind};
+    use crate::logic::timeline::{fold, kind};
     use crate::store::history::{Entry, EntryChange};
 
     fn entry(id: &str, from: &str, text: &str, re: Option<(&str, &str)>) -> Entry {

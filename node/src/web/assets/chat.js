@@ -114,9 +114,9 @@ export class Chat {
       case "caught_up":
         if (value.count > 0) {
           const lines = value.count === 1 ? "1 line" : `${value.count} lines`;
-          this.add(this.roomKey(value.room), {
-            event: "system", ts: value.ts, text: `-- ${lines} while you were away --`,
-          });
+          const text = value.first_visit ? `-- ${value.count} earlier ${value.count === 1 ? "line" : "lines"} --`
+            : `-- ${lines} while you were away --`;
+          this.add(this.roomKey(value.room), { event: "system", ts: value.ts, text });
         }
         break;
       case "joined":

@@ -12,9 +12,28 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{logic::directory::Labels, store::history::Entry};
+use crate::{
+    logic::directory::Labels,
+    store::history::Entry,
+    store::search::{Current, Query},
+    store::unread::is_line_of_others,
+};
 
-pub use super::edits::kind;
+/// Kinds of [`crate::store::history::EntryChange`] this node writes.
+pub mod kind {
+    /// An answer to the target.
+    pub const REPLY: &str = "reply";
+    /// A reaction to the target.
+    pub const REACT: &str = "react";
+    /// A new text for the target.
+    pub const EDIT: &str = "edit";
+    /// The target is withdrawn.
+    pub const DELETE: &str = "delete";
+    /// The recipient acknowledged the target (an own private message).
+    pub const DELIVERED: &str = "delivered";
+    /// The recipient's user saw the target (an own private message).
+    pub const READ: &str = "read";
+}
 
 /// Most characters of the answered line quoted in a reply.
 pub const QUOTE_CHARS: usize = 40;
@@ -302,6 +321,32 @@ impl Timeline {
     }
 }
 
+/// How many lines of others in `entries` (oldest first) came after `seen_ms` and wait to be
+/// read: a line its author deleted does not.
+pub fn unread_since(entries: &[Entry], seen_ms: u64) -> usize {
+    fold(entries)
+        .iter()
+        .filter(|l| l.entry.ts > seen_ms && !l.deleted && is_line_of_others(&l.entry))
+        .count()
+}
+
+/// The lines of `entries` (one log, oldest first) as they read now that `query` matches:
+/// never a deleted line, an edited one by its new text only.
+pub fn matching(entries: Vec<Entry>, query: &Query) -> Vec<Current> {
+    Timeline::from_entries(&entries)
+        .lines()
+        .into_iter()
+        .filter(|l| !l.deleted && query.matches(&l.text))
+        .map(|l| Current {
+            edited: l.edited,
+            entry: Entry {
+                text: l.text,
+                ..l.entry
+            },
+        })
+        .collect()
+}
+
 /// Folds `entries` (a log, oldest first) into its lines, oldest first.
 pub fn fold(entries: &[Entry]) -> Vec<Line> {
     Timeline::from_entries(entries).lines()
@@ -508,5 +553,38 @@ mod tests {
             .map(|e| e.id.as_str())
             .collect();
         assert_eq!(ids, vec!["b1", "r2", "a3", "m1"]);
+    }
+
+    #[test]
+    fn search_finds_a_line_by_what_it_says_now() {
+        let log = vec![
+            line("a1", "alice", "my pin is 1234"),
+            line("a2", "alice", "see you at the cafe"),
+            change("a3", "alice", kind::DELETE, "a1", "(deleted)"),
+            change("a4", "alice", kind::EDIT, "a2", "see you at the park"),
+            change("b1", "bob", kind::EDIT, "a2", "see you at the cafe"),
+        ];
+        let find = |w: &str| matching(log.clone(), &Query::new(&[w]).unwrap());
+        assert!(find("1234").is_empty());
+        assert!(find("deleted").is_empty());
+        assert!(
+            find("cafe").is_empty(),
+            "the old text and a forger's are not found"
+        );
+        let park = find("park");
+        assert_eq!(park.len(), 1);
+        assert_eq!(park[0].entry.id, "a2");
+        assert!(park[0].edited);
+    }
+
+    #[test]
+    fn a_deleted_line_waits_to_be_read_no_more() {
+        let log = [
+            line("b1", "bob", "hi"),
+            line("b2", "bob", "oops"),
+            change("b3", "bob", kind::DELETE, "b2", ""),
+            line("m1", "me", "mine"),
+        ];
+        assert_eq!(unread_since(&log, 0), 1);
     }
 }
