@@ -26,9 +26,9 @@ use crate::{
     logic::{
         answer_budget::{AnswerBudget, AnswerLimits},
         catch_up::{self, CatchUp, Sources},
-        timeline::{kind, Timeline},
         intake::Action,
         notices::CatchUpMarkers,
+        timeline::{kind, Timeline},
     },
     net::exchange::{exchange, Exchange},
     services::address_budget::AddressKey,

@@ -15,10 +15,10 @@ use crate::{
     client::conversation::{Changed, ConversationRequest},
     client::{Conversation, NodeError},
     event::Event,
-    logic::timeline::{Line, Timeline},
     logic::edits::{self, Recent, Ref, RefError},
     logic::one_emoji,
     logic::receipt_ledger::ReceiptLedger,
+    logic::timeline::{Line, Timeline},
     store::history::{direct_peer, is_direct_log, EntryChange, History, MAX_READ},
 };
 

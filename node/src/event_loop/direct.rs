@@ -18,9 +18,9 @@ use crate::{
     client::{DirectOutcome, NodeError},
     config::Config,
     event::Event,
-    logic::timeline::Receipt,
     logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
     logic::edits::kind,
+    logic::timeline::Receipt,
     store::history::{direct_log as conversation, Entry, EntryChange, History},
     store::outbox::Outbox,
 };

@@ -19,8 +19,8 @@ use ipm_protocol::{MessageId, Room};
 
 use crate::{
     client::{Client, Conversation, NodeError, OfferTarget, Status, TransferView},
-    logic::timeline::Line,
     logic::geo_group::{after_leave, others, CurrentRoom, HOW_TO_JOIN},
+    logic::timeline::Line,
     net::addresses::is_relayed,
     store::data_dir::write_atomic,
     store::history::{Entry, MAX_READ},

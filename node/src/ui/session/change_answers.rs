@@ -7,8 +7,8 @@ use ipm_protocol::Op;
 use super::{format_time, Session, SessionError};
 use crate::{
     client::Conversation,
-    logic::timeline::Line,
     logic::edits::ref_len,
+    logic::timeline::Line,
     ui::commands::{ChangeAction, ChangeCommand, ParseError},
     ui::emoji,
     ui::render,
