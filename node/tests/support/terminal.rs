@@ -159,11 +159,6 @@ impl Terminal {
         let _ = self.child.wait();
     }
 
-    /// Waits for a row that is exactly `row`.
-    pub fn wait_for_row(&self, row: &str) -> Screen {
-        self.wait_for(&format!("the row {row:?}"), |s| s.count(row) > 0)
-    }
-
     /// Waits for the prompt, ready for the next line.
     pub fn wait_for_prompt(&self) -> Screen {
         self.wait_for("the prompt", |s| {
