@@ -165,7 +165,7 @@ lobby_members() {
         echo 0
         return
     }
-    n=$(sed -n 's/^  lobby (\([0-9]*\) others).*/\1/p' <<<"$out" | head -n1)
+    n=$(sed -n 's/^  lobby (\([0-9]*\) others\{0,1\}).*/\1/p' <<<"$out" | head -n1)
     echo "${n:-0}"
 }
 
