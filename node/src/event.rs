@@ -195,7 +195,8 @@ pub enum Event {
         to: PeerId,
         /// The recipient's display name.
         name: String,
-        /// The sender's command already says so (the prompt does not say it twice).
+        /// The user was told already (by the sending command's answer or a read receipt),
+        /// or the node sent the message on its own: the prompt does not show it.
         #[serde(skip)]
         told: bool,
     },

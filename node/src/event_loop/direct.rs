@@ -266,11 +266,13 @@ impl EventLoop {
                     self.deposit(id);
                 }
                 Action::Delivered { id, to } => {
-                    if self.changes.receipts.advance(id, Receipt::Delivered) {
-                        let name = self.directory.display_name(&to);
-                        let told = answered.contains(&id);
-                        self.emit(Event::Delivered { id, to, name, told });
-                    }
+                    // Scripts get every acknowledgement; the user is not told again what
+                    // the command's answer or a read receipt already said, nor of a
+                    // message the node sent on its own.
+                    let moves_forward = self.changes.receipts.advance(id, Receipt::Delivered);
+                    let name = self.directory.display_name(&to);
+                    let told = answered.contains(&id) || !moves_forward;
+                    self.emit(Event::Delivered { id, to, name, told });
                 }
                 Action::Refused { id, to, reason } => {
                     let name = self.directory.display_name(&to);
