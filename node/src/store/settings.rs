@@ -91,40 +91,54 @@ impl Settings {
 
     /// Checks what a hand-edited file may have got wrong: the position's range, the
     /// interests' and rooms' normal form, the current room and the radius.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), BadSettings> {
         if let Some(p) = &self.position {
-            Position::new(p.lat, p.lon).map_err(|e| e.to_string())?;
+            Position::new(p.lat, p.lon).map_err(|e| BadSettings::Position(e.to_string()))?;
         }
         for tag in &self.interests {
             match normalize_tag(tag) {
                 Ok(normal) if normal == *tag => {}
-                _ => return Err(format!("interest {tag:?} is not a normalised tag")),
+                _ => return Err(BadSettings::Interest(tag.clone())),
             }
         }
         for room in self.rooms.iter().flatten() {
             match Room::parse(room) {
                 Ok(normal) if normal.to_string() == *room => {}
-                _ => {
-                    return Err(format!(
-                        "room {room:?} is not a room (lobby, interest:<tag>)"
-                    ))
-                }
+                _ => return Err(BadSettings::Room(room.clone())),
             }
         }
         if let Some(current) = &self.current {
             if RememberedCurrent::parse(current).is_none() {
-                return Err(format!(
-                    "current room {current:?} is not a room, location-group or none"
-                ));
+                return Err(BadSettings::Current(current.clone()));
             }
         }
         if let Some(radius) = self.group_radius_km {
             if !(radius.is_finite() && radius > 0.0) {
-                return Err(format!("radius {radius} is not a distance in km"));
+                return Err(BadSettings::Radius(radius));
             }
         }
         Ok(())
     }
+}
+
+/// What a hand-edited settings file got wrong.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BadSettings {
+    /// The position is out of range.
+    #[error("{0}")]
+    Position(String),
+    /// An interest is not in its normal form.
+    #[error("interest {0:?} is not a normalised tag")]
+    Interest(String),
+    /// A remembered room is not a room.
+    #[error("room {0:?} is not a room (lobby, interest:<tag>)")]
+    Room(String),
+    /// The current room is not one.
+    #[error("current room {0:?} is not a room, location-group or none")]
+    Current(String),
+    /// The radius is not a distance.
+    #[error("radius {0} is not a distance in km")]
+    Radius(f64),
 }
 
 /// The current room as the settings keep it: the group's cells move with the position, so
