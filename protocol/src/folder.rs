@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::Payload;
 use crate::error::{shown, DecodeError};
 use crate::limits::{
-    MAX_FILE_NAME_LEN, MAX_FOLDER_DEPTH, MAX_FOLDER_FILES, MAX_FOLDER_PATH_LEN, MAX_FOLDER_SIZE,
-    MAX_MANIFEST_LEN,
+    MAX_FILE_NAME_LEN, MAX_FOLDER_DEPTH, MAX_FOLDER_DIRS, MAX_FOLDER_FILES, MAX_FOLDER_PATH_LEN,
+    MAX_FOLDER_SIZE, MAX_MANIFEST_LEN,
 };
 use crate::stamp::MessageId as TransferId;
 
@@ -233,8 +233,18 @@ impl Payload for Manifest {
                     ))
                 })?;
             let key = collision_key(&entry.path);
+            // The set holds every folder above each folder in it, so the walk up stops at
+            // the first folder known already; it never holds more than the bound allows.
             let mut parent = key.as_str();
             while let Some((up, _)) = parent.rsplit_once('/') {
+                if folders.contains(up) {
+                    break;
+                }
+                if folders.len() == MAX_FOLDER_DIRS {
+                    return Err(DecodeError::Invalid(format!(
+                        "more than {MAX_FOLDER_DIRS} folders in one folder"
+                    )));
+                }
                 folders.insert(up.to_owned());
                 parent = up;
             }
@@ -357,6 +367,24 @@ mod tests {
         assert!(refusal(&manifest(&[&deep])).contains("deeper"));
         let far = "a/".repeat(MAX_FOLDER_PATH_LEN / 2) + "b";
         assert!(refusal(&manifest(&[&far])).contains("longer than 1024"));
+        // Folders are counted once however many files share them, and bounded.
+        let shared: Vec<String> = (0..MAX_FOLDER_DIRS)
+            .map(|i| format!("d{i}/a/f{i}"))
+            .collect();
+        let shared: Vec<&str> = shared.iter().map(String::as_str).collect();
+        assert!(refusal(&manifest(&shared)).contains("more than 10000 folders"));
+        let within = &shared[..MAX_FOLDER_DIRS / 2];
+        let m = manifest(within);
+        assert_eq!(
+            decode::<Manifest>(&encode(&m), MAX_MANIFEST_LEN).unwrap(),
+            m
+        );
+        let chain = vec!["d"; MAX_FOLDER_DEPTH - 1].join("/");
+        let chains: Vec<String> = (0..MAX_FOLDER_DIRS / (MAX_FOLDER_DEPTH - 1) + 1)
+            .map(|i| format!("c{i}/{chain}"))
+            .collect();
+        let chains: Vec<&str> = chains.iter().map(String::as_str).collect();
+        assert!(refusal(&manifest(&chains)).contains("more than 10000 folders"));
         let mut link = manifest(&["shortcut"]);
         link.entries[0].kind = "link".into();
         assert!(refusal(&link).contains("link"));

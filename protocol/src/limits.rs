@@ -313,5 +313,10 @@ pub const MAX_FOLDER_PATH_LEN: usize = 1024;
 /// Most names in one relative path (folders within folders, the file's own name included).
 pub const MAX_FOLDER_DEPTH: usize = 32;
 
+/// Most distinct folders the paths of one folder's files pass through (each counted once,
+/// however many files share it): every one is made on the recipient's disk, where it takes
+/// an inode and a block whatever the size of the files.
+pub const MAX_FOLDER_DIRS: usize = 10_000;
+
 /// Largest total size of a folder's files, in bytes: the same as one file.
 pub const MAX_FOLDER_SIZE: u64 = MAX_FILE_SIZE;

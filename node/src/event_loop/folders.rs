@@ -37,9 +37,10 @@ use crate::{
         sending,
     },
     net::{
-        download::{FetchError, Opened},
+        download::{FetchError, Job, Opened},
         file_stream::{self, Authorized},
         folder_download::{self, staging_dir, FolderJob},
+        multi_download,
     },
     store::{
         folder_source::{load_manifest, manifest_path, save_manifest, FolderError, NoDataDir},
@@ -270,6 +271,7 @@ impl EventLoop {
             summary,
             manifest_sha256: t.offer.sha256,
             downloads: self.store.downloads.clone()?,
+            owed: self.owed_by_others(&id),
         };
         let bytes = Arc::new(AtomicU64::new(0));
         self.folders.progress.insert(id, bytes.clone());
@@ -285,6 +287,33 @@ impl EventLoop {
                 folder_download::run(&job, fetch_for, open_for, progress).await
             }),
         )
+    }
+
+    /// Bytes the downloads other than `id` still need: each one's size less what it wrote
+    /// (a folder's progress, a file's partial file).
+    fn owed_by_others(&self, id: &TransferId) -> u64 {
+        let Some(downloads) = &self.store.downloads else {
+            return 0;
+        };
+        self.store
+            .transfers
+            .downloading()
+            .filter(|(other, _)| other != id)
+            .map(|(other, t)| {
+                let have = match self.folders.progress.get(&other) {
+                    Some(bytes) => bytes.load(Ordering::Relaxed),
+                    None if t.offer.folder.is_some() => 0,
+                    None => multi_download::bytes_kept(&Job {
+                        transfer: other,
+                        size: t.offer.size,
+                        sha256: t.offer.sha256,
+                        name: t.offer.name.clone(),
+                        downloads: downloads.clone(),
+                    }),
+                };
+                t.offer.size.saturating_sub(have)
+            })
+            .fold(0u64, u64::saturating_add)
     }
 
     /// What a folder download from `peer` opens the stream of each part with (see

@@ -1,18 +1,23 @@
 //! Folder transfers without I/O: which outgoing folder (and which part of it) a peer's
 //! request names and whether that peer may have it, whether a fetched manifest is the one
-//! the offer promised, which files of a folder are still to fetch, and how a folder's offer
-//! and arrival are told to the user. The offer itself goes through `logic::offers` like any
-//! file's; the driver is `event_loop/folders.rs`.
+//! the offer promised, what a received folder takes on disk (its folders and inodes counted,
+//! not only its bytes) and whether that fits, which files of a folder are still to fetch, and
+//! how a folder's offer and arrival are told to the user. The offer itself goes through
+//! `logic::offers` like any file's; the driver is `event_loop/folders.rs`.
+
+use std::collections::HashSet;
 
 use libp2p::PeerId;
 
 use ipm_protocol::{
     folder::{part_of, FolderSummary, Manifest, Part},
+    limits::{MAX_FOLDER_DEPTH, MAX_FOLDER_DIRS},
     FileOffer, TransferId,
 };
 
 use crate::{
     event::Event,
+    logic::offers::DISK_MARGIN,
     store::transfers::{Direction, State, Transfers},
 };
 
@@ -78,6 +83,159 @@ pub fn check_manifest(
         ));
     }
     Ok(())
+}
+
+/// The block a file system gives each folder, and rounds each file's size up to: what a
+/// folder of empty files costs on disk although its files add up to 0 bytes.
+pub const BLOCK: u64 = 4096;
+
+/// Inodes a folder download must leave free, so that the user can still make files and the
+/// node can still save its history, outbox and settings.
+pub const INODE_MARGIN: u64 = 10_000;
+
+/// What a received folder makes on disk, counted from its manifest before any of it is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Its files.
+    pub files: u64,
+    /// The distinct folders its paths pass through (the folder itself left out).
+    pub folders: u64,
+    /// The most names in one of its paths.
+    pub depth: usize,
+    /// Bytes it takes: each file rounded up to whole [`BLOCK`]s, one block for each folder
+    /// and one for the folder itself.
+    pub bytes: u64,
+    /// Inodes it takes: one for each file, each folder and the folder itself.
+    pub inodes: u64,
+}
+
+/// Why a received folder is not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FolderRefusal {
+    /// Its paths pass through more folders than [`MAX_FOLDER_DIRS`].
+    #[error("refused the folder: more than {MAX_FOLDER_DIRS} folders in one folder")]
+    TooManyFolders,
+    /// A path has more names than [`MAX_FOLDER_DEPTH`].
+    #[error("refused the folder: a path deeper than {MAX_FOLDER_DEPTH} names")]
+    TooDeep,
+    /// It does not fit in the free space, [`DISK_MARGIN`] left over.
+    #[error(
+        "not enough disk space for this folder: its {files} files in {folders} folders need \
+         {} MiB and {} MiB must stay free, {} MiB are free",
+        mib(*.need), mib(DISK_MARGIN), mib(*.free)
+    )]
+    NoSpace {
+        /// Its files.
+        files: u64,
+        /// Its folders.
+        folders: u64,
+        /// The bytes it takes.
+        need: u64,
+        /// Free bytes for downloads.
+        free: u64,
+    },
+    /// It does not fit in the free inodes, [`INODE_MARGIN`] left over.
+    #[error(
+        "not enough free inodes for this folder: its {files} files in {folders} folders need \
+         {need} and {INODE_MARGIN} must stay free, {free} are free"
+    )]
+    NoInodes {
+        /// Its files.
+        files: u64,
+        /// Its folders.
+        folders: u64,
+        /// The inodes it takes.
+        need: u64,
+        /// Free inodes.
+        free: u64,
+    },
+}
+
+/// Bytes in MiB, rounded up.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024 * 1024)
+}
+
+/// What the folder of `manifest` makes on disk. Each folder is counted once however many
+/// paths share it; counting stops, refused, past [`MAX_FOLDER_DIRS`] folders or at a path
+/// deeper than [`MAX_FOLDER_DEPTH`]. Paths differing only in case count as two folders
+/// where the file system would make one: the count never falls short.
+pub fn footprint(manifest: &Manifest) -> Result<Footprint, FolderRefusal> {
+    let mut folders: HashSet<&str> = HashSet::new();
+    let (mut depth, mut file_bytes) = (0usize, 0u64);
+    for entry in &manifest.entries {
+        let names = entry.path.split('/').count();
+        if names > MAX_FOLDER_DEPTH {
+            return Err(FolderRefusal::TooDeep);
+        }
+        depth = depth.max(names);
+        file_bytes = file_bytes.saturating_add(entry.size.div_ceil(BLOCK).saturating_mul(BLOCK));
+        // Every folder in the set has its parents in it too: the walk up stops at the
+        // first one known.
+        let mut path = entry.path.as_str();
+        while let Some((up, _)) = path.rsplit_once('/') {
+            if !folders.insert(up) {
+                break;
+            }
+            if folders.len() > MAX_FOLDER_DIRS {
+                return Err(FolderRefusal::TooManyFolders);
+            }
+            path = up;
+        }
+    }
+    let files = manifest.entries.len() as u64;
+    let folders = folders.len() as u64;
+    Ok(Footprint {
+        files,
+        folders,
+        depth,
+        bytes: file_bytes.saturating_add(folders.saturating_add(1).saturating_mul(BLOCK)),
+        inodes: files.saturating_add(folders).saturating_add(1),
+    })
+}
+
+impl Footprint {
+    /// Whether the folder fits in `free_space` bytes with [`DISK_MARGIN`] left over, and in
+    /// `free_inodes` with [`INODE_MARGIN`] left over (`None`: unknown, not checked).
+    pub fn fits(
+        &self,
+        free_space: Option<u64>,
+        free_inodes: Option<u64>,
+    ) -> Result<(), FolderRefusal> {
+        if let Some(free) = free_space {
+            if self.bytes.saturating_add(DISK_MARGIN) > free {
+                return Err(FolderRefusal::NoSpace {
+                    files: self.files,
+                    folders: self.folders,
+                    need: self.bytes,
+                    free,
+                });
+            }
+        }
+        if let Some(free) = free_inodes {
+            if self.inodes.saturating_add(INODE_MARGIN) > free {
+                return Err(FolderRefusal::NoInodes {
+                    files: self.files,
+                    folders: self.folders,
+                    need: self.inodes,
+                    free,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks, before any of it is made, that the folder of `manifest` stays within the bounds
+/// on folders and depth and fits in `free_space` and `free_inodes` (see [`Footprint::fits`]).
+pub fn check_room(
+    manifest: &Manifest,
+    free_space: Option<u64>,
+    free_inodes: Option<u64>,
+) -> Result<Footprint, FolderRefusal> {
+    let footprint = footprint(manifest)?;
+    footprint.fits(free_space, free_inodes)?;
+    Ok(footprint)
 }
 
 /// Where a folder download starts again: the bytes of the files already complete (`done`
@@ -274,6 +432,113 @@ mod tests {
             check_manifest(&m, &summary(2), 11).unwrap_err(),
             "the manifest's files add up to 10 bytes, the offer said 11"
         );
+    }
+
+    fn manifest_of(paths: &[String], size: u64) -> Manifest {
+        Manifest {
+            entries: paths
+                .iter()
+                .map(|path| ManifestEntry {
+                    path: path.clone(),
+                    size,
+                    sha256: [0; 32],
+                    kind: FILE_KIND.into(),
+                })
+                .collect(),
+        }
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn every_folder_is_counted_once_and_charged_a_block_and_an_inode() {
+        let paths = ["a.txt", "sub/b", "sub/deeper/c", "sub/deeper/d", "x/y/z/e"];
+        let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+        let f = footprint(&manifest_of(&paths, 1)).unwrap();
+        // sub, sub/deeper, x, x/y, x/y/z
+        assert_eq!((f.files, f.folders, f.depth), (5, 5, 4));
+        assert_eq!(f.bytes, 5 * BLOCK + 6 * BLOCK);
+        assert_eq!(f.inodes, 11);
+        // Empty files cost no block, sizes round up to whole blocks.
+        let mut m = manifest_of(&paths[..1], 0);
+        assert_eq!(footprint(&m).unwrap().bytes, BLOCK);
+        m.entries[0].size = BLOCK + 1;
+        assert_eq!(footprint(&m).unwrap().bytes, 3 * BLOCK);
+    }
+
+    /// Each of `files` files at the end of a chain of folders of its own, as deep as a
+    /// path may go.
+    fn own_chains(files: usize) -> Vec<String> {
+        let chain = vec!["d"; MAX_FOLDER_DEPTH - 2].join("/");
+        (0..files).map(|i| format!("c{i}/{chain}/f")).collect()
+    }
+
+    #[test]
+    fn a_folder_of_empty_files_in_deep_folders_is_refused_whatever_the_disk() {
+        // 1000 files of 0 bytes in 31 000 folders: more than a folder may make.
+        let chains = manifest_of(&own_chains(1000), 0);
+        assert_eq!(chains.total_size(), 0);
+        assert_eq!(footprint(&chains), Err(FolderRefusal::TooManyFolders));
+        assert_eq!(
+            check_room(&chains, Some(u64::MAX), Some(u64::MAX))
+                .unwrap_err()
+                .to_string(),
+            "refused the folder: more than 10000 folders in one folder"
+        );
+        // Paths sharing the top of a binary trie (2046 folders) and each a chain of its own
+        // below: still counted folder by folder.
+        let tail = vec!["x"; MAX_FOLDER_DEPTH - 11].join("/");
+        let trie: Vec<String> = (0..1000)
+            .map(|i| {
+                let bits: Vec<String> = (0..10).map(|b| ((i >> b) & 1).to_string()).collect();
+                format!("{}/{tail}/f", bits.join("/"))
+            })
+            .collect();
+        assert_eq!(
+            footprint(&manifest_of(&trie, 0)),
+            Err(FolderRefusal::TooManyFolders)
+        );
+        // As many folders as allowed are taken.
+        let most: Vec<String> = (0..MAX_FOLDER_DIRS).map(|i| format!("s{i}/f")).collect();
+        let f = footprint(&manifest_of(&most, 0)).unwrap();
+        assert_eq!((f.files, f.folders), (10_000, 10_000));
+        // One path too deep.
+        let deep = vec!["d"; MAX_FOLDER_DEPTH + 1].join("/");
+        assert_eq!(
+            footprint(&manifest_of(&[deep], 0)),
+            Err(FolderRefusal::TooDeep)
+        );
+    }
+
+    #[test]
+    fn a_folder_must_fit_in_the_free_space_and_inodes_with_margins() {
+        // 300 files of 0 bytes, each under 31 folders of its own: 9300 folders.
+        let m = manifest_of(&own_chains(300), 0);
+        let f = footprint(&m).unwrap();
+        assert_eq!((f.files, f.folders, f.inodes), (300, 9300, 9601));
+        assert_eq!(f.bytes, 9301 * BLOCK);
+        assert!(f.fits(Some(GIB), Some(1_000_000)).is_ok());
+        assert!(f.fits(None, None).is_ok());
+        // Its 0 bytes fit in what a byte count alone would allow, its folders do not.
+        let free = DISK_MARGIN + 1024 * 1024;
+        let refused = f.fits(Some(free), None).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "not enough disk space for this folder: its 300 files in 9300 folders need 37 MiB \
+             and 256 MiB must stay free, 257 MiB are free"
+        );
+        assert!(f.fits(Some(f.bytes + DISK_MARGIN), None).is_ok());
+        let refused = f.fits(Some(GIB), Some(15_000)).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "not enough free inodes for this folder: its 300 files in 9300 folders need 9601 \
+             and 10000 must stay free, 15000 are free"
+        );
+        assert!(f.fits(Some(GIB), Some(f.inodes + INODE_MARGIN)).is_ok());
+        assert!(f
+            .fits(Some(GIB), Some(f.inodes + INODE_MARGIN - 1))
+            .is_err());
+        assert_eq!(check_room(&m, Some(GIB), Some(1_000_000)), Ok(f));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `downloads/.partial/<id>.folder/`: first the manifest (fetched and checked like a file,
 //! then decoded, which checks every path), then each file in the manifest's order with the
 //! download of one file (`net::download`), each verified against its SHA-256 and moved into
-//! `tree/<path>`. A restart fetches only the files not yet there. Once every file is in, the
+//! `tree/<path>`. The tree is made only once the manifest's folders, depth, bytes and inodes
+//! are known to fit (`logic::folder_plan::check_room`). A restart fetches only the files not yet there. Once every file is in, the
 //! tree is moved to `downloads/<name>` (`name (1)` when taken) in one rename: a folder never
 //! appears half there.
 
@@ -23,9 +24,12 @@ use ipm_protocol::{
 };
 
 use crate::{
-    logic::folder_plan::{check_manifest, remaining},
+    logic::folder_plan::{check_manifest, check_room, remaining},
     net::download::{self, FetchError, Job, Opened},
-    store::transfers::unique_path,
+    store::{
+        data_dir::{free_inodes, free_space},
+        transfers::unique_path,
+    },
 };
 
 /// Least time between two progress reports of a folder.
@@ -46,6 +50,9 @@ pub struct FolderJob {
     pub manifest_sha256: [u8; 32],
     /// The downloads folder.
     pub downloads: PathBuf,
+    /// Bytes the other running downloads still need, taken off the free space the folder
+    /// must fit in.
+    pub owed: u64,
 }
 
 impl FolderJob {
@@ -97,16 +104,34 @@ where
     let tree = staging.join("tree");
     let io_err = |what: &str, path: &Path, e: io::Error| format!("{what} {}: {e}", path.display());
     {
-        let (staging, made) = (staging.clone(), tree.clone());
-        blocking(move || {
-            crate::store::data_dir::create_private_dir(&staging)?;
-            std::fs::create_dir_all(&made)
-        })
-        .await
-        .map_err(|e| io_err("cannot create", &tree, e))?;
+        let made = staging.clone();
+        blocking(move || crate::store::data_dir::create_private_dir(&made))
+            .await
+            .map_err(|e| io_err("cannot create", &staging, e))?;
     }
     let manifest = fetch_manifest(job, &staging, &fetch_for, &open_for).await?;
     check_manifest(&manifest, &job.summary, job.size)?;
+    // Nothing of the tree is made before it is known to fit. A resumed download counts
+    // again what it made already: the check errs on the side of the disk.
+    let (space, inodes) = {
+        let downloads = job.downloads.clone();
+        blocking(move || {
+            Ok((
+                free_space(&downloads).ok(),
+                free_inodes(&downloads).ok().flatten(),
+            ))
+        })
+        .await
+        .map_err(|e| io_err("cannot read the free space of", &job.downloads, e))?
+    };
+    let room = space.map(|free| free.saturating_sub(job.owed));
+    check_room(&manifest, room, inodes).map_err(|e| e.to_string())?;
+    {
+        let made = tree.clone();
+        blocking(move || std::fs::create_dir_all(&made))
+            .await
+            .map_err(|e| io_err("cannot create", &tree, e))?;
+    }
 
     let scan = {
         let (staging, tree, manifest) = (staging.clone(), tree.clone(), manifest.clone());
@@ -299,6 +324,7 @@ mod tests {
             },
             manifest_sha256: Sha256::digest(&bytes).into(),
             downloads: downloads.to_owned(),
+            owed: 0,
         };
         (job, Arc::new(served), manifest)
     }

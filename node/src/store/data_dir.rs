@@ -72,6 +72,25 @@ pub fn free_space(_: &Path) -> io::Result<u64> {
     ))
 }
 
+/// Inodes (files and folders) an unprivileged user may still make on the file system
+/// holding `path`; `None` when that file system has no fixed number of them (it reports a
+/// total of 0, as btrfs does).
+#[cfg(unix)]
+pub fn free_inodes(path: &Path) -> io::Result<Option<u64>> {
+    let stat = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok((stat.f_files > 0).then_some(stat.f_favail))
+}
+
+/// Inodes an unprivileged user may still make on the file system holding `path` (unknown
+/// on this platform).
+#[cfg(not(unix))]
+pub fn free_inodes(_: &Path) -> io::Result<Option<u64>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "free inodes unknown",
+    ))
+}
+
 /// Creates the folder `path` and its missing parents, each readable by its owner only.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
@@ -148,11 +167,6 @@ impl DataDir {
     /// Contacts (petnames) and blocked peers.
     pub fn contacts(&self) -> PathBuf {
         self.root.join("contacts.json")
-    }
-
-    /// The names last heard from other peers.
-    pub fn heard_names(&self) -> PathBuf {
-        self.root.join("heard-names.json")
     }
 
     /// One append-only log per conversation.
