@@ -220,6 +220,7 @@ impl EventLoop {
         }
         // Caught-up lines still waiting for their authors' names are logged now.
         self.release_caught_up(true);
+        self.save_heard_names();
         if self.announce_leaving() {
             self.flush(GOODBYE_FLUSH).await;
         }

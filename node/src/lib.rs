@@ -107,8 +107,15 @@ pub fn start(key: Keypair, config: Config) -> Result<(Client, EventLoop), StartE
     let recheck = config
         .presence_interval
         .min(std::time::Duration::from_secs(1));
-    let directory =
+    let mut directory =
         logic::directory::Directory::new(logic::names::NameBook::new(recheck), contacts);
+    if let Some(dir) = &config.data_dir {
+        // A cache: a damaged file costs names shown a little later, not the start.
+        match store::heard_names::HeardNames::load(&dir.heard_names()) {
+            Ok(book) => directory.remember(&book, std::time::Instant::now()),
+            Err(e) => tracing::warn!("names heard before are forgotten: {e}"),
+        }
+    }
     let metrics = net::metrics::Metrics::new();
     let mut swarm = {
         let registry = metrics.registry();

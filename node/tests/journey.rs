@@ -819,7 +819,10 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
     page.click(&format!(
         "#conversation-list .conversation[data-key='@{alice_peer}']"
     ));
-    let with_alice = history_lines(&answer(&carol_dir, &["/history", "alice", "50"]));
+    // Typed right after the restart, before alice speaks again: carol's node still knows
+    // who alice is.
+    let with_alice_answer = answer(&carol_dir, &["/history", "alice", "50"]);
+    let with_alice = history_lines(&with_alice_answer);
     let ok = page
         .try_wait_js(
             CHECK_WAIT,
@@ -833,7 +836,7 @@ fn a_day_of_four_users_on_the_prompt_ctl_and_the_page_with_crashes_in_between() 
         ok && !with_alice.is_empty(),
         "carol's page, after the restart, shows her private conversation with alice as her /history does",
         format!(
-            "history: {with_alice:?}\n  page:    {:?}",
+            "history: {with_alice:?} from {with_alice_answer:?}\n  page:    {:?}",
             page_lines(&page)
         ),
     );

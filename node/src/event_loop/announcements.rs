@@ -34,6 +34,7 @@ impl EventLoop {
         let facts = self.announce_facts(now);
         self.announcing_step(now, announcing::Input::Tick(facts));
         self.maybe_claim_name();
+        self.save_heard_names();
     }
 
     /// This node changed what it announces (a room joined or left): lets peers know now

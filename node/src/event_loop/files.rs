@@ -25,6 +25,7 @@ use crate::{
     client::{FileError, NodeError, OfferTarget, TransferView},
     config::Config,
     event::Event,
+    logic::address_key::AddressKey,
     logic::offers::{
         Action, Input, Known, NewOffer, OfferError, Offers, Policy, Refusal, TransferError,
     },
@@ -343,10 +344,12 @@ impl EventLoop {
             exists: Path::exists,
         };
         let now_ms = ipm_protocol::now_ms();
+        let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
+        let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
         let actions = self
             .files
             .offers
-            .on_offer(known, peer, room, offer, now_ms)
+            .on_offer(known, peer, address, room, offer, now_ms)
             .map_err(Refused::Offer)?;
         self.carry_out_offers(actions).map_err(Refused::Save)
     }

@@ -28,6 +28,7 @@ use crate::{
     logic::names::OwnClaim,
     logic::presence::PresenceTable,
     store::contacts::ContactBook,
+    store::heard_names::HeardNames,
     store::settings::Settings,
 };
 
@@ -51,6 +52,8 @@ pub(super) struct PeopleState {
     pub(super) put_query: Option<QueryId>,
     /// Whether the user was told that the name is taken.
     pub(super) told_taken: bool,
+    /// The names heard from peers as last saved.
+    pub(super) saved_names: Option<HeardNames>,
 }
 
 impl PeopleState {
@@ -72,6 +75,7 @@ impl PeopleState {
             queries: HashMap::new(),
             put_query: None,
             told_taken: false,
+            saved_names: None,
         }
     }
 
@@ -314,6 +318,22 @@ impl EventLoop {
             self.add_known_address(&addr);
         }
         Ok(previous)
+    }
+
+    /// Saves the names heard from peers when they changed since the last save, so that a
+    /// restarted node knows who is who before anyone speaks again.
+    pub(super) fn save_heard_names(&mut self) {
+        let Some(dir) = &self.config.data_dir else {
+            return;
+        };
+        let heard = self.directory.heard_names();
+        if self.people.saved_names.as_ref() == Some(&heard) {
+            return;
+        }
+        match heard.save(&dir.heard_names()) {
+            Ok(()) => self.people.saved_names = Some(heard),
+            Err(e) => warn!("cannot save {}: {e}", dir.heard_names().display()),
+        }
     }
 
     /// Applies `change` to a copy of the contact book, saves it, then keeps it.

@@ -5,7 +5,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use libp2p::{Multiaddr, PeerId};
 
-use crate::{logic::names::NameBook, store::contacts::ContactBook};
+use crate::{
+    logic::names::NameBook,
+    store::{
+        contacts::ContactBook,
+        heard_names::{Heard, HeardNames},
+    },
+};
 
 /// Facts about one peer.
 #[derive(Clone, Debug, Default)]
@@ -16,6 +22,8 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     /// Addresses of its open connections.
     pub connections: Vec<Multiaddr>,
+    /// When the name was last heard, in the order names were heard (higher is later).
+    heard: u64,
 }
 
 /// Why a typed user could not be found.
@@ -45,6 +53,8 @@ pub struct Directory {
     pub names: NameBook,
     /// The user's contacts and blocked peers.
     pub contacts: ContactBook,
+    /// How many names were heard (orders [`PeerInfo::heard`]).
+    heard: u64,
 }
 
 /// The last four characters of a peer id, used to tell apart users with the same name.
@@ -60,7 +70,39 @@ impl Directory {
             peers: HashMap::new(),
             names,
             contacts,
+            heard: 0,
         }
+    }
+
+    /// Takes in the names heard before a restart; a name registered to its peer then is
+    /// shown plain until a lookup says otherwise.
+    pub fn remember(&mut self, book: &HeardNames, now: std::time::Instant) {
+        for (peer, h) in book.iter() {
+            let info = self.peers.entry(*peer).or_default();
+            if info.name.is_none() {
+                info.name = Some(h.name.clone());
+                info.heard = h.order;
+                self.heard = self.heard.max(h.order);
+            }
+            if h.registered {
+                self.names.remember_owner(&h.name, *peer, now);
+            }
+        }
+    }
+
+    /// The names heard from peers, to keep over a restart.
+    pub fn heard_names(&self) -> HeardNames {
+        HeardNames::new(self.peers.iter().filter_map(|(peer, info)| {
+            let name = info.name.as_ref()?;
+            Some((
+                *peer,
+                Heard {
+                    name: name.clone(),
+                    registered: self.names.owner_of(name) == Some(*peer),
+                    order: info.heard,
+                },
+            ))
+        }))
     }
 
     /// Records that `peer` signed a message as `name`.
@@ -68,6 +110,8 @@ impl Directory {
         let info = self.peers.entry(peer).or_default();
         if info.name.as_deref() != Some(name) {
             info.name = Some(name.to_owned());
+            self.heard = self.heard.saturating_add(1);
+            info.heard = self.heard;
         }
     }
 
@@ -312,6 +356,38 @@ mod tests {
         assert_eq!(labels.label("unknown", "carol#abcd"), "carol#abcd");
         let c = PeerId::random();
         assert_eq!(d.display_name(&c), format!("#{}", short_id(&c)));
+    }
+
+    #[test]
+    fn names_heard_before_a_restart_resolve_and_show_as_they_did() {
+        let mut before = directory();
+        let (bob, carol) = (key(1), key(4));
+        let (b, c) = (bob.public().to_peer_id(), carol.public().to_peer_id());
+        before.observe_name(b, "bob");
+        register(&mut before, &bob, "bob");
+        before.observe_name(c, "carol");
+        before.observe_name(c, "caroline");
+        let kept = before.heard_names();
+        assert_eq!(kept.len(), 2);
+        let mut after = directory();
+        after.remember(&kept, Instant::now());
+        assert_eq!(after.resolve_user("bob"), Ok(b));
+        assert_eq!(
+            after.display_name(&b),
+            "bob",
+            "registered before the restart"
+        );
+        assert_eq!(after.resolve_user("caroline"), Ok(c), "the name heard last");
+        assert_eq!(
+            after.display_name(&c),
+            format!("caroline#{}", short_id(&c)),
+            "never found registered"
+        );
+        assert!(
+            after.names.needs_lookup("bob", Instant::now()),
+            "checked again"
+        );
+        assert_eq!(after.heard_names(), kept, "kept again as it was read");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `folder_plan` (folders as one transfer),
 //! `piece_plan` (who sends which pieces of a file several members share), `catch_up` (rooms
 //! catching up after being away), `answer_budget` (what catch-up answers may cost an asker,
-//! its address and the node),
+//! its address and the node), `address_key` (the unit budgets per address are kept for),
 //! `intake` (what each gossip message is) with
 //! `forwarder_budget` (what forwarders of unknown authors may bring), `announcing` and
 //! `presence` (who is online), `connection_budget` (how many peers to keep, which to trim),
@@ -19,6 +19,7 @@
 //! `one_emoji` (what a reaction must be), `refusal` (why a change is refused) and `service_budgets` (a bootstrap's budgets, as
 //! settings).
 
+pub mod address_key;
 pub mod announcing;
 pub mod answer_budget;
 pub mod backoff;

@@ -55,6 +55,8 @@ struct Lookup {
     running: bool,
     /// How many lookups in a row gave the same answer (for the backoff).
     repeats: u32,
+    /// Whether the answer was remembered from before a restart, not yet looked up again.
+    remembered: bool,
 }
 
 /// Most doublings of the wait between lookups of a name nobody owns (256 times the base).
@@ -133,6 +135,7 @@ impl NameBook {
         match self.lookups.get(&name_key(name)) {
             None => true,
             Some(l) if l.running => false,
+            Some(l) if l.remembered => true,
             Some(l) => now.saturating_duration_since(l.started) >= self.wait(l),
         }
     }
@@ -142,6 +145,28 @@ impl NameBook {
             Some(Registration::Owner { .. }) => OWNER_RECHECK,
             _ => self.recheck * 2u32.pow(lookup.repeats.min(MAX_BACKOFF_DOUBLINGS)),
         }
+    }
+
+    /// Takes in that `name` was registered to `peer` before a restart: it counts as
+    /// registered until the first lookup, which is due at once.
+    pub fn remember_owner(&mut self, name: &str, peer: PeerId, now: Instant) {
+        let key = name_key(name);
+        if self.lookups.contains_key(&key) || self.lookups.len() >= MAX_TRACKED_NAMES {
+            return;
+        }
+        self.lookups.insert(
+            key,
+            Lookup {
+                answer: Some(Registration::Owner {
+                    peer,
+                    name: name.to_owned(),
+                }),
+                started: now,
+                running: false,
+                repeats: 0,
+                remembered: true,
+            },
+        );
     }
 
     /// Whether a lookup of `name` is running.
@@ -168,9 +193,11 @@ impl NameBook {
             started: now,
             running: true,
             repeats: 0,
+            remembered: false,
         });
         lookup.started = now;
         lookup.running = true;
+        lookup.remembered = false;
     }
 
     /// Records the verified records a lookup of `name` found and returns
@@ -182,7 +209,9 @@ impl NameBook {
             started: now,
             running: false,
             repeats: 0,
+            remembered: false,
         });
+        lookup.remembered = false;
         lookup.repeats = if lookup.answer.as_ref() == Some(&answer) {
             lookup.repeats.saturating_add(1)
         } else {
@@ -430,6 +459,27 @@ mod tests {
         assert_eq!(book.owner_of("Bob"), Some(bob.peer));
         assert_eq!(book.owner_of("bob"), None, "same key, not the same name");
         assert!(book.registration("BOB").is_some());
+    }
+
+    #[test]
+    fn a_remembered_owner_counts_until_the_first_lookup_which_is_due_at_once() {
+        let t0 = Instant::now();
+        let mut book = NameBook::new(Duration::from_secs(10));
+        let bob = record(1, "bob");
+        book.remember_owner("bob", bob.peer, t0);
+        assert_eq!(book.owner_of("bob"), Some(bob.peer));
+        assert!(book.needs_lookup("bob", t0), "checked again at once");
+        book.started("bob", t0);
+        assert!(!book.needs_lookup("bob", t0));
+        book.settle("bob", &[], t0);
+        assert_eq!(book.owner_of("bob"), None, "the lookup's answer wins");
+        assert!(!book.needs_lookup("bob", t0), "then the usual wait");
+        book.remember_owner("bob", bob.peer, t0);
+        assert_eq!(
+            book.owner_of("bob"),
+            None,
+            "a live answer is not overwritten"
+        );
     }
 
     #[test]

@@ -17,13 +17,15 @@ use libp2p::PeerId;
 
 use ipm_protocol::{
     file::sanitize_file_name,
-    limits::{MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER, MAX_PENDING_SHARED},
+    limits::{
+        MAX_PENDING_OFFERS, MAX_PENDING_OFFERS_PER_PEER, MAX_PENDING_SHARED, PENDING_OFFER_TTL_MS,
+    },
     FileOffer, Room, TransferId,
 };
 
 use crate::{
     event::Event,
-    logic::{backoff, directory::Directory},
+    logic::{address_key::AddressKey, backoff, directory::Directory},
     store::transfers::{Direction, State, Transfer, Transfers},
 };
 
@@ -50,6 +52,12 @@ pub const MIN_TYPED_ID: usize = 4;
 /// Disk space a download must leave free, so that a file (or several) cannot fill the disk
 /// the user's history, outbox and settings live on.
 pub const DISK_MARGIN: u64 = 256 * 1024 * 1024;
+/// Most offers from strangers on one address that hold places at once: keys are free,
+/// addresses are not.
+pub const MAX_PENDING_PER_ADDRESS: usize = 32;
+/// How long a stranger's unanswered offer holds its places (10 minutes); it stays listed,
+/// and can be accepted, after that.
+pub const STRANGER_HOLD_MS: u64 = 10 * 60 * 1000;
 
 /// What the machine reads but does not own.
 #[derive(Clone, Copy, Debug)]
@@ -315,6 +323,27 @@ pub struct Offers {
     unreached: HashMap<PeerId, Unreached>,
     /// Transfers whose download runs.
     downloading: HashSet<TransferId>,
+    /// The sender's address of each stranger's offer that holds a place.
+    addresses: HashMap<TransferId, AddressKey>,
+}
+
+/// How many incoming offers hold places (see [`Offers::on_offer`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Pending {
+    /// From the peer asked about.
+    from_peer: usize,
+    /// From the address asked about.
+    from_address: usize,
+    /// From everyone.
+    all: usize,
+    /// Of those, shared in rooms.
+    shared: usize,
+}
+
+/// Whether offers from `address` count against a budget of that address: not when it is
+/// unknown (a sharer reached through others) or exempt (a local process).
+fn counts_per_address(address: &AddressKey) -> bool {
+    matches!(address, AddressKey::V4(_) | AddressKey::V6(_))
 }
 
 impl Offers {
@@ -324,6 +353,7 @@ impl Offers {
             policy,
             unreached: HashMap::new(),
             downloading: HashSet::new(),
+            addresses: HashMap::new(),
         }
     }
 
@@ -505,9 +535,10 @@ impl Offers {
         })
     }
 
-    /// An offer arrived from `peer`, directly (`room` is `None`) or shared in `room`;
-    /// `now_ms` is the wall clock in ms since the epoch. A kept offer carries the sanitised
-    /// file name; one already known is not recorded again.
+    /// An offer arrived from `peer` at `address` (the budget its address counts against),
+    /// directly (`room` is `None`) or shared in `room`; `now_ms` is the wall clock in ms
+    /// since the epoch. A kept offer carries the sanitised file name; one already known is
+    /// not recorded again.
     ///
     /// A shared offer without a usable name is refused before anything else (the room
     /// should not pass it on); a direct one is first refused when its sender is blocked.
@@ -515,6 +546,7 @@ impl Offers {
         &mut self,
         known: Known<'_>,
         peer: PeerId,
+        address: AddressKey,
         room: Option<String>,
         mut offer: FileOffer,
         now_ms: u64,
@@ -533,10 +565,16 @@ impl Offers {
         let direct = room.is_none();
         // Downloads started by --auto-accept hold the same slots as unanswered offers.
         let auto = direct && self.policy.auto_accept && self.policy.can_download;
-        let pending = known.transfers.pending_offers(&peer, now_ms, auto);
+        let pending = self.pending(known, &peer, &address, now_ms, auto);
+        // A contact's offer is always taken (up to its own limit); strangers' keys are free,
+        // so their offers are also bounded per address and in all, and hold their places
+        // only for a short while.
+        let contact = known.directory.contacts.petname(&peer).is_some();
         if pending.from_peer >= MAX_PENDING_OFFERS_PER_PEER
-            || pending.all >= MAX_PENDING_OFFERS
-            || (!direct && pending.shared >= MAX_PENDING_SHARED)
+            || (!contact
+                && (pending.all >= MAX_PENDING_OFFERS
+                    || pending.from_address >= MAX_PENDING_PER_ADDRESS
+                    || (!direct && pending.shared >= MAX_PENDING_SHARED)))
         {
             return Err(Refusal::TooMany);
         }
@@ -544,6 +582,9 @@ impl Offers {
             return Err(Refusal::NoSpace);
         }
         let id = offer.transfer;
+        if counts_per_address(&address) {
+            self.addresses.insert(id, address);
+        }
         let mut actions = vec![
             Action::Record(Transfer {
                 offer: offer.clone(),
@@ -567,6 +608,49 @@ impl Offers {
             actions.extend(self.download(id, peer));
         }
         Ok(actions)
+    }
+
+    /// The incoming offers that hold places at `now_ms`: unanswered ones (a contact's for
+    /// [`PENDING_OFFER_TTL_MS`], a stranger's for [`STRANGER_HOLD_MS`]) and, with
+    /// `downloading`, the downloads running; counted for `peer`, for `address`, in all, and
+    /// those shared in rooms. Addresses of offers that no longer hold a place are forgotten.
+    fn pending(
+        &mut self,
+        known: Known<'_>,
+        peer: &PeerId,
+        address: &AddressKey,
+        now_ms: u64,
+        downloading: bool,
+    ) -> Pending {
+        let mut pending = Pending::default();
+        let mut holding = HashSet::new();
+        for (id, t) in known.transfers.list() {
+            let holds = t.direction == Direction::Incoming
+                && match t.state {
+                    State::Offered => {
+                        let contact = t
+                            .peer
+                            .is_some_and(|p| known.directory.contacts.petname(&p).is_some());
+                        let hold = match contact {
+                            true => PENDING_OFFER_TTL_MS,
+                            false => STRANGER_HOLD_MS,
+                        };
+                        now_ms.saturating_sub(t.created_ms) < hold
+                    }
+                    State::Downloading => downloading,
+                    _ => false,
+                };
+            if !holds {
+                continue;
+            }
+            holding.insert(id);
+            pending.all += 1;
+            pending.from_peer += usize::from(t.peer.as_ref() == Some(peer));
+            pending.shared += usize::from(t.room.is_some());
+            pending.from_address += usize::from(self.addresses.get(&id) == Some(address));
+        }
+        self.addresses.retain(|id, _| holding.contains(id));
+        pending
     }
 
     /// `/accept` and `/get`: the transfer whose id starts with `typed`, and what starting
@@ -1173,7 +1257,14 @@ mod tests {
         let mut m = Offers::new(policy());
         let id = TransferId::random();
         let out = m
-            .on_offer(w.known(), alice, None, offer(id, "../../.bashrc"), 5_000)
+            .on_offer(
+                w.known(),
+                alice,
+                AddressKey::Unknown,
+                None,
+                offer(id, "../../.bashrc"),
+                5_000,
+            )
             .unwrap();
         let kept = offer(id, "bashrc");
         assert_eq!(
@@ -1200,7 +1291,14 @@ mod tests {
         );
         w.apply(&out);
         // The same offer again (a retry of the sender) changes nothing.
-        let again = m.on_offer(w.known(), alice, None, offer(id, "../../.bashrc"), 6_000);
+        let again = m.on_offer(
+            w.known(),
+            alice,
+            AddressKey::Unknown,
+            None,
+            offer(id, "../../.bashrc"),
+            6_000,
+        );
         assert_eq!(again, Ok(Vec::new()));
     }
 
@@ -1212,21 +1310,49 @@ mod tests {
         let mut m = Offers::new(policy());
         let id = TransferId::random();
         assert_eq!(
-            m.on_offer(w.known(), mallory, None, offer(id, "a.txt"), 1),
+            m.on_offer(
+                w.known(),
+                mallory,
+                AddressKey::Unknown,
+                None,
+                offer(id, "a.txt"),
+                1
+            ),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            m.on_offer(w.known(), mallory, Some("lobby".into()), offer(id, "a"), 1),
+            m.on_offer(
+                w.known(),
+                mallory,
+                AddressKey::Unknown,
+                Some("lobby".into()),
+                offer(id, "a"),
+                1
+            ),
             Err(Refusal::Blocked)
         );
         // A direct offer is refused as blocked before its name is looked at; a shared one
         // with an unusable name is unusable whoever sent it.
         assert_eq!(
-            m.on_offer(w.known(), mallory, None, offer(id, "/../"), 1),
+            m.on_offer(
+                w.known(),
+                mallory,
+                AddressKey::Unknown,
+                None,
+                offer(id, "/../"),
+                1
+            ),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            m.on_offer(w.known(), mallory, Some("lobby".into()), offer(id, ".."), 1),
+            m.on_offer(
+                w.known(),
+                mallory,
+                AddressKey::Unknown,
+                Some("lobby".into()),
+                offer(id, ".."),
+                1
+            ),
             Err(Refusal::UnusableName)
         );
         assert_eq!(Refusal::Blocked.to_string(), "refused");
@@ -1239,6 +1365,7 @@ mod tests {
         let out = m.on_offer(
             w.known(),
             PeerId::random(),
+            AddressKey::Unknown,
             None,
             offer(TransferId::random(), " .. "),
             1,
@@ -1257,6 +1384,7 @@ mod tests {
                 .on_offer(
                     w.known(),
                     spammer,
+                    AddressKey::Unknown,
                     None,
                     offer(TransferId::random(), "a"),
                     now_ms,
@@ -1266,13 +1394,21 @@ mod tests {
         }
         let extra = offer(TransferId::random(), "a");
         assert_eq!(
-            m.on_offer(w.known(), spammer, None, extra.clone(), now_ms),
+            m.on_offer(
+                w.known(),
+                spammer,
+                AddressKey::Unknown,
+                None,
+                extra.clone(),
+                now_ms
+            ),
             Err(Refusal::TooMany)
         );
         // Others may still offer; once one offer is answered the sender may offer again.
         let other = m.on_offer(
             w.known(),
             PeerId::random(),
+            AddressKey::Unknown,
             None,
             offer(TransferId::random(), "a"),
             now_ms,
@@ -1280,7 +1416,9 @@ mod tests {
         assert!(other.is_ok());
         let (answered, _) = w.transfers.list()[1];
         w.transfers.set_state(&answered, State::Rejected).unwrap();
-        assert!(m.on_offer(w.known(), spammer, None, extra, now_ms).is_ok());
+        assert!(m
+            .on_offer(w.known(), spammer, AddressKey::Unknown, None, extra, now_ms)
+            .is_ok());
     }
 
     #[test]
@@ -1290,7 +1428,14 @@ mod tests {
         let mut m = Offers::new(Policy::new(secs(60.0), true, true));
         let id = TransferId::random();
         let out = m
-            .on_offer(w.known(), alice, None, offer(id, "a"), 1)
+            .on_offer(
+                w.known(),
+                alice,
+                AddressKey::Unknown,
+                None,
+                offer(id, "a"),
+                1,
+            )
             .unwrap();
         assert_eq!(
             out[2..],
@@ -1310,6 +1455,7 @@ mod tests {
             .on_offer(
                 w.known(),
                 alice,
+                AddressKey::Unknown,
                 Some("lobby".into()),
                 offer(TransferId::random(), "a"),
                 1,
@@ -1319,7 +1465,14 @@ mod tests {
         // Without a data dir there is nowhere to download to.
         let mut m = Offers::new(Policy::new(secs(60.0), true, false));
         let out = m
-            .on_offer(w.known(), alice, None, offer(TransferId::random(), "a"), 1)
+            .on_offer(
+                w.known(),
+                alice,
+                AddressKey::Unknown,
+                None,
+                offer(TransferId::random(), "a"),
+                1,
+            )
             .unwrap();
         assert_eq!(out.len(), 2);
     }
@@ -1333,7 +1486,7 @@ mod tests {
         let mut big = offer(TransferId::random(), "big.iso");
         big.size = 1001;
         assert_eq!(
-            m.on_offer(w.known(), alice, None, big.clone(), 1),
+            m.on_offer(w.known(), alice, AddressKey::Unknown, None, big.clone(), 1),
             Err(Refusal::NoSpace)
         );
         assert_eq!(
@@ -1341,7 +1494,9 @@ mod tests {
             "not enough disk space for this file"
         );
         big.size = 1000;
-        let out = m.on_offer(w.known(), alice, None, big, 1).unwrap();
+        let out = m
+            .on_offer(w.known(), alice, AddressKey::Unknown, None, big, 1)
+            .unwrap();
         assert!(out
             .iter()
             .any(|a| matches!(a, Action::StartDownload { .. })));
@@ -1366,6 +1521,7 @@ mod tests {
                 .on_offer(
                     w.known(),
                     spammer,
+                    AddressKey::Unknown,
                     None,
                     offer(TransferId::random(), "a"),
                     1,
@@ -1377,12 +1533,73 @@ mod tests {
             m.on_offer(
                 w.known(),
                 spammer,
+                AddressKey::Unknown,
                 None,
                 offer(TransferId::random(), "a"),
                 1
             ),
             Err(Refusal::TooMany)
         );
+    }
+
+    #[test]
+    fn fresh_keys_on_one_address_hold_few_places_and_a_contacts_offer_is_always_taken() {
+        let mut w = World::new();
+        let mut m = Offers::new(policy());
+        let address = AddressKey::V4([192, 0, 2, 1]);
+        let now_ms = 10_000;
+        let mut offer_from = |w: &mut World, peer: PeerId, address: AddressKey, at: u64| {
+            let out = m.on_offer(
+                w.known(),
+                peer,
+                address,
+                None,
+                offer(TransferId::random(), "a"),
+                at,
+            )?;
+            w.apply(&out);
+            Ok::<(), Refusal>(())
+        };
+        // Keys are free: one offer each from many keys, all on one address.
+        let kept = (0..MAX_PENDING_PER_ADDRESS * 2)
+            .filter(|_| offer_from(&mut w, PeerId::random(), address, now_ms).is_ok())
+            .count();
+        assert_eq!(kept, MAX_PENDING_PER_ADDRESS);
+        let elsewhere = AddressKey::V4([198, 51, 100, 7]);
+        assert_eq!(
+            offer_from(&mut w, PeerId::random(), elsewhere, now_ms),
+            Ok(())
+        );
+        // Strangers everywhere fill every place; a contact's offer still goes in.
+        let mut next = 0u8;
+        while offer_from(&mut w, PeerId::random(), elsewhere, now_ms).is_ok()
+            || offer_from(
+                &mut w,
+                PeerId::random(),
+                AddressKey::V4([10, 0, 0, next]),
+                now_ms,
+            )
+            .is_ok()
+        {
+            next = next.wrapping_add(1);
+        }
+        let friend = PeerId::random();
+        w.directory.contacts.add("friend", friend, None).unwrap();
+        assert_eq!(offer_from(&mut w, friend, address, now_ms), Ok(()));
+        assert_eq!(
+            offer_from(
+                &mut w,
+                PeerId::random(),
+                AddressKey::V4([203, 0, 113, 9]),
+                now_ms
+            ),
+            Err(Refusal::TooMany),
+            "every place is held"
+        );
+        // Strangers' offers hold their places only for a short while; they stay listed.
+        let later = now_ms + STRANGER_HOLD_MS;
+        assert_eq!(offer_from(&mut w, PeerId::random(), address, later), Ok(()));
+        assert!(w.transfers.list().len() > MAX_PENDING_OFFERS);
     }
 
     #[test]
@@ -1396,6 +1613,7 @@ mod tests {
             if let Ok(out) = m.on_offer(
                 w.known(),
                 sharer,
+                AddressKey::Unknown,
                 room.clone(),
                 offer(TransferId::random(), "a"),
                 1,
@@ -1408,6 +1626,7 @@ mod tests {
         let direct = m.on_offer(
             w.known(),
             PeerId::random(),
+            AddressKey::Unknown,
             None,
             offer(TransferId::random(), "a"),
             1,

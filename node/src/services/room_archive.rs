@@ -5,7 +5,8 @@
 //! withhold a line but cannot forge or alter one, and members check every line they get.
 //! The archive is bounded: per room (the newest [`ArchiveLimits::per_room`] lines), per
 //! author in a room (one author flooding a room pushes out its own lines, not the others'),
-//! by age, and in all (the oldest lines of the whole archive go first).
+//! for authors new to a room together (many fresh keys push out their own lines, not the
+//! room's regulars), by age, and in all (the oldest lines of the whole archive go first).
 //!
 //! A deletion withdraws its author's line: the archive then keeps the signed deletion, not
 //! the line's text, its edits or its reactions.
@@ -40,18 +41,35 @@ pub struct ArchiveLimits {
     pub max_age_ms: u64,
     /// Bytes of payload kept in all rooms together.
     pub total_bytes: usize,
+    /// Lines of one room that authors not yet settled in it may hold together.
+    pub newcomers: usize,
+    /// How long an author's lines must have been kept in a room before the author counts
+    /// as settled there, in ms.
+    pub settle_ms: u64,
 }
 
 impl Default for ArchiveLimits {
-    /// 500 lines a room, a quarter of them from one author, 7 days, 64 MiB in all.
+    /// 500 lines a room, a quarter of them from one author and a quarter from authors
+    /// settled in the room for less than an hour, 7 days, 64 MiB in all.
     fn default() -> Self {
         Self {
             per_room: MAX_CATCH_UP_LINES,
             per_author: MAX_CATCH_UP_LINES / 4,
             max_age_ms: MAX_CATCH_UP_AGE_MS,
             total_bytes: 64 << 20,
+            newcomers: MAX_CATCH_UP_LINES / 4,
+            settle_ms: 60 * 60 * 1000,
         }
     }
+}
+
+/// One author's place in one room.
+#[derive(Clone, Copy, Debug)]
+struct Standing {
+    /// Lines of the author kept in the room.
+    lines: usize,
+    /// When the oldest line of the author's unbroken presence in the archive was sent.
+    since: u64,
 }
 
 /// One kept line.
@@ -102,8 +120,8 @@ struct Record {
 pub struct RoomArchive {
     limits: ArchiveLimits,
     rooms: HashMap<Room, VecDeque<Kept>>,
-    /// Lines kept per author and room.
-    authors: HashMap<(Room, PeerId), usize>,
+    /// Each author's standing in each room.
+    authors: HashMap<Room, HashMap<PeerId, Standing>>,
     /// Every kept line in the order it came, to drop the oldest of the whole archive.
     order: VecDeque<(u64, Room)>,
     bytes: usize,
@@ -251,13 +269,22 @@ impl RoomArchive {
             re,
         });
         self.order.push_back((seq, room.clone()));
-        let count = self.authors.entry((room.clone(), author)).or_default();
-        *count += 1;
-        if *count > self.limits.per_author {
+        let standing = self
+            .authors
+            .entry(room.clone())
+            .or_default()
+            .entry(author)
+            .or_insert(Standing {
+                lines: 0,
+                since: ts,
+            });
+        standing.lines += 1;
+        if standing.lines > self.limits.per_author {
             if let Some(at) = lines.iter().position(|k| k.author == author) {
                 self.remove_at(&room, at);
             }
         }
+        self.bound_newcomers(&room, now_ms);
         while self.rooms.get(&room).map_or(0, VecDeque::len) > self.limits.per_room {
             self.remove_at(&room, 0);
         }
@@ -347,11 +374,40 @@ impl RoomArchive {
         if lines.is_empty() {
             self.rooms.remove(room);
         }
-        let key = (room.clone(), gone.author);
-        if let Some(count) = self.authors.get_mut(&key) {
-            *count -= 1;
-            if *count == 0 {
-                self.authors.remove(&key);
+        if let Some(authors) = self.authors.get_mut(room) {
+            if let Some(standing) = authors.get_mut(&gone.author) {
+                standing.lines -= 1;
+                if standing.lines == 0 {
+                    authors.remove(&gone.author);
+                }
+            }
+            if authors.is_empty() {
+                self.authors.remove(room);
+            }
+        }
+    }
+
+    /// Keeps the lines of authors not yet settled in `room` at `now_ms` within
+    /// [`ArchiveLimits::newcomers`], dropping their oldest first: fresh keys are free, and
+    /// many of them, each within its own share, must not push a room's regulars out.
+    fn bound_newcomers(&mut self, room: &Room, now_ms: u64) {
+        let settle_ms = self.limits.settle_ms;
+        loop {
+            let (Some(lines), Some(authors)) = (self.rooms.get(room), self.authors.get(room))
+            else {
+                return;
+            };
+            let newcomer = |k: &Kept| {
+                authors
+                    .get(&k.author)
+                    .is_none_or(|s| now_ms.saturating_sub(s.since) < settle_ms)
+            };
+            if lines.iter().filter(|k| newcomer(k)).count() <= self.limits.newcomers {
+                return;
+            }
+            match lines.iter().position(newcomer) {
+                Some(at) => self.remove_at(room, at),
+                None => return,
             }
         }
     }
@@ -409,6 +465,8 @@ mod tests {
             per_author: 3,
             max_age_ms: 1000,
             total_bytes: 1 << 20,
+            newcomers: 5,
+            settle_ms: 0,
         }
     }
 
@@ -468,6 +526,57 @@ mod tests {
         }
         let kept = texts(&archive.lines_since(&Room::Lobby, 0, 10, NOW));
         assert_eq!(kept, ["hello", "spam 17", "spam 18", "spam 19"]);
+    }
+
+    #[test]
+    fn many_fresh_keys_each_within_its_share_cannot_wipe_a_rooms_regulars() {
+        let hour = 60 * 60 * 1000;
+        let mut archive = RoomArchive::in_memory(ArchiveLimits::default());
+        let regulars = [Keypair::generate_ed25519(), Keypair::generate_ed25519()];
+        // The regulars have talked here for two hours.
+        for (i, key) in regulars.iter().enumerate() {
+            let data = signed(key, &Room::Lobby, "good morning");
+            let at = NOW - 2 * hour + i as u64;
+            archive
+                .insert(Room::Lobby, key.public().to_peer_id(), at, data, at)
+                .unwrap();
+        }
+        for i in 0..20u64 {
+            let key = &regulars[i as usize % 2];
+            let data = signed(key, &Room::Lobby, &format!("honest {i}"));
+            let at = NOW - 1000 + i;
+            archive
+                .insert(Room::Lobby, key.public().to_peer_id(), at, data, at)
+                .unwrap();
+        }
+        // 40 fresh keys, each far below the share of one author, send 520 lines.
+        for k in 0..40u64 {
+            let key = Keypair::generate_ed25519();
+            for i in 0..13u64 {
+                let data = signed(&key, &Room::Lobby, &format!("junk {k} {i}"));
+                let at = NOW + k * 13 + i;
+                archive
+                    .insert(Room::Lobby, key.public().to_peer_id(), at, data, at)
+                    .unwrap();
+            }
+        }
+        let caught_up = texts(&archive.lines_since(&Room::Lobby, 0, MAX_CATCH_UP_LINES, NOW + 600));
+        let honest = caught_up.iter().filter(|t| t.starts_with("honest")).count();
+        let junk = caught_up.iter().filter(|t| t.starts_with("junk")).count();
+        assert_eq!(honest, 20, "every honest line is still there");
+        assert_eq!(junk, ArchiveLimits::default().newcomers);
+        // Once settled, an author's lines count as a regular's.
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let first = signed(&key, &Room::Lobby, "first");
+        archive.insert(Room::Lobby, peer, NOW, first, NOW).unwrap();
+        let later = NOW + hour;
+        let data = signed(&key, &Room::Lobby, "an hour later");
+        archive
+            .insert(Room::Lobby, peer, later, data, later)
+            .unwrap();
+        let kept = texts(&archive.lines_since(&Room::Lobby, 0, MAX_CATCH_UP_LINES, later));
+        assert!(kept.contains(&"first".to_owned()) && kept.contains(&"an hour later".to_owned()));
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl DataDir {
         self.root.join("contacts.json")
     }
 
+    /// The names last heard from other peers.
+    pub fn heard_names(&self) -> PathBuf {
+        self.root.join("heard-names.json")
+    }
+
     /// One append-only log per conversation.
     pub fn history(&self) -> PathBuf {
         self.root.join("history")

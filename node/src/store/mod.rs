@@ -1,9 +1,10 @@
 //! What a node keeps on disk: the data dir, append-only journals, conversation history,
-//! the outbox, transfers (and the manifests of offered folders), contacts, settings, the identity key and sealed messages.
+//! the outbox, transfers (and the manifests of offered folders), contacts, names heard from peers, settings, the identity key and sealed messages.
 
 pub mod contacts;
 pub mod data_dir;
 pub mod folder_source;
+pub mod heard_names;
 pub mod history;
 pub mod identity;
 pub mod journal;

@@ -90,17 +90,6 @@ impl Transfer {
     }
 }
 
-/// How many incoming offers wait (see [`Transfers::pending_offers`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pending {
-    /// From the peer asked about.
-    pub from_peer: usize,
-    /// From everyone.
-    pub all: usize,
-    /// Of those, shared in rooms.
-    pub shared: usize,
-}
-
 /// Every transfer this node knows, saved as one JSON file.
 #[derive(Debug, Default)]
 pub struct Transfers {
@@ -198,30 +187,6 @@ impl Transfers {
             .min_by_key(|(_, t)| t.created_ms)
             .map(|(id, _)| *id);
         oldest.is_some_and(|id| self.table.remove(&id).is_some())
-    }
-
-    /// Incoming offers waiting for an answer at `now_ms` (unanswered and younger than
-    /// [`limits::PENDING_OFFER_TTL_MS`]), and with `downloading` also the downloads
-    /// running: how many are `peer`'s, how many in all, and how many of those were shared
-    /// in rooms.
-    pub fn pending_offers(&self, peer: &PeerId, now_ms: u64, downloading: bool) -> Pending {
-        let mut pending = Pending::default();
-        for t in self.table.values() {
-            let counts = t.direction == Direction::Incoming
-                && match t.state {
-                    State::Offered => {
-                        now_ms.saturating_sub(t.created_ms) < limits::PENDING_OFFER_TTL_MS
-                    }
-                    State::Downloading => downloading,
-                    _ => false,
-                };
-            if counts {
-                pending.all += 1;
-                pending.from_peer += usize::from(t.peer.as_ref() == Some(peer));
-                pending.shared += usize::from(t.room.is_some());
-            }
-        }
-        pending
     }
 
     /// Incoming transfers whose download was started and has not ended.
@@ -340,37 +305,6 @@ mod tests {
         let again = Transfers::open(&path).unwrap();
         assert_eq!(again.get(&a).unwrap().state, State::Offered);
         assert_eq!(again.get(&b).unwrap().state, State::Sent);
-    }
-
-    #[test]
-    fn only_recent_unanswered_incoming_offers_are_pending() {
-        let mut table = Transfers::default();
-        let spammer = PeerId::random();
-        let now = 10 * limits::PENDING_OFFER_TTL_MS;
-        for _ in 0..3 {
-            let mut t = transfer(Direction::Incoming);
-            t.peer = Some(spammer);
-            t.created_ms = now - 1;
-            table.table.insert(t.offer.transfer, t);
-        }
-        // Answered, outgoing and stale offers hold no quota.
-        let mut answered = transfer(Direction::Incoming);
-        answered.peer = Some(spammer);
-        answered.state = State::Downloading;
-        answered.created_ms = now;
-        let mut stale = transfer(Direction::Incoming);
-        stale.peer = Some(spammer);
-        stale.created_ms = now - limits::PENDING_OFFER_TTL_MS;
-        let mut other = transfer(Direction::Incoming);
-        other.created_ms = now;
-        let mut outgoing = transfer(Direction::Outgoing);
-        outgoing.created_ms = now;
-        for t in [answered, stale, other, outgoing] {
-            table.table.insert(t.offer.transfer, t);
-        }
-        let pending = table.pending_offers(&spammer, now, false);
-        assert_eq!((pending.from_peer, pending.all), (3, 4));
-        assert_eq!(table.pending_offers(&spammer, now, true).from_peer, 4);
     }
 
     #[test]
