@@ -1,7 +1,8 @@
 //! The loop's side of `/ipm/file/2` (see `net::file_stream`): starts the server of file
-//! streams, checks each stream's request against the transfer table, and gives downloads
-//! the opener of their streams, and tells the user who is getting which of its files (see
-//! `logic::sending`). The bytes never pass through the loop.
+//! streams, checks each stream's request against the transfer table and says what kind of
+//! upload it is and which address it counts under (see `logic::upload_slots`), gives
+//! downloads the opener of their streams, and tells the user who is getting which of its
+//! files (see `logic::sending`). The bytes never pass through the loop.
 
 use std::time::Instant;
 
@@ -14,10 +15,10 @@ use ipm_protocol::TransferId;
 use super::{files::Internal, EventLoop};
 use crate::{
     event::Event,
-    logic::sending,
+    logic::{address_key::AddressKey, sending, upload_slots::UploadClass},
     net::download::{FetchError, Opened},
-    net::file_stream::{self, Authorized},
-    store::transfers::State,
+    net::file_stream::{self, Grant, Granted},
+    store::transfers::{Direction, State},
 };
 
 /// What opening one file stream gives, as a download task awaits it.
@@ -84,9 +85,47 @@ impl EventLoop {
         self.files.stream_server = Some(server);
     }
 
-    /// Whether `peer` may stream `transfer`: the file and its offered size, or why not. A
-    /// stream counts as one file request in the peer's budget.
-    pub(super) fn authorize_stream(&mut self, peer: PeerId, transfer: TransferId) -> Authorized {
+    /// Whether `peer` may stream `transfer`: the file, its offered size, the kind of upload
+    /// and the peer's address, or why not.
+    pub(super) fn authorize_stream(&mut self, peer: PeerId, transfer: TransferId) -> Granted {
+        let (path, size) = self.stream_source(peer, transfer)?;
+        // Files offered to this peer alone, and anything a contact fetches, may use the
+        // places room shares never hold; keys are free, so shares count per address.
+        let contact = self.directory.contacts.petname(&peer).is_some();
+        let class = match contact || self.offered_to(peer, transfer) {
+            true => UploadClass::Direct,
+            false => UploadClass::Shared,
+        };
+        let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
+        let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
+        Ok(Grant {
+            path,
+            size,
+            class,
+            address,
+        })
+    }
+
+    /// Whether `transfer` (a file, or a part of a folder) was offered to `peer` alone.
+    fn offered_to(&self, peer: PeerId, transfer: TransferId) -> bool {
+        let to_peer = |t: &crate::store::transfers::Transfer| {
+            t.direction == Direction::Outgoing && t.peer == Some(peer)
+        };
+        if let Some(t) = self.store.transfers.get(&transfer) {
+            return to_peer(t);
+        }
+        // A folder's parts share the first 12 bytes of its id.
+        let prefix = &transfer.as_bytes()[..12];
+        self.store
+            .transfers
+            .list()
+            .into_iter()
+            .any(|(id, t)| t.offer.folder.is_some() && id.as_bytes()[..12] == *prefix && to_peer(t))
+    }
+
+    /// The file `peer` may stream as `transfer` and its offered size, or why not. A stream
+    /// counts as one file request in the peer's budget.
+    fn stream_source(&mut self, peer: PeerId, transfer: TransferId) -> file_stream::Authorized {
         // A folder's files are bounded by the stream slots, not counted as requests: a
         // folder of many small files would run the budget dry.
         if let Some(Ok(part)) = self.folder_part(peer, transfer) {

@@ -122,7 +122,7 @@ pub(crate) enum Internal {
     AuthorizeStream {
         peer: PeerId,
         transfer: TransferId,
-        reply: oneshot::Sender<crate::net::file_stream::Authorized>,
+        reply: oneshot::Sender<crate::net::file_stream::Granted>,
     },
     /// A download could not reach its sender over a stream: look it up again.
     SenderUnreachable(PeerId),

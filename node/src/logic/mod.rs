@@ -49,3 +49,4 @@ pub mod second_connections;
 pub mod sending;
 pub mod service_budgets;
 pub mod timeline;
+pub mod upload_slots;

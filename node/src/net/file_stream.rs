@@ -3,7 +3,9 @@
 //! `net::multi_download`); the sender checks the transfer with the event loop once, then a
 //! blocking thread reads the file in large buffers and the stream's flow control paces the
 //! copy. Every step is bounded: headers by [`MAX_STREAM_HEADER_LEN`] and [`HEADER_TIMEOUT`],
-//! each buffer by [`IDLE_TIMEOUT`], open streams by [`Slots`] per peer and in all.
+//! each buffer by [`IDLE_TIMEOUT`], streams waiting for their request by [`Slots`] per peer
+//! and in all, and files going out by [`Uploads`]: per peer, per address for room shares, in
+//! all, with a reserve for direct transfers (see `logic::upload_slots`).
 
 use std::{
     collections::HashMap,
@@ -28,7 +30,13 @@ use ipm_protocol::{
     Payload, TransferId,
 };
 
-use crate::net::download::{FetchError, Opened};
+use crate::{
+    logic::{
+        address_key::AddressKey,
+        upload_slots::{Busy, UploadClass, UploadLimits, UploadSlots},
+    },
+    net::download::{FetchError, Opened},
+};
 
 /// The protocol of streamed file transfer.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new(FILE_STREAM_PROTOCOL);
@@ -46,14 +54,33 @@ pub const STREAMS_PER_PEER: usize = 8;
 /// Streams waiting for their request, from everyone: each holds little memory and
 /// [`HEADER_TIMEOUT`] at most.
 pub const HANDSHAKES: usize = 256;
-/// Files served at once, to everyone: each holds `READ_AHEAD + 1` buffers.
-pub const UPLOADS: usize = 32;
+/// Files served at once, to everyone: each holds `READ_AHEAD + 1` buffers. Some are kept
+/// for direct transfers, and one address may hold only a few of the rest (see
+/// [`UploadLimits::node`]).
+pub const UPLOADS: UploadLimits = UploadLimits::node();
 /// Least time between two reports of the bytes sent on one stream.
 pub const SENT_REPORT_EVERY: Duration = Duration::from_millis(250);
 
-/// What the event loop says about a stream's request: the file to send and its offered
+/// What the event loop says about a request for a file: the file to send and its offered
 /// size, or the reason to refuse.
 pub type Authorized = Result<(PathBuf, u64), String>;
+
+/// What the event loop grants a stream's request: the file to send, its offered size, the
+/// kind of upload it is and the address its peer counts under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The file to send.
+    pub path: PathBuf,
+    /// Its offered size.
+    pub size: u64,
+    /// A direct transfer (or a contact's) or a room share.
+    pub class: UploadClass,
+    /// The address the peer's uploads count under.
+    pub address: AddressKey,
+}
+
+/// What the event loop says about a stream's request: a [`Grant`], or the reason to refuse.
+pub type Granted = Result<Grant, String>;
 
 /// Counted places, per peer and in all; a [`Slot`] gives its place back when dropped.
 #[derive(Clone, Debug)]
@@ -115,6 +142,59 @@ impl Drop for Slot {
                 counts.by_peer.remove(&self.peer);
             }
         }
+    }
+}
+
+/// The places of files going out, shared by every stream being served; an [`Upload`] gives
+/// its place back when dropped.
+#[derive(Clone, Debug)]
+pub struct Uploads {
+    inner: Arc<Mutex<UploadSlots<PeerId, AddressKey>>>,
+}
+
+/// One taken place of [`Uploads`].
+#[derive(Debug)]
+pub struct Upload {
+    uploads: Uploads,
+    peer: PeerId,
+    address: AddressKey,
+    class: UploadClass,
+}
+
+impl Uploads {
+    /// No place taken, within `limits`.
+    pub fn new(limits: UploadLimits) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(UploadSlots::new(limits))),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UploadSlots<PeerId, AddressKey>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `peer` holds every place one peer may.
+    pub fn peer_full(&self, peer: &PeerId) -> bool {
+        self.lock().peer_full(peer)
+    }
+
+    /// A place for the upload `grant` allows to `peer`, or why there is none.
+    pub fn take(&self, peer: PeerId, grant: &Grant) -> Result<Upload, Busy> {
+        self.lock().take(&peer, &grant.address, grant.class)?;
+        Ok(Upload {
+            uploads: self.clone(),
+            peer,
+            address: grant.address,
+            class: grant.class,
+        })
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        self.uploads
+            .lock()
+            .give_back(&self.peer, &self.address, self.class);
     }
 }
 
@@ -244,11 +324,11 @@ async fn ask(
 pub async fn serve_all<A, Fut, R>(mut incoming: IncomingStreams, authorize: A, report: R)
 where
     A: Fn(PeerId, TransferId) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Authorized> + Send,
+    Fut: Future<Output = Granted> + Send,
     R: Fn(PeerId, TransferId, u64, u64) + Clone + Send + Sync + 'static,
 {
     let handshakes = Slots::new(STREAMS_PER_PEER, HANDSHAKES);
-    let uploads = Slots::new(STREAMS_PER_PEER, UPLOADS);
+    let uploads = Uploads::new(UPLOADS);
     while let Some((peer, stream)) = incoming.next().await {
         let Some(slot) = handshakes.take(peer) else {
             debug!(%peer, "too many file streams opening: one dropped");
@@ -269,39 +349,39 @@ async fn serve_one<A, Fut, R>(
     peer: PeerId,
     mut stream: Stream,
     handshake: Slot,
-    uploads: &Slots,
+    uploads: &Uploads,
     authorize: A,
     report: R,
 ) -> io::Result<()>
 where
     A: Fn(PeerId, TransferId) -> Fut,
-    Fut: Future<Output = Authorized>,
+    Fut: Future<Output = Granted>,
     R: Fn(PeerId, TransferId, u64, u64),
 {
     let request: StreamRequest =
         within(HEADER_TIMEOUT, "request", read_header(&mut stream)).await?;
     let refuse = StreamAnswer::Error;
-    let Some(upload) = uploads.take(peer) else {
+    // A peer holding all its places is told so without asking the event loop.
+    if uploads.peer_full(&peer) {
         drop(handshake);
-        return within(
-            HEADER_TIMEOUT,
-            "answer",
-            write_header(&mut stream, &StreamAnswer::Busy),
-        )
-        .await;
-    };
+        return answer(&mut stream, &StreamAnswer::Busy).await;
+    }
+    let granted = authorize(peer, request.transfer).await;
     drop(handshake);
-    let (path, size) = match authorize(peer, request.transfer).await {
-        Ok(found) => found,
+    let grant = match granted {
+        Ok(grant) => grant,
         Err(reason) => {
-            return within(
-                HEADER_TIMEOUT,
-                "answer",
-                write_header(&mut stream, &refuse(reason)),
-            )
-            .await
+            return answer(&mut stream, &refuse(reason)).await;
         }
     };
+    let upload = match uploads.take(peer, &grant) {
+        Ok(upload) => upload,
+        Err(why) => {
+            debug!(%peer, "file stream busy: {why}");
+            return answer(&mut stream, &StreamAnswer::Busy).await;
+        }
+    };
+    let Grant { path, size, .. } = grant;
     let offset = request.offset;
     let end = request.end.unwrap_or(size);
     let opened = tokio::task::spawn_blocking(move || open_source(path, size, offset, end))
@@ -310,30 +390,15 @@ where
     let file = match opened {
         Ok(Ok(file)) => file,
         Ok(Err(reason)) => {
-            return within(
-                HEADER_TIMEOUT,
-                "answer",
-                write_header(&mut stream, &refuse(reason)),
-            )
-            .await
+            return answer(&mut stream, &refuse(reason)).await;
         }
         Err(e) => {
             let reason = format!("cannot read the file: {e}");
-            return within(
-                HEADER_TIMEOUT,
-                "answer",
-                write_header(&mut stream, &refuse(reason)),
-            )
-            .await;
+            return answer(&mut stream, &refuse(reason)).await;
         }
     };
     let len = end - offset;
-    within(
-        HEADER_TIMEOUT,
-        "answer",
-        write_header(&mut stream, &StreamAnswer::Sending { len }),
-    )
-    .await?;
+    answer(&mut stream, &StreamAnswer::Sending { len }).await?;
     let transfer = request.transfer;
     send_file(&mut stream, file, len, |sent| {
         report(peer, transfer, offset + sent, size)
@@ -344,6 +409,11 @@ where
     // Whole once a stream reached the end (a range of a multi-source download may not).
     report(peer, transfer, end, size);
     Ok(())
+}
+
+/// Writes `answer` to a stream's request.
+async fn answer(stream: &mut Stream, answer: &StreamAnswer) -> io::Result<()> {
+    within(HEADER_TIMEOUT, "answer", write_header(stream, answer)).await
 }
 
 /// Opens an offered file at `offset`, checking it still has its offered size and that

@@ -1,0 +1,216 @@
+//! Uploads under attack, with real nodes: fresh keys on one address fetching a lobby share
+//! over every stream they may open, and reading it slowly, hold no more than that address's
+//! places; a member on another address still gets the share, and a file sent to a friend
+//! meanwhile starts at once and arrives whole.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "support/raw_peer.rs"]
+mod raw_peer;
+mod support;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use ipm_node::{client::OfferTarget, Event};
+use ipm_protocol::{
+    decode, encode,
+    file_stream::{header_len, StreamAnswer, StreamRequest, MAX_STREAM_HEADER_LEN},
+    Room, TransferId,
+};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use raw_peer::{RawEvent, RawPeer};
+use support::*;
+
+/// Fresh keys the attacker brings, all on one address.
+const KEYS: usize = 8;
+/// Streams each key opens: as many as one peer may hold.
+const STREAMS_EACH: usize = 8;
+/// How fast each attacking stream is read: fast enough never to be idle for long.
+const SLOW_READ: usize = 64 * 1024;
+/// Longest a friend's file may wait to start, and to arrive whole.
+const START_WITHIN: Duration = Duration::from_secs(15);
+const ARRIVE_WITHIN: Duration = Duration::from_secs(40);
+
+/// A raw peer at loopback address `ip`, dialled by `victim` (so that the victim sees it
+/// at `ip`).
+async fn raw_peer_at(ip: &str, victim: &TestNode) -> RawPeer {
+    let mut raw = RawPeer::start_on(ip).await;
+    victim.client.dial(raw.addr.clone()).await.unwrap();
+    let peer = victim.client.peer_id();
+    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
+        .await;
+    raw
+}
+
+/// Opens a file stream to `victim` asking for all of `transfer`: the stream when the
+/// victim starts sending, `None` when it answers anything else.
+async fn ask(raw: &RawPeer, victim: PeerId, transfer: TransferId) -> Option<Stream> {
+    let protocol = StreamProtocol::new("/ipm/file/2");
+    let mut control = raw.streams.clone();
+    let mut stream = tokio::time::timeout(WAIT, control.open_stream(victim, protocol))
+        .await
+        .ok()?
+        .ok()?;
+    let request = encode(&StreamRequest {
+        transfer,
+        offset: 0,
+        end: None,
+    });
+    let len = u16::try_from(request.len()).unwrap();
+    stream.write_all(&len.to_be_bytes()).await.ok()?;
+    stream.write_all(&request).await.ok()?;
+    stream.flush().await.ok()?;
+    let answer = tokio::time::timeout(WAIT, async {
+        let mut prefix = [0u8; 2];
+        stream.read_exact(&mut prefix).await.ok()?;
+        let mut bytes = vec![0u8; header_len(prefix).ok()?];
+        stream.read_exact(&mut bytes).await.ok()?;
+        decode::<StreamAnswer>(&bytes, MAX_STREAM_HEADER_LEN).ok()
+    })
+    .await
+    .expect("the victim neither answered nor closed the stream")?;
+    matches!(answer, StreamAnswer::Sending { .. }).then_some(stream)
+}
+
+/// Reads `stream` at [`SLOW_READ`] bytes a second until it ends, counting into `read`.
+fn read_slowly(mut stream: Stream, read: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pace = tokio::time::interval(Duration::from_secs(1));
+        let mut buf = vec![0u8; SLOW_READ];
+        loop {
+            pace.tick().await;
+            if stream.read_exact(&mut buf).await.is_err() {
+                return;
+            }
+            read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_with_many_keys_on_one_address_starve_neither_friends_nor_other_addresses() {
+    let bootstrap = spawn_bootstrap().await;
+    // Every process of the test shares loopback: the victim counts it per address, as it
+    // counts remote addresses.
+    let mut config = ipm_node::Config::for_tests("alice");
+    config.address_limits.loopback_exempt = false;
+    let alice = spawn_user_with(config, &bootstrap.addr).await;
+    let mut bob = spawn_user("bob", &bootstrap.addr).await;
+    let alice_id = alice.client.peer_id();
+    wait_until("alice to see the lobby", || async {
+        members(&alice.client, &Room::Lobby).await >= 1
+    })
+    .await;
+    let src = tempfile::tempdir().unwrap();
+    let share = src.path().join("conference.mkv");
+    write_big(&share, 64 << 20);
+    let shared = alice
+        .client
+        .offer_file(OfferTarget::Room(Room::Lobby), share)
+        .await
+        .unwrap();
+
+    // The attack: fresh keys on 127.0.0.2 ask for the share over every stream they may
+    // open, and read what they are sent slowly.
+    let read = Arc::new(AtomicU64::new(0));
+    let mut attackers = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..KEYS {
+        let raw = raw_peer_at("127.0.0.2", &alice).await;
+        for _ in 0..STREAMS_EACH {
+            if let Some(stream) = ask(&raw, alice_id, shared).await {
+                readers.push(read_slowly(stream, read.clone()));
+            }
+        }
+        attackers.push(raw);
+    }
+    let served = readers.len();
+    // A member on another address asks for the share too.
+    let member = raw_peer_at("127.0.0.3", &alice).await;
+    let member_served = ask(&member, alice_id, shared).await.is_some();
+
+    // Meanwhile alice sends bob a file.
+    alice.client.dial(bob.addr.clone()).await.unwrap();
+    let direct = src.path().join("minutes.pdf");
+    let sha = write_big(&direct, 16 << 20);
+    let sent = alice
+        .client
+        .offer_file(OfferTarget::Peer(bob.client.peer_id()), direct)
+        .await
+        .unwrap();
+    next_event(&mut bob.events, |e| match e {
+        Event::FileOffer { transfer, .. } if *transfer == sent => Some(()),
+        _ => None,
+    })
+    .await;
+    let accepted = Instant::now();
+    bob.client.accept(&sent.to_string()).await.unwrap();
+    let mut started = None;
+    let arrived = tokio::time::timeout(ARRIVE_WITHIN, async {
+        loop {
+            match bob.events.recv().await {
+                Ok(Event::FileProgress {
+                    transfer, bytes, ..
+                }) if transfer == sent && bytes > 0 => {
+                    started.get_or_insert_with(|| accepted.elapsed());
+                }
+                Ok(Event::FileReceived {
+                    transfer, sha256, ..
+                }) if transfer == sent => {
+                    started.get_or_insert_with(|| accepted.elapsed());
+                    return Ok((accepted.elapsed(), sha256));
+                }
+                Ok(Event::FileFailed { transfer, reason }) if transfer == sent => {
+                    return Err(reason)
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await;
+
+    println!(
+        "attacker streams served: {served} of {} asked ({} keys on one address); \
+         a member on another address served: {member_served}; \
+         attackers read {} KiB",
+        KEYS * STREAMS_EACH,
+        KEYS,
+        read.load(Ordering::Relaxed) / 1024
+    );
+    println!(
+        "the friend's file started after {:?} and arrived after {:?}",
+        started,
+        arrived
+            .as_ref()
+            .ok()
+            .and_then(|r| r.as_ref().ok())
+            .map(|(at, _)| *at)
+    );
+    for reader in &readers {
+        reader.abort();
+    }
+
+    assert!(
+        served <= STREAMS_EACH,
+        "{served} attacking streams from one address were served"
+    );
+    assert!(served > 0, "room shares are still served");
+    assert!(member_served, "a member on another address was refused");
+    let start = started.expect("the friend's file never started");
+    assert!(
+        start <= START_WITHIN,
+        "the friend's file started after {start:?}"
+    );
+    let (_, got_sha) = arrived
+        .expect("the friend's file did not arrive in time")
+        .unwrap();
+    assert_eq!(got_sha, sha);
+    drop(attackers);
+}
