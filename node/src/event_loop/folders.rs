@@ -9,7 +9,7 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Instant,
 };
@@ -32,7 +32,7 @@ use crate::{
     client::{folder_offer::FolderAsk, FileError, NodeError, OfferTarget, TransferView},
     event::Event,
     logic::{
-        folder_plan::{label, served_part, told, NO_SUCH_TRANSFER},
+        folder_plan::{label, served_part, told, Claims, NO_SUCH_TRANSFER},
         offers::{NewOffer, OfferError},
         sending,
     },
@@ -65,6 +65,8 @@ pub(crate) struct Folders {
     manifests: Vec<(TransferId, Arc<Manifest>)>,
     /// Bytes of each running folder download, for `/transfers`.
     progress: HashMap<TransferId, Arc<AtomicU64>>,
+    /// The room claimed by the folders being made.
+    claims: Arc<Mutex<Claims>>,
 }
 
 fn prefix(id: &TransferId) -> [u8; 12] {
@@ -272,6 +274,7 @@ impl EventLoop {
             manifest_sha256: t.offer.sha256,
             downloads: self.store.downloads.clone()?,
             owed: self.owed_by_others(&id),
+            claims: self.folders.claims.clone(),
         };
         let bytes = Arc::new(AtomicU64::new(0));
         self.folders.progress.insert(id, bytes.clone());

@@ -5,7 +5,7 @@
 //! how a folder's offer and arrival are told to the user. The offer itself goes through
 //! `logic::offers` like any file's; the driver is `event_loop/folders.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use libp2p::PeerId;
 
@@ -107,6 +107,9 @@ pub struct Footprint {
     pub bytes: u64,
     /// Inodes it takes: one for each file, each folder and the folder itself.
     pub inodes: u64,
+    /// Of `bytes`, those beyond the files' own sizes: the rounding up to blocks and the
+    /// folders' blocks, which no count of a download's bytes includes.
+    pub overhead: u64,
 }
 
 /// Why a received folder is not made.
@@ -185,12 +188,14 @@ pub fn footprint(manifest: &Manifest) -> Result<Footprint, FolderRefusal> {
     }
     let files = manifest.entries.len() as u64;
     let folders = folders.len() as u64;
+    let bytes = file_bytes.saturating_add(folders.saturating_add(1).saturating_mul(BLOCK));
     Ok(Footprint {
         files,
         folders,
         depth,
-        bytes: file_bytes.saturating_add(folders.saturating_add(1).saturating_mul(BLOCK)),
+        bytes,
         inodes: files.saturating_add(folders).saturating_add(1),
+        overhead: bytes.saturating_sub(manifest.total_size()),
     })
 }
 
@@ -226,16 +231,48 @@ impl Footprint {
     }
 }
 
-/// Checks, before any of it is made, that the folder of `manifest` stays within the bounds
-/// on folders and depth and fits in `free_space` and `free_inodes` (see [`Footprint::fits`]).
-pub fn check_room(
-    manifest: &Manifest,
-    free_space: Option<u64>,
-    free_inodes: Option<u64>,
-) -> Result<Footprint, FolderRefusal> {
-    let footprint = footprint(manifest)?;
-    footprint.fits(free_space, free_inodes)?;
-    Ok(footprint)
+/// The room claimed by the folders being made: the footprint of each running folder
+/// download, from the check of its manifest until it ends. A folder must fit in what the
+/// others' claims leave, so that folders checked at the same time cannot together take
+/// what each alone would fit in.
+#[derive(Debug, Default)]
+pub struct Claims {
+    held: HashMap<TransferId, Footprint>,
+}
+
+impl Claims {
+    /// Claims room for folder `id` of `manifest` before any of it is made: refused when it
+    /// breaks the bounds on folders and depth, or does not fit (see [`Footprint::fits`]) in
+    /// `free_space` and `free_inodes` less what the other claims hold. Of the others' bytes
+    /// only their overhead is taken off: `free_space` already leaves out the bytes of the
+    /// files every download still needs.
+    pub fn claim(
+        &mut self,
+        id: TransferId,
+        manifest: &Manifest,
+        free_space: Option<u64>,
+        free_inodes: Option<u64>,
+    ) -> Result<Footprint, FolderRefusal> {
+        let footprint = footprint(manifest)?;
+        let (bytes, inodes) = self
+            .held
+            .iter()
+            .filter(|(other, _)| **other != id)
+            .fold((0u64, 0u64), |(b, i), (_, f)| {
+                (b.saturating_add(f.overhead), i.saturating_add(f.inodes))
+            });
+        footprint.fits(
+            free_space.map(|free| free.saturating_sub(bytes)),
+            free_inodes.map(|free| free.saturating_sub(inodes)),
+        )?;
+        self.held.insert(id, footprint);
+        Ok(footprint)
+    }
+
+    /// Gives back the room of folder `id`: its download ended or stopped.
+    pub fn release(&mut self, id: &TransferId) {
+        self.held.remove(id);
+    }
 }
 
 /// Where a folder download starts again: the bytes of the files already complete (`done`
@@ -480,7 +517,13 @@ mod tests {
         assert_eq!(chains.total_size(), 0);
         assert_eq!(footprint(&chains), Err(FolderRefusal::TooManyFolders));
         assert_eq!(
-            check_room(&chains, Some(u64::MAX), Some(u64::MAX))
+            Claims::default()
+                .claim(
+                    TransferId::random(),
+                    &chains,
+                    Some(u64::MAX),
+                    Some(u64::MAX)
+                )
                 .unwrap_err()
                 .to_string(),
             "refused the folder: more than 10000 folders in one folder"
@@ -538,7 +581,36 @@ mod tests {
         assert!(f
             .fits(Some(GIB), Some(f.inodes + INODE_MARGIN - 1))
             .is_err());
-        assert_eq!(check_room(&m, Some(GIB), Some(1_000_000)), Ok(f));
+        assert_eq!(f.overhead, f.bytes);
+    }
+
+    #[test]
+    fn folders_checked_at_once_must_fit_together() {
+        let (first, second) = (TransferId::random(), TransferId::random());
+        let m = manifest_of(&own_chains(300), 5000);
+        let f = footprint(&m).unwrap();
+        assert_eq!(f.overhead, f.bytes - 300 * 5000);
+        let mut claims = Claims::default();
+        // Room for one folder and a half, in inodes then in bytes.
+        let inodes = Some(INODE_MARGIN + f.inodes * 3 / 2);
+        assert_eq!(claims.claim(first, &m, Some(GIB), inodes), Ok(f));
+        let refused = claims.claim(second, &m, Some(GIB), inodes).unwrap_err();
+        assert!(
+            matches!(refused, FolderRefusal::NoInodes { .. }),
+            "{refused}"
+        );
+        // A folder's own claim does not count against it (a resumed download).
+        assert_eq!(claims.claim(first, &m, Some(GIB), inodes), Ok(f));
+        claims.release(&first);
+        assert_eq!(claims.claim(second, &m, Some(GIB), inodes), Ok(f));
+        let space = Some(DISK_MARGIN + f.bytes + f.overhead / 2);
+        let refused = claims.claim(first, &m, space, None).unwrap_err();
+        assert!(
+            matches!(refused, FolderRefusal::NoSpace { .. }),
+            "{refused}"
+        );
+        claims.release(&second);
+        assert_eq!(claims.claim(first, &m, space, None), Ok(f));
     }
 
     #[test]

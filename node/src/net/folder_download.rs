@@ -3,14 +3,16 @@
 //! then decoded, which checks every path), then each file in the manifest's order with the
 //! download of one file (`net::download`), each verified against its SHA-256 and moved into
 //! `tree/<path>`. The tree is made only once the manifest's folders, depth, bytes and inodes
-//! are known to fit (`logic::folder_plan::check_room`). A restart fetches only the files not yet there. Once every file is in, the
-//! tree is moved to `downloads/<name>` (`name (1)` when taken) in one rename: a folder never
-//! appears half there.
+//! are known to fit beside the other folders being made (`logic::folder_plan::Claims`). A
+//! restart fetches only the files not yet there. Once every file is in, the tree is moved to
+//! `downloads/<name>` (`name (1)` when taken) in one rename: a folder never appears half
+//! there.
 
 use std::{
     future::Future,
     io,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -24,7 +26,7 @@ use ipm_protocol::{
 };
 
 use crate::{
-    logic::folder_plan::{check_manifest, check_room, remaining},
+    logic::folder_plan::{check_manifest, remaining, Claims},
     net::download::{self, FetchError, Job, Opened},
     store::{
         data_dir::{free_inodes, free_space},
@@ -53,6 +55,21 @@ pub struct FolderJob {
     /// Bytes the other running downloads still need, taken off the free space the folder
     /// must fit in.
     pub owed: u64,
+    /// The room claimed by the folders being made, this one's among them once checked.
+    pub claims: Arc<Mutex<Claims>>,
+}
+
+/// Holds a folder's claim until its download ends, or stops (its task dropped).
+struct Claimed {
+    claims: Arc<Mutex<Claims>>,
+    folder: TransferId,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        claims.release(&self.folder);
+    }
 }
 
 impl FolderJob {
@@ -125,7 +142,15 @@ where
         .map_err(|e| io_err("cannot read the free space of", &job.downloads, e))?
     };
     let room = space.map(|free| free.saturating_sub(job.owed));
-    check_room(&manifest, room, inodes).map_err(|e| e.to_string())?;
+    job.claims
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .claim(job.folder, &manifest, room, inodes)
+        .map_err(|e| e.to_string())?;
+    let _claimed = Claimed {
+        claims: job.claims.clone(),
+        folder: job.folder,
+    };
     {
         let made = tree.clone();
         blocking(move || std::fs::create_dir_all(&made))
@@ -325,6 +350,7 @@ mod tests {
             manifest_sha256: Sha256::digest(&bytes).into(),
             downloads: downloads.to_owned(),
             owed: 0,
+            claims: Arc::default(),
         };
         (job, Arc::new(served), manifest)
     }
@@ -442,5 +468,20 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, "the manifest lists 1 files, the offer said 2");
+
+        // A folder that does not fit beside what the other downloads need: refused once its
+        // manifest is read, before any folder of its tree is made.
+        let (mut job, served, _) = folder(tmp.path(), &files());
+        job.owed = u64::MAX;
+        let err = run(&job, fetchers(served, Asked::default()), no_streams, |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with("not enough disk space for this folder: its 4 files in 2 folders"),
+            "{err}"
+        );
+        assert!(job.staging().join("manifest").exists());
+        assert!(!job.staging().join("tree").exists());
+        assert!(!tmp.path().join("photos").exists());
     }
 }
