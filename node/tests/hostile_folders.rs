@@ -65,8 +65,8 @@ fn own_chains() -> Vec<String> {
     (0..FILES).map(|i| format!("c{i}/{chain}/f")).collect()
 }
 
-/// The files at the leaves of a binary trie ten levels deep (its 2046 folders shared), each
-/// below a chain of 21 folders of its own: a shorter manifest, 23 000 folders.
+/// The files at the leaves of a binary trie ten levels deep (its 2022 folders shared), each
+/// below a chain of 21 folders of its own: 23 022 folders.
 fn shared_prefixes() -> Vec<String> {
     let tail = vec!["x"; limits::MAX_FOLDER_DEPTH - 11].join("/");
     (0..FILES)

@@ -528,7 +528,7 @@ mod tests {
                 .to_string(),
             "refused the folder: more than 10000 folders in one folder"
         );
-        // Paths sharing the top of a binary trie (2046 folders) and each a chain of its own
+        // Paths sharing the top of a binary trie (2022 folders) and each a chain of its own
         // below: still counted folder by folder.
         let tail = vec!["x"; MAX_FOLDER_DEPTH - 11].join("/");
         let trie: Vec<String> = (0..1000)
