@@ -2,8 +2,20 @@
 //! that only files offered to one person (or fetched by a contact) may use. Keys are free
 //! and addresses are not, so room shares are capped per address; and however many keys and
 //! addresses fetch a room's share, they never hold the places a direct transfer needs.
+//!
+//! A place is not held forever by a slow reader either: when a request is turned away for
+//! want of a place, the room share holding one longest, if it has held it for
+//! [`SHARE_LEASE`], gives it up at its next buffer (its downloader asks again later and
+//! resumes where it was).
 
-use std::{collections::HashMap, hash::Hash};
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    time::{Duration, Instant},
+};
+
+/// How long a room share keeps its place once another request waits for one.
+pub const SHARE_LEASE: Duration = Duration::from_secs(120);
 
 /// What kind of upload asks for a place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,12 +75,28 @@ pub enum Busy {
     All,
 }
 
+/// One place taken, to give back with [`UploadSlots::give_back`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ticket(u64);
+
+#[derive(Debug)]
+struct Held<P, A> {
+    peer: P,
+    address: A,
+    class: UploadClass,
+    since: Instant,
+    /// Asked to give its place up.
+    yielding: bool,
+}
+
 /// The places taken, by peer `P` and address `A`.
 #[derive(Debug)]
 pub struct UploadSlots<P, A> {
     limits: UploadLimits,
     peers: HashMap<P, usize>,
     addresses: HashMap<A, usize>,
+    held: HashMap<Ticket, Held<P, A>>,
+    next: u64,
     shared: usize,
     all: usize,
 }
@@ -80,6 +108,8 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
             limits,
             peers: HashMap::new(),
             addresses: HashMap::new(),
+            held: HashMap::new(),
+            next: 0,
             shared: 0,
             all: 0,
         }
@@ -91,21 +121,50 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
         self.peers.get(peer).copied().unwrap_or(0) >= self.limits.per_peer
     }
 
-    /// Takes a place for an upload of `class` to `peer` at `address`, or says why not. Each
-    /// place taken is given back once with [`UploadSlots::give_back`] and the same arguments.
-    pub fn take(&mut self, peer: &P, address: &A, class: UploadClass) -> Result<(), Busy> {
+    /// Takes a place at `now` for an upload of `class` to `peer` at `address`, or says why
+    /// not. A request turned away for want of a place (not for its peer's or address's
+    /// share) asks the longest held room share past its [`SHARE_LEASE`] to give its place up.
+    pub fn take(
+        &mut self,
+        peer: &P,
+        address: &A,
+        class: UploadClass,
+        now: Instant,
+    ) -> Result<Ticket, Busy> {
+        let taken = self.try_take(peer, address, class);
+        if let Err(Busy::Shared | Busy::All) = taken {
+            self.ask_one_to_yield(now);
+        }
+        taken?;
+        let ticket = Ticket(self.next);
+        self.next += 1;
+        let held = Held {
+            peer: peer.clone(),
+            address: address.clone(),
+            class,
+            since: now,
+            yielding: false,
+        };
+        self.held.insert(ticket, held);
+        Ok(ticket)
+    }
+
+    /// Counts a place for `peer` at `address`, if one is free.
+    fn try_take(&mut self, peer: &P, address: &A, class: UploadClass) -> Result<(), Busy> {
+        // The asker's own shares first: one over them waits for its own places only.
         if self.peer_full(peer) {
             return Err(Busy::Peer);
+        }
+        let shared = class == UploadClass::Shared;
+        if shared && self.addresses.get(address).copied().unwrap_or(0) >= self.limits.per_address {
+            return Err(Busy::Address);
         }
         if self.all >= self.limits.total {
             return Err(Busy::All);
         }
-        if class == UploadClass::Shared {
+        if shared {
             if self.shared >= self.limits.shared() {
                 return Err(Busy::Shared);
-            }
-            if self.addresses.get(address).copied().unwrap_or(0) >= self.limits.per_address {
-                return Err(Busy::Address);
             }
             *self.addresses.entry(address.clone()).or_insert(0) += 1;
             self.shared += 1;
@@ -115,13 +174,36 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
         Ok(())
     }
 
-    /// Gives back a place [`UploadSlots::take`] gave.
-    pub fn give_back(&mut self, peer: &P, address: &A, class: UploadClass) {
-        if class == UploadClass::Shared {
-            self.shared = self.shared.saturating_sub(1);
-            release(&mut self.addresses, address);
+    /// The room share held longest, past its lease and not yet asked, is asked to give its
+    /// place up.
+    fn ask_one_to_yield(&mut self, now: Instant) {
+        let oldest = self
+            .held
+            .values_mut()
+            .filter(|h| h.class == UploadClass::Shared && !h.yielding)
+            .filter(|h| now.saturating_duration_since(h.since) >= SHARE_LEASE)
+            .min_by_key(|h| h.since);
+        if let Some(held) = oldest {
+            held.yielding = true;
         }
-        release(&mut self.peers, peer);
+    }
+
+    /// Whether the upload holding `ticket` must end (at its next buffer) to give its place
+    /// to a waiting request.
+    pub fn must_yield(&self, ticket: Ticket) -> bool {
+        self.held.get(&ticket).is_some_and(|h| h.yielding)
+    }
+
+    /// Gives back a place [`UploadSlots::take`] gave; a ticket given back already is ignored.
+    pub fn give_back(&mut self, ticket: Ticket) {
+        let Some(held) = self.held.remove(&ticket) else {
+            return;
+        };
+        if held.class == UploadClass::Shared {
+            self.shared = self.shared.saturating_sub(1);
+            release(&mut self.addresses, &held.address);
+        }
+        release(&mut self.peers, &held.peer);
         self.all = self.all.saturating_sub(1);
     }
 
@@ -146,14 +228,22 @@ mod tests {
     use super::*;
 
     type Slots = UploadSlots<u32, u32>;
+    const SHARED: UploadClass = UploadClass::Shared;
+    const DIRECT: UploadClass = UploadClass::Direct;
 
-    /// Takes places for `keys` peers at `address`, `each` per peer; returns how many
-    /// were given.
-    fn flood(slots: &mut Slots, keys: std::ops::Range<u32>, address: u32, each: usize) -> usize {
-        let mut given = 0;
+    /// Takes places at `now` for `keys` peers at `address`, `each` per peer; returns the
+    /// tickets given.
+    fn flood(
+        slots: &mut Slots,
+        keys: std::ops::Range<u32>,
+        address: u32,
+        each: usize,
+        now: Instant,
+    ) -> Vec<Ticket> {
+        let mut given = Vec::new();
         for key in keys {
             for _ in 0..each {
-                given += usize::from(slots.take(&key, &address, UploadClass::Shared).is_ok());
+                given.extend(slots.take(&key, &address, SHARED, now).ok());
             }
         }
         given
@@ -161,72 +251,131 @@ mod tests {
 
     #[test]
     fn four_slow_keys_on_one_address_hold_one_address_worth() {
+        let now = Instant::now();
         let mut slots = Slots::new(UploadLimits::node());
         // Four keys on one address, eight streams each: one address's worth of places.
-        assert_eq!(flood(&mut slots, 0..4, 1, 8), 8);
+        assert_eq!(flood(&mut slots, 0..4, 1, 8, now).len(), 8);
         // A direct transfer to a friend, and a room share fetched from another address,
         // both start.
-        assert_eq!(slots.take(&100, &1, UploadClass::Direct), Ok(()));
-        assert_eq!(slots.take(&101, &2, UploadClass::Shared), Ok(()));
-        assert_eq!(slots.take(&5, &1, UploadClass::Shared), Err(Busy::Address));
+        assert!(slots.take(&100, &1, DIRECT, now).is_ok());
+        assert!(slots.take(&101, &2, SHARED, now).is_ok());
+        assert_eq!(slots.take(&5, &1, SHARED, now), Err(Busy::Address));
+        assert_eq!(slots.take(&0, &1, SHARED, now), Err(Busy::Peer));
     }
 
     #[test]
     fn a_thousand_keys_on_sixteen_addresses_leave_the_reserve_free() {
+        let now = Instant::now();
         let limits = UploadLimits::node();
         let mut slots = Slots::new(limits);
         let mut given = 0;
         for address in 0..16u32 {
-            given += flood(&mut slots, address * 100..address * 100 + 62, address, 8);
+            let keys = address * 100..address * 100 + 62;
+            given += flood(&mut slots, keys, address, 8, now).len();
         }
         assert_eq!(given, limits.shared());
-        assert_eq!(
-            slots.take(&5000, &99, UploadClass::Shared),
-            Err(Busy::Shared)
-        );
+        assert_eq!(slots.take(&5000, &99, SHARED, now), Err(Busy::Shared));
         // Every reserved place goes to direct transfers, whatever their address.
         for friend in 0..limits.reserved as u32 {
-            assert_eq!(
-                slots.take(&(9000 + friend), &1, UploadClass::Direct),
-                Ok(())
-            );
+            assert!(slots.take(&(9000 + friend), &1, DIRECT, now).is_ok());
         }
-        assert_eq!(slots.take(&9999, &50, UploadClass::Direct), Err(Busy::All));
+        assert_eq!(slots.take(&9999, &50, DIRECT, now), Err(Busy::All));
         assert_eq!(slots.taken(), (limits.total, limits.shared()));
     }
 
     #[test]
     fn direct_transfers_may_use_the_whole_pool_but_one_peer_only_its_share() {
+        let now = Instant::now();
         let limits = UploadLimits::node();
         let mut slots = Slots::new(limits);
         for _ in 0..limits.per_peer {
-            assert_eq!(slots.take(&1, &1, UploadClass::Direct), Ok(()));
+            assert!(slots.take(&1, &1, DIRECT, now).is_ok());
         }
         assert!(slots.peer_full(&1));
-        assert_eq!(slots.take(&1, &1, UploadClass::Direct), Err(Busy::Peer));
+        assert_eq!(slots.take(&1, &1, DIRECT, now), Err(Busy::Peer));
         // Direct transfers are not counted against their address.
-        assert_eq!(slots.take(&2, &1, UploadClass::Shared), Ok(()));
+        assert!(slots.take(&2, &1, SHARED, now).is_ok());
         let mut given = 1 + limits.per_peer;
         for peer in 3..100 {
-            given += usize::from(slots.take(&peer, &peer, UploadClass::Direct).is_ok());
+            given += usize::from(slots.take(&peer, &peer, DIRECT, now).is_ok());
         }
         assert_eq!(given, limits.total);
     }
 
     #[test]
     fn places_come_back_and_nothing_is_left_behind() {
+        let now = Instant::now();
         let mut slots = Slots::new(UploadLimits::node());
-        assert_eq!(flood(&mut slots, 0..4, 1, 2), 8);
-        assert_eq!(slots.take(&7, &3, UploadClass::Direct), Ok(()));
-        for key in 0..4 {
-            for _ in 0..2 {
-                slots.give_back(&key, &1, UploadClass::Shared);
-            }
+        let flooded = flood(&mut slots, 0..4, 1, 2, now);
+        assert_eq!(flooded.len(), 8);
+        let direct = slots
+            .take(&7, &3, DIRECT, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for ticket in &flooded[..2] {
+            slots.give_back(*ticket);
+            // Given back twice: counted once.
+            slots.give_back(*ticket);
         }
-        assert_eq!(slots.take(&50, &1, UploadClass::Shared), Ok(()));
-        slots.give_back(&50, &1, UploadClass::Shared);
-        slots.give_back(&7, &3, UploadClass::Direct);
-        assert_eq!(slots.taken(), (0, 0));
-        assert!(slots.peers.is_empty() && slots.addresses.is_empty());
+        let again = slots
+            .take(&50, &1, SHARED, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(slots.take(&51, &1, SHARED, now).map(|_| ()), Ok(()));
+        assert_eq!(slots.take(&52, &1, SHARED, now), Err(Busy::Address));
+        for ticket in flooded[2..].iter().chain([&again, &direct]) {
+            slots.give_back(*ticket);
+        }
+        assert_eq!(slots.taken(), (1, 1), "the place of key 51");
+        assert_eq!(slots.peers.len(), 1);
+    }
+
+    #[test]
+    fn a_share_held_past_its_lease_gives_its_place_to_a_waiting_request() {
+        let t0 = Instant::now();
+        let limits = UploadLimits::node();
+        let mut slots = Slots::new(limits);
+        // Two addresses take two thirds of the room shares' places at t0, a third the rest
+        // a minute later.
+        let old: Vec<Ticket> = (0..2u32)
+            .flat_map(|a| flood(&mut slots, a * 10..a * 10 + 1, a, 8, t0))
+            .collect();
+        let later = t0 + Duration::from_secs(60);
+        let young = flood(&mut slots, 20..21, 2, 8, later);
+        assert_eq!(slots.taken().1, limits.shared());
+        // Before the lease is over, a waiting request asks nobody to yield.
+        let before = t0 + SHARE_LEASE - Duration::from_secs(1);
+        assert_eq!(slots.take(&99, &9, SHARED, before), Err(Busy::Shared));
+        assert!(old.iter().chain(&young).all(|t| !slots.must_yield(*t)));
+        // After it, each request turned away asks one of the oldest shares to yield.
+        let after = t0 + SHARE_LEASE;
+        assert_eq!(slots.take(&99, &9, SHARED, after), Err(Busy::Shared));
+        assert_eq!(slots.take(&98, &9, SHARED, after), Err(Busy::Shared));
+        let yielding: Vec<&Ticket> = old.iter().filter(|t| slots.must_yield(**t)).collect();
+        assert_eq!(yielding.len(), 2);
+        assert!(
+            young.iter().all(|t| !slots.must_yield(*t)),
+            "not past its lease"
+        );
+        // A request turned away for its own address's share asks nobody.
+        assert_eq!(slots.take(&21, &2, SHARED, after), Err(Busy::Address));
+        assert_eq!(old.iter().filter(|t| slots.must_yield(**t)).count(), 2);
+        // The yielded place goes to the next request.
+        slots.give_back(*yielding[0]);
+        assert!(slots.take(&99, &9, SHARED, after).is_ok());
+        // Direct transfers never yield.
+        let mut full = Slots::new(UploadLimits {
+            total: 2,
+            reserved: 1,
+            per_peer: 8,
+            per_address: 8,
+        });
+        let direct = full
+            .take(&1, &1, DIRECT, t0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shared = full
+            .take(&2, &2, SHARED, t0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(full.take(&3, &3, DIRECT, after), Err(Busy::All));
+        assert!(!full.must_yield(direct));
+        assert!(full.must_yield(shared));
     }
 }

@@ -33,7 +33,7 @@ use ipm_protocol::{
 use crate::{
     logic::{
         address_key::AddressKey,
-        upload_slots::{Busy, UploadClass, UploadLimits, UploadSlots},
+        upload_slots::{Busy, Ticket, UploadClass, UploadLimits, UploadSlots},
     },
     net::download::{FetchError, Opened},
 };
@@ -156,9 +156,7 @@ pub struct Uploads {
 #[derive(Debug)]
 pub struct Upload {
     uploads: Uploads,
-    peer: PeerId,
-    address: AddressKey,
-    class: UploadClass,
+    ticket: Ticket,
 }
 
 impl Uploads {
@@ -180,21 +178,25 @@ impl Uploads {
 
     /// A place for the upload `grant` allows to `peer`, or why there is none.
     pub fn take(&self, peer: PeerId, grant: &Grant) -> Result<Upload, Busy> {
-        self.lock().take(&peer, &grant.address, grant.class)?;
+        let now = std::time::Instant::now();
+        let ticket = self.lock().take(&peer, &grant.address, grant.class, now)?;
         Ok(Upload {
             uploads: self.clone(),
-            peer,
-            address: grant.address,
-            class: grant.class,
+            ticket,
         })
+    }
+}
+
+impl Upload {
+    /// Whether this upload must end to give its place to a waiting request.
+    pub fn must_yield(&self) -> bool {
+        self.uploads.lock().must_yield(self.ticket)
     }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        self.uploads
-            .lock()
-            .give_back(&self.peer, &self.address, self.class);
+        self.uploads.lock().give_back(self.ticket);
     }
 }
 
@@ -400,14 +402,16 @@ where
     let len = end - offset;
     answer(&mut stream, &StreamAnswer::Sending { len }).await?;
     let transfer = request.transfer;
-    send_file(&mut stream, file, len, |sent| {
-        report(peer, transfer, offset + sent, size)
-    })
-    .await?;
+    let progress = |sent| report(peer, transfer, offset + sent, size);
+    let sent = send_file(&mut stream, file, len, progress, || upload.must_yield()).await?;
     within(IDLE_TIMEOUT, "close", stream.close()).await?;
     drop(upload);
-    // Whole once a stream reached the end (a range of a multi-source download may not).
-    report(peer, transfer, end, size);
+    match sent {
+        // Whole once a stream reached the end (a range of a multi-source download may not).
+        Sent::Whole => report(peer, transfer, end, size),
+        // The downloader asks again for the rest.
+        Sent::Yielded(bytes) => debug!(%peer, "upload gave its place up after {bytes} bytes"),
+    }
     Ok(())
 }
 
@@ -435,15 +439,26 @@ fn open_source(
     Ok(Ok(file))
 }
 
+/// How far [`send_file`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Every byte asked for.
+    Whole,
+    /// This many bytes, then the upload gave its place up.
+    Yielded(u64),
+}
+
 /// Copies `len` bytes of `file` to `stream`: a blocking thread reads ahead a few large
 /// buffers, this task writes them as the stream takes them. `progress(sent)` is called
-/// at the start and at most every [`SENT_REPORT_EVERY`] while bytes go out.
+/// at the start and at most every [`SENT_REPORT_EVERY`] while bytes go out; `must_yield()`
+/// before each buffer, to stop early when the upload must give its place up.
 async fn send_file(
     stream: &mut (impl AsyncWrite + Unpin),
     file: std::fs::File,
     len: u64,
     mut progress: impl FnMut(u64),
-) -> io::Result<()> {
+    mut must_yield: impl FnMut() -> bool,
+) -> io::Result<Sent> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(READ_AHEAD);
     let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 1);
     let reader = tokio::task::spawn_blocking(move || {
@@ -465,6 +480,12 @@ async fn send_file(
     progress(0);
     let mut reported = std::time::Instant::now();
     while sent < len {
+        if must_yield() {
+            drop(rx);
+            let _ = reader.await;
+            within(IDLE_TIMEOUT, "flush", stream.flush()).await?;
+            return Ok(Sent::Yielded(sent));
+        }
         let buf = match rx.recv().await {
             Some(read) => read?,
             None => return Err(io::Error::other("the file reader stopped")),
@@ -479,7 +500,8 @@ async fn send_file(
     }
     drop(rx);
     let _ = reader.await;
-    within(IDLE_TIMEOUT, "flush", stream.flush()).await
+    within(IDLE_TIMEOUT, "flush", stream.flush()).await?;
+    Ok(Sent::Whole)
 }
 
 #[cfg(test)]
@@ -528,9 +550,10 @@ mod tests {
             .unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
         let mut reports = Vec::new();
-        send_file(&mut out, file, size - offset, |sent| reports.push(sent))
+        let sent = send_file(&mut out, file, size - offset, |s| reports.push(s), || false)
             .await
             .unwrap();
+        assert_eq!(sent, Sent::Whole);
         assert_eq!(out.into_inner(), content[offset as usize..]);
         assert_eq!(reports.first(), Some(&0), "the start is reported");
         assert!(open_source(path.clone(), 5, 0, 5).unwrap().is_err());
@@ -540,10 +563,23 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut out = futures::io::Cursor::new(Vec::new());
-        send_file(&mut out, file, end - offset, |_| ())
+        send_file(&mut out, file, end - offset, |_| (), || false)
             .await
             .unwrap();
         assert_eq!(out.into_inner(), content[offset as usize..end as usize]);
+        // An upload asked to give its place up stops at the next buffer.
+        let file = open_source(path.clone(), size, 0, size).unwrap().unwrap();
+        let mut out = futures::io::Cursor::new(Vec::new());
+        let mut asked = 0;
+        let must_yield = || {
+            asked += 1;
+            asked > 1
+        };
+        let sent = send_file(&mut out, file, size, |_| (), must_yield)
+            .await
+            .unwrap();
+        assert_eq!(sent, Sent::Yielded(BUFFER_LEN as u64));
+        assert_eq!(out.into_inner(), content[..BUFFER_LEN]);
         assert!(open_source(path, size, 0, size + 1).unwrap().is_err());
     }
 }
