@@ -89,6 +89,15 @@ pub enum NodeError {
         #[source]
         source: io::Error,
     },
+    /// An own line was not sent because its conversation's log could not be written.
+    #[error("not sent: cannot write the history of {shown}: {source}")]
+    NotKept {
+        /// The conversation, as shown.
+        shown: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A conversation's log could not be read.
     #[error("{0}")]
     History(#[source] io::Error),

@@ -68,19 +68,6 @@ impl EventLoop {
         let bytes = sign_chat(&self.key, &room.topic(), chat.clone())
             .map_err(|e| NodeError::InvalidMessage(DecodeError::Invalid(e.to_string())))?;
         let signed = STANDARD.encode(&bytes);
-        let topic = IdentTopic::new(room.topic());
-        let hash = topic.hash();
-        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-        let peers = gossipsub
-            .all_peers()
-            .filter(|(_, topics)| topics.contains(&&hash))
-            .count();
-        match gossipsub.publish(topic, bytes) {
-            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => return Err(NodeError::Publish(e)),
-        }
-        self.intake.insert(chat.id);
-        self.metrics.count_sent("room");
         let is_line = logged
             .as_ref()
             .is_none_or(|(_, re)| re.kind == crate::logic::edits::kind::REPLY);
@@ -98,7 +85,29 @@ impl EventLoop {
             signed: Some(signed),
             re,
         };
-        self.record(&room, &entry);
+        // The user's own record first: a line that cannot be kept (a full disk) is not
+        // sent, and the user is told so rather than shown it as sent.
+        if let Some(history) = &mut self.store.history {
+            history
+                .append(&room.slug(), &entry)
+                .map_err(|source| NodeError::NotKept {
+                    shown: room.to_string(),
+                    source,
+                })?;
+        }
+        let topic = IdentTopic::new(room.topic());
+        let hash = topic.hash();
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        let peers = gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .count();
+        match gossipsub.publish(topic, bytes) {
+            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(e) => return Err(NodeError::Publish(e)),
+        }
+        self.intake.insert(chat.id);
+        self.metrics.count_sent("room");
         if is_line {
             let me = self.local_peer_id();
             self.note_line(&room.slug(), chat.id, &me, true);

@@ -87,7 +87,7 @@ mod tests {
     fn heard(name: &str, order: u64) -> Heard {
         Heard {
             name: name.into(),
-            registered: order % 2 == 0,
+            registered: order.is_multiple_of(2),
             order,
         }
     }

@@ -15,6 +15,7 @@ use axum::{
 use futures::StreamExt;
 use tokio::{io::AsyncWriteExt, net::TcpListener};
 
+use crate::logic::offers::DISK_MARGIN;
 use crate::web::{
     assets,
     auth::{self, Token},
@@ -254,51 +255,105 @@ async fn upload(State(web): State<Arc<Web>>, request: Request) -> Response {
         .map(percent_decode)
         .map(|n| clean_file_name(&n))
         .unwrap_or_else(|| "file".to_owned());
-    match store_upload(&web, &name, request.into_body()).await {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match store_upload(&web, &name, declared, request.into_body()).await {
         Ok(path) => (
             [(header::CONTENT_TYPE, "application/json")],
             serde_json::json!({ "path": path }).to_string(),
         )
             .into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+        Err(e @ UploadError::NoSpace { .. }) => {
+            (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response()
+        }
+        Err(e @ UploadError::TooLarge) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
 
-async fn store_upload(web: &Web, name: &str, body: Body) -> Result<String, String> {
+/// Why the page's upload was not stored; nothing of it is left behind.
+#[derive(Debug, thiserror::Error)]
+enum UploadError {
+    /// Larger than [`MAX_UPLOAD`].
+    #[error("files above {} GiB cannot be sent", MAX_UPLOAD >> 30)]
+    TooLarge,
+    /// The declared size does not fit on the disk, the margin left over.
+    #[error(
+        "not enough disk space for this file: it needs {} MiB and {} MiB must stay free, {} MiB are free",
+        mib(*.size), mib(DISK_MARGIN), mib(*.free)
+    )]
+    NoSpace {
+        /// The declared size.
+        size: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// The page stopped sending.
+    #[error("the upload was cut: {0}")]
+    Cut(axum::Error),
+    /// The file could not be written (a full disk, among others).
+    #[error("cannot store the upload: {0}")]
+    Store(#[from] std::io::Error),
+}
+
+/// Bytes in MiB, rounded up.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024 * 1024)
+}
+
+/// Stores the upload in a fresh folder; a declared size is checked against the limit and
+/// the free space before the body is read (so the page is not told to go on), and a failed
+/// upload leaves nothing behind.
+async fn store_upload(
+    web: &Web,
+    name: &str,
+    declared: Option<u64>,
+    body: Body,
+) -> Result<String, UploadError> {
+    if declared.is_some_and(|size| size > MAX_UPLOAD) {
+        return Err(UploadError::TooLarge);
+    }
     let name_of_folder = Token::random()
         .as_str()
         .get(..16)
         .unwrap_or("upload")
         .to_owned();
     // A few small file-system calls, made here: the page waits for them anyway.
-    let dir = web
-        .uploads
-        .new_folder(&name_of_folder)
-        .map_err(|e| format!("cannot store the upload: {e}"))?;
-    let path = dir.join(name);
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| format!("cannot store the upload: {e}"))?;
+    let dir = web.uploads.new_folder(&name_of_folder)?;
+    let stored = match declared {
+        Some(size) => match crate::store::data_dir::free_space(&dir) {
+            Ok(free) if size.saturating_add(DISK_MARGIN) > free => {
+                Err(UploadError::NoSpace { size, free })
+            }
+            _ => write_upload(&dir.join(name), body).await,
+        },
+        None => write_upload(&dir.join(name), body).await,
+    };
+    if stored.is_err() {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+    stored
+}
+
+/// Writes the body to `path`, at most [`MAX_UPLOAD`] bytes, synced; answers the path.
+async fn write_upload(path: &std::path::Path, body: Body) -> Result<String, UploadError> {
+    let mut file = tokio::fs::File::create(path).await?;
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("the upload was cut: {e}"))?;
+        let chunk = chunk.map_err(UploadError::Cut)?;
         total += chunk.len() as u64;
         if total > MAX_UPLOAD {
-            drop(file);
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            return Err(format!(
-                "files above {} GiB cannot be sent",
-                MAX_UPLOAD >> 30
-            ));
+            return Err(UploadError::TooLarge);
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("cannot store the upload: {e}"))?;
+        file.write_all(&chunk).await?;
     }
-    file.flush()
-        .await
-        .map_err(|e| format!("cannot store the upload: {e}"))?;
+    file.sync_all().await?;
     Ok(path.display().to_string())
 }
 

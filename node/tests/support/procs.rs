@@ -124,6 +124,11 @@ impl Proc {
         })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
