@@ -246,6 +246,14 @@ pub const REQUEST_BURST: u32 = 512;
 /// Requests of one protocol one peer may send per second, sustained.
 pub const REQUESTS_PER_SEC: u32 = 256;
 
+/// Private messages strangers (peers not among the user's contacts) at one address may
+/// send in a burst: keys are free, addresses are not. One over it gets no answer, and its
+/// sender's outbox tries again later.
+pub const STRANGER_DIRECT_BURST: u32 = 60;
+
+/// Private messages strangers at one address may send per second, sustained.
+pub const STRANGER_DIRECT_PER_SEC: u32 = 1;
+
 /// Most peers whose buckets and penalties are tracked at once; the idlest are
 /// forgotten first (a forgotten peer starts again with a full bucket).
 pub const MAX_RATE_TRACKED_PEERS: usize = 4096;

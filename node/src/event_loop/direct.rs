@@ -10,7 +10,7 @@ use libp2p::{
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use ipm_protocol::{DirectMessage, DirectRequest, DirectResponse, MessageId, Op};
+use ipm_protocol::{limits, DirectMessage, DirectRequest, DirectResponse, MessageId, Op};
 
 use super::{changes::Checked, EventLoop};
 use crate::net::exchange::{exchange, Exchange};
@@ -18,8 +18,10 @@ use crate::{
     client::{DirectOutcome, NodeError},
     config::Config,
     event::Event,
+    logic::address_key::AddressKey,
     logic::delivery::{Action, Delivery, Dropped, Incoming, Input, Outcome, Reaction},
     logic::edits::kind,
+    logic::rate_limit::TokenBuckets,
     logic::timeline::Receipt,
     store::history::{direct_log as conversation, Entry, EntryChange, History},
     store::outbox::Outbox,
@@ -37,6 +39,8 @@ pub(crate) struct DirectState {
     machine: Delivery,
     in_flight: HashMap<OutboundRequestId, MessageId>,
     replies: HashMap<MessageId, OutcomeReply>,
+    /// What strangers at each address may still send.
+    strangers: TokenBuckets<AddressKey>,
 }
 
 impl DirectState {
@@ -52,6 +56,11 @@ impl DirectState {
             machine,
             in_flight: HashMap::new(),
             replies: HashMap::new(),
+            strangers: TokenBuckets::new(
+                limits::STRANGER_DIRECT_BURST,
+                limits::STRANGER_DIRECT_PER_SEC,
+                limits::MAX_RATE_TRACKED_PEERS,
+            ),
         }
     }
 
@@ -342,6 +351,10 @@ impl EventLoop {
             DirectRequest::Notice(notice) => return self.on_notice(peer, notice, channel),
         };
         let id = message.id;
+        if !self.stranger_may_send(peer) {
+            debug!(%peer, "a private message over its address's budget for strangers: no answer");
+            return;
+        }
         // Acknowledged only once the message is in the history log (or was before): a
         // message that could not be logged gets no answer, so its sender keeps it and tries
         // again.
@@ -351,6 +364,19 @@ impl EventLoop {
                 .behaviour_mut()
                 .direct
                 .send_response(channel, DirectResponse::Delivered { id });
+        }
+    }
+
+    /// Whether a private message from `peer` is within the budget of strangers at its
+    /// address (a contact's always is, and so is a local process's).
+    fn stranger_may_send(&mut self, peer: PeerId) -> bool {
+        if self.directory.contacts.petname(&peer).is_some() {
+            return true;
+        }
+        let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
+        match AddressKey::of_peer(peer, ip, &self.config.address_limits) {
+            AddressKey::Exempt(_) => true,
+            address => self.direct.strangers.allow(&address, Instant::now()),
         }
     }
 
