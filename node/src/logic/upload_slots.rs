@@ -1,6 +1,7 @@
-//! Which streamed uploads may start: places per peer, per address and in all, with a reserve
-//! that only files offered to one person (or fetched by a contact) may use. Keys are free
-//! and addresses are not, so room shares are capped per address; and however many keys and
+//! Which streamed uploads may start: places per peer, per address, per network and in all,
+//! with a reserve that only files offered to one person (or fetched by a contact) may use.
+//! Keys are free and addresses are not, so room shares are capped per address, and per
+//! network (an IPv4 /24) for addresses taken from one block; and however many keys and
 //! addresses fetch a room's share, they never hold the places a direct transfer needs.
 //!
 //! A place is not held forever by a slow reader either: when a request is turned away for
@@ -14,8 +15,25 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::logic::address_key::AddressKey;
+
 /// How long a room share keeps its place once another request waits for one.
 pub const SHARE_LEASE: Duration = Duration::from_secs(120);
+
+/// An address, and the network it belongs to.
+pub trait Network: Hash + Eq + Clone {
+    /// The network: for an IPv4 address its /24 (an IPv6 key is a /64 already).
+    fn network(&self) -> Self;
+}
+
+impl Network for AddressKey {
+    fn network(&self) -> Self {
+        match self {
+            Self::V4([a, b, c, _]) => Self::V4([*a, *b, *c, 0]),
+            other => *other,
+        }
+    }
+}
 
 /// What kind of upload asks for a place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,17 +56,20 @@ pub struct UploadLimits {
     pub per_peer: usize,
     /// Shared uploads to every peer of one address together.
     pub per_address: usize,
+    /// Shared uploads to every address of one network together.
+    pub per_network: usize,
 }
 
 impl UploadLimits {
     /// A user's node: 32 uploads, 8 of them kept for direct transfers; one peer may hold 8
-    /// (one per download), one address 8 of the 24 room shares may hold.
+    /// (one per download), one address 8 and one network 16 of the 24 room shares may hold.
     pub const fn node() -> Self {
         Self {
             total: 32,
             reserved: 8,
             per_peer: 8,
             per_address: 8,
+            per_network: 16,
         }
     }
 
@@ -67,6 +88,9 @@ pub enum Busy {
     /// The peers of its address hold all the shared places one address may.
     #[error("too many downloads from this address at once")]
     Address,
+    /// The addresses of its network hold all the shared places one network may.
+    #[error("too many downloads from this network at once")]
+    Network,
     /// Room shares hold every place they may.
     #[error("too many shared files going out at once")]
     Shared,
@@ -95,19 +119,21 @@ pub struct UploadSlots<P, A> {
     limits: UploadLimits,
     peers: HashMap<P, usize>,
     addresses: HashMap<A, usize>,
+    networks: HashMap<A, usize>,
     held: HashMap<Ticket, Held<P, A>>,
     next: u64,
     shared: usize,
     all: usize,
 }
 
-impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
+impl<P: Hash + Eq + Clone, A: Network> UploadSlots<P, A> {
     /// No place taken, within `limits`.
     pub fn new(limits: UploadLimits) -> Self {
         Self {
             limits,
             peers: HashMap::new(),
             addresses: HashMap::new(),
+            networks: HashMap::new(),
             held: HashMap::new(),
             next: 0,
             shared: 0,
@@ -122,8 +148,9 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
     }
 
     /// Takes a place at `now` for an upload of `class` to `peer` at `address`, or says why
-    /// not. A request turned away for want of a place (not for its peer's or address's
-    /// share) asks the longest held room share past its [`SHARE_LEASE`] to give its place up.
+    /// not. A request turned away for want of a place (not for its peer's, address's or
+    /// network's share) asks the longest held room share past its [`SHARE_LEASE`] to give
+    /// its place up.
     pub fn take(
         &mut self,
         peer: &P,
@@ -156,8 +183,14 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
             return Err(Busy::Peer);
         }
         let shared = class == UploadClass::Shared;
-        if shared && self.addresses.get(address).copied().unwrap_or(0) >= self.limits.per_address {
-            return Err(Busy::Address);
+        let network = address.network();
+        if shared {
+            if count(&self.addresses, address) >= self.limits.per_address {
+                return Err(Busy::Address);
+            }
+            if count(&self.networks, &network) >= self.limits.per_network {
+                return Err(Busy::Network);
+            }
         }
         if self.all >= self.limits.total {
             return Err(Busy::All);
@@ -167,6 +200,7 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
                 return Err(Busy::Shared);
             }
             *self.addresses.entry(address.clone()).or_insert(0) += 1;
+            *self.networks.entry(network).or_insert(0) += 1;
             self.shared += 1;
         }
         *self.peers.entry(peer.clone()).or_insert(0) += 1;
@@ -202,6 +236,7 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
         if held.class == UploadClass::Shared {
             self.shared = self.shared.saturating_sub(1);
             release(&mut self.addresses, &held.address);
+            release(&mut self.networks, &held.address.network());
         }
         release(&mut self.peers, &held.peer);
         self.all = self.all.saturating_sub(1);
@@ -211,6 +246,11 @@ impl<P: Hash + Eq + Clone, A: Hash + Eq + Clone> UploadSlots<P, A> {
     pub fn taken(&self) -> (usize, usize) {
         (self.all, self.shared)
     }
+}
+
+/// The places `key` holds.
+fn count<K: Hash + Eq>(counts: &HashMap<K, usize>, key: &K) -> usize {
+    counts.get(key).copied().unwrap_or(0)
 }
 
 /// One less for `key`, forgetting it at zero (so that the maps hold only current holders).
@@ -230,6 +270,13 @@ mod tests {
     type Slots = UploadSlots<u32, u32>;
     const SHARED: UploadClass = UploadClass::Shared;
     const DIRECT: UploadClass = UploadClass::Direct;
+
+    /// Addresses of the tests: 256 to a network.
+    impl Network for u32 {
+        fn network(&self) -> Self {
+            self / 256
+        }
+    }
 
     /// Takes places at `now` for `keys` peers at `address`, `each` per peer; returns the
     /// tickets given.
@@ -271,7 +318,7 @@ mod tests {
         let mut given = 0;
         for address in 0..16u32 {
             let keys = address * 100..address * 100 + 62;
-            given += flood(&mut slots, keys, address, 8, now).len();
+            given += flood(&mut slots, keys, address * 256, 8, now).len();
         }
         assert_eq!(given, limits.shared());
         assert_eq!(slots.take(&5000, &99, SHARED, now), Err(Busy::Shared));
@@ -281,6 +328,36 @@ mod tests {
         }
         assert_eq!(slots.take(&9999, &50, DIRECT, now), Err(Busy::All));
         assert_eq!(slots.taken(), (limits.total, limits.shared()));
+    }
+
+    #[test]
+    fn addresses_of_one_network_hold_one_network_worth() {
+        let now = Instant::now();
+        let limits = UploadLimits::node();
+        let mut slots = Slots::new(limits);
+        // Sixteen addresses of one block, many keys each.
+        let mut given = 0;
+        for address in 0..16u32 {
+            given += flood(
+                &mut slots,
+                address * 100..address * 100 + 62,
+                address,
+                8,
+                now,
+            )
+            .len();
+        }
+        assert_eq!(given, limits.per_network);
+        assert_eq!(slots.take(&5000, &17, SHARED, now), Err(Busy::Network));
+        // Another network still gets room shares, and friends direct transfers.
+        assert!(slots.take(&6000, &256, SHARED, now).is_ok());
+        assert!(slots.take(&7000, &3, DIRECT, now).is_ok());
+        // An IPv4 address counts in its /24; an IPv6 key is a network already.
+        let v4 = AddressKey::V4([192, 0, 2, 7]);
+        assert_eq!(v4.network(), AddressKey::V4([192, 0, 2, 0]));
+        assert_eq!(v4.network(), AddressKey::V4([192, 0, 2, 200]).network());
+        let v6 = AddressKey::V6([32, 1, 13, 184, 0, 0, 0, 1]);
+        assert_eq!(v6.network(), v6);
     }
 
     #[test]
@@ -336,19 +413,19 @@ mod tests {
         // Two addresses take two thirds of the room shares' places at t0, a third the rest
         // a minute later.
         let old: Vec<Ticket> = (0..2u32)
-            .flat_map(|a| flood(&mut slots, a * 10..a * 10 + 1, a, 8, t0))
+            .flat_map(|a| flood(&mut slots, a * 10..a * 10 + 1, a * 256, 8, t0))
             .collect();
         let later = t0 + Duration::from_secs(60);
-        let young = flood(&mut slots, 20..21, 2, 8, later);
+        let young = flood(&mut slots, 20..21, 512, 8, later);
         assert_eq!(slots.taken().1, limits.shared());
         // Before the lease is over, a waiting request asks nobody to yield.
         let before = t0 + SHARE_LEASE - Duration::from_secs(1);
-        assert_eq!(slots.take(&99, &9, SHARED, before), Err(Busy::Shared));
+        assert_eq!(slots.take(&99, &2304, SHARED, before), Err(Busy::Shared));
         assert!(old.iter().chain(&young).all(|t| !slots.must_yield(*t)));
         // After it, each request turned away asks one of the oldest shares to yield.
         let after = t0 + SHARE_LEASE;
-        assert_eq!(slots.take(&99, &9, SHARED, after), Err(Busy::Shared));
-        assert_eq!(slots.take(&98, &9, SHARED, after), Err(Busy::Shared));
+        assert_eq!(slots.take(&99, &2304, SHARED, after), Err(Busy::Shared));
+        assert_eq!(slots.take(&98, &2304, SHARED, after), Err(Busy::Shared));
         let yielding: Vec<&Ticket> = old.iter().filter(|t| slots.must_yield(**t)).collect();
         assert_eq!(yielding.len(), 2);
         assert!(
@@ -356,17 +433,18 @@ mod tests {
             "not past its lease"
         );
         // A request turned away for its own address's share asks nobody.
-        assert_eq!(slots.take(&21, &2, SHARED, after), Err(Busy::Address));
+        assert_eq!(slots.take(&21, &512, SHARED, after), Err(Busy::Address));
         assert_eq!(old.iter().filter(|t| slots.must_yield(**t)).count(), 2);
         // The yielded place goes to the next request.
         slots.give_back(*yielding[0]);
-        assert!(slots.take(&99, &9, SHARED, after).is_ok());
+        assert!(slots.take(&99, &2304, SHARED, after).is_ok());
         // Direct transfers never yield.
         let mut full = Slots::new(UploadLimits {
             total: 2,
             reserved: 1,
             per_peer: 8,
             per_address: 8,
+            per_network: 8,
         });
         let direct = full
             .take(&1, &1, DIRECT, t0)

@@ -4,8 +4,9 @@
 //! blocking thread reads the file in large buffers and the stream's flow control paces the
 //! copy. Every step is bounded: headers by [`MAX_STREAM_HEADER_LEN`] and [`HEADER_TIMEOUT`],
 //! each buffer by [`IDLE_TIMEOUT`], streams waiting for their request by [`Slots`] per peer
-//! and in all, and files going out by [`Uploads`]: per peer, per address for room shares, in
-//! all, with a reserve for direct transfers (see `logic::upload_slots`).
+//! and in all, and files going out by [`Uploads`]: per peer, per address and network for room
+//! shares, in all, with a reserve for direct transfers; a room share held past its lease
+//! ends at its next buffer when a request waits for its place (see `logic::upload_slots`).
 
 use std::{
     collections::HashMap,
