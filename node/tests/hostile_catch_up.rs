@@ -9,7 +9,7 @@ mod support;
 
 use ipm_node::{store::data_dir::DataDir, Config, Event};
 use ipm_protocol::{decode, encode, limits, HistoryRequest, HistoryResponse, Room};
-use raw_peer::{Proto, RawEvent, RawPeer};
+use raw_peer::{Proto, RawPeer};
 use support::*;
 
 /// A user node keeping its state in `dir`, with no bootstrap.
@@ -17,16 +17,6 @@ fn member_config(name: &str, dir: &std::path::Path) -> Config {
     let mut config = Config::for_tests(name);
     config.data_dir = Some(DataDir::open(dir).unwrap());
     config
-}
-
-/// A raw peer at loopback address `ip`, dialled by `victim`.
-async fn raw_peer_at(ip: &str, victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start_on(ip).await;
-    victim.client.dial(raw.addr.clone()).await.unwrap();
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
 }
 
 /// Asks `victim` for every line of `room` `times` times over; returns how many answers held
@@ -75,7 +65,7 @@ async fn a_key_asking_without_pause_does_not_deny_newcomers_their_catch_up() {
     }
 
     // The flood: one key asks for the room's lines twenty times a second, all along.
-    let raw = raw_peer_at("127.0.0.2", &alice).await;
+    let raw = RawPeer::dialled_by("127.0.0.2", &alice.client).await;
     let alice_id = alice.client.peer_id();
     let topic = rust.topic();
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -154,7 +144,7 @@ async fn fresh_keys_on_one_address_share_its_answers_at_a_bootstrap() {
     let (mut answered, mut bytes) = (0, 0);
     let mut largest = 0;
     for _ in 0..10 {
-        let raw = raw_peer_at("127.0.0.3", &bootstrap).await;
+        let raw = RawPeer::dialled_by("127.0.0.3", &bootstrap.client).await;
         let (a, b) = ask_over_and_over(&raw, &bootstrap, &rust, 10).await;
         largest = largest.max(b.checked_div(a).unwrap_or(0));
         answered += a;
@@ -172,6 +162,6 @@ async fn fresh_keys_on_one_address_share_its_answers_at_a_bootstrap() {
     assert!(answered < 100, "every question was answered");
 
     // A key at another address is still answered.
-    let other = raw_peer_at("127.0.0.4", &bootstrap).await;
+    let other = RawPeer::dialled_by("127.0.0.4", &bootstrap.client).await;
     assert_eq!(ask_over_and_over(&other, &bootstrap, &rust, 1).await.0, 1);
 }

@@ -11,23 +11,13 @@ use std::time::Instant;
 
 use ipm_node::{store::data_dir::DataDir, Config};
 use ipm_protocol::{decode, encode, limits, DirectMessage, DirectRequest, DirectResponse};
-use raw_peer::{Proto, RawEvent, RawPeer};
+use raw_peer::{Proto, RawPeer};
 use support::*;
 
 /// Fresh keys the attacker uses, all on one address.
 const KEYS: usize = 40;
 /// Private messages each key sends.
 const EACH: usize = 20;
-
-/// A raw peer at loopback address `ip`, dialled by `victim`.
-async fn raw_peer_at(ip: &str, victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start_on(ip).await;
-    victim.client.dial(raw.addr.clone()).await.unwrap();
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_messages_from_fresh_keys_on_one_address_leave_room_for_friends_and_strangers() {
@@ -48,7 +38,7 @@ async fn private_messages_from_fresh_keys_on_one_address_leave_room_for_friends_
     let started = Instant::now();
     let mut delivered = 0;
     for k in 0..KEYS {
-        let raw = raw_peer_at("127.0.0.2", &bob).await;
+        let raw = RawPeer::dialled_by("127.0.0.2", &bob.client).await;
         for i in 0..EACH {
             let message = DirectMessage::new(&format!("key{k}"), &format!("junk {i}"));
             let Ok(answer) = raw

@@ -9,21 +9,11 @@ mod support;
 
 use ipm_node::{client::OfferTarget, store::data_dir::DataDir, Config, Event};
 use ipm_protocol::{decode, encode, limits, FileOffer, FileRequest, FileResponse, TransferId};
-use raw_peer::{Proto, RawEvent, RawPeer};
+use raw_peer::{Proto, RawPeer};
 use support::*;
 
 /// Fresh keys the attacker uses, all on one address.
 const KEYS: usize = 40;
-
-/// A raw peer at loopback address `ip`, dialled by `victim`.
-async fn raw_peer_at(ip: &str, victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start_on(ip).await;
-    victim.client.dial(raw.addr.clone()).await.unwrap();
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
-}
 
 /// Offers `count` junk files to `victim`; returns how many it noted.
 async fn offer_junk(raw: &RawPeer, victim: &TestNode, count: usize) -> usize {
@@ -96,7 +86,7 @@ async fn junk_offers_from_fresh_keys_on_one_address_leave_room_for_friends_and_s
     // The attack: every key sends every offer one key may, all from 127.0.0.2.
     let mut noted = 0;
     for _ in 0..KEYS {
-        let raw = raw_peer_at("127.0.0.2", &bob).await;
+        let raw = RawPeer::dialled_by("127.0.0.2", &bob.client).await;
         noted += offer_junk(&raw, &bob, limits::MAX_PENDING_OFFERS_PER_PEER).await;
     }
     let sent = KEYS * limits::MAX_PENDING_OFFERS_PER_PEER;

@@ -15,7 +15,7 @@ use ipm_protocol::{
     Sealed, SignedName,
 };
 use libp2p::identity::Keypair;
-use raw_peer::{Proto, RawEvent, RawPeer};
+use raw_peer::{Proto, RawPeer};
 use support::*;
 
 /// Starts a raw peer (a fresh key) connected to `victim`.
@@ -72,18 +72,6 @@ async fn a_copy_with_a_stolen_id_from_another_sender_does_not_suppress_the_real_
     assert!(log.contains("the real message"), "{log}");
 }
 
-/// A raw peer at loopback address `ip` connected to `victim`. The victim dials it: a
-/// loopback dial always leaves from 127.0.0.1, so an attacker at another address is
-/// reached by dialling its address.
-async fn raw_peer_at(ip: &str, victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start_on(ip).await;
-    victim.client.dial(raw.addr.clone()).await.unwrap();
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_keys_at_one_address_cannot_fill_a_recipients_mailbox() {
     let bootstrap = spawn_bootstrap().await;
@@ -97,7 +85,7 @@ async fn fresh_keys_at_one_address_cannot_fill_a_recipients_mailbox() {
     let mut keys = 0;
     let refusal = 'flood: loop {
         assert!(keys < 8, "{keys} keys stored {stored} messages for Bob");
-        let raw = raw_peer_at("127.0.0.2", &bootstrap).await;
+        let raw = RawPeer::dialled_by("127.0.0.2", &bootstrap.client).await;
         keys += 1;
         for _ in 0..limits::MAX_MAILBOX_PER_SENDER {
             let deposit = MailboxRequest::Deposit {
@@ -180,7 +168,7 @@ async fn a_squatter_with_fresh_keys_at_one_address_takes_only_a_few_names() {
     let mut taken = Vec::new();
     let mut refused = Vec::new();
     for name in common {
-        let raw = raw_peer_at("127.0.0.2", &bootstrap).await;
+        let raw = RawPeer::dialled_by("127.0.0.2", &bootstrap.client).await;
         match register(&raw, &bootstrap, name).await {
             RegistryResponse::Registered { new: true, .. } => taken.push(name),
             RegistryResponse::Refused(RegistryError::Refused(reason)) => refused.push(reason),

@@ -249,6 +249,17 @@ impl RawPeer {
         }
     }
 
+    /// Starts a raw peer (a fresh key) at loopback address `ip` and has `victim` dial it, so
+    /// that the victim sees it at `ip`.
+    pub async fn dialled_by(ip: &str, victim: &ipm_node::Client) -> RawPeer {
+        let mut raw = RawPeer::start_on(ip).await;
+        victim.dial(raw.addr.clone()).await.unwrap();
+        let peer = victim.peer_id();
+        raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
+            .await;
+        raw
+    }
+
     /// Starts a raw peer (a fresh key) and connects it to `peer` at `addr`.
     pub async fn connected_to(addr: Multiaddr, peer: PeerId) -> RawPeer {
         let mut raw = RawPeer::start().await;
