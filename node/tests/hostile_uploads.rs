@@ -1,7 +1,7 @@
-//! Uploads under attack, with real nodes: fresh keys on one address fetching a lobby share
-//! over every stream they may open, and reading it slowly, hold no more than that address's
-//! places; a member on another address still gets the share, and a file sent to a friend
-//! meanwhile starts at once and arrives whole.
+//! Uploads under attack, with real nodes: fresh keys on a few addresses of one network
+//! fetching a lobby share over every stream they may open, and reading it slowly, hold no
+//! more than each address's and the network's places; a member on another network still
+//! gets the share, and a file sent to a friend meanwhile starts at once and arrives whole.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "support/raw_peer.rs"]
@@ -17,7 +17,7 @@ use std::{
 };
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use ipm_node::{client::OfferTarget, Event};
+use ipm_node::{client::OfferTarget, logic::upload_slots::UploadLimits, Event};
 use ipm_protocol::{
     decode, encode,
     file_stream::{header_len, StreamAnswer, StreamRequest, MAX_STREAM_HEADER_LEN},
@@ -27,8 +27,10 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use raw_peer::{RawEvent, RawPeer};
 use support::*;
 
-/// Fresh keys the attacker brings, all on one address.
-const KEYS: usize = 8;
+/// The attacker's addresses, all in one /24.
+const ADDRESSES: [&str; 4] = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+/// Fresh keys the attacker brings on each address.
+const KEYS: usize = 4;
 /// Streams each key opens: as many as one peer may hold.
 const STREAMS_EACH: usize = 8;
 /// How fast each attacking stream is read: fast enough never to be idle for long.
@@ -94,7 +96,7 @@ fn read_slowly(mut stream: Stream, read: Arc<AtomicU64>) -> tokio::task::JoinHan
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_readers_with_many_keys_on_one_address_starve_neither_friends_nor_other_addresses() {
+async fn slow_readers_with_many_keys_and_addresses_starve_neither_friends_nor_other_networks() {
     let bootstrap = spawn_bootstrap().await;
     // Every process of the test shares loopback: the victim counts it per address, as it
     // counts remote addresses.
@@ -116,23 +118,28 @@ async fn slow_readers_with_many_keys_on_one_address_starve_neither_friends_nor_o
         .await
         .unwrap();
 
-    // The attack: fresh keys on 127.0.0.2 ask for the share over every stream they may
+    // The attack: fresh keys on each address ask for the share over every stream they may
     // open, and read what they are sent slowly.
     let read = Arc::new(AtomicU64::new(0));
     let mut attackers = Vec::new();
     let mut readers = Vec::new();
-    for _ in 0..KEYS {
-        let raw = raw_peer_at("127.0.0.2", &alice).await;
-        for _ in 0..STREAMS_EACH {
-            if let Some(stream) = ask(&raw, alice_id, shared).await {
-                readers.push(read_slowly(stream, read.clone()));
+    let mut per_address = Vec::new();
+    for ip in ADDRESSES {
+        let before = readers.len();
+        for _ in 0..KEYS {
+            let raw = raw_peer_at(ip, &alice).await;
+            for _ in 0..STREAMS_EACH {
+                if let Some(stream) = ask(&raw, alice_id, shared).await {
+                    readers.push(read_slowly(stream, read.clone()));
+                }
             }
+            attackers.push(raw);
         }
-        attackers.push(raw);
+        per_address.push(readers.len() - before);
     }
     let served = readers.len();
-    // A member on another address asks for the share too.
-    let member = raw_peer_at("127.0.0.3", &alice).await;
+    // A member on another network asks for the share too.
+    let member = raw_peer_at("127.0.1.3", &alice).await;
     let member_served = ask(&member, alice_id, shared).await.is_some();
 
     // Meanwhile alice sends bob a file.
@@ -177,11 +184,12 @@ async fn slow_readers_with_many_keys_on_one_address_starve_neither_friends_nor_o
     .await;
 
     println!(
-        "attacker streams served: {served} of {} asked ({} keys on one address); \
-         a member on another address served: {member_served}; \
-         attackers read {} KiB",
-        KEYS * STREAMS_EACH,
+        "attacker streams served: {served} of {} asked ({} keys on each of {} addresses of \
+         one /24), by address {per_address:?}; a member on another network served: \
+         {member_served}; attackers read {} KiB",
+        ADDRESSES.len() * KEYS * STREAMS_EACH,
         KEYS,
+        ADDRESSES.len(),
         read.load(Ordering::Relaxed) / 1024
     );
     println!(
@@ -197,12 +205,17 @@ async fn slow_readers_with_many_keys_on_one_address_starve_neither_friends_nor_o
         reader.abort();
     }
 
+    let limits = UploadLimits::node();
     assert!(
-        served <= STREAMS_EACH,
-        "{served} attacking streams from one address were served"
+        per_address.iter().all(|n| *n <= limits.per_address),
+        "attacking streams served by address: {per_address:?}"
+    );
+    assert!(
+        served <= limits.per_network,
+        "{served} attacking streams from one network were served"
     );
     assert!(served > 0, "room shares are still served");
-    assert!(member_served, "a member on another address was refused");
+    assert!(member_served, "a member on another network was refused");
     let start = started.expect("the friend's file never started");
     assert!(
         start <= START_WITHIN,
