@@ -331,7 +331,7 @@ impl EventLoop {
         // Keys are free, addresses are not: an asker pays, with its address, what its
         // answers carried; a contact is always answered.
         let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
-        let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
+        let address = AddressKey::of_peer(peer, ip, self.config.address_limits.loopback_exempt);
         let contact = self.directory.contacts.petname(&peer).is_some();
         let busy = match contact {
             true => None,

@@ -374,7 +374,7 @@ impl EventLoop {
             return true;
         }
         let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
-        match AddressKey::of_peer(peer, ip, &self.config.address_limits) {
+        match AddressKey::of_peer(peer, ip, self.config.address_limits.loopback_exempt) {
             AddressKey::Exempt(_) => true,
             address => self.direct.strangers.allow(&address, Instant::now()),
         }

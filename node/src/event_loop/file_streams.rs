@@ -97,7 +97,7 @@ impl EventLoop {
             false => UploadClass::Shared,
         };
         let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
-        let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
+        let address = AddressKey::of_peer(peer, ip, self.config.address_limits.loopback_exempt);
         Ok(Grant {
             path,
             size,

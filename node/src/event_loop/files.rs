@@ -345,7 +345,7 @@ impl EventLoop {
         };
         let now_ms = ipm_protocol::now_ms();
         let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
-        let address = AddressKey::of_peer(peer, ip, &self.config.address_limits);
+        let address = AddressKey::of_peer(peer, ip, self.config.address_limits.loopback_exempt);
         let actions = self
             .files
             .offers

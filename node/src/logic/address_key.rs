@@ -7,8 +7,6 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use libp2p::PeerId;
 
-use crate::config::AddressLimits;
-
 /// The unit an address budget is kept for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AddressKey {
@@ -36,10 +34,11 @@ impl AddressKey {
         }
     }
 
-    /// The budget of `peer` coming from `ip`, as `limits` count addresses.
-    pub fn of_peer(peer: PeerId, ip: Option<IpAddr>, limits: &AddressLimits) -> Self {
+    /// The budget of `peer` coming from `ip`; with `loopback_exempt`, a peer on loopback
+    /// has a budget of its own.
+    pub fn of_peer(peer: PeerId, ip: Option<IpAddr>, loopback_exempt: bool) -> Self {
         match ip {
-            Some(ip) if limits.counted(ip).is_none() => Self::Exempt(peer),
+            Some(ip) if loopback_exempt && ip.is_loopback() => Self::Exempt(peer),
             ip => Self::of(ip),
         }
     }
@@ -74,22 +73,19 @@ mod tests {
         let (alice, bob) = (PeerId::random(), PeerId::random());
         let loopback: IpAddr = "127.0.0.1".parse().expect("an address");
         let remote: IpAddr = "192.0.2.1".parse().expect("an address");
-        let exempt = AddressLimits::default();
+        let exempt = true;
         assert_ne!(
-            AddressKey::of_peer(alice, Some(loopback), &exempt),
-            AddressKey::of_peer(bob, Some(loopback), &exempt)
+            AddressKey::of_peer(alice, Some(loopback), exempt),
+            AddressKey::of_peer(bob, Some(loopback), exempt)
         );
         assert_eq!(
-            AddressKey::of_peer(alice, Some(remote), &exempt),
-            AddressKey::of_peer(bob, Some(remote), &exempt)
+            AddressKey::of_peer(alice, Some(remote), exempt),
+            AddressKey::of_peer(bob, Some(remote), exempt)
         );
-        let counted = AddressLimits {
-            loopback_exempt: false,
-            ..AddressLimits::default()
-        };
+        let counted = false;
         assert_eq!(
-            AddressKey::of_peer(alice, Some(loopback), &counted),
-            AddressKey::of_peer(bob, Some(loopback), &counted)
+            AddressKey::of_peer(alice, Some(loopback), counted),
+            AddressKey::of_peer(bob, Some(loopback), counted)
         );
     }
 }
