@@ -24,7 +24,7 @@ use ipm_protocol::{
     Room, TransferId,
 };
 use libp2p::{PeerId, Stream, StreamProtocol};
-use raw_peer::{RawEvent, RawPeer};
+use raw_peer::RawPeer;
 use support::*;
 
 /// The attacker's addresses, all in one /24.
@@ -38,17 +38,6 @@ const SLOW_READ: usize = 64 * 1024;
 /// Longest a friend's file may wait to start, and to arrive whole.
 const START_WITHIN: Duration = Duration::from_secs(15);
 const ARRIVE_WITHIN: Duration = Duration::from_secs(40);
-
-/// A raw peer at loopback address `ip`, dialled by `victim` (so that the victim sees it
-/// at `ip`).
-async fn raw_peer_at(ip: &str, victim: &TestNode) -> RawPeer {
-    let mut raw = RawPeer::start_on(ip).await;
-    victim.client.dial(raw.addr.clone()).await.unwrap();
-    let peer = victim.client.peer_id();
-    raw.next_event(|e| matches!(e, RawEvent::Connected(p) if *p == peer).then_some(()))
-        .await;
-    raw
-}
 
 /// Opens a file stream to `victim` asking for all of `transfer`: the stream when the
 /// victim starts sending, `None` when it answers anything else.
@@ -127,7 +116,7 @@ async fn slow_readers_with_many_keys_and_addresses_starve_neither_friends_nor_ot
     for ip in ADDRESSES {
         let before = readers.len();
         for _ in 0..KEYS {
-            let raw = raw_peer_at(ip, &alice).await;
+            let raw = RawPeer::dialled_by(ip, &alice.client).await;
             for _ in 0..STREAMS_EACH {
                 if let Some(stream) = ask(&raw, alice_id, shared).await {
                     readers.push(read_slowly(stream, read.clone()));
@@ -139,7 +128,7 @@ async fn slow_readers_with_many_keys_and_addresses_starve_neither_friends_nor_ot
     }
     let served = readers.len();
     // A member on another network asks for the share too.
-    let member = raw_peer_at("127.0.1.3", &alice).await;
+    let member = RawPeer::dialled_by("127.0.1.3", &alice.client).await;
     let member_served = ask(&member, alice_id, shared).await.is_some();
 
     // Meanwhile alice sends bob a file.
