@@ -449,7 +449,8 @@ impl EventLoop {
                     .get_or_create(&KindLabel { kind: kind.into() })
                     .inc();
                 let ip = self.swarm.behaviour().peer_manager.remote_ip(&peer);
-                let address = AddressKey::of_peer(peer, ip, self.config.address_limits.loopback_exempt);
+                let address =
+                    AddressKey::of_peer(peer, ip, self.config.address_limits.loopback_exempt);
                 services
                     .registry
                     .serve(peer, address, request, ipm_protocol::now_ms(), &self.key)
