@@ -165,6 +165,8 @@ pub(crate) enum PeopleRequest {
     },
     RememberCurrent {
         current: RememberedCurrent,
+        /// Told once the choice is written, when the caller waits for that.
+        saved: Option<oneshot::Sender<()>>,
     },
 }
 
@@ -189,7 +191,24 @@ impl Client {
             .requests
             .try_send(Request::People(PeopleRequest::RememberCurrent {
                 current: remembered,
+                saved: None,
             }));
+    }
+
+    /// Makes `current` the current room, as [`Client::remember_current`] does, and returns
+    /// once the node has written it for its next start: a choice the user was told about
+    /// survives a `kill -9` right after.
+    pub async fn choose_current(&self, current: &CurrentRoom) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current.clone();
+        let (saved, written) = oneshot::channel();
+        let request = Request::People(PeopleRequest::RememberCurrent {
+            current: current.remembered(),
+            saved: Some(saved),
+        });
+        // A stopped node remembers nothing more; the caller's answer says so elsewhere.
+        if self.requests.send(request).await.is_ok() {
+            let _ = written.await;
+        }
     }
 
     async fn people_request<T>(

@@ -170,7 +170,12 @@ impl EventLoop {
             PeopleRequest::SetAway { text, reply } => {
                 let _ = reply.send(self.set_away(text));
             }
-            PeopleRequest::RememberCurrent { current } => self.remember_current(current),
+            PeopleRequest::RememberCurrent { current, saved } => {
+                self.remember_current(current);
+                if let Some(saved) = saved {
+                    let _ = saved.send(());
+                }
+            }
         }
     }
 

@@ -259,13 +259,15 @@ impl Session {
             .clone()
     }
 
-    fn set_current(&self, room: Room) {
-        self.set_current_room(CurrentRoom::Room(room));
+    async fn set_current(&self, room: Room) {
+        self.set_current_room(CurrentRoom::Room(room)).await;
     }
 
-    fn set_current_room(&self, current: CurrentRoom) {
-        self.client.remember_current(&current);
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current;
+    /// Makes `current` this session's current room, and the node's for its next start,
+    /// once that is written.
+    async fn set_current_room(&self, current: CurrentRoom) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = current.clone();
+        self.client.choose_current(&current).await;
     }
 
     /// Parses and runs one line of input.
@@ -413,7 +415,7 @@ impl Session {
             }
             Command::Join(room) => {
                 let new = self.client.join(room.clone()).await?;
-                self.set_current(room.clone());
+                self.set_current(room.clone()).await;
                 Ok(Outcome::Joined { room, new })
             }
             Command::Leave(room) => {
@@ -428,7 +430,7 @@ impl Session {
                     let rooms: Vec<Room> = status.rooms.into_iter().map(|r| r.room).collect();
                     let group = self.client.people().await?.me.group;
                     let now = after_leave(&current, &room, &rooms, group.as_ref());
-                    self.set_current_room(now.clone());
+                    self.set_current_room(now.clone()).await;
                     next = Some(now);
                 }
                 Ok(Outcome::Left { room, next })

@@ -48,7 +48,7 @@ impl Session {
                     match group {
                         Some(group) => {
                             let _ = write!(text, "; the location group moved to {}", group.room());
-                            self.set_current_room(CurrentRoom::Geo(group));
+                            self.set_current_room(CurrentRoom::Geo(group)).await;
                         }
                         None => {
                             text.push_str("; left the location group");
@@ -64,7 +64,7 @@ impl Session {
                     "joined the location group: {}; it is now the current room",
                     describe_group(&group)
                 );
-                self.set_current_room(CurrentRoom::Geo(group));
+                self.set_current_room(CurrentRoom::Geo(group)).await;
                 text
             }
             PeopleCommand::LeaveGeo => {
@@ -82,7 +82,7 @@ impl Session {
                 // One room: told like a /join, once at the prompt.
                 let room = Room::Interest(tag);
                 let new = client.join(room.clone()).await?;
-                self.set_current(room.clone());
+                self.set_current(room.clone()).await;
                 return Ok(Outcome::Joined { room, new });
             }
             PeopleCommand::JoinInterest(None) => {
@@ -161,7 +161,7 @@ impl Session {
         let status = self.client().status().await?;
         let rooms: Vec<Room> = status.rooms.into_iter().map(|r| r.room).collect();
         let next = fallback(&rooms, None);
-        self.set_current_room(next.clone());
+        self.set_current_room(next.clone()).await;
         Ok(match next {
             CurrentRoom::Room(Room::Lobby) => "; the lobby is now current".to_owned(),
             CurrentRoom::Nowhere => format!("; you are in no room now: {HOW_TO_JOIN}"),
@@ -183,7 +183,7 @@ impl Session {
             "joined {}; {first} is now the current room",
             names.join(", ")
         );
-        self.set_current(first);
+        self.set_current(first).await;
         Ok(text)
     }
 
