@@ -231,11 +231,11 @@ pub struct NodeArgs {
 }
 
 /// Reads `--geo`.
-fn parse_position(s: &str) -> Result<Position, String> {
-    Position::parse(s).map_err(|e| e.to_string())
+fn parse_position(s: &str) -> Result<Position, ipm_protocol::GeoError> {
+    Position::parse(s)
 }
 
 /// Reads one `--interest` tag, normalised.
-fn parse_interest(s: &str) -> Result<String, String> {
-    normalize_tag(s).map_err(|e| e.to_string())
+fn parse_interest(s: &str) -> Result<String, ipm_protocol::RoomError> {
+    normalize_tag(s)
 }
