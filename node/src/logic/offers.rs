@@ -624,7 +624,7 @@ impl Offers {
     ) -> Pending {
         let mut pending = Pending::default();
         let mut holding = HashSet::new();
-        for (id, t) in known.transfers.list() {
+        for (id, t) in known.transfers.iter() {
             let holds = t.direction == Direction::Incoming
                 && match t.state {
                     State::Offered => {

@@ -216,6 +216,11 @@ impl Transfers {
         self.table.get(id)
     }
 
+    /// Every transfer, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (TransferId, &Transfer)> {
+        self.table.iter().map(|(id, t)| (*id, t))
+    }
+
     /// Every transfer, newest first.
     pub fn list(&self) -> Vec<(TransferId, &Transfer)> {
         let mut rows: Vec<(TransferId, &Transfer)> =
