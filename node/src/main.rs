@@ -385,9 +385,7 @@ async fn log_in_page(
     loop {
         let submission = next_form(gate).await?;
         let setup::Form::Login { passphrase } = &submission.form else {
-            let _ = submission.reply.send(Err(
-                "this node is registered: log in with the passphrase".into(),
-            ));
+            let _ = submission.reply.send(Err(setup::FormRefused::Registered));
             continue;
         };
         match identity::load_or_create(&path, Some(passphrase)) {
@@ -397,7 +395,7 @@ async fn log_in_page(
                 return Ok(key);
             }
             Err(e) => {
-                let _ = submission.reply.send(Err(e.to_string()));
+                let _ = submission.reply.send(Err(e.into()));
             }
         }
     }
@@ -408,7 +406,7 @@ fn answer_login(gate: &mut setup::Gate, running: &anyhow::Result<Running>) {
     if let Some(reply) = gate.pending.take() {
         let _ = reply.send(match running {
             Ok(_) => Ok(()),
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err(setup::FormRefused::Start(anyhow::anyhow!("{e:#}"))),
         });
     }
 }
@@ -442,15 +440,13 @@ async fn register(
             passphrase,
         } = &submission.form
         else {
-            let _ = submission
-                .reply
-                .send(Err("this is a first run: register a name first".into()));
+            let _ = submission.reply.send(Err(setup::FormRefused::FirstRun));
             continue;
         };
         let form = match setup::Registration::check(name, geo, interests, passphrase) {
             Ok(form) => form,
             Err(e) => {
-                let _ = submission.reply.send(Err(e.to_string()));
+                let _ = submission.reply.send(Err(e.into()));
                 continue;
             }
         };
@@ -459,7 +455,7 @@ async fn register(
             match identity::load_or_create(&path, form.passphrase.as_deref()) {
                 Ok(key) => key,
                 Err(e) => {
-                    let _ = submission.reply.send(Err(e.to_string()));
+                    let _ = submission.reply.send(Err(e.into()));
                     continue;
                 }
             }
@@ -500,7 +496,7 @@ async fn register(
                 gate.phase.send_replace(Phase::Register {
                     bootstrap: !args.bootstrap.is_empty(),
                 });
-                let _ = submission.reply.send(Err(format!("{e:#}")));
+                let _ = submission.reply.send(Err(setup::FormRefused::Start(e)));
             }
         }
     }

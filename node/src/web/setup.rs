@@ -143,13 +143,39 @@ impl Registration {
     }
 }
 
+/// Why a form of the first pages did not start the node, as the page shows it.
+#[derive(Debug, thiserror::Error)]
+pub enum FormRefused {
+    /// A registration form reached a node that has an identity.
+    #[error("this node is registered: log in with the passphrase")]
+    Registered,
+    /// A login form reached a node on its first run.
+    #[error("this is a first run: register a name first")]
+    FirstRun,
+    /// A form came while the node was starting from another.
+    #[error("the node is already starting")]
+    AlreadyStarting,
+    /// The page sent something that is not a form.
+    #[error("not a form: {0}")]
+    NotAForm(#[source] serde_json::Error),
+    /// The registration form holds a bad field.
+    #[error(transparent)]
+    Form(#[from] FormError),
+    /// The identity could not be read, unsealed or made.
+    #[error(transparent)]
+    Identity(#[from] crate::store::identity::IdentityError),
+    /// The node could not start.
+    #[error("{0:#}")]
+    Start(anyhow::Error),
+}
+
 /// A form on its way to the program, with where its answer goes.
 #[derive(Debug)]
 pub struct Submission {
     /// The form.
     pub form: Form,
-    /// `Ok` when the node started; else the refusal, in plain words.
-    pub reply: oneshot::Sender<Result<(), String>>,
+    /// `Ok` when the node started; else why not.
+    pub reply: oneshot::Sender<Result<(), FormRefused>>,
 }
 
 /// The program's side of the first pages: forms arrive here, and the phase is set here.
@@ -160,7 +186,7 @@ pub struct Gate {
     /// The phase every page sees.
     pub phase: watch::Sender<Phase>,
     /// The answer owed to a login form, given once the node started (or failed to).
-    pub pending: Option<oneshot::Sender<Result<(), String>>>,
+    pub pending: Option<oneshot::Sender<Result<(), FormRefused>>>,
 }
 
 /// The server's side of the first pages.

@@ -3,6 +3,7 @@
 //! `ipm ctl` use, so the three never disagree. Before the node runs, the socket carries the
 //! registration and login forms instead.
 
+use crate::web::setup::FormRefused;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -79,11 +80,11 @@ pub async fn serve(mut socket: WebSocket, door: Door) {
                 let Message::Text(text) = message else { continue };
                 let answer = match serde_json::from_str::<Form>(text.as_str()) {
                     Ok(form) => submit(&door, form).await,
-                    Err(e) => Err(format!("not a form: {e}")),
+                    Err(e) => Err(FormRefused::NotAForm(e)),
                 };
                 let reply = match answer {
                     Ok(()) => json!({"event": "setup_reply", "ok": true}),
-                    Err(message) => json!({"event": "setup_reply", "ok": false, "message": message}),
+                    Err(refused) => json!({"event": "setup_reply", "ok": false, "message": refused.to_string()}),
                 };
                 if send(&mut socket, reply.to_string()).await.is_err() {
                     return;
@@ -95,15 +96,13 @@ pub async fn serve(mut socket: WebSocket, door: Door) {
 }
 
 /// Hands a form to the program and waits for its answer.
-async fn submit(door: &Door, form: Form) -> Result<(), String> {
+async fn submit(door: &Door, form: Form) -> Result<(), FormRefused> {
     let (reply, answer) = oneshot::channel();
     door.forms
         .send(Submission { form, reply })
         .await
-        .map_err(|_| "the node is already starting".to_owned())?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err("the node is already starting".to_owned()))
+        .map_err(|_| FormRefused::AlreadyStarting)?;
+    answer.await.unwrap_or(Err(FormRefused::AlreadyStarting))
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
